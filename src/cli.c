@@ -1,0 +1,174 @@
+/*
+ * cli.c - the `pipewright` command: one static table of sub-commands, each
+ * a function taking the parsed common options.
+ *
+ *   pipewright validate [--project PATH] [--env ENV] [--conf-source DIR]
+ *   pipewright dags     [--project PATH] [--env ENV] [--conf-source DIR]
+ *   pipewright version
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "project.h"
+
+/* Options every project command takes. */
+typedef struct cli_opts {
+	pw_project_opts project;
+} cli_opts;
+
+typedef int (*command_fn)(const cli_opts *opts);
+
+/* Loads the project or prints why not. Returns NULL on failure. */
+static pw_project *load_or_complain(const cli_opts *opts)
+{
+	pw_project *p = NULL;
+	char *err = NULL;
+	if (pw_project_load(&opts->project, &p, &err) != PW_OK) {
+		fprintf(stderr, "pipewright: %s\n", err ? err : "out of memory");
+		free(err);
+		return NULL;
+	}
+	return p;
+}
+
+/* Prints the configuration error and every import error to stderr. */
+static size_t print_problems(const pw_project *p)
+{
+	size_t n = 0;
+	if (p->conf_error.type) {
+		fprintf(stderr, "conf: %s: %s\n", p->conf_error.type, p->conf_error.message);
+		n++;
+	}
+	for (size_t i = 0; i < p->import_errors.n; i++, n++) {
+		char *line = pw_error_format(&p->import_errors.v[i]);
+		fprintf(stderr, "%s\n", line ? line : p->import_errors.v[i].message);
+		free(line);
+	}
+	return n;
+}
+
+static int cmd_validate(const cli_opts *opts)
+{
+	pw_project *p = load_or_complain(opts);
+	if (!p)
+		return 1;
+	size_t problems = print_problems(p);
+	size_t tasks = 0;
+	for (size_t i = 0; i < p->n_dags; i++)
+		tasks += p->dags[i]->n_tasks;
+	if (problems == 0)
+		printf("%s (env %s): %zu DAGs, %zu tasks, %zu datasets, %zu parameters: OK\n",
+		       p->project_name, p->env, p->n_dags, tasks,
+		       (size_t)json_object_object_length(p->catalog),
+		       (size_t)json_object_object_length(p->parameters));
+	else
+		printf("%s (env %s): %zu problem%s\n", p->project_name, p->env, problems,
+		       problems == 1 ? "" : "s");
+	pw_project_free(p);
+	return problems ? 1 : 0;
+}
+
+/* Prints "<- a, b" for a task's upstream tasks. */
+static void print_task(const pw_dag *dag, const pw_task *t)
+{
+	printf("    %-28s", t->name);
+	for (size_t u = 0; u < t->n_up; u++)
+		printf("%s%s", u ? ", " : "<- ", dag->tasks[t->up[u]].name);
+	printf("\n");
+}
+
+static int cmd_dags(const cli_opts *opts)
+{
+	pw_project *p = load_or_complain(opts);
+	if (!p)
+		return 1;
+	for (size_t i = 0; i < p->n_dags; i++) {
+		const pw_dag *dag = p->dags[i];
+		printf("%s  (%s; schedule %s%s)\n", dag->id, dag->file,
+		       dag->schedule ? dag->schedule : "none", dag->paused ? "; paused" : "");
+		for (size_t k = 0; k < dag->n_tasks; k++)
+			print_task(dag, &dag->tasks[dag->order[k]]);
+	}
+	int rc = print_problems(p) ? 1 : 0;
+	pw_project_free(p);
+	return rc;
+}
+
+static int cmd_version(const cli_opts *opts)
+{
+	(void)opts;
+	printf("pipewright %s\n", PACKAGE_VERSION);
+	return 0;
+}
+
+static const struct command {
+	const char *name;
+	command_fn run;
+	const char *help;
+} commands[] = {
+	{"validate", cmd_validate, "load the project; print every error (exit 1) or a summary"},
+	{"dags", cmd_dags, "list the DAGs and their tasks in run order"},
+	{"version", cmd_version, "print the version"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: pipewright COMMAND [--project PATH] [--env ENV] [--conf-source DIR]\n\n");
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "\nPIPEWRIGHT_PROJECT_PATH, PIPEWRIGHT_ENV and PIPEWRIGHT_CONF_SOURCE\n"
+		     "stand in for the options.\n");
+}
+
+/* Parses the common options after the command name. Returns 0 or -1. */
+static int parse_options(int argc, char **argv, cli_opts *opts)
+{
+	static const struct option longopts[] = {
+		{"project", required_argument, NULL, 'P'},
+		{"env", required_argument, NULL, 'e'},
+		{"conf-source", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "e:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'P': opts->project.path = optarg; break;
+		case 'e': opts->project.env = optarg; break;
+		case 'c': opts->project.conf_source = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pipewright: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	cli_opts opts = {0};
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		if (parse_options(argc - 1, argv + 1, &opts) != 0) {
+			usage(stderr);
+			return 2;
+		}
+		return commands[i].run(&opts);
+	}
+	fprintf(stderr, "pipewright: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

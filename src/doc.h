@@ -1,0 +1,64 @@
+/*
+ * doc.h - configuration documents: one YAML or JSON file parsed into json-c
+ * values, with the source line range of every mapping, sequence and string
+ * kept beside it for error messages and /snapshot's node sources.
+ *
+ * YAML is read with libyaml, JSON with json-c; both give the same json-c
+ * tree, so the rest of pipewright sees one representation. YAML plain
+ * scalars resolve as YAML 1.2's core schema: null/~, true/false, integers,
+ * floats; everything else (and every quoted scalar) is a string. Anchors and
+ * aliases are supported; tags other than the standard ones are ignored.
+ * A key that appears twice in one mapping is an error.
+ */
+#ifndef PW_DOC_H
+#define PW_DOC_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "util.h"
+
+typedef struct pw_doc pw_doc;
+
+/*
+ * Parses text (len bytes, need not be NUL-terminated) as YAML, or as JSON
+ * when as_json is non-zero. file is the name used in error messages (kept by
+ * copy). On success returns a doc that owns its tree; on a syntax error,
+ * adds "file:line" errors to errs and returns NULL. An empty YAML document
+ * gives a doc whose root is NULL (json null).
+ */
+pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
+		     int as_json, pw_errors *errs);
+
+/*
+ * Reads and parses the file at path; JSON when the name ends in ".json",
+ * YAML otherwise. display_name is used in messages (e.g. a path relative to
+ * the project root); NULL means path. Read errors are reported like syntax
+ * errors (line 0).
+ */
+pw_doc *pw_doc_load(const char *path, const char *display_name,
+		    pw_errors *errs);
+
+/* The root value; owned by the doc (json_object_get it to keep it). */
+json_object *pw_doc_root(const pw_doc *doc);
+/* The file name given at parse time. */
+const char *pw_doc_file(const pw_doc *doc);
+
+/*
+ * First and last source line (1-based) of a value in this doc's tree, or 0
+ * when unknown. Every value has one except null, which json-c represents as
+ * a NULL pointer: use pw_doc_key_line for it.
+ */
+int pw_doc_line(const pw_doc *doc, const json_object *value);
+int pw_doc_end_line(const pw_doc *doc, const json_object *value);
+
+/*
+ * Line of the key `key` inside mapping obj, or 0. Validation uses it to
+ * point at the offending key even when its value is a number.
+ */
+int pw_doc_key_line(const pw_doc *doc, const json_object *obj,
+		    const char *key);
+
+void pw_doc_free(pw_doc *doc);
+
+#endif

@@ -1,0 +1,709 @@
+/*
+ * project.c - loading a project folder: pipewright.yml, the configuration
+ * environments under conf/, and the DAG files under dags/.
+ *
+ * Three kinds of trouble are kept apart (see project.h): a folder that is
+ * not a project fails the load; a configuration problem becomes the one
+ * Kedro-style conf_error; a broken DAG file becomes an import error and
+ * leaves the other DAGs alone.
+ */
+#include "project.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "doc.h"
+
+#define PROJECT_FILE "pipewright.yml"
+#define DEFAULT_ENV "local"
+#define BASE_ENV "base"
+
+/* The configuration keys read from conf/<env>/<key>*.{yml,yaml,json}. */
+enum conf_key { CONF_CATALOG, CONF_PARAMETERS, CONF_POOLS, CONF_NKEYS };
+static const char *const conf_key_names[CONF_NKEYS] = {
+	"catalog", "parameters", "pools",
+};
+
+static const char *const config_extensions[] = {".yml", ".yaml", ".json"};
+
+/* --- small helpers ----------------------------------------------------- */
+
+bool pw_valid_env_name(const char *name)
+{
+	if (!name || !*name)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_-") == strlen(name);
+}
+
+/* The length of name without its config extension, or 0 if it has none. */
+static size_t config_stem_len(const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < sizeof config_extensions / sizeof *config_extensions; i++) {
+		size_t el = strlen(config_extensions[i]);
+		if (len > el && strcmp(name + len - el, config_extensions[i]) == 0)
+			return len - el;
+	}
+	return 0;
+}
+
+/*
+ * The config files directly in dir whose name starts with prefix (every
+ * config file when prefix is NULL), sorted by name. A missing folder gives
+ * an empty list. Returns 0, or -1 when out of memory or unreadable.
+ */
+static int list_config_files(const char *dir, const char *prefix, pw_strv *out)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || config_stem_len(de->d_name) == 0)
+			continue;
+		if (prefix && strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		rc = pw_strv_push(out, de->d_name);
+	}
+	closedir(d);
+	pw_strv_sort(out);
+	return rc;
+}
+
+/* "conf/base/catalog.yml" style name of a file below the project root. */
+static char *relative_name(const pw_project *p, const char *path)
+{
+	size_t lr = strlen(p->root);
+	if (strncmp(path, p->root, lr) == 0 && path[lr] == '/')
+		return strdup(path + lr + 1);
+	return strdup(path);
+}
+
+json_object *pw_params_merge(json_object *base, json_object *over)
+{
+	json_object *out = NULL;
+	if (json_object_deep_copy(base, &out, NULL) != 0)
+		return NULL;
+	if (!json_object_is_type(out, json_type_object) ||
+	    !json_object_is_type(over, json_type_object)) {
+		json_object_put(out);
+		out = NULL;
+		return json_object_deep_copy(over, &out, NULL) == 0 ? out : NULL;
+	}
+	json_object_object_foreach(over, key, value) {
+		json_object *mine = json_object_object_get(out, key);
+		json_object *merged;
+		if (mine && json_object_is_type(mine, json_type_object) &&
+		    json_object_is_type(value, json_type_object))
+			merged = pw_params_merge(mine, value);
+		else if (!value)
+			merged = NULL;
+		else if (json_object_deep_copy(value, &merged, NULL) != 0)
+			goto fail;
+		if (value && !merged)
+			goto fail;
+		if (json_object_object_add(out, key, merged) != 0) {
+			json_object_put(merged);
+			goto fail;
+		}
+	}
+	return out;
+fail:
+	json_object_put(out);
+	return NULL;
+}
+
+/* --- pipewright.yml ------------------------------------------------------ */
+
+/* What one settings key must look like, and where it goes. */
+typedef int (*setting_fn)(pw_project *p, json_object *value, char **why);
+
+static int set_path(char **slot, const char *root, json_object *value, char **why)
+{
+	if (!json_object_is_type(value, json_type_string)) {
+		*why = strdup("must be a string");
+		return -1;
+	}
+	char *path = pw_path_join(root, json_object_get_string(value));
+	if (!path)
+		return -1;
+	free(*slot);
+	*slot = path;
+	return 0;
+}
+
+static int set_database(pw_project *p, json_object *v, char **why)
+{
+	return set_path(&p->database, p->root, v, why);
+}
+
+static int set_logs_dir(pw_project *p, json_object *v, char **why)
+{
+	return set_path(&p->logs_dir, p->root, v, why);
+}
+
+static int set_max_parallel(pw_project *p, json_object *v, char **why)
+{
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+	    json_object_get_int64(v) > 4096) {
+		*why = strdup("must be an integer from 1 to 4096");
+		return -1;
+	}
+	p->max_parallel_tasks = (int)json_object_get_int64(v);
+	return 0;
+}
+
+/* cors_origins: a list of strings. */
+static int check_string_list(pw_project *p, json_object *v, char **why)
+{
+	(void)p;
+	if (!json_object_is_type(v, json_type_array))
+		goto bad;
+	for (size_t i = 0; i < json_object_array_length(v); i++)
+		if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_string))
+			goto bad;
+	return 0;
+bad:
+	*why = strdup("must be a list of strings");
+	return -1;
+}
+
+/* roles: user -> read | operate | admin. */
+static int check_roles(pw_project *p, json_object *v, char **why)
+{
+	(void)p;
+	if (!json_object_is_type(v, json_type_object))
+		goto bad;
+	json_object_object_foreach(v, user, role) {
+		(void)user;
+		const char *r = json_object_get_string(role);
+		if (!json_object_is_type(role, json_type_string) ||
+		    (strcmp(r, "read") && strcmp(r, "operate") && strcmp(r, "admin")))
+			goto bad;
+	}
+	return 0;
+bad:
+	*why = strdup("must map user names to read, operate or admin");
+	return -1;
+}
+
+/* runners: name -> {type: ..., ...}. */
+static int check_runners(pw_project *p, json_object *v, char **why)
+{
+	(void)p;
+	if (!json_object_is_type(v, json_type_object))
+		goto bad;
+	json_object_object_foreach(v, name, spec) {
+		(void)name;
+		json_object *type = json_object_object_get(spec, "type");
+		if (!json_object_is_type(spec, json_type_object) ||
+		    !json_object_is_type(type, json_type_string))
+			goto bad;
+	}
+	return 0;
+bad:
+	*why = strdup("must map runner names to mappings with a 'type'");
+	return -1;
+}
+
+static const struct {
+	const char *key;
+	setting_fn apply;
+} settings_table[] = {
+	{"database", set_database},
+	{"logs_dir", set_logs_dir},
+	{"max_parallel_tasks", set_max_parallel},
+	{"runners", check_runners},
+	{"cors_origins", check_string_list},
+	{"roles", check_roles},
+};
+
+/* Applies the settings mapping; the first bad key fails with *err set. */
+static int apply_settings(pw_project *p, const pw_doc *doc, json_object *settings,
+			  char **err)
+{
+	json_object_object_foreach(settings, key, value) {
+		size_t i, n = sizeof settings_table / sizeof *settings_table;
+		for (i = 0; i < n && strcmp(settings_table[i].key, key) != 0; i++)
+			;
+		int line = pw_doc_key_line(doc, settings, key);
+		if (i == n) {
+			*err = pw_asprintf(PROJECT_FILE ":%d: unknown setting '%s'", line, key);
+			return -1;
+		}
+		char *why = NULL;
+		if (settings_table[i].apply(p, value, &why) != 0) {
+			*err = why ? pw_asprintf(PROJECT_FILE ":%d: setting '%s' %s",
+						 line, key, why)
+				   : NULL;
+			free(why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Copies the string value of key into *slot, keeping *slot when absent. */
+static int take_string(const pw_doc *doc, json_object *root, const char *key,
+		       char **slot, char **err)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(root, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		*err = pw_asprintf(PROJECT_FILE ":%d: '%s' must be a string",
+				   pw_doc_key_line(doc, root, key), key);
+		return -1;
+	}
+	free(*slot);
+	*slot = strdup(json_object_get_string(v));
+	return *slot ? 0 : -1;
+}
+
+/* Fills the defaults of every setting before pipewright.yml is read. */
+static int set_defaults(pw_project *p)
+{
+	const char *base = strrchr(p->root, '/');
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	p->max_parallel_tasks = cpus > 0 ? (int)cpus : 1;
+	p->project_name = strdup(base && base[1] ? base + 1 : p->root);
+	p->package_name = strdup(p->project_name);
+	p->version = strdup("0.1");
+	p->database = pw_path_join(p->root, "var/pipewright.db");
+	p->logs_dir = pw_path_join(p->root, "var/logs");
+	p->settings = json_object_new_object();
+	return p->project_name && p->package_name && p->version && p->database &&
+		       p->logs_dir && p->settings ? 0 : -1;
+}
+
+/* Reads pipewright.yml. Any problem fails the load with *err set. */
+static int load_project_file(pw_project *p, char **err)
+{
+	static const char *const known[] = {"project_name", "package_name", "version", "settings"};
+	int rc = -1;
+	pw_errors errs = {0};
+	char *path = pw_path_join(p->root, PROJECT_FILE);
+	if (!path)
+		return -1;
+	if (access(path, F_OK) != 0) {
+		*err = pw_asprintf("%s is not a pipewright project: %s not found",
+				   p->root, PROJECT_FILE);
+		goto out;
+	}
+	pw_doc *doc = pw_doc_load(path, PROJECT_FILE, &errs);
+	if (!doc) {
+		*err = errs.n ? pw_error_format(&errs.v[0]) : NULL;
+		goto out;
+	}
+	json_object *root = pw_doc_root(doc);
+	if (root && !json_object_is_type(root, json_type_object)) {
+		*err = strdup(PROJECT_FILE ": must be a mapping");
+		goto out_doc;
+	}
+	if (root) {
+		json_object_object_foreach(root, key, value) {
+			(void)value;
+			size_t i, n = sizeof known / sizeof *known;
+			for (i = 0; i < n && strcmp(known[i], key); i++)
+				;
+			if (i == n) {
+				*err = pw_asprintf(PROJECT_FILE ":%d: unknown key '%s'",
+						   pw_doc_key_line(doc, root, key), key);
+				goto out_doc;
+			}
+		}
+	}
+	json_object *settings = NULL;
+	if (root && json_object_object_get_ex(root, "settings", &settings) && settings) {
+		if (!json_object_is_type(settings, json_type_object)) {
+			*err = pw_asprintf(PROJECT_FILE ":%d: 'settings' must be a mapping",
+					   pw_doc_key_line(doc, root, "settings"));
+			goto out_doc;
+		}
+		if (apply_settings(p, doc, settings, err) != 0)
+			goto out_doc;
+		json_object_put(p->settings);
+		p->settings = json_object_get(settings);
+	}
+	if (root && (take_string(doc, root, "project_name", &p->project_name, err) ||
+		     take_string(doc, root, "package_name", &p->package_name, err) ||
+		     take_string(doc, root, "version", &p->version, err)))
+		goto out_doc;
+	rc = 0;
+out_doc:
+	pw_doc_free(doc);
+out:
+	pw_errors_free(&errs);
+	free(path);
+	return rc;
+}
+
+/* --- conf/<env>/ --------------------------------------------------------- */
+
+/* The top-level keys of one environment, and which file each came from. */
+typedef struct env_conf {
+	json_object *values;  /* key -> value */
+	json_object *sources; /* key -> file name (string) */
+	bool found;           /* at least one matching file exists */
+} env_conf;
+
+/*
+ * Reads every <key>* file of one environment folder into ec. A top-level key
+ * in two files is Kedro's "Duplicate keys found" ValueError. Returns 0, or
+ * -1 with p->conf_error set (or out of memory).
+ */
+static int read_env_key(pw_project *p, const char *dir, const char *key, env_conf *ec)
+{
+	pw_strv files = {0};
+	int rc = list_config_files(dir, key, &files);
+	for (size_t i = 0; rc == 0 && i < files.n; i++) {
+		pw_errors errs = {0};
+		char *path = pw_path_join(dir, files.v[i]);
+		char *rel = path ? relative_name(p, path) : NULL;
+		pw_doc *doc = rel ? pw_doc_load(path, rel, &errs) : NULL;
+		json_object *root = doc ? pw_doc_root(doc) : NULL;
+		ec->found = true;
+		if (!doc) {
+			char *msg = errs.n ? pw_error_format(&errs.v[0]) : NULL;
+			rc = msg ? pw_kerror_set(&p->conf_error, errs.v[0].type, "%s", msg) : -1;
+			free(msg);
+		} else if (root && !json_object_is_type(root, json_type_object)) {
+			rc = pw_kerror_set(&p->conf_error, "ValueError",
+					   "%s: must be a mapping", rel);
+		} else if (root) {
+			json_object_object_foreach(root, k, v) {
+				json_object *src = json_object_object_get(ec->sources, k);
+				if (src) {
+					rc = pw_kerror_set(&p->conf_error, "ValueError",
+							   "Duplicate keys found in %s and %s: ['%s']",
+							   json_object_get_string(src), rel, k);
+					break;
+				}
+				json_object_object_add(ec->values, k, json_object_get(v));
+				json_object_object_add(ec->sources, k, json_object_new_string(rel));
+			}
+		}
+		pw_doc_free(doc);
+		pw_errors_free(&errs);
+		free(rel);
+		free(path);
+	}
+	pw_strv_free(&files);
+	return rc;
+}
+
+/*
+ * Loads one configuration key: base, with the run environment read over it
+ * (a top-level key of the environment replaces base's). *out gets a new
+ * object; *found whether any file matched. Returns 0 or -1 (conf_error).
+ */
+static int load_conf_key(pw_project *p, const char *key, json_object **out, bool *found)
+{
+	const char *envs[] = {BASE_ENV, strcmp(p->env, BASE_ENV) ? p->env : NULL};
+	int rc = 0;
+	*out = json_object_new_object();
+	*found = false;
+	if (!*out)
+		return -1;
+	for (size_t e = 0; rc == 0 && e < 2 && envs[e]; e++) {
+		env_conf ec = {json_object_new_object(), json_object_new_object(), false};
+		char *dir = pw_path_join(p->conf_source, envs[e]);
+		rc = dir && ec.values && ec.sources ? read_env_key(p, dir, key, &ec) : -1;
+		if (rc == 0) {
+			json_object_object_foreach(ec.values, k, v)
+				json_object_object_add(*out, k, json_object_get(v));
+		}
+		*found |= ec.found;
+		json_object_put(ec.values);
+		json_object_put(ec.sources);
+		free(dir);
+	}
+	return rc;
+}
+
+/* Checks catalog entries: type, filepath and versioned have their types. */
+static int check_catalog(pw_project *p)
+{
+	json_object_object_foreach(p->catalog, name, entry) {
+		if (name[0] == '_')
+			continue; /* Kedro's YAML-anchor templates */
+		const char *why = NULL;
+		json_object *type, *fp, *versioned;
+		if (!json_object_is_type(entry, json_type_object))
+			why = "the entry must be a mapping";
+		else if (!json_object_object_get_ex(entry, "type", &type) ||
+			 !json_object_is_type(type, json_type_string))
+			why = "'type' is missing or not a string";
+		else if (json_object_object_get_ex(entry, "filepath", &fp) &&
+			 !json_object_is_type(fp, json_type_string))
+			why = "'filepath' must be a string";
+		else if (json_object_object_get_ex(entry, "versioned", &versioned) &&
+			 !json_object_is_type(versioned, json_type_boolean))
+			why = "'versioned' must be true or false";
+		if (why)
+			return pw_kerror_set(&p->conf_error, "DatasetError",
+					     "An exception occurred when parsing config for dataset '%s': %s",
+					     name, why);
+	}
+	return 0;
+}
+
+/* Checks pools: name -> {slots: n >= 0, description?: string}. */
+static int check_pools(pw_project *p)
+{
+	json_object_object_foreach(p->pools, name, spec) {
+		json_object *slots, *desc;
+		bool ok = pw_valid_pool_name(name) &&
+			  json_object_is_type(spec, json_type_object) &&
+			  json_object_object_get_ex(spec, "slots", &slots) &&
+			  json_object_is_type(slots, json_type_int) &&
+			  json_object_get_int64(slots) >= 0 &&
+			  json_object_get_int64(slots) <= INT_MAX &&
+			  (!json_object_object_get_ex(spec, "description", &desc) ||
+			   json_object_is_type(desc, json_type_string));
+		if (!ok)
+			return pw_kerror_set(&p->conf_error, "ValueError",
+					     "pool '%s': expected {slots: <integer >= 0>, description: <string>}",
+					     name);
+	}
+	return 0;
+}
+
+/*
+ * Loads catalog, parameters and pools. A missing catalog is Kedro's
+ * MissingConfigException. Returns 0; problems land in p->conf_error, and
+ * only running out of memory returns -1.
+ */
+static int load_conf(pw_project *p)
+{
+	json_object **slots[CONF_NKEYS] = {&p->catalog, &p->parameters, &p->pools};
+	bool found[CONF_NKEYS] = {false};
+	struct stat st;
+
+	for (int k = 0; k < CONF_NKEYS; k++) {
+		*slots[k] = json_object_new_object();
+		if (!*slots[k])
+			return -1;
+	}
+	if (stat(p->conf_source, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		pw_kerror_set(&p->conf_error, "MissingConfigException",
+			      "Given configuration path either does not exist or is not a valid directory: %s",
+			      p->conf_source);
+		return p->conf_error.message ? 0 : -1;
+	}
+	for (int k = 0; k < CONF_NKEYS && !p->conf_error.type; k++) {
+		json_object *value = NULL;
+		if (load_conf_key(p, conf_key_names[k], &value, &found[k]) == 0) {
+			json_object_put(*slots[k]);
+			*slots[k] = value;
+		} else {
+			json_object_put(value);
+		}
+	}
+	if (!p->conf_error.type && !found[CONF_CATALOG])
+		pw_kerror_set(&p->conf_error, "MissingConfigException",
+			      "No config files found matching the pattern(s) 'catalog*'");
+	if (!p->conf_error.type)
+		check_catalog(p);
+	if (!p->conf_error.type)
+		check_pools(p);
+	return 0;
+}
+
+/* --- dags/ ----------------------------------------------------------------- */
+
+static int compare_dags(const void *a, const void *b)
+{
+	return strcmp((*(pw_dag *const *)a)->id, (*(pw_dag *const *)b)->id);
+}
+
+/* Loads one DAG file into p->dags, or its errors into p->import_errors. */
+static int load_dag_file(pw_project *p, const char *dir, const char *name, pw_strv *seen)
+{
+	int rc = -1;
+	pw_errors errs = {0};
+	char *stem = strndup(name, config_stem_len(name));
+	char *path = pw_path_join(dir, name);
+	char *rel = path ? relative_name(p, path) : NULL;
+	if (!stem || !rel)
+		goto out;
+	if (!pw_valid_dag_id(stem)) {
+		rc = pw_errors_add(&p->import_errors, rel, 0, NULL,
+				   "invalid DAG id '%s': use letters, digits, '_', '.' and '-'",
+				   stem);
+		goto out;
+	}
+	if (pw_strv_contains(seen, stem)) {
+		rc = pw_errors_add(&p->import_errors, rel, 0, NULL,
+				   "another file already defines DAG '%s'", stem);
+		goto out;
+	}
+	if (pw_strv_push(seen, stem) != 0)
+		goto out;
+	pw_doc *doc = pw_doc_load(path, rel, &errs);
+	pw_dag *dag = doc ? pw_dag_from_doc(stem, doc, &errs) : NULL;
+	pw_doc_free(doc);
+	if (dag) {
+		pw_dag **grown = realloc(p->dags, (p->n_dags + 1) * sizeof *grown);
+		if (!grown) {
+			pw_dag_free(dag);
+			goto out;
+		}
+		p->dags = grown;
+		p->dags[p->n_dags++] = dag;
+		rc = 0;
+	} else {
+		if (errs.n == 0)
+			goto out; /* out of memory */
+		rc = pw_errors_move(&p->import_errors, &errs);
+	}
+out:
+	pw_errors_free(&errs);
+	free(rel);
+	free(path);
+	free(stem);
+	return rc;
+}
+
+/* Loads every DAG file of dags/, in name order. Returns 0 or -1 (OOM). */
+static int load_dags(pw_project *p)
+{
+	pw_strv files = {0}, seen = {0};
+	char *dir = pw_path_join(p->root, "dags");
+	int rc = dir ? list_config_files(dir, NULL, &files) : -1;
+	for (size_t i = 0; rc == 0 && i < files.n; i++)
+		rc = load_dag_file(p, dir, files.v[i], &seen);
+	if (p->n_dags > 1)
+		qsort(p->dags, p->n_dags, sizeof *p->dags, compare_dags);
+	pw_strv_free(&files);
+	pw_strv_free(&seen);
+	free(dir);
+	return rc;
+}
+
+/* --- the whole project ------------------------------------------------------- */
+
+/* Resolves root, env and conf_source from opts and the environment. */
+static int resolve_location(pw_project *p, const pw_project_opts *opts, char **err)
+{
+	const char *path = opts->path ? opts->path : getenv("PIPEWRIGHT_PROJECT_PATH");
+	const char *env = opts->env ? opts->env : getenv("PIPEWRIGHT_ENV");
+	const char *conf = opts->conf_source ? opts->conf_source
+					     : getenv("PIPEWRIGHT_CONF_SOURCE");
+	char resolved[PATH_MAX];
+
+	if (!path || !*path)
+		path = ".";
+	if (!env || !*env)
+		env = DEFAULT_ENV;
+	if (!realpath(path, resolved)) {
+		*err = pw_asprintf("project folder '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (!pw_valid_env_name(env)) {
+		*err = pw_asprintf("invalid environment name '%s': use letters, digits, '_' and '-'",
+				   env);
+		return -1;
+	}
+	p->root = strdup(resolved);
+	p->env = strdup(env);
+	p->conf_source = p->root ? pw_path_join(p->root, conf && *conf ? conf : "conf") : NULL;
+	return p->root && p->env && p->conf_source ? 0 : -1;
+}
+
+int pw_project_load(const pw_project_opts *opts, pw_project **out, char **err)
+{
+	static const pw_project_opts no_opts = {0};
+	pw_project *p = calloc(1, sizeof *p);
+	*err = NULL;
+	*out = NULL;
+	if (!p)
+		goto oom;
+	if (resolve_location(p, opts ? opts : &no_opts, err) != 0 || set_defaults(p) != 0 ||
+	    load_project_file(p, err) != 0 || load_conf(p) != 0 || load_dags(p) != 0)
+		goto fail;
+	*out = p;
+	return PW_OK;
+fail:
+	if (*err)
+		goto out;
+oom:
+	*err = strdup("out of memory");
+out:
+	pw_project_free(p);
+	return PW_ERR;
+}
+
+void pw_project_free(pw_project *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_dags; i++)
+		pw_dag_free(p->dags[i]);
+	free(p->dags);
+	pw_errors_free(&p->import_errors);
+	pw_kerror_clear(&p->conf_error);
+	json_object_put(p->catalog);
+	json_object_put(p->parameters);
+	json_object_put(p->pools);
+	json_object_put(p->settings);
+	free(p->root);
+	free(p->env);
+	free(p->conf_source);
+	free(p->project_name);
+	free(p->package_name);
+	free(p->version);
+	free(p->database);
+	free(p->logs_dir);
+	free(p);
+}
+
+pw_dag *pw_project_dag(const pw_project *p, const char *id)
+{
+	size_t lo = 0, hi = p->n_dags;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->dags[mid]->id, id);
+		if (c == 0)
+			return p->dags[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+pw_dag *pw_project_pipeline(const pw_project *p, const char *name, bool *owned,
+			    pw_kerror *err)
+{
+	pw_dag *dag = pw_project_dag(p, name);
+	*owned = false;
+	if (dag)
+		return dag;
+	if (strcmp(name, "__default__") != 0) {
+		pw_kerror_set(err, "ValueError",
+			      "Failed to find the pipeline named '%s'. It needs to be generated "
+			      "and returned by the 'register_pipelines' function. ",
+			      name);
+		return NULL;
+	}
+	pw_errors errs = {0};
+	dag = pw_dag_union(name, p->dags, p->n_dags, &errs);
+	if (dag)
+		*owned = true;
+	else if (errs.n)
+		pw_kerror_set(err, errs.v[0].type, "%s", errs.v[0].message);
+	else
+		pw_kerror_set(err, "MemoryError", "out of memory");
+	pw_errors_free(&errs);
+	return dag;
+}

@@ -1,0 +1,81 @@
+/*
+ * project.h - loading a project folder (DESIGN.md section 3).
+ *
+ *   pipewright.yml        project_name, package_name, version, settings
+ *   conf/base/            catalog*, parameters*, pools* (.yml .yaml .json)
+ *   conf/<env>/           read over base; a top-level key replaces base's
+ *   dags/NAME.yml         one DAG per file (.yml .yaml .json), id = NAME
+ *
+ * Loading never stops at the first problem: configuration errors are kept
+ * as one Kedro-style error (e.g. MissingConfigException) in conf_error, DAG
+ * files that fail go to import_errors, and every good DAG is still loaded.
+ */
+#ifndef PW_PROJECT_H
+#define PW_PROJECT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "dag.h"
+#include "util.h"
+
+/* Where to find the project; NULL fields take the PIPEWRIGHT_* variables. */
+typedef struct pw_project_opts {
+	const char *path;        /* PIPEWRIGHT_PROJECT_PATH, else "." */
+	const char *env;         /* PIPEWRIGHT_ENV, else "local" */
+	const char *conf_source; /* PIPEWRIGHT_CONF_SOURCE, else <root>/conf */
+} pw_project_opts;
+
+typedef struct pw_project {
+	char *root;           /* absolute */
+	char *env;
+	char *conf_source;    /* absolute */
+	char *project_name;
+	char *package_name;
+	char *version;
+	/* settings, with defaults applied; paths absolute */
+	char *database;
+	char *logs_dir;
+	int max_parallel_tasks;
+	json_object *settings;    /* the raw settings object (runners, roles, ...) */
+	/* merged configuration; empty objects when absent */
+	json_object *catalog;
+	json_object *parameters;
+	json_object *pools;
+	pw_kerror conf_error;     /* type NULL when the configuration is fine */
+	pw_dag **dags;            /* loaded DAGs, sorted by id */
+	size_t n_dags;
+	pw_errors import_errors;  /* DAG files that failed */
+} pw_project;
+
+/*
+ * Loads a project. Returns PW_OK with *out, or PW_ERR with *err (malloc'd)
+ * when there is no project to speak of: the folder or pipewright.yml is
+ * missing or unreadable, or the environment name is refused. Everything
+ * else is reported inside the project.
+ */
+int pw_project_load(const pw_project_opts *opts, pw_project **out, char **err);
+void pw_project_free(pw_project *p);
+
+/* The DAG with this id, or NULL. */
+pw_dag *pw_project_dag(const pw_project *p, const char *id);
+
+/*
+ * A pipeline by Kedro's name: a DAG id; "__default__" (the union of all
+ * DAGs, unless a DAG file has that name). Returns a DAG the caller frees
+ * with pw_dag_free when *owned is set, or NULL with err set to Kedro's
+ * "Failed to find the pipeline named 'x'..." ValueError.
+ */
+pw_dag *pw_project_pipeline(const pw_project *p, const char *name,
+			    bool *owned, pw_kerror *err);
+
+/* true when name matches [A-Za-z0-9_-]+ (environment names). */
+bool pw_valid_env_name(const char *name);
+
+/*
+ * Deep merge of Kedro runtime parameters: objects merge key by key, other
+ * values replace. Returns a new object (base and over untouched), or NULL.
+ */
+json_object *pw_params_merge(json_object *base, json_object *over);
+
+#endif

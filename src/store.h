@@ -1,0 +1,104 @@
+/*
+ * store.h - the SQLite store: the one module that owns the schema, its
+ * migrations, and every SQL statement that writes it.
+ *
+ * The database is opened in WAL mode with synchronous=NORMAL, a busy
+ * timeout, and foreign keys on. Migrations are numbered; PRAGMA
+ * user_version records how many have been applied, each in its own
+ * transaction, so opening is idempotent and a newer binary upgrades an older
+ * file in place. Times are stored as integer milliseconds since the epoch.
+ *
+ * Every state change is written together with its event row in one
+ * transaction: callers wrap pw_store_add_event and the change in
+ * pw_store_begin / pw_store_commit. Event ids come from an AUTOINCREMENT
+ * key, so they only ever increase, across connections and after pruning.
+ */
+#ifndef PW_STORE_H
+#define PW_STORE_H
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "util.h"
+
+typedef struct pw_store pw_store;
+
+/*
+ * Opens (creating if needed) the database at path and applies pending
+ * migrations. The folder must exist. Returns PW_OK and *out, or PW_ERR with
+ * *err set to a malloc'd message.
+ */
+int pw_store_open(const char *path, pw_store **out, char **err);
+void pw_store_close(pw_store *s);
+
+/* The connection, for modules that read with their own statements. */
+sqlite3 *pw_store_db(pw_store *s);
+/* Number of migrations applied (PRAGMA user_version). */
+int pw_store_schema_version(pw_store *s);
+/* Number of migrations this binary knows. */
+int pw_store_latest_version(void);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Return PW_OK or PW_ERR. */
+int pw_store_begin(pw_store *s);
+int pw_store_commit(pw_store *s);
+void pw_store_rollback(pw_store *s);
+
+/* One event; the NULL / 0 fields are left out of its data. */
+typedef struct pw_event {
+	const char *type;           /* run.state task.state dag.updated pool.updated */
+	const char *dag_id;
+	const char *run_id;
+	const char *task_id;
+	const char *state;
+	const char *previous_state;
+	int try_number;
+	json_object *extra;         /* more data fields (borrowed), or NULL */
+} pw_event;
+
+/*
+ * Appends an event; data gets the fields above plus "ts" (ISO-8601 now).
+ * Must be called inside a transaction. Returns the new event id (> 0), or
+ * PW_ERR.
+ */
+long long pw_store_add_event(pw_store *s, const pw_event *ev);
+
+/* A run to queue. */
+typedef struct pw_run_new {
+	const char *dag_id;
+	const char *run_id;        /* NULL: generate from queued_at */
+	const char *run_type;      /* "manual" or "scheduled" */
+	json_object *conf;         /* run parameters (borrowed), or NULL */
+	json_object *options;      /* slicing, runner, load_versions, ... or NULL */
+	const char *triggered_by;  /* REMOTE_USER, or NULL */
+	long long queued_at;       /* ms; 0 = now */
+} pw_run_new;
+
+/*
+ * Inserts a queued run and its run.state event in one transaction. A
+ * generated id is the queued_at time formatted as a run id, with "-2", "-3",
+ * ... appended when the DAG already has that id. Returns PW_OK with
+ * *run_id_out (malloc'd, may be NULL if not wanted), PW_CONFLICT when the
+ * given run_id exists for the DAG, or PW_ERR.
+ */
+int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out);
+
+/*
+ * Records the runner's heartbeat (the single row of table `runner`).
+ * started_at is kept from the first call of the same pid.
+ */
+int pw_store_heartbeat(pw_store *s, int pid, const char *host, long long now);
+
+/*
+ * Creates the pools of the pools* configuration that the database lacks
+ * (object: name -> {"slots": n, "description": s}); existing pools keep the
+ * values the API gave them. Returns PW_OK or PW_ERR.
+ */
+int pw_store_seed_pools(pw_store *s, json_object *pools);
+
+/*
+ * Makes sure every DAG id has a row in `dags`, with its initial pause state
+ * when the row is new. Existing rows keep their pause flag.
+ */
+int pw_store_seed_dag(pw_store *s, const char *dag_id, int initially_paused);
+
+#endif

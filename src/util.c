@@ -1,0 +1,388 @@
+/* util.c - see util.h. */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* --- string vectors ---------------------------------------------------- */
+
+int pw_strv_push(pw_strv *sv, const char *s)
+{
+	if (sv->n == sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 8;
+		char **v = realloc(sv->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		sv->v = v;
+		sv->cap = cap;
+	}
+	char *copy = strdup(s);
+	if (!copy)
+		return -1;
+	sv->v[sv->n++] = copy;
+	return 0;
+}
+
+int pw_strv_add_unique(pw_strv *sv, const char *s)
+{
+	return pw_strv_contains(sv, s) ? 0 : pw_strv_push(sv, s);
+}
+
+long pw_strv_index(const pw_strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return (long)i;
+	return -1;
+}
+
+bool pw_strv_contains(const pw_strv *sv, const char *s)
+{
+	return pw_strv_index(sv, s) >= 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void pw_strv_sort(pw_strv *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof *sv->v, compare_strings);
+}
+
+void pw_strv_free(pw_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	*sv = (pw_strv){0};
+}
+
+/* --- formatted strings and paths --------------------------------------- */
+
+char *pw_vasprintf(const char *fmt, va_list ap)
+{
+	char *out;
+	return vasprintf(&out, fmt, ap) < 0 ? NULL : out;
+}
+
+char *pw_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *out = pw_vasprintf(fmt, ap);
+	va_end(ap);
+	return out;
+}
+
+char *pw_path_join(const char *a, const char *b)
+{
+	if (b[0] == '/' || a[0] == '\0')
+		return strdup(b);
+	size_t la = strlen(a);
+	return pw_asprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
+}
+
+/*
+ * Appends one Python string literal to buf as repr() writes it: single
+ * quotes unless the text holds a single quote and no double quote.
+ */
+static int append_pyrepr(char **buf, size_t *len, const char *s)
+{
+	char quote = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+	size_t need = *len + 2 * strlen(s) + 3;
+	char *grown = realloc(*buf, need + 1);
+	if (!grown)
+		return -1;
+	*buf = grown;
+	char *p = grown + *len;
+	*p++ = quote;
+	for (; *s; s++) {
+		if (*s == quote || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p++ = quote;
+	*p = '\0';
+	*len = (size_t)(p - grown);
+	return 0;
+}
+
+char *pw_pylist_repr(const pw_strv *sv)
+{
+	size_t len = 1;
+	char *buf = strdup("[");
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < sv->n; i++) {
+		if (i > 0) {
+			char *grown = realloc(buf, len + 3);
+			if (!grown)
+				goto fail;
+			buf = grown;
+			memcpy(buf + len, ", ", 3);
+			len += 2;
+		}
+		if (append_pyrepr(&buf, &len, sv->v[i]) != 0)
+			goto fail;
+	}
+	char *done = realloc(buf, len + 2);
+	if (!done)
+		goto fail;
+	memcpy(done + len, "]", 2);
+	return done;
+fail:
+	free(buf);
+	return NULL;
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+int pw_errors_add(pw_errors *errs, const char *file, int line,
+		  const char *type, const char *fmt, ...)
+{
+	if (errs->n == errs->cap) {
+		size_t cap = errs->cap ? errs->cap * 2 : 8;
+		pw_error *v = realloc(errs->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		errs->v = v;
+		errs->cap = cap;
+	}
+	pw_error e = {.line = line};
+	va_list ap;
+	va_start(ap, fmt);
+	e.message = pw_vasprintf(fmt, ap);
+	va_end(ap);
+	e.type = strdup(type ? type : "ValueError");
+	e.file = file ? strdup(file) : NULL;
+	if (!e.message || !e.type || (file && !e.file)) {
+		free(e.message), free(e.type), free(e.file);
+		return -1;
+	}
+	errs->v[errs->n++] = e;
+	return 0;
+}
+
+int pw_errors_move(pw_errors *dst, pw_errors *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		if (dst->n == dst->cap) {
+			size_t cap = dst->cap ? dst->cap * 2 : 8;
+			while (cap < dst->n + src->n - i)
+				cap *= 2;
+			pw_error *v = realloc(dst->v, cap * sizeof *v);
+			if (!v)
+				return -1; /* src keeps what was not moved */
+			dst->v = v;
+			dst->cap = cap;
+		}
+		dst->v[dst->n++] = src->v[i];
+		src->v[i] = (pw_error){0};
+	}
+	free(src->v);
+	*src = (pw_errors){0};
+	return 0;
+}
+
+void pw_errors_free(pw_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++) {
+		free(errs->v[i].file);
+		free(errs->v[i].type);
+		free(errs->v[i].message);
+	}
+	free(errs->v);
+	*errs = (pw_errors){0};
+}
+
+char *pw_error_format(const pw_error *e)
+{
+	if (e->file && e->line > 0)
+		return pw_asprintf("%s:%d: %s", e->file, e->line, e->message);
+	if (e->file)
+		return pw_asprintf("%s: %s", e->file, e->message);
+	return strdup(e->message);
+}
+
+void pw_kerror_clear(pw_kerror *e)
+{
+	free(e->type);
+	free(e->message);
+	*e = (pw_kerror){0};
+}
+
+int pw_kerror_set(pw_kerror *e, const char *type, const char *fmt, ...)
+{
+	pw_kerror_clear(e);
+	va_list ap;
+	va_start(ap, fmt);
+	e->message = pw_vasprintf(fmt, ap);
+	va_end(ap);
+	e->type = strdup(type);
+	return -1;
+}
+
+/* --- time ---------------------------------------------------------------- */
+
+long long pw_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Splits ms into a UTC calendar time and the milliseconds left over. */
+static void split_ms(long long ms, struct tm *tm, int *millis)
+{
+	long long secs = ms / 1000;
+	long long rest = ms % 1000;
+	if (rest < 0) {
+		rest += 1000;
+		secs--;
+	}
+	time_t t = (time_t)secs;
+	gmtime_r(&t, tm);
+	*millis = (int)rest;
+}
+
+/*
+ * Formats ms as UTC with the given separators between the clock fields
+ * (':' for ISO-8601, '.' for run ids) into buf (32 bytes).
+ */
+static void format_utc(long long ms, char sep, char *buf)
+{
+	struct tm tm;
+	int millis;
+	char wide[96]; /* room for any int fields, so no truncation warning */
+
+	split_ms(ms, &tm, &millis);
+	snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d%c%02d%c%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, sep,
+		 tm.tm_min, sep, tm.tm_sec, millis);
+	snprintf(buf, 32, "%.31s", wide);
+}
+
+void pw_format_iso(long long ms, char *buf)
+{
+	format_utc(ms, ':', buf);
+}
+
+void pw_format_run_id(long long ms, char *buf)
+{
+	format_utc(ms, '.', buf);
+}
+
+/* Reads exactly `width` digits at *p into *out; advances *p. */
+static int read_digits(const char **p, int width, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < width; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += width;
+	*out = v;
+	return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
+static long long days_from_civil(int y, int m, int d)
+{
+	y -= m <= 2;
+	long long era = (y >= 0 ? y : y - 399) / 400;
+	long long yoe = y - era * 400;
+	long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Parses "[T ]hh:mm[:ss[.fff]]" at *p into seconds and milliseconds. */
+static int parse_clock(const char **p, long long *ms)
+{
+	int hh, mi, ss = 0, frac = 0;
+	if (read_digits(p, 2, &hh) || **p != ':')
+		return -1;
+	(*p)++;
+	if (read_digits(p, 2, &mi))
+		return -1;
+	if (**p == ':') {
+		(*p)++;
+		if (read_digits(p, 2, &ss))
+			return -1;
+		if (**p == '.' || **p == ',') {
+			(*p)++;
+			int scale = 100, digits = 0;
+			for (; **p >= '0' && **p <= '9'; (*p)++, digits++) {
+				frac += (**p - '0') * scale;
+				scale /= 10;
+			}
+			if (digits == 0)
+				return -1;
+		}
+	}
+	if (hh > 23 || mi > 59 || ss > 60)
+		return -1;
+	*ms = ((hh * 60LL + mi) * 60 + ss) * 1000 + frac;
+	return 0;
+}
+
+/* Parses "Z", "+hh:mm", "-hhmm", "+hh" or nothing into an offset in ms. */
+static int parse_zone(const char **p, long long *offset)
+{
+	*offset = 0;
+	if (**p == '\0')
+		return 0;
+	if (**p == 'Z' || **p == 'z') {
+		(*p)++;
+		return 0;
+	}
+	if (**p != '+' && **p != '-')
+		return -1;
+	int sign = **p == '-' ? -1 : 1, hh, mi = 0;
+	(*p)++;
+	if (read_digits(p, 2, &hh))
+		return -1;
+	if (**p == ':')
+		(*p)++;
+	if (**p && read_digits(p, 2, &mi))
+		return -1;
+	if (hh > 23 || mi > 59)
+		return -1;
+	*offset = sign * (hh * 60LL + mi) * 60000;
+	return 0;
+}
+
+int pw_parse_iso(const char *s, long long *ms)
+{
+	const char *p = s;
+	int y, m, d;
+	long long clock = 0, offset = 0;
+
+	if (read_digits(&p, 4, &y) || *p++ != '-' || read_digits(&p, 2, &m) ||
+	    *p++ != '-' || read_digits(&p, 2, &d))
+		return -1;
+	if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+		return -1;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (parse_clock(&p, &clock) || parse_zone(&p, &offset))
+			return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	*ms = days_from_civil(y, m, d) * 86400000LL + clock - offset;
+	return 0;
+}
