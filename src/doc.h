@@ -39,7 +39,11 @@ pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
 pw_doc *pw_doc_load(const char *path, const char *display_name,
 		    pw_errors *errs);
 
-/* The root value; owned by the doc (json_object_get it to keep it). */
+/*
+ * The root value; owned by the doc (json_object_get it to keep it). Treat
+ * the tree as read-only while the doc lives: lines are looked up by object
+ * address, so an object freed and replaced could pick up a stale line.
+ */
 json_object *pw_doc_root(const pw_doc *doc);
 /* The file name given at parse time. */
 const char *pw_doc_file(const pw_doc *doc);
