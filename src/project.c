@@ -87,38 +87,40 @@ static char *relative_name(const pw_project *p, const char *path)
 	return strdup(path);
 }
 
-json_object *pw_params_merge(json_object *base, json_object *over)
+/* A deep copy of v (NULL for json null), or NULL with *oom set. */
+static json_object *copy_value(json_object *v, bool *oom)
 {
 	json_object *out = NULL;
-	if (json_object_deep_copy(base, &out, NULL) != 0)
+	if (v && json_object_deep_copy(v, &out, NULL) != 0)
+		*oom = true;
+	return out;
+}
+
+json_object *pw_params_merge(json_object *base, json_object *over)
+{
+	bool oom = false;
+	if (!over)
+		return copy_value(base, &oom);
+	if (!json_object_is_type(base, json_type_object) ||
+	    !json_object_is_type(over, json_type_object))
+		return copy_value(over, &oom);
+	json_object *out = copy_value(base, &oom);
+	if (!out)
 		return NULL;
-	if (!json_object_is_type(out, json_type_object) ||
-	    !json_object_is_type(over, json_type_object)) {
-		json_object_put(out);
-		out = NULL;
-		return json_object_deep_copy(over, &out, NULL) == 0 ? out : NULL;
-	}
 	json_object_object_foreach(over, key, value) {
 		json_object *mine = json_object_object_get(out, key);
-		json_object *merged;
-		if (mine && json_object_is_type(mine, json_type_object) &&
-		    json_object_is_type(value, json_type_object))
-			merged = pw_params_merge(mine, value);
-		else if (!value)
-			merged = NULL;
-		else if (json_object_deep_copy(value, &merged, NULL) != 0)
-			goto fail;
-		if (value && !merged)
-			goto fail;
-		if (json_object_object_add(out, key, merged) != 0) {
+		json_object *merged = json_object_is_type(mine, json_type_object) &&
+					      json_object_is_type(value, json_type_object)
+					      ? pw_params_merge(mine, value)
+					      : copy_value(value, &oom);
+		if (oom || (value && !merged) ||
+		    json_object_object_add(out, key, merged) != 0) {
 			json_object_put(merged);
-			goto fail;
+			json_object_put(out);
+			return NULL;
 		}
 	}
 	return out;
-fail:
-	json_object_put(out);
-	return NULL;
 }
 
 /* --- pipewright.yml ------------------------------------------------------ */

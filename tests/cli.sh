@@ -1,0 +1,69 @@
+#!/bin/sh
+# cli.sh - runs the `pipewright` binary the way a user does: validate and
+# dags on the example project, and validate on a broken copy of it.
+set -eu
+
+bin="${PW_BUILDDIR:-.}/src/pipewright"
+src="${PW_SRCDIR:-.}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+check() { # check NAME COMMAND...: counts a pass when COMMAND succeeds
+	name=$1
+	shift
+	if "$@" >"$tmp/out" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok - $name"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $name"
+		sed 's/^/# /' "$tmp/out"
+	fi
+}
+
+validate_example() {
+	"$bin" validate --project "$src/examples/iris" | grep -q ': OK$'
+}
+
+dags_lists_tasks() {
+	out=$("$bin" dags --project "$src/examples/iris")
+	echo "$out" | grep -q '^iris_training ' && echo "$out" | grep -q 'evaluate'
+}
+
+broken_copy_fails_with_line() {
+	cp -R "$src/examples/iris" "$tmp/broken"
+	chmod -R u+w "$tmp/broken"
+	printf 'tasks:\n  - id: a\n    command: [x]\n    upstream: [ghost]\n' >"$tmp/broken/dags/zz.yml"
+	if "$bin" validate --project "$tmp/broken" 2>"$tmp/err"; then
+		return 1
+	fi
+	grep -q "^dags/zz.yml:4: .*ghost" "$tmp/err"
+}
+
+env_var_names_project() {
+	PIPEWRIGHT_PROJECT_PATH="$src/examples/iris" "$bin" validate | grep -q ': OK$'
+}
+
+bad_env_refused() {
+	! "$bin" validate --project "$src/examples/iris" --env '../x' 2>"$tmp/err" &&
+		grep -q 'invalid environment name' "$tmp/err"
+}
+
+
+unknown_command_exits_2() {
+	status=0
+	"$bin" frobnicate 2>/dev/null || status=$?
+	[ "$status" -eq 2 ]
+}
+
+check "validate the example project" validate_example
+check "dags lists the tasks" dags_lists_tasks
+check "a broken DAG is reported with file and line" broken_copy_fails_with_line
+check "PIPEWRIGHT_PROJECT_PATH names the project" env_var_names_project
+check "a bad environment name is refused" bad_env_refused
+check "an unknown command exits 2" unknown_command_exits_2
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
