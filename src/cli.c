@@ -4,19 +4,26 @@
  *
  *   pipewright validate [--project PATH] [--env ENV] [--conf-source DIR]
  *   pipewright dags     [--project PATH] [--env ENV] [--conf-source DIR]
+ *   pipewright trigger DAG [--conf JSON] [--run-id ID] [--project PATH] ...
  *   pipewright version
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "project.h"
+#include "store.h"
 
 /* Options every project command takes. */
 typedef struct cli_opts {
 	pw_project_opts project;
+	const char *arg;     /* the command's one positional argument */
+	const char *conf;    /* --conf JSON */
+	const char *run_id;  /* --run-id */
 } cli_opts;
 
 typedef int (*command_fn)(const cli_opts *opts);
@@ -97,6 +104,50 @@ static int cmd_dags(const cli_opts *opts)
 	return rc;
 }
 
+/* Queues a manual run, as POST /api/v1/dags/:dag_id/runs does. */
+static int cmd_trigger(const cli_opts *opts)
+{
+	json_object *conf = opts->conf ? json_tokener_parse(opts->conf) : NULL;
+	if (!opts->arg || (opts->conf && !json_object_is_type(conf, json_type_object)) ||
+	    (opts->run_id && !pw_valid_run_id(opts->run_id))) {
+		fprintf(stderr, "pipewright: trigger needs a DAG id; --conf must be a JSON "
+				"object and --run-id a valid run id\n");
+		json_object_put(conf);
+		return 2;
+	}
+	pw_project *p = load_or_complain(opts);
+	pw_store *store = NULL;
+	char *err = NULL, *run_id = NULL;
+	int rc = 1;
+	if (!p)
+		goto out;
+	if (!pw_project_dag(p, opts->arg)) {
+		fprintf(stderr, "pipewright: no DAG '%s'\n", opts->arg);
+		goto out;
+	}
+	if (pw_mkdirs_for(p->database) != 0 ||
+	    pw_store_open(p->database, &store, &err) != PW_OK) {
+		fprintf(stderr, "pipewright: %s\n", err ? err : strerror(errno));
+		goto out;
+	}
+	pw_run_new run = {.dag_id = opts->arg, .run_id = opts->run_id, .conf = conf,
+			  .triggered_by = getenv("USER")};
+	int st = pw_store_insert_run(store, &run, &run_id);
+	if (st == PW_CONFLICT)
+		fprintf(stderr, "pipewright: DAG '%s' has a run '%s' already\n", opts->arg,
+			opts->run_id);
+	else if (st == PW_OK)
+		printf("%s\n", run_id);
+	rc = st == PW_OK ? 0 : 1;
+out:
+	free(run_id);
+	free(err);
+	pw_store_close(store);
+	pw_project_free(p);
+	json_object_put(conf);
+	return rc;
+}
+
 static int cmd_version(const cli_opts *opts)
 {
 	(void)opts;
@@ -111,12 +162,13 @@ static const struct command {
 } commands[] = {
 	{"validate", cmd_validate, "load the project; print every error (exit 1) or a summary"},
 	{"dags", cmd_dags, "list the DAGs and their tasks in run order"},
+	{"trigger", cmd_trigger, "queue a run of DAG (--conf JSON, --run-id ID); prints its id"},
 	{"version", cmd_version, "print the version"},
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: pipewright COMMAND [--project PATH] [--env ENV] [--conf-source DIR]\n\n");
+	fprintf(out, "usage: pipewright COMMAND [ARG] [--project PATH] [--env ENV] [--conf-source DIR]\n\n");
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\nPIPEWRIGHT_PROJECT_PATH, PIPEWRIGHT_ENV and PIPEWRIGHT_CONF_SOURCE\n"
@@ -130,6 +182,8 @@ static int parse_options(int argc, char **argv, cli_opts *opts)
 		{"project", required_argument, NULL, 'P'},
 		{"env", required_argument, NULL, 'e'},
 		{"conf-source", required_argument, NULL, 'c'},
+		{"conf", required_argument, NULL, 'j'},
+		{"run-id", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -140,10 +194,14 @@ static int parse_options(int argc, char **argv, cli_opts *opts)
 		case 'P': opts->project.path = optarg; break;
 		case 'e': opts->project.env = optarg; break;
 		case 'c': opts->project.conf_source = optarg; break;
+		case 'j': opts->conf = optarg; break;
+		case 'r': opts->run_id = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
 	}
+	if (optind < argc)
+		opts->arg = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "pipewright: unexpected argument '%s'\n", argv[optind]);
 		return -1;

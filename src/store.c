@@ -9,6 +9,8 @@
 #include "store.h"
 
 #include <assert.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +142,11 @@ static const char *const migrations[] = {
 	"  started_at INTEGER,\n"
 	"  last_heartbeat INTEGER\n"
 	");\n",
+	/*
+	 * 2 - the start time of a try's shim process, so that a restarted
+	 * runner tells its own shim from a process that reused the pid.
+	 */
+	"ALTER TABLE task_tries ADD COLUMN proc_start INTEGER;\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -199,9 +206,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ON CONFLICT(dag_id) DO NOTHING",
 };
 
+/* A statement prepared for another store file, keyed by its SQL's address. */
+typedef struct extern_stmt {
+	const char *sql;
+	sqlite3_stmt *st;
+} extern_stmt;
+
 struct pw_store {
 	sqlite3 *db;
+	char *path;
 	sqlite3_stmt *stmt[ST_COUNT];
+	extern_stmt *ext;  /* pw_store_stmt's cache */
+	size_t n_ext;
 };
 
 /* Logs the connection's last error. Returns PW_ERR. */
@@ -485,7 +501,7 @@ int pw_store_open(const char *path, pw_store **out, char **err)
 	*out = NULL;
 	if (err)
 		*err = NULL;
-	if (!s) {
+	if (!s || !(s->path = strdup(path))) {
 		msg = pw_asprintf("out of memory");
 		goto fail;
 	}
@@ -518,6 +534,10 @@ void pw_store_close(pw_store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	for (size_t i = 0; i < s->n_ext; i++)
+		sqlite3_finalize(s->ext[i].st);
+	free(s->ext);
+	free(s->path);
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK) {
 		/* A statement some other module did not finalize. */
 		log_db_error(s->db);
@@ -755,6 +775,8 @@ int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out)
 		goto out;
 	in_tx = 0;
 	rc = PW_OK;
+	if (!nested)
+		pw_store_wake(s);
 out:
 	if (in_tx)
 		unit_rollback(s, nested);
@@ -862,4 +884,103 @@ int pw_store_seed_dag(pw_store *s, const char *dag_id, int initially_paused)
 	sqlite3_bind_int(st, 2, initially_paused ? 1 : 0);
 	sqlite3_bind_int64(st, 3, pw_now_ms());
 	return stmt_run(s, st);
+}
+
+/* --- intent: commands, pause flags; waking the runner ------------------- */
+
+const char *pw_store_path(pw_store *s)
+{
+	return s->path;
+}
+
+sqlite3_stmt *pw_store_stmt(pw_store *s, const char *sql)
+{
+	for (size_t i = 0; i < s->n_ext; i++)
+		if (s->ext[i].sql == sql)
+			return s->ext[i].st;
+	extern_stmt *grown = realloc(s->ext, (s->n_ext + 1) * sizeof *grown);
+	if (!grown) {
+		log_error("out of memory");
+		return NULL;
+	}
+	s->ext = grown;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+			       NULL) != SQLITE_OK) {
+		log_db_error(s->db);
+		return NULL;
+	}
+	s->ext[s->n_ext++] = (extern_stmt){sql, st};
+	return st;
+}
+
+void pw_store_wake(pw_store *s)
+{
+	char *fifo = pw_asprintf("%s.wake", s->path);
+	if (!fifo)
+		return;
+	/* ENXIO: no runner has the FIFO open; ENOENT: none ever made it. */
+	int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		/* A full FIFO already holds a wake-up: EAGAIN is fine too. */
+		ssize_t ignored = write(fd, "w", 1);
+		(void)ignored;
+		close(fd);
+	}
+	free(fifo);
+}
+
+int pw_store_request(pw_store *s, const char *dag_id, const char *run_id,
+		     const char *kind)
+{
+	static const char sql[] =
+		"INSERT INTO commands(kind, run_pk, created_at)"
+		" SELECT ?1, id, ?2 FROM runs WHERE dag_id = ?3 AND run_id = ?4";
+	sqlite3_stmt *st = pw_store_stmt(s, sql);
+	if (!st)
+		return PW_ERR;
+	bind_text(st, 1, kind);
+	sqlite3_bind_int64(st, 2, pw_now_ms());
+	bind_text(st, 3, dag_id);
+	bind_text(st, 4, run_id);
+	int rc = stmt_run(s, st);
+	if (rc == PW_OK && sqlite3_changes(s->db) == 0)
+		return PW_NOTFOUND;
+	if (rc == PW_OK)
+		pw_store_wake(s);
+	return rc;
+}
+
+int pw_store_set_paused(pw_store *s, const char *dag_id, int paused)
+{
+	static const char sql[] =
+		"INSERT INTO dags(dag_id, is_paused, updated_at) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT(dag_id) DO UPDATE SET is_paused = excluded.is_paused,"
+		"  updated_at = excluded.updated_at";
+	int nested = 0;
+	json_object *extra = json_object_new_object();
+	if (!extra || json_object_object_add(extra, "is_paused",
+					     json_object_new_boolean(paused)) != 0) {
+		json_object_put(extra);
+		return log_error("out of memory");
+	}
+	pw_event ev = {.type = "dag.updated", .dag_id = dag_id, .extra = extra};
+	sqlite3_stmt *st = pw_store_stmt(s, sql);
+	int rc = st ? unit_begin(s, &nested) : PW_ERR;
+	if (rc == PW_OK) {
+		bind_text(st, 1, dag_id);
+		sqlite3_bind_int(st, 2, paused ? 1 : 0);
+		sqlite3_bind_int64(st, 3, pw_now_ms());
+		rc = stmt_run(s, st);
+		if (rc == PW_OK && pw_store_add_event(s, &ev) < 0)
+			rc = PW_ERR;
+		if (rc == PW_OK)
+			rc = unit_commit(s, nested);
+		if (rc != PW_OK)
+			unit_rollback(s, nested);
+	}
+	json_object_put(extra);
+	if (rc == PW_OK && !nested)
+		pw_store_wake(s);
+	return rc;
 }

@@ -1,6 +1,9 @@
 /*
- * store.h - the SQLite store: the one module that owns the schema, its
- * migrations, and every SQL statement that writes it.
+ * store.h - the SQLite store: the one module that owns the schema and its
+ * migrations, and the writes every part shares (events, queued runs,
+ * commands). Each other subsystem keeps its own queries next to its code
+ * and prepares them through pw_store_stmt (the runner in state.c, each API
+ * resource in its file), always with bound parameters.
  *
  * The database is opened in WAL mode with synchronous=NORMAL, a busy
  * timeout, and foreign keys on. Migrations are numbered; PRAGMA
@@ -76,11 +79,43 @@ typedef struct pw_run_new {
 /*
  * Inserts a queued run and its run.state event in one transaction. A
  * generated id is the queued_at time formatted as a run id, with "-2", "-3",
- * ... appended when the DAG already has that id. Returns PW_OK with
+ * ... appended when the DAG already has that id. Wakes the runner. Returns PW_OK with
  * *run_id_out (malloc'd, may be NULL if not wanted), PW_CONFLICT when the
  * given run_id exists for the DAG, or PW_ERR.
  */
 int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out);
+
+/*
+ * Asks the runner to act on a run: kind "cancel" or "retry". Inserts a
+ * command row (the runner decides what it means for the run's state then)
+ * and wakes the runner. Returns PW_OK, PW_NOTFOUND when the DAG has no
+ * such run, or PW_ERR.
+ */
+int pw_store_request(pw_store *s, const char *dag_id, const char *run_id,
+		     const char *kind);
+
+/*
+ * Sets a DAG's pause flag (creating its row if needed) with a dag.updated
+ * event, and wakes the runner. Returns PW_OK or PW_ERR.
+ */
+int pw_store_set_paused(pw_store *s, const char *dag_id, int paused);
+
+/*
+ * Wakes the runner after a commit: writes a byte to the FIFO
+ * "<database>.wake" when a runner holds it open. Never blocks, never fails
+ * the caller (no runner is not an error).
+ */
+void pw_store_wake(pw_store *s);
+
+/*
+ * A prepared statement for sql, cached per connection and keyed by the
+ * address of sql (pass a static string). Bind, step, then sqlite3_reset it.
+ * For the other store files; NULL on error (logged).
+ */
+sqlite3_stmt *pw_store_stmt(pw_store *s, const char *sql);
+
+/* The database file's path, as given to pw_store_open. */
+const char *pw_store_path(pw_store *s);
 
 /*
  * Records the runner's heartbeat (the single row of table `runner`).

@@ -1,9 +1,11 @@
 /* util.c - see util.h. */
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* --- string vectors ---------------------------------------------------- */
@@ -85,6 +87,37 @@ char *pw_path_join(const char *a, const char *b)
 		return strdup(b);
 	size_t la = strlen(a);
 	return pw_asprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
+}
+
+int pw_mkdirs(const char *dir)
+{
+	char *copy = strdup(dir);
+	if (!copy)
+		return -1;
+	int rc = 0;
+	for (char *p = copy + 1; rc == 0 && *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0755) != 0 && errno != EEXIST)
+			rc = -1;
+		*p = '/';
+	}
+	if (rc == 0 && mkdir(copy, 0755) != 0 && errno != EEXIST)
+		rc = -1;
+	free(copy);
+	return rc;
+}
+
+int pw_mkdirs_for(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	char *dir = strndup(path, (size_t)(slash - path));
+	int rc = dir ? pw_mkdirs(dir) : -1;
+	free(dir);
+	return rc;
 }
 
 /*

@@ -36,6 +36,11 @@ char *pw_vasprintf(const char *fmt, va_list ap);
 /* Joins a and b with one '/', unless b is absolute. malloc'd or NULL. */
 char *pw_path_join(const char *a, const char *b);
 
+/* mkdir -p dir (mode 0755). Returns 0, or -1 with errno set. */
+int pw_mkdirs(const char *dir);
+/* mkdir -p of the folder that holds path. Returns 0 or -1 (errno). */
+int pw_mkdirs_for(const char *path);
+
 /*
  * Python's repr() of a list of strings, e.g. ['a', 'b'], as Kedro prints it
  * in its error messages. malloc'd or NULL.

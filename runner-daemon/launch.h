@@ -1,0 +1,112 @@
+/*
+ * launch.h - starting one try of a task, and reading how it ended.
+ *
+ * Each try runs under a shim: a process the runner forks, which calls
+ * setsid() (so the shim's pid is the process group of everything the task
+ * starts), forks the task itself, copies the task's stdout into the log
+ * file while remembering its last non-empty line, waits for it, and writes
+ * a status file (atomically: a temporary file, then rename) before it
+ * exits. stderr goes straight to the same log file.
+ *
+ * The shim ignores SIGTERM (the task gets it, through the group), so a
+ * cancel or timeout still records the task's own end; SIGKILL ends both.
+ * Because the status file outlives the runner, a runner that is killed
+ * and restarted finds out how every task it started ended, and a shim
+ * still running is adopted (see recovery.c): no task is lost or run twice.
+ */
+#ifndef PW_LAUNCH_H
+#define PW_LAUNCH_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "dag.h"
+#include "slice.h"
+#include "util.h"
+
+/* Everything one try needs to start. */
+typedef struct pw_launch {
+	const char *workdir;        /* absolute: project root or its cwd: */
+	char *const *argv;          /* NULL-terminated argv command, or NULL */
+	const char *shell;          /* string for /bin/sh -c, or NULL */
+	char *const *env;           /* NULL-terminated "NAME=value": the
+				     * complete environment of the task */
+	const char *log_path;       /* stdout and stderr, appended */
+	const char *status_path;    /* written by the shim when the task ends */
+} pw_launch;
+
+/*
+ * Forks the shim for l. The folders of log_path and status_path must
+ * exist. Returns the shim's pid (> 0), which is also the process group to
+ * signal, and sets *proc_start to its start time (pw_proc_start_time); or
+ * -1 with errno set. In the child nothing of the runner's state is touched
+ * (no SQLite, no stdio buffers); all descriptors but the log are closed
+ * before exec. When exec fails, the log says why and the exit code is 127.
+ */
+pid_t pw_launch_start(const pw_launch *l, long long *proc_start);
+
+/* How a try ended, from its status file. */
+typedef struct pw_try_result {
+	int exit_code;     /* 0..255; -1 when the task was killed by a signal */
+	int signal;        /* the signal that killed it, or 0 */
+	char *last_line;   /* last non-empty stdout line (no newline), or NULL */
+} pw_try_result;
+
+/*
+ * Reads a status file. Returns 0 and fills *out, 1 when the file does not
+ * exist (the shim has not finished), or -1 when it cannot be read or parsed.
+ */
+int pw_launch_read_status(const char *status_path, pw_try_result *out);
+void pw_try_result_free(pw_try_result *r);
+
+/*
+ * Reads the XCom file a task may write: one JSON object. Returns 0 with
+ * *out = the object (caller puts it) or NULL when the file does not exist
+ * or is empty; -1 with *err (malloc'd, e.g. "XCom file is not a JSON
+ * object") when it holds anything else.
+ */
+int pw_xcom_read(const char *path, json_object **out, char **err);
+
+/* Start time of a process (field 22 of /proc/PID/stat), or -1. */
+long long pw_proc_start_time(pid_t pid);
+
+/*
+ * A pollable descriptor that becomes readable when process pid exits
+ * (pidfd_open), for a shim this runner did not fork; -1 when unsupported.
+ */
+int pw_pidfd_open(pid_t pid);
+
+/* What the task's environment is built from. */
+typedef struct pw_task_env {
+	char *const *base;          /* the runner's environ */
+	const char *dag_id;
+	const char *run_id;
+	const pw_task *task;
+	int try_number;
+	const char *params_path;    /* the run's effective parameters (JSON) */
+	const char *xcom_path;
+	const pw_catalog_view *catalog;
+	json_object *run_outputs;   /* set (name -> true) of datasets that
+				     * tasks of this run write, or NULL */
+} pw_task_env;
+
+/*
+ * Builds the complete environment of a try into out as "NAME=value"
+ * strings (pw_env_vector gives the NULL-terminated array): base, then
+ * PIPEWRIGHT_DAG_ID, _RUN_ID,
+ * _TASK_ID (the task's name), _TRY_NUMBER, _PARAMS, _XCOM, then
+ * PIPEWRIGHT_INPUT_<NAME> / PIPEWRIGHT_OUTPUT_<NAME> for every input and
+ * output with a filepath (NAME upper-cased, other characters '_'), then
+ * the task's env: entries. A later entry replaces an earlier one of the
+ * same name. An output's path is its save path (version = run id); an
+ * input's is the load path, except that a versioned dataset written in
+ * this run (run_outputs) and not pinned by load_versions is read from this
+ * run's version. Returns 0 or -1 (out of memory).
+ */
+int pw_task_env_build(const pw_task_env *in, pw_strv *out);
+
+/* A NULL-terminated view of sv's strings (malloc'd array, not the strings). */
+char **pw_env_vector(const pw_strv *sv);
+
+#endif

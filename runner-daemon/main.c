@@ -1,0 +1,369 @@
+/*
+ * main.c - pipewright-runner: options, the single-instance lock, the wake-up
+ * FIFO, signals, and the loop that runs one step per wake-up.
+ *
+ *   pipewright-runner --project PATH [--env ENV] [--conf-source DIR]
+ *                     [--once] [--verbose]
+ *
+ * Each step holds one transaction: it reaps ended tries, applies commands,
+ * fires schedules, claims queued runs, handles timers, starts ready tries
+ * and ends finished runs; then it commits and the loop sleeps in poll()
+ * until a FIFO poke, a signal, an adopted shim's exit, or the next timer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "runner.h"
+
+#define HEARTBEAT_MS 2000
+#define IDLE_POLL_MS 1000   /* fallback check of PRAGMA data_version */
+#define KILL_GRACE_MS 5000
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_requested;
+static int signal_pipe[2] = {-1, -1};
+
+void rn_log(const runner *r, const char *level, const char *fmt, ...)
+{
+	(void)r;
+	char ts[32], line[2048];
+	va_list ap;
+	pw_format_iso(pw_now_ms(), ts);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
+}
+
+int rn_tx(runner *r)
+{
+	if (r->in_tx)
+		return PW_OK;
+	if (pw_store_begin(r->store) != PW_OK)
+		return PW_ERR;
+	r->in_tx = true;
+	return PW_OK;
+}
+
+/* Commits the step's transaction, if one is open. */
+static int commit(runner *r)
+{
+	if (!r->in_tx)
+		return PW_OK;
+	r->in_tx = false;
+	if (pw_store_commit(r->store) == PW_OK)
+		return PW_OK;
+	pw_store_rollback(r->store);
+	return PW_ERR;
+}
+
+/* SIGTERM, SIGINT: stop; SIGCHLD: wake the loop. Async-signal-safe. */
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (sig == SIGTERM || sig == SIGINT)
+		stop_requested = 1;
+	ssize_t ignored = write(signal_pipe[1], "s", 1);
+	(void)ignored;
+	errno = saved;
+}
+
+static int setup_signals(void)
+{
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+	       sigaction(SIGCHLD, &sa, NULL) || sigaction(SIGPIPE, &ign, NULL) ? -1 : 0;
+}
+
+/*
+ * Takes the single-instance lock "<database>.lock". Returns the lock fd, or
+ * -1 after saying why (another runner holds it, or an I/O error).
+ */
+static int take_lock(const char *database)
+{
+	char *path = pw_asprintf("%s.lock", database);
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+	if (fd < 0) {
+		fprintf(stderr, "pipewright-runner: %s: %s\n", path ? path : "lock", strerror(errno));
+	} else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "?";
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 1] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr, "pipewright-runner: another runner (pid %s) is active on %s\n",
+			pid, database);
+		close(fd);
+		fd = -1;
+	} else {
+		char pid[32];
+		int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+		if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+			fprintf(stderr, "pipewright-runner: cannot write %s\n", path);
+	}
+	free(path);
+	return fd;
+}
+
+/* Opens (creating) the wake-up FIFO "<database>.wake"; -1 if impossible. */
+static int open_wake_fifo(const char *database)
+{
+	char *path = pw_asprintf("%s.wake", database);
+	int fd = -1;
+	if (path && (mkfifo(path, 0666) == 0 || errno == EEXIST))
+		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0)
+		fchmod(fd, 0666); /* the web server's user pokes it */
+	free(path);
+	return fd;
+}
+
+/* Loads the project and logs what is wrong with it. */
+static int load_project(runner *r)
+{
+	char *err = NULL;
+	if (pw_project_load(&r->opts, &r->project, &err) != PW_OK) {
+		fprintf(stderr, "pipewright-runner: %s\n", err ? err : "out of memory");
+		free(err);
+		return -1;
+	}
+	if (r->project->conf_error.type)
+		rn_error(r, "configuration: %s: %s", r->project->conf_error.type,
+			 r->project->conf_error.message);
+	for (size_t i = 0; i < r->project->import_errors.n; i++) {
+		char *line = pw_error_format(&r->project->import_errors.v[i]);
+		rn_error(r, "import error: %s", line ? line : "?");
+		free(line);
+	}
+	return 0;
+}
+
+/* Seeds the pools of the configuration and a row for every DAG. */
+static int seed(runner *r)
+{
+	if (pw_store_seed_pools(r->store, r->project->pools) != PW_OK)
+		return PW_ERR;
+	for (size_t i = 0; i < r->project->n_dags; i++)
+		if (pw_store_seed_dag(r->store, r->project->dags[i]->id,
+				      r->project->dags[i]->paused) != PW_OK)
+			return PW_ERR;
+	return PW_OK;
+}
+
+static int heartbeat(runner *r, long long now)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+	gethostname(host, sizeof host - 1);
+	return pw_store_heartbeat(r->store, (int)getpid(), host, now);
+}
+
+/*
+ * One step of work at time now; *next_wake gets the earliest timer. Runs
+ * the parts that may have something to do, all in one transaction.
+ */
+static int step(runner *r, long long now, long long *next_wake, long long *next_cron)
+{
+	json_object *slots = NULL;
+	int rc = exec_reap(r, now);
+	if (rc == PW_OK)
+		rc = exec_check_adopted(r, now);
+	if (rc == PW_OK && r->work_changed) {
+		r->work_changed = false;
+		rc = sched_commands(r, now);
+		if (rc == PW_OK)
+			rc = sched_claim(r, now);
+		if (rc == PW_OK && (rc = st_pools(r, &slots)) == PW_OK) {
+			json_object_put(r->pool_slots);
+			r->pool_slots = slots;
+		}
+	}
+	if (rc == PW_OK && now >= *next_cron) {
+		*next_cron = 0;
+		rc = sched_cron(r, now, next_cron);
+		if (!*next_cron)
+			*next_cron = now + 60000;
+	}
+	if (rc == PW_OK)
+		rc = exec_timers(r, now, next_wake);
+	if (rc == PW_OK)
+		rc = exec_start_ready(r, now);
+	if (rc == PW_OK)
+		rc = exec_finish_runs(r, now);
+	if (rc == PW_OK)
+		rc = commit(r);
+	if (*next_cron && (!*next_wake || *next_cron < *next_wake))
+		*next_wake = *next_cron;
+	return rc;
+}
+
+/* Reads everything from a non-blocking fd; true if there was anything. */
+static bool drain(int fd)
+{
+	char buf[256];
+	bool any = false;
+	while (fd >= 0 && read(fd, buf, sizeof buf) > 0)
+		any = true;
+	return any;
+}
+
+/* Sleeps until a wake-up or until deadline (ms). */
+static void wait_for_work(runner *r, long long deadline)
+{
+	struct pollfd fds[66];
+	nfds_t n = 0;
+	fds[n++] = (struct pollfd){.fd = signal_pipe[0], .events = POLLIN};
+	if (r->wake_fd >= 0)
+		fds[n++] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
+	for (size_t i = 0; i < r->n_running && n < 66; i++) {
+		const rn_task *k = &r->procs[i].run->tasks[r->procs[i].t];
+		if (k->pidfd >= 0)
+			fds[n++] = (struct pollfd){.fd = k->pidfd, .events = POLLIN};
+	}
+	long long wait = deadline - pw_now_ms();
+	if (wait < 0)
+		wait = 0;
+	if (wait > IDLE_POLL_MS)
+		wait = IDLE_POLL_MS;
+	if (poll(fds, n, (int)wait) < 0 && errno != EINTR)
+		rn_error(r, "poll: %s", strerror(errno));
+	drain(signal_pipe[0]);
+	if (drain(r->wake_fd))
+		r->work_changed = true;
+	bool changed = false;
+	if (st_changed(r, &changed) == PW_OK && changed)
+		r->work_changed = true;
+}
+
+/* The loop. Returns the exit status. */
+static int run_loop(runner *r)
+{
+	long long next_heartbeat = 0, next_cron = 0;
+	while (!stop_requested) {
+		long long now = pw_now_ms(), next_wake = 0;
+		if (now >= next_heartbeat) {
+			heartbeat(r, now);
+			next_heartbeat = now + HEARTBEAT_MS;
+		}
+		if (step(r, now, &next_wake, &next_cron) != PW_OK) {
+			/*
+			 * Memory may now disagree with the rolled-back database;
+			 * the database is the truth, and recovery rebuilds from it.
+			 */
+			if (r->in_tx)
+				pw_store_rollback(r->store);
+			r->in_tx = false;
+			rn_error(r, "a step failed; exiting so that a restart recovers");
+			return 1;
+		}
+		if (r->once && !r->runs && !r->work_changed)
+			return 0;
+		if (r->work_changed)
+			continue; /* a run ended or was queued: look again at once */
+		if (!next_wake || next_wake > next_heartbeat)
+			next_wake = next_heartbeat;
+		wait_for_work(r, next_wake);
+	}
+	rn_info(r, "stopping; running tasks go on and the next runner adopts them");
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: pipewright-runner --project PATH [--env ENV] [--conf-source DIR]\n"
+		     "                         [--once] [--verbose]\n");
+}
+
+/* Parses the options into r. Returns -1 on a usage error. */
+static int parse_options(int argc, char **argv, runner *r)
+{
+	static const struct option longopts[] = {
+		{"project", required_argument, NULL, 'P'},
+		{"env", required_argument, NULL, 'e'},
+		{"conf-source", required_argument, NULL, 'c'},
+		{"once", no_argument, NULL, 'o'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "e:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'P': r->opts.path = optarg; break;
+		case 'e': r->opts.env = optarg; break;
+		case 'c': r->opts.conf_source = optarg; break;
+		case 'o': r->once = true; break;
+		case 'v': r->verbose = true; break;
+		case 'V': printf("pipewright-runner %s\n", PACKAGE_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+/* Frees everything the runner holds. */
+static void shutdown_runner(runner *r, int lock_fd)
+{
+	while (r->runs) {
+		rn_run *next = r->runs->next;
+		exec_run_free(r->runs);
+		r->runs = next;
+	}
+	free(r->procs);
+	json_object_put(r->pool_slots);
+	json_object_put(r->pool_used);
+	pw_store_close(r->store);
+	pw_project_free(r->project);
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	if (lock_fd >= 0)
+		close(lock_fd);
+}
+
+int main(int argc, char **argv)
+{
+	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1,
+		    .data_version = -1, .work_changed = true};
+	int lock_fd = -1, status = 1;
+	char *err = NULL;
+	if (parse_options(argc, argv, &r) != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (setup_signals() != 0 || load_project(&r) != 0)
+		goto out;
+	if (pw_mkdirs_for(r.project->database) != 0 || (lock_fd = take_lock(r.project->database)) < 0)
+		goto out;
+	if (pw_store_open(r.project->database, &r.store, &err) != PW_OK) {
+		fprintf(stderr, "pipewright-runner: %s\n", err);
+		goto out;
+	}
+	r.wake_fd = open_wake_fifo(r.project->database);
+	r.pool_used = json_object_new_object();
+	if (!r.pool_used || seed(&r) != PW_OK || recover(&r, pw_now_ms()) != PW_OK ||
+	    commit(&r) != PW_OK)
+		goto out;
+	rn_info(&r, "started on %s (pid %d)", r.project->database, (int)getpid());
+	status = run_loop(&r);
+out:
+	free(err);
+	shutdown_runner(&r, lock_fd);
+	return status;
+}
