@@ -537,6 +537,23 @@ static void note_failure(rn_run *run, size_t t, const char *why)
 
 /* --- starting tries ------------------------------------------------------------ */
 
+/* Keeps a started shim's go fd until the step commits (rn_commit). */
+static int go_push(runner *r, int fd)
+{
+	if (r->n_go == r->cap_go) {
+		size_t cap = r->cap_go ? r->cap_go * 2 : 16;
+		int *grown = realloc(r->go_fds, cap * sizeof *grown);
+		if (!grown) {
+			close(fd); /* its shim exits unstarted */
+			return PW_ERR;
+		}
+		r->go_fds = grown;
+		r->cap_go = cap;
+	}
+	r->go_fds[r->n_go++] = fd;
+	return PW_OK;
+}
+
 /* Builds the launch of task t's next try and forks its shim. */
 static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		      char **log_path)
@@ -561,8 +578,9 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
-	k->pid = pw_launch_start(&l, proc_start);
-	rc = k->pid > 0 ? PW_OK : PW_ERR;
+	int go = -1;
+	k->pid = pw_launch_start(&l, proc_start, &go);
+	rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
 out:
 	if (rc != PW_OK)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,

@@ -39,12 +39,21 @@ typedef struct pw_launch {
 /*
  * Forks the shim for l. The folders of log_path and status_path must
  * exist. Returns the shim's pid (> 0), which is also the process group to
- * signal, and sets *proc_start to its start time (pw_proc_start_time); or
- * -1 with errno set. In the child nothing of the runner's state is touched
+ * signal, sets *proc_start to its start time (pw_proc_start_time) and
+ * *go_fd to the write end of its go pipe; or -1 with errno set.
+ *
+ * The shim waits on the go pipe before it does anything: the runner first
+ * commits that the try is running (with this pid), then calls
+ * pw_launch_go. If the runner closes go_fd without that - or dies - the
+ * shim exits at once, writing nothing: a try the database does not know
+ * of never runs. In the child nothing of the runner's state is touched
  * (no SQLite, no stdio buffers); all descriptors but the log are closed
  * before exec. When exec fails, the log says why and the exit code is 127.
  */
-pid_t pw_launch_start(const pw_launch *l, long long *proc_start);
+pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
+
+/* Lets the shim of go_fd start its task, and closes go_fd. */
+void pw_launch_go(int go_fd);
 
 /* How a try ended, from its status file. */
 typedef struct pw_try_result {

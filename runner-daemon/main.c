@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "launch.h"
 #include "runner.h"
 
 #define HEARTBEAT_MS 2000
@@ -58,16 +59,23 @@ int rn_tx(runner *r)
 	return PW_OK;
 }
 
-/* Commits the step's transaction, if one is open. */
-static int commit(runner *r)
+int rn_commit(runner *r)
 {
-	if (!r->in_tx)
-		return PW_OK;
-	r->in_tx = false;
-	if (pw_store_commit(r->store) == PW_OK)
-		return PW_OK;
-	pw_store_rollback(r->store);
-	return PW_ERR;
+	int rc = PW_OK;
+	if (r->in_tx) {
+		r->in_tx = false;
+		rc = pw_store_commit(r->store);
+		if (rc != PW_OK)
+			pw_store_rollback(r->store);
+	}
+	for (size_t i = 0; i < r->n_go; i++) {
+		if (rc == PW_OK)
+			pw_launch_go(r->go_fds[i]);
+		else
+			close(r->go_fds[i]); /* the shim exits without running */
+	}
+	r->n_go = 0;
+	return rc;
 }
 
 /* SIGTERM, SIGINT: stop; SIGCHLD: wake the loop. Async-signal-safe. */
@@ -206,7 +214,7 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 	if (rc == PW_OK)
 		rc = exec_finish_runs(r, now);
 	if (rc == PW_OK)
-		rc = commit(r);
+		rc = rn_commit(r);
 	if (*next_cron && (!*next_wake || *next_cron < *next_wake))
 		*next_wake = *next_cron;
 	return rc;
@@ -268,6 +276,9 @@ static int run_loop(runner *r)
 			if (r->in_tx)
 				pw_store_rollback(r->store);
 			r->in_tx = false;
+			for (size_t i = 0; i < r->n_go; i++)
+				close(r->go_fds[i]);
+			r->n_go = 0;
 			rn_error(r, "a step failed; exiting so that a restart recovers");
 			return 1;
 		}
@@ -327,6 +338,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 		r->runs = next;
 	}
 	free(r->procs);
+	free(r->go_fds);
 	json_object_put(r->pool_slots);
 	json_object_put(r->pool_used);
 	pw_store_close(r->store);
@@ -358,7 +370,7 @@ int main(int argc, char **argv)
 	r.wake_fd = open_wake_fifo(r.project->database);
 	r.pool_used = json_object_new_object();
 	if (!r.pool_used || seed(&r) != PW_OK || recover(&r, pw_now_ms()) != PW_OK ||
-	    commit(&r) != PW_OK)
+	    rn_commit(&r) != PW_OK)
 		goto out;
 	rn_info(&r, "started on %s (pid %d)", r.project->database, (int)getpid());
 	status = run_loop(&r);

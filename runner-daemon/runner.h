@@ -98,6 +98,8 @@ typedef struct runner {
 	rn_run *runs;           /* active runs, in claim order */
 	rn_proc *procs;         /* tries running across all runs */
 	size_t n_running, cap_procs;
+	int *go_fds;            /* shims started in this step, waiting for */
+	size_t n_go, cap_go;    /* the commit (pw_launch_go) */
 	json_object *pool_slots;  /* pool name -> slots (refreshed per step) */
 	json_object *pool_used;   /* pool name -> slots held by running tries */
 	bool in_tx;
@@ -122,6 +124,11 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
 	do { if ((r)->verbose) rn_log((r), "debug", __VA_ARGS__); } while (0)
 /* Begins the step's transaction unless one is open. PW_OK or PW_ERR. */
 int rn_tx(runner *r);
+/*
+ * Commits the step's transaction, then lets the shims started in it run
+ * (or, if the commit fails, makes them exit unstarted). PW_OK or PW_ERR.
+ */
+int rn_commit(runner *r);
 
 /* --- scheduler.c ------------------------------------------------------- */
 /* Queues the scheduled runs that are due; keeps next_run_at current. */

@@ -1,0 +1,1121 @@
+/*
+ * launch.c - the shim that runs one try of a task, its status file, the
+ * XCom file, and the task's environment. See launch.h.
+ *
+ * Process layout of one try:
+ *
+ *   runner --fork--> shim (setsid; pid = pgid) --vfork+execve--> task
+ *
+ * The shim is a fork of the runner, so it first drops everything it
+ * inherited: every descriptor above 2 (the runner's database, its lock
+ * file and wake FIFO must not outlive the runner in a shim), stdin/stdout/
+ * stderr (pointed at /dev/null), signal handlers and the signal mask. It
+ * never returns into the runner's code and ends with _exit(). It uses no
+ * stdio stream; json-c (and so malloc) is used only to encode the status.
+ *
+ * The task is started with vfork(): the shim's memory is not copied a
+ * second time, which matters when 10,000 short tasks are started. The
+ * vfork child only calls system calls on data prepared beforehand (stack
+ * buffers, no malloc) before execve or _exit.
+ *
+ * Last line: the shim remembers the last stdout line that holds anything
+ * but white space, without its newline and a trailing '\r'. A line longer
+ * than PW_LINE_MAX keeps its first PW_LINE_MAX bytes. Invalid UTF-8 in it
+ * is replaced by U+FFFD so that it can become a JSON string.
+ */
+#include "launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Longest last line kept, in bytes. */
+#define PW_LINE_MAX (64 * 1024)
+/* How long stdout is still drained after the task ended (background
+ * children may hold it open). */
+#define PW_DRAIN_MS 100
+/* Poll interval for the task's end when pidfd_open is not available. */
+#define PW_REAP_POLL_MS 50
+/* Largest XCom file accepted, and largest status file read. */
+#define PW_XCOM_MAX (1024 * 1024)
+#define PW_STATUS_MAX (1024 * 1024)
+/* PATH of execvp when the task's environment has none. */
+#define PW_DEFAULT_PATH "/bin:/usr/bin"
+
+/* --- small system-call helpers (safe in the shim and the vfork child) ---- */
+
+/* Writes all of buf; returns 0 or -1. Retries on EINTR and short writes. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes the NULL-terminated list of strings as one message (best effort). */
+static void write_msg(int fd, const char *const *parts)
+{
+	char buf[1024];
+	size_t len = 0;
+	for (; *parts; parts++) {
+		size_t n = strlen(*parts);
+		if (n > sizeof buf - 1 - len)
+			n = sizeof buf - 1 - len;
+		memcpy(buf + len, *parts, n);
+		len += n;
+	}
+	buf[len++] = '\n';
+	(void)write_all(fd, buf, len);
+}
+
+/* The English description of errno e, without locale or allocation. */
+static const char *err_text(int e)
+{
+	const char *s = strerrordesc_np(e);
+	return s ? s : "unknown error";
+}
+
+/* Closes every descriptor from `from` up: close_range, else a loop. */
+static void close_from(int from)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
+		return;
+#endif
+	struct rlimit rl;
+	long max = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = rl.rlim_cur > 65536 ? 65536 : (long)rl.rlim_cur;
+	for (long fd = from; fd < max; fd++)
+		(void)close((int)fd);
+}
+
+/* Sets the disposition of every catchable signal to SIG_DFL. */
+static void reset_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &sa, NULL);
+}
+
+static void set_handler(int sig, void (*h)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = h;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(sig, &sa, NULL);
+}
+
+static void unblock_all_signals(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- the task (vfork child) ------------------------------------------------ */
+
+/* What the vfork child needs, all prepared by the shim before vfork. */
+typedef struct task_spec {
+	const pw_launch *l;
+	const char *path_env; /* PATH of the task's environment */
+	int out_w;            /* write end of the stdout pipe */
+	int log;              /* log file */
+} task_spec;
+
+/*
+ * execve with execvpe's PATH search, but over the PATH of the task's own
+ * environment (glibc's execvpe searches the caller's PATH). Returns only on
+ * failure, with errno set to the most telling error (EACCES over ENOENT).
+ */
+static void exec_search(const char *file, char *const *argv,
+			char *const *env, const char *path)
+{
+	char buf[PATH_MAX];
+	size_t flen = strlen(file);
+	bool denied = false;
+
+	if (strchr(file, '/') || !*file) {
+		if (!*file)
+			errno = ENOENT;
+		else
+			execve(file, argv, env);
+		return;
+	}
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t dlen = (size_t)(end - p);
+		if (dlen + 1 + flen < sizeof buf) {
+			memcpy(buf, p, dlen);
+			size_t off = dlen;
+			if (dlen > 0)
+				buf[off++] = '/';
+			memcpy(buf + off, file, flen + 1);
+			execve(buf, argv, env);
+			if (errno == EACCES)
+				denied = true;
+			else if (errno != ENOENT && errno != ENOTDIR &&
+				 errno != ESTALE && errno != ENODEV &&
+				 errno != ETIMEDOUT)
+				return;
+		}
+		if (!*end)
+			break;
+		p = end;
+	}
+	errno = denied ? EACCES : ENOENT;
+}
+
+/*
+ * Body of the vfork child: wires stdin (/dev/null, already fd 0 of the
+ * shim), stdout (pipe) and stderr (log), enters the workdir, closes the
+ * rest, restores signals and execs. On failure it says why on fd 2 and
+ * exits 127. Never returns.
+ */
+static _Noreturn void task_child(const task_spec *ts)
+{
+	const pw_launch *l = ts->l;
+
+	if (dup2(ts->out_w, 1) < 0 || dup2(ts->log, 2) < 0)
+		_exit(127);
+	if (chdir(l->workdir) != 0) {
+		int e = errno;
+		write_msg(2, (const char *const[]){"pipewright: cannot enter '",
+			  l->workdir, "': ", err_text(e), NULL});
+		_exit(127);
+	}
+	close_from(3);
+	set_handler(SIGTERM, SIG_DFL);
+	set_handler(SIGINT, SIG_DFL);
+	set_handler(SIGHUP, SIG_DFL);
+	unblock_all_signals();
+	const char *what;
+	if (l->argv) {
+		what = l->argv[0];
+		exec_search(what, l->argv, l->env, ts->path_env);
+	} else {
+		char *sh_argv[] = {"sh", "-c", (char *)l->shell, NULL};
+		what = "/bin/sh";
+		execve("/bin/sh", sh_argv, l->env);
+	}
+	int e = errno;
+	write_msg(2, (const char *const[]){"pipewright: cannot run '", what,
+		  "': ", err_text(e), NULL});
+	_exit(127);
+}
+
+/* --- the shim -------------------------------------------------------------- */
+
+/* The shim's view of the task's stdout. */
+typedef struct shim_out {
+	int log;          /* log file, or -1 */
+	char *cur, *last; /* line being read / last non-blank line */
+	size_t cur_len, last_len;
+	bool cur_blank;   /* cur holds only white space so far */
+	bool have_last;
+} shim_out;
+
+static bool is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Ends the current line: it becomes the last line unless it is blank. */
+static void line_end(shim_out *so)
+{
+	if (!so->cur_blank) {
+		size_t n = so->cur_len;
+		if (n > 0 && so->cur[n - 1] == '\r')
+			n--;
+		char *t = so->last;
+		so->last = so->cur;
+		so->cur = t;
+		so->last_len = n;
+		so->have_last = true;
+	}
+	so->cur_len = 0;
+	so->cur_blank = true;
+}
+
+/* Appends a piece of a line to cur (keeping at most PW_LINE_MAX bytes). */
+static void line_add(shim_out *so, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && so->cur_blank; i++)
+		if (!is_space((unsigned char)p[i]))
+			so->cur_blank = false;
+	size_t room = PW_LINE_MAX - so->cur_len;
+	if (n > room)
+		n = room;
+	memcpy(so->cur + so->cur_len, p, n);
+	so->cur_len += n;
+}
+
+/* Copies one chunk of stdout to the log and follows its lines. */
+static void shim_chunk(shim_out *so, const char *buf, size_t n)
+{
+	if (so->log >= 0)
+		(void)write_all(so->log, buf, n);
+	if (!so->cur)
+		return;
+	const char *p = buf, *end = buf + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		line_add(so, p, (size_t)((nl ? nl : end) - p));
+		if (!nl)
+			break;
+		line_end(so);
+		p = nl + 1;
+	}
+}
+
+/*
+ * Reads what is available on fd into so. Returns 1 at end of file (or on
+ * a read error), 0 otherwise.
+ */
+static int shim_read(shim_out *so, int fd)
+{
+	char buf[16384];
+	ssize_t n = read(fd, buf, sizeof buf);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : 1;
+	if (n == 0)
+		return 1;
+	shim_chunk(so, buf, (size_t)n);
+	return 0;
+}
+
+/* waitpid that retries on EINTR. flags as for waitpid. */
+static pid_t wait_eintr(pid_t pid, int *status, int flags)
+{
+	pid_t r;
+	do
+		r = waitpid(pid, status, flags);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/*
+ * Copies the task's stdout (fd out) into so until the task has ended and
+ * stdout reached end of file, or for at most PW_DRAIN_MS after the task
+ * ended (a background child may keep stdout open). Follows the task with a
+ * pidfd, or by polling when pidfds are not supported. Returns the task's
+ * wait status, or -1 if waiting failed.
+ */
+static int shim_follow(shim_out *so, int out, pid_t task)
+{
+	int pidfd = pw_pidfd_open(task), status = 0;
+	bool eof = false, ended = false;
+	long long deadline = 0;
+
+	while (!eof) {
+		int timeout = -1;
+		if (ended) {
+			long long left = deadline - now_ms();
+			if (left <= 0)
+				break;
+			timeout = (int)left;
+		} else if (pidfd < 0) {
+			timeout = PW_REAP_POLL_MS;
+		}
+		struct pollfd fds[2] = {{.fd = out, .events = POLLIN},
+					{.fd = ended ? -1 : pidfd,
+					 .events = POLLIN}};
+		int r = poll(fds, 2, timeout);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			eof = shim_read(so, out) != 0;
+		if (!ended && (pidfd < 0 || (r > 0 && fds[1].revents))) {
+			pid_t w = wait_eintr(task, &status, WNOHANG);
+			if (w != 0) {
+				if (w < 0)
+					status = -1;
+				ended = true;
+				deadline = now_ms() + PW_DRAIN_MS;
+			}
+		}
+	}
+	/* stdout is closed (or stays open): wait for the task itself. */
+	if (!ended && wait_eintr(task, &status, 0) < 0)
+		status = -1;
+	if (pidfd >= 0)
+		close(pidfd);
+	if (so->cur && so->cur_len > 0)
+		line_end(so);
+	return status;
+}
+
+/* Length of the valid UTF-8 sequence at p (of n bytes), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	unsigned cp = c & (0x3f >> (len - 1));
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* malloc'd copy of s (n bytes) with invalid UTF-8 replaced by U+FFFD. */
+static char *utf8_clean(const char *s, size_t n, size_t *out_len)
+{
+	char *out = malloc(n * 3 + 1);
+	size_t o = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+		if (k == 0) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+}
+
+/* Exit code and signal of wait status ws (-1: unknown, taken as 127). */
+static void decode_status(int ws, int *code, int *sig)
+{
+	*code = 127;
+	*sig = 0;
+	if (ws != -1 && WIFEXITED(ws)) {
+		*code = WEXITSTATUS(ws);
+	} else if (ws != -1 && WIFSIGNALED(ws)) {
+		*code = -1;
+		*sig = WTERMSIG(ws);
+	}
+}
+
+/*
+ * The status JSON for wait status ws and the last line. malloc'd, or NULL
+ * when out of memory.
+ */
+static char *status_json(int ws, const shim_out *so)
+{
+	int code, sig;
+	decode_status(ws, &code, &sig);
+	json_object *o = json_object_new_object();
+	json_object *line = NULL;
+	char *res = NULL;
+	if (!o)
+		return NULL;
+	if (so->have_last) {
+		size_t n;
+		char *clean = utf8_clean(so->last, so->last_len, &n);
+		if (!clean)
+			goto out;
+		line = json_object_new_string_len(clean, (int)n);
+		free(clean);
+		if (!line)
+			goto out;
+	}
+	if (json_object_object_add(o, "exit_code", json_object_new_int(code)) ||
+	    json_object_object_add(o, "signal", json_object_new_int(sig)) ||
+	    json_object_object_add(o, "last_line", line))
+		goto out;
+	line = NULL;
+	const char *s = json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (s)
+		res = pw_asprintf("%s\n", s);
+out:
+	json_object_put(line);
+	json_object_put(o);
+	return res;
+}
+
+/*
+ * Writes the status file atomically (<path>.tmp, then rename). When the
+ * JSON cannot be built, a status without the last line is written.
+ * Returns 0 or -1.
+ */
+static int write_status(const char *path, int ws, const shim_out *so)
+{
+	char tmp[PATH_MAX], fallback[96];
+	char *json = status_json(ws, so);
+	const char *text = json;
+	int rc = -1;
+
+	if (!json) {
+		int code, sig;
+		decode_status(ws, &code, &sig);
+		snprintf(fallback, sizeof fallback,
+			 "{\"exit_code\":%d,\"signal\":%d,\"last_line\":null}\n",
+			 code, sig);
+		text = fallback;
+	}
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+		goto out;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto out;
+	int w = write_all(fd, text, strlen(text));
+	if (close(fd) != 0 || w != 0 || rename(tmp, path) != 0) {
+		(void)unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(json);
+	return rc;
+}
+
+/*
+ * Drops what the shim inherited from the runner: descriptors above 2,
+ * stdin/stdout/stderr (now /dev/null), handlers and the signal mask; then
+ * ignores SIGTERM, SIGINT and SIGHUP.
+ */
+static void shim_detach(void)
+{
+	close_from(3);
+	int null = open("/dev/null", O_RDWR);
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		if (fd != null)
+			(void)dup2(null, fd);
+	if (null > 2)
+		(void)close(null);
+	reset_signals();
+	set_handler(SIGTERM, SIG_IGN);
+	set_handler(SIGINT, SIG_IGN);
+	set_handler(SIGHUP, SIG_IGN);
+	unblock_all_signals();
+}
+
+/* The value of PATH in env, or the default search path. */
+static const char *env_path(char *const *env)
+{
+	for (; env && *env; env++)
+		if (strncmp(*env, "PATH=", 5) == 0)
+			return *env + 5;
+	return PW_DEFAULT_PATH;
+}
+
+/*
+ * vfork()s the task; returns its pid or -1 (errno set). Kept apart so that
+ * no variable of the caller lives across vfork.
+ */
+static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
+{
+	pid_t pid = vfork();
+	if (pid == 0)
+		task_child(ts);
+	return pid;
+}
+
+/*
+ * Waits for the runner's go byte on go_r (see pw_launch_start); exits the
+ * shim quietly when the pipe closes without one.
+ */
+static void shim_wait_go(int go_r, int go_w)
+{
+	char go;
+	ssize_t n;
+	(void)close(go_w);
+	while ((n = read(go_r, &go, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		_exit(0);
+	(void)close(go_r);
+}
+
+/* The shim: runs the try and writes its status. Never returns. */
+static _Noreturn void shim_main(const pw_launch *l, int go_r, int go_w)
+{
+	shim_out so = {.log = -1, .cur_blank = true};
+	int pipefd[2] = {-1, -1}, ws = -1;
+
+	shim_wait_go(go_r, go_w);
+	(void)setsid();
+	shim_detach();
+	so.log = open(l->log_path,
+		      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (so.log < 0)
+		goto done;
+	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+		write_msg(so.log, (const char *const[]){
+			  "pipewright: cannot create a pipe: ",
+			  err_text(errno), NULL});
+		goto done;
+	}
+	so.cur = malloc(PW_LINE_MAX);
+	so.last = malloc(PW_LINE_MAX);
+	if (!so.cur || !so.last) {
+		free(so.cur);
+		free(so.last);
+		so.cur = so.last = NULL; /* the log still gets everything */
+	}
+	task_spec ts = {.l = l, .path_env = env_path(l->env),
+			.out_w = pipefd[1], .log = so.log};
+	pid_t task = spawn_task(&ts);
+	int e = errno;
+	(void)close(pipefd[1]);
+	if (task < 0) {
+		write_msg(so.log, (const char *const[]){
+			  "pipewright: cannot start the task: ", err_text(e),
+			  NULL});
+		goto done;
+	}
+	ws = shim_follow(&so, pipefd[0], task);
+done:
+	if (pipefd[0] >= 0)
+		(void)close(pipefd[0]);
+	if (so.log >= 0)
+		(void)close(so.log);
+	_exit(write_status(l->status_path, ws, &so) == 0 ? 0 : 1);
+}
+
+pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
+{
+	int go[2];
+	if (!l || !l->workdir || !l->log_path || !l->status_path ||
+	    !l->env || (!l->argv && !l->shell) ||
+	    (l->argv && !l->argv[0])) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (pipe2(go, O_CLOEXEC) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0)
+		shim_main(l, go[0], go[1]);
+	int saved = errno;
+	(void)close(go[0]);
+	if (pid < 0) {
+		(void)close(go[1]);
+		errno = saved;
+		return -1;
+	}
+	if (proc_start)
+		*proc_start = pw_proc_start_time(pid);
+	*go_fd = go[1];
+	return pid;
+}
+
+void pw_launch_go(int go_fd)
+{
+	ssize_t n;
+	while ((n = write(go_fd, "g", 1)) < 0 && errno == EINTR)
+		;
+	(void)close(go_fd);
+}
+
+/* --- reading files --------------------------------------------------------- */
+
+/*
+ * Reads a whole file of at most max bytes into *buf (malloc'd, NUL added)
+ * and *len. Returns 0, 1 when it does not exist, 2 when it is larger than
+ * max, or -1 on another error (errno set).
+ */
+static int read_file(const char *path, size_t max, char **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 4096, n = 0;
+	char *b = NULL;
+	int rc = -1;
+
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 1 : -1;
+	for (;;) {
+		if (n + 1 >= cap || !b) {
+			if (b)
+				cap *= 2;
+			char *nb = realloc(b, cap);
+			if (!nb)
+				goto out;
+			b = nb;
+		}
+		ssize_t r = read(fd, b + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto out;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			rc = 2;
+			goto out;
+		}
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+	rc = 0;
+out:
+	if (rc == -1) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else {
+		close(fd);
+	}
+	free(b);
+	return rc;
+}
+
+/* Whether s (n bytes) is only JSON white space. */
+static bool json_blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	return true;
+}
+
+/* Whether v holds a NaN or infinite number anywhere (json-c accepts them). */
+static bool has_nonfinite(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return !isfinite(json_object_get_double(v));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (has_nonfinite(json_object_array_get_idx(v, i)))
+				return true;
+		return false;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val) {
+			(void)key;
+			if (has_nonfinite(val))
+				return true;
+		}
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/*
+ * Parses s (n bytes, NUL-terminated) as exactly one JSON value, with
+ * nothing but white space after it and valid UTF-8. Returns the value, or NULL with *why
+ * set to a static description.
+ */
+static json_object *parse_one(const char *s, size_t n, const char **why,
+			      size_t *at)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *v = NULL;
+
+	*why = "out of memory";
+	*at = 0;
+	if (!tok)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+				    JSON_TOKENER_VALIDATE_UTF8);
+	const char *nul = memchr(s, '\0', n);
+	if (nul) {
+		*why = "it holds a NUL byte";
+		*at = (size_t)(nul - s);
+		goto out;
+	}
+	/* The terminating NUL is passed too, so that a bare number ends. */
+	v = json_tokener_parse_ex(tok, s, (int)n + 1);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	if (end > n)
+		end = n;
+	if (!v && jerr == json_tokener_continue)
+		*why = "unexpected end of data";
+	else if (!v)
+		*why = json_tokener_error_desc(jerr);
+	else if (!json_blank(s + end, n - end))
+		*why = "there is text after the JSON value";
+	else if (has_nonfinite(v))
+		*why = "NaN and Infinity are not JSON numbers";
+	else
+		goto out;
+	*at = end;
+	json_object_put(v);
+	v = NULL;
+out:
+	json_tokener_free(tok);
+	return v;
+}
+
+/* Reads an int member; returns 0 or -1 when missing or not an integer. */
+static int get_int(json_object *o, const char *key, int *out)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	int64_t x = json_object_get_int64(v);
+	if (x < INT_MIN || x > INT_MAX)
+		return -1;
+	*out = (int)x;
+	return 0;
+}
+
+int pw_launch_read_status(const char *status_path, pw_try_result *out)
+{
+	char *buf;
+	size_t len;
+	const char *why;
+	size_t at;
+	json_object *o = NULL, *line;
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	int r = read_file(status_path, PW_STATUS_MAX, &buf, &len);
+	if (r != 0)
+		return r == 1 ? 1 : -1;
+	o = parse_one(buf, len, &why, &at);
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    get_int(o, "exit_code", &out->exit_code) != 0 ||
+	    get_int(o, "signal", &out->signal) != 0)
+		goto out;
+	if (json_object_object_get_ex(o, "last_line", &line) &&
+	    !json_object_is_type(line, json_type_null)) {
+		if (!json_object_is_type(line, json_type_string) ||
+		    !(out->last_line = strdup(json_object_get_string(line))))
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		pw_try_result_free(out);
+	json_object_put(o);
+	free(buf);
+	return rc;
+}
+
+void pw_try_result_free(pw_try_result *r)
+{
+	if (!r)
+		return;
+	free(r->last_line);
+	r->last_line = NULL;
+}
+
+int pw_xcom_read(const char *path, json_object **out, char **err)
+{
+	char *buf = NULL;
+	size_t len, at;
+	const char *why;
+	json_object *v = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	*err = NULL;
+	int r = read_file(path, PW_XCOM_MAX, &buf, &len);
+	if (r == 1 || (r == 0 && json_blank(buf, len))) {
+		rc = 0;
+	} else if (r == 2) {
+		*err = pw_asprintf("XCom file is larger than 1 MiB");
+	} else if (r < 0) {
+		*err = pw_asprintf("cannot read the XCom file: %s",
+				   err_text(errno));
+	} else if (!(v = parse_one(buf, len, &why, &at))) {
+		*err = pw_asprintf("XCom file is not valid JSON: %s (at byte "
+				   "%zu)", why, at);
+	} else if (!json_object_is_type(v, json_type_object)) {
+		*err = pw_asprintf("XCom file is not a JSON object (it holds "
+				   "a JSON %s)",
+				   json_type_to_name(json_object_get_type(v)));
+	} else {
+		*out = v;
+		v = NULL;
+		rc = 0;
+	}
+	json_object_put(v);
+	free(buf);
+	return rc;
+}
+
+/* --- processes ------------------------------------------------------------- */
+
+long long pw_proc_start_time(pid_t pid)
+{
+	char path[64], buf[2048];
+	ssize_t n;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	do
+		n = read(fd, buf, sizeof buf - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* comm (field 2) may hold spaces and ')': fields 3.. follow the last
+	 * ')'. Field 22 is the 20th after it. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -1;
+	}
+	char *end;
+	errno = 0;
+	long long v = strtoll(p + 1, &end, 10);
+	if (errno || end == p + 1 || (*end != ' ' && *end != '\n' && *end))
+		return -1;
+	return v;
+}
+
+int pw_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* --- the task's environment ------------------------------------------------ */
+
+/* Environment being built: entries in order, and name -> index. */
+typedef struct env_builder {
+	pw_strv *out;
+	json_object *index;
+} env_builder;
+
+/*
+ * Adds "NAME=value" (entry, malloc'd, taken over), replacing an earlier
+ * entry of the same name in place. namelen is the length of NAME.
+ * Returns 0 or -1 (out of memory).
+ */
+static int env_put(env_builder *b, char *entry, size_t namelen)
+{
+	char key[256];
+	char *heap = NULL;
+	const char *name = key;
+	json_object *idx;
+	int rc = -1;
+
+	if (!entry)
+		return -1;
+	if (namelen < sizeof key) {
+		memcpy(key, entry, namelen);
+		key[namelen] = '\0';
+	} else if (!(heap = strndup(entry, namelen))) {
+		goto out;
+	} else {
+		name = heap;
+	}
+	if (json_object_object_get_ex(b->index, name, &idx)) {
+		size_t i = (size_t)json_object_get_int64(idx);
+		free(b->out->v[i]);
+		b->out->v[i] = entry;
+		entry = NULL;
+		rc = 0;
+		goto out;
+	}
+	json_object *n = json_object_new_int64((int64_t)b->out->n);
+	if (!n || json_object_object_add(b->index, name, n) != 0) {
+		json_object_put(n);
+		goto out;
+	}
+	rc = pw_strv_push(b->out, entry);
+out:
+	free(entry);
+	free(heap);
+	return rc;
+}
+
+/* Adds name=value. A NULL value adds nothing. Returns 0 or -1. */
+static int env_set(env_builder *b, const char *name, const char *value)
+{
+	if (!value)
+		return 0;
+	return env_put(b, pw_asprintf("%s=%s", name, value), strlen(name));
+}
+
+/* "PIPEWRIGHT_<kind>_<NAME>" for dataset name: upper-cased, others '_'. */
+static char *dataset_var(const char *kind, const char *name)
+{
+	char *v = pw_asprintf("PIPEWRIGHT_%s_%s", kind, name);
+	if (!v)
+		return NULL;
+	for (char *p = v + strlen("PIPEWRIGHT_") + strlen(kind) + 1; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 'a' && c <= 'z')
+			*p = (char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			   c == '_'))
+			*p = '_';
+	}
+	return v;
+}
+
+static bool is_params(const char *name)
+{
+	return strncmp(name, "params:", 7) == 0 ||
+	       strcmp(name, "parameters") == 0;
+}
+
+/*
+ * Path of input `name`: its load path, or its save path (this run's
+ * version) when this run writes it and load_versions does not pin it.
+ * NULL with *oom false for a dataset without a filepath.
+ */
+static char *input_path(const pw_task_env *in, const char *name, bool *oom)
+{
+	const pw_catalog_view *cat = in->catalog;
+	json_object *v;
+	bool pinned = cat->load_versions &&
+		json_object_object_get_ex(cat->load_versions, name, &v) &&
+		json_object_is_type(v, json_type_string);
+	if (!pinned && in->run_outputs &&
+	    json_object_object_get_ex(in->run_outputs, name, NULL))
+		return pw_dataset_save_path(cat, name, in->run_id, oom);
+	return pw_dataset_load_path(cat, name, in->run_id, oom);
+}
+
+/* Adds PIPEWRIGHT_<kind>_<NAME> for each dataset of names with a path. */
+static int env_datasets(env_builder *b, const pw_task_env *in,
+			const pw_strv *names, bool output)
+{
+	for (size_t i = 0; i < names->n; i++) {
+		const char *name = names->v[i];
+		bool oom = false;
+		if (is_params(name))
+			continue;
+		char *path = output ? pw_dataset_save_path(in->catalog, name,
+							    in->run_id, &oom)
+				    : input_path(in, name, &oom);
+		if (!path) {
+			if (oom)
+				return -1;
+			continue;
+		}
+		char *var = dataset_var(output ? "OUTPUT" : "INPUT", name);
+		int rc = var ? env_set(b, var, path) : -1;
+		free(var);
+		free(path);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* base, the PIPEWRIGHT_* variables, datasets, then the task's env. */
+static int env_fill(env_builder *b, const pw_task_env *in)
+{
+	char try_s[24];
+	const pw_task *t = in->task;
+
+	for (char *const *e = in->base; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (eq && eq != *e &&
+		    env_put(b, strdup(*e), (size_t)(eq - *e)) != 0)
+			return -1;
+	}
+	snprintf(try_s, sizeof try_s, "%d", in->try_number);
+	if (env_set(b, "PIPEWRIGHT_DAG_ID", in->dag_id) ||
+	    env_set(b, "PIPEWRIGHT_RUN_ID", in->run_id) ||
+	    env_set(b, "PIPEWRIGHT_TASK_ID", t ? t->name : NULL) ||
+	    env_set(b, "PIPEWRIGHT_TRY_NUMBER", try_s) ||
+	    env_set(b, "PIPEWRIGHT_PARAMS", in->params_path) ||
+	    env_set(b, "PIPEWRIGHT_XCOM", in->xcom_path))
+		return -1;
+	if (!t)
+		return 0;
+	if (in->catalog && (env_datasets(b, in, &t->inputs, false) ||
+			    env_datasets(b, in, &t->outputs, true)))
+		return -1;
+	if (!t->env)
+		return 0;
+	json_object_object_foreach(t->env, key, val) {
+		if (env_set(b, key, json_object_get_string(val)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int pw_task_env_build(const pw_task_env *in, pw_strv *out)
+{
+	env_builder b = {.out = out, .index = json_object_new_object()};
+	int rc = -1;
+
+	if (b.index)
+		rc = env_fill(&b, in);
+	json_object_put(b.index);
+	if (rc != 0)
+		pw_strv_free(out);
+	return rc;
+}
+
+char **pw_env_vector(const pw_strv *sv)
+{
+	char **v = malloc((sv->n + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < sv->n; i++)
+		v[i] = sv->v[i];
+	v[sv->n] = NULL;
+	return v;
+}
