@@ -267,7 +267,10 @@ static int decide_downstream(runner *r, rn_run *run, size_t t, long long now)
 
 /* --- building a run ----------------------------------------------------------- */
 
-/* Resolves "a", "__default__" or "a+b" to an owned pipeline. */
+/*
+ * Resolves "a", "__default__" or "a+b" to an owned pipeline whose params
+ * are the named DAGs' params merged in order ("__default__" has none).
+ */
 static pw_dag *resolve_pipeline(runner *r, const char *id, pw_kerror *err)
 {
 	pw_strv names = {0};
@@ -291,6 +294,17 @@ static pw_dag *resolve_pipeline(runner *r, const char *id, pw_kerror *err)
 	if (!out && errs.n)
 		pw_kerror_set(err, errs.v[0].type, "%s", errs.v[0].message);
 	pw_errors_free(&errs);
+	/* The union keeps no params: merge the parts', in order. */
+	for (size_t i = 0; out && i < names.n; i++) {
+		json_object *merged = pw_params_merge(out->params, parts[i]->params);
+		if (!merged) {
+			pw_dag_free(out);
+			out = NULL;
+			break;
+		}
+		json_object_put(out->params);
+		out->params = merged;
+	}
 out:
 	for (size_t i = 0; parts && i < names.n; i++)
 		if (owned[i])

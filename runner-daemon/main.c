@@ -188,10 +188,11 @@ static int heartbeat(runner *r, long long now)
 static int step(runner *r, long long now, long long *next_wake, long long *next_cron)
 {
 	json_object *slots = NULL;
+	bool changed = r->work_changed; /* by us, or by another process */
 	int rc = exec_reap(r, now);
 	if (rc == PW_OK)
 		rc = exec_check_adopted(r, now);
-	if (rc == PW_OK && r->work_changed) {
+	if (rc == PW_OK && changed) {
 		r->work_changed = false;
 		rc = sched_commands(r, now);
 		if (rc == PW_OK)
@@ -201,7 +202,7 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 			r->pool_slots = slots;
 		}
 	}
-	if (rc == PW_OK && now >= *next_cron) {
+	if (rc == PW_OK && (changed || now >= *next_cron)) {
 		*next_cron = 0;
 		rc = sched_cron(r, now, next_cron);
 		if (!*next_cron)
