@@ -283,8 +283,10 @@ static int run_loop(runner *r)
 			rn_error(r, "a step failed; exiting so that a restart recovers");
 			return 1;
 		}
-		if (r->once && !r->runs && !r->work_changed)
+		if (r->once && !r->runs && !r->work_changed) {
+			st_runner_stopped(r, (int)getpid());
 			return 0;
+		}
 		if (r->work_changed)
 			continue; /* a run ended or was queued: look again at once */
 		if (!next_wake || next_wake > next_heartbeat)
@@ -292,6 +294,7 @@ static int run_loop(runner *r)
 		wait_for_work(r, next_wake);
 	}
 	rn_info(r, "stopping; running tasks go on and the next runner adopts them");
+	st_runner_stopped(r, (int)getpid()); /* health: "absent", not "stale" */
 	return 0;
 }
 

@@ -222,6 +222,8 @@ typedef struct st_command {
 typedef int (*st_command_fn)(runner *r, const st_command *c, void *arg);
 int st_each_command(runner *r, st_command_fn fn, void *arg);
 int st_command_done(runner *r, long long id, long long now);
+/* Removes the heartbeat row of a runner that stops cleanly (autocommit). */
+int st_runner_stopped(runner *r, int pid);
 /* data_version: a change by another connection since the last call. */
 int st_changed(runner *r, bool *changed);
 

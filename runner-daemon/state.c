@@ -503,3 +503,13 @@ int st_changed(runner *r, bool *changed)
 	r->data_version = v;
 	return v < 0 ? PW_ERR : PW_OK;
 }
+
+int st_runner_stopped(runner *r, int pid)
+{
+	static const char sql[] = "DELETE FROM runner WHERE pid = ?1";
+	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_int(st, 1, pid);
+	return run_write(r, st);
+}
