@@ -370,25 +370,14 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 static int choose_runner(runner *r, rn_run *run, json_object *options, pw_kerror *err)
 {
 	const char *name = json_object_get_string(json_object_object_get(options, "runner"));
-	if (!name)
-		return PW_OK;
-	const char *shortname = strncmp(name, "kedro.runner.", 13) == 0 ? name + 13 : name;
-	if (strcmp(shortname, "SequentialRunner") == 0) {
-		run->sequential = true;
-		return PW_OK;
-	}
-	if (!strcmp(shortname, "ParallelRunner") || !strcmp(shortname, "ThreadRunner"))
-		return PW_OK;
-	json_object *runners = json_object_object_get(r->project->settings, "runners");
-	if (json_object_object_get(runners, name))
+	int kind = pw_runner_resolve(r->project, name, PW_RUNNER_PARALLEL, err);
+	if (kind < 0)
+		return PW_ERR;
+	if (kind == PW_RUNNER_PROJECT)
 		return pw_kerror_set(err, "NotImplementedError",
 				     "runner '%s': only local runners are supported so far", name);
-	if (strchr(shortname, '.'))
-		return pw_kerror_set(err, "ValueError",
-				     "Runner module '%.*s' is not allowed.", (int)(strrchr(name, '.') - name),
-				     name);
-	return pw_kerror_set(err, "AttributeError",
-			     "module 'kedro.runner' has no attribute '%s'", shortname);
+	run->sequential = kind == PW_RUNNER_SEQUENTIAL;
+	return PW_OK;
 }
 
 /* Writes the run's effective parameters: conf < DAG params < run conf. */
@@ -431,21 +420,22 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	if (!run || !(run->dag_id = strdup(dag_id)) || !(run->run_id = strdup(run_id)))
 		goto fail;
 	run->pk = pk;
-	if (r->project->conf_error.type) {
-		pw_kerror_set(&err, r->project->conf_error.type, "%s",
-			      r->project->conf_error.message);
-		goto fail;
-	}
-	if (!(run->dag = resolve_pipeline(r, dag_id, &err)))
+	/* Kedro's order of refusals: runner, pipeline, filters, configuration. */
+	if (choose_runner(r, run, options, &err) != PW_OK ||
+	    !(run->dag = resolve_pipeline(r, dag_id, &err)))
 		goto fail;
 	if (!(run->tasks = calloc(run->dag->n_tasks + 1, sizeof *run->tasks)))
 		goto fail;
 	for (size_t i = 0; i < run->dag->n_tasks; i++)
 		run->tasks[i].pidfd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
-	if (choose_runner(r, run, options, &err) != PW_OK ||
-	    select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
+	if (select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
 		goto fail;
+	if (r->project->conf_error.type) {
+		pw_kerror_set(&err, r->project->conf_error.type, "%s",
+			      r->project->conf_error.message);
+		goto fail;
+	}
 	run->dir = pw_asprintf("%s/%s/%s", r->project->logs_dir, dag_id, run_id);
 	run->params_path = run->dir ? pw_asprintf("%s/params.json", run->dir) : NULL;
 	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(r, run, conf) != PW_OK) {

@@ -174,6 +174,35 @@ static int seed(runner *r)
 	return PW_OK;
 }
 
+/*
+ * Reloads the project when its files changed since it was loaded. Active
+ * runs keep the pipeline they were claimed with (their own copy); new runs
+ * and schedules see the new files. The database path is not reloaded.
+ */
+static int reload_if_changed(runner *r)
+{
+	long long fp = pw_project_fingerprint(r->project);
+	if (fp == r->fingerprint)
+		return PW_OK;
+	pw_project *next = NULL;
+	char *err = NULL;
+	if (pw_project_load(&r->opts, &next, &err) != PW_OK) {
+		rn_error(r, "reload: %s", err ? err : "out of memory");
+		free(err);
+		r->fingerprint = fp; /* say it once, not every time */
+		return PW_OK;
+	}
+	if (strcmp(next->database, r->project->database) != 0)
+		rn_error(r, "reload: a new database path takes a restart");
+	pw_project_free(r->project);
+	r->project = next;
+	r->fingerprint = fp;
+	r->work_changed = true;
+	rn_info(r, "project reloaded: %zu DAGs, %zu import errors", next->n_dags,
+		next->import_errors.n);
+	return seed(r);
+}
+
 static int heartbeat(runner *r, long long now)
 {
 	char host[HOST_NAME_MAX + 1] = "";
@@ -267,6 +296,8 @@ static int run_loop(runner *r)
 		long long now = pw_now_ms(), next_wake = 0;
 		if (now >= next_heartbeat) {
 			heartbeat(r, now);
+			if (reload_if_changed(r) != PW_OK)
+				rn_error(r, "reload: cannot seed pools and DAGs");
 			next_heartbeat = now + HEARTBEAT_MS;
 		}
 		if (step(r, now, &next_wake, &next_cron) != PW_OK) {
@@ -365,6 +396,7 @@ int main(int argc, char **argv)
 	}
 	if (setup_signals() != 0 || load_project(&r) != 0)
 		goto out;
+	r.fingerprint = pw_project_fingerprint(r.project);
 	if (pw_mkdirs_for(r.project->database) != 0 || (lock_fd = take_lock(r.project->database)) < 0)
 		goto out;
 	if (pw_store_open(r.project->database, &r.store, &err) != PW_OK) {

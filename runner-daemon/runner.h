@@ -109,6 +109,7 @@ typedef struct runner {
 	long long grace_ms;     /* SIGTERM -> SIGKILL */
 	int wake_fd;            /* the FIFO, or -1 */
 	long long data_version; /* last PRAGMA data_version seen */
+	long long fingerprint;  /* of the project files loaded */
 } runner;
 
 /* exit_code argument meaning "the try has no exit code" (it was lost). */

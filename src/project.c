@@ -709,3 +709,98 @@ pw_dag *pw_project_pipeline(const pw_project *p, const char *name, bool *owned,
 	pw_errors_free(&errs);
 	return dag;
 }
+
+/* --- change detection ------------------------------------------------------- */
+
+/* Adds one file's identity (mtime in ns, size, inode) to the sum. */
+static void fingerprint_add(unsigned long long *sum, unsigned long long *count,
+			    const struct stat *st)
+{
+	unsigned long long h = 1469598103934665603ULL;   /* FNV-1a offset */
+	const unsigned long long parts[] = {
+		(unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
+			(unsigned long long)st->st_mtim.tv_nsec,
+		(unsigned long long)st->st_size,
+		(unsigned long long)st->st_ino,
+	};
+	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+		h = (h ^ parts[i]) * 1099511628211ULL;
+	*sum += h;
+	(*count)++;
+}
+
+/* A folder and every entry in it. */
+static void fingerprint_dir(unsigned long long *sum, unsigned long long *count,
+			    const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct stat st;
+	struct dirent *de;
+	if (fstat(dirfd(d), &st) == 0)
+		fingerprint_add(sum, count, &st);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+			fingerprint_add(sum, count, &st);
+	closedir(d);
+}
+
+long long pw_project_fingerprint(const pw_project *p)
+{
+	unsigned long long sum = 0, count = 0;
+	const char *const subdirs[] = {BASE_ENV, p->env};
+	char *path = pw_path_join(p->root, PROJECT_FILE);
+	struct stat st;
+
+	if (path && stat(path, &st) == 0)
+		fingerprint_add(&sum, &count, &st);
+	free(path);
+	fingerprint_dir(&sum, &count, p->conf_source);
+	for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+		path = pw_path_join(p->conf_source, subdirs[i]);
+		if (path)
+			fingerprint_dir(&sum, &count, path);
+		free(path);
+	}
+	path = pw_path_join(p->root, "dags");
+	if (path)
+		fingerprint_dir(&sum, &count, path);
+	free(path);
+	return (long long)((sum ^ (count * 0x9E3779B97F4A7C15ULL)) & 0x7fffffffffffffffULL);
+}
+
+int pw_runner_resolve(const pw_project *p, const char *name, pw_runner_kind fallback,
+		      pw_kerror *err)
+{
+	static const struct {
+		const char *name;
+		pw_runner_kind kind;
+	} builtin[] = {
+		{"SequentialRunner", PW_RUNNER_SEQUENTIAL},
+		{"ParallelRunner", PW_RUNNER_PARALLEL},
+		{"ThreadRunner", PW_RUNNER_PARALLEL},
+	};
+	json_object *runners = json_object_object_get(p->settings, "runners");
+	if (!name)
+		return (int)fallback;
+	if (json_object_is_type(runners, json_type_object) &&
+	    json_object_object_get_ex(runners, name, NULL))
+		return PW_RUNNER_PROJECT;
+	const char *shortname = strncmp(name, "kedro.runner.", 13) == 0 ? name + 13 : name;
+	const char *dot = strrchr(name, '.');
+	if (shortname == name && dot)
+		return pw_kerror_set(err, "ValueError",
+			"Runner module '%.*s' is not allowed. Runners must belong to 'kedro.runner', "
+			"or be listed in `settings.runners` of pipewright.yml "
+			"(Kedro's RUNNER_MODULES_WHITELIST).", (int)(dot - name), name);
+	if (strchr(shortname, '.'))
+		return pw_kerror_set(err, "ModuleNotFoundError", "No module named '%.*s'",
+				     (int)(dot - name), name);
+	for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
+		if (strcmp(shortname, builtin[i].name) == 0)
+			return (int)builtin[i].kind;
+	return pw_kerror_set(err, "AttributeError", "module 'kedro.runner' has no attribute '%s'",
+			     shortname);
+}

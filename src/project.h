@@ -69,6 +69,24 @@ pw_dag *pw_project_dag(const pw_project *p, const char *id);
 pw_dag *pw_project_pipeline(const pw_project *p, const char *name,
 			    bool *owned, pw_kerror *err);
 
+/* What a Kedro runner name resolves to. */
+typedef enum pw_runner_kind {
+	PW_RUNNER_SEQUENTIAL,  /* one task of the run at a time */
+	PW_RUNNER_PARALLEL,    /* ParallelRunner, ThreadRunner */
+	PW_RUNNER_PROJECT,     /* a runner of settings.runners (e.g. Slurm) */
+} pw_runner_kind;
+
+/*
+ * Resolves a runner name as Kedro's load_obj(name, "kedro.runner") would,
+ * without loading anything: short names and kedro.runner.X against
+ * kedro.runner; a dotted name only when settings.runners lists it, else
+ * refused like a module outside Kedro's RUNNER_MODULES_WHITELIST. NULL is
+ * the default (`fallback`). Returns the kind, or -1 with err set to Kedro's
+ * exception (ValueError, AttributeError, ModuleNotFoundError).
+ */
+int pw_runner_resolve(const pw_project *p, const char *name, pw_runner_kind fallback,
+		      pw_kerror *err);
+
 /* true when name matches [A-Za-z0-9_-]+ (environment names). */
 bool pw_valid_env_name(const char *name);
 
@@ -77,5 +95,13 @@ bool pw_valid_env_name(const char *name);
  * values replace. Returns a new object (base and over untouched), or NULL.
  */
 json_object *pw_params_merge(json_object *base, json_object *over);
+
+/*
+ * A cheap fingerprint of the files a project is loaded from: pipewright.yml,
+ * the conf folder, conf/base and conf/<env>, dags/ and every file in them
+ * (mtime in ns, size, inode and count). It changes when any of them does;
+ * equal values mean the project would load the same.
+ */
+long long pw_project_fingerprint(const pw_project *p);
 
 #endif
