@@ -1,0 +1,99 @@
+/*
+ * core.h - private to the server core (server.c, request.c, reply.c): the
+ * request context behind the opaque pw_req, and the I/O it goes through.
+ *
+ * One pw_req lives on the stack of the accepting thread for one request.
+ * Everything it owns is freed by pw_req_release; nothing survives into the
+ * next request. The same code serves FastCGI (an FCGX_Request) and plain
+ * CGI (environ, stdin, stdout): only the pw_io functions differ.
+ */
+#ifndef PW_CORE_H
+#define PW_CORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pwserver.h"
+
+/* Where a request comes from and its answer goes to. */
+typedef struct pw_io pw_io;
+struct pw_io {
+	/* A CGI/FastCGI parameter ("PATH_INFO", "HTTP_ORIGIN"), or NULL. */
+	const char *(*param)(pw_io *io, const char *name);
+	/* Reads up to n body bytes: count, 0 at the end, -1 on error. */
+	long (*read)(pw_io *io, char *buf, size_t n);
+	/* Writes all of buf: 0, or -1 when the client is gone. */
+	int (*write)(pw_io *io, const char *buf, size_t n);
+	int (*flush)(pw_io *io);
+	void *ctx;               /* the FCGX_Request, or NULL for CGI */
+};
+
+/* A project snapshot, shared by the requests that use it (refcounted). */
+typedef struct pw_snap {
+	pw_project *project;
+	long long fingerprint;
+	int refs;                /* under the server's mutex */
+} pw_snap;
+
+#define PW_MAX_PARAMS 8
+
+struct pw_req {
+	/* given by the server */
+	pw_io *io;
+	pw_snap *snap;
+	pw_store **store;        /* the thread's connection slot (opened lazily) */
+	const atomic_int *stopping;
+	size_t max_body;
+	long long t0_ms;
+	/* the request, parsed once */
+	const char *method;
+	char *path;              /* below the mount prefix */
+	const pw_route *route;
+	size_t n_params;
+	char *param_name[PW_MAX_PARAMS];
+	char *param_value[PW_MAX_PARAMS];
+	pw_strv query_keys;      /* decoded, in order; values at the same index */
+	pw_strv query_values;
+	char *body;              /* NUL-terminated; NULL until read */
+	size_t body_len;
+	json_object *json;       /* the parsed body, owned by the request */
+	/* the answer */
+	int status;              /* 0 until a reply started */
+	pw_strv headers;         /* name, value, name, value, ... */
+	bool started;
+	bool streaming;
+	bool client_gone;
+};
+
+/* request.c */
+
+/*
+ * Fills method, path and query from the parameters of io. Returns 0, or
+ * an HTTP status (400 for malformed percent-encoding in the query, 500 when
+ * out of memory) that the caller answers with *why (static text).
+ */
+int pw_req_parse(pw_req *req, const char **why);
+/*
+ * Sets the :name parameters of the matched route from the path. Returns
+ * 0, 1 when a segment does not decode (the path then matches nothing), or
+ * -1 when out of memory.
+ */
+int pw_req_set_params(pw_req *req, const pw_route *route);
+/*
+ * Reads the body (CONTENT_LENGTH bytes, at most max_body). On a problem
+ * answers the request (400, 413, 500) and returns -1.
+ */
+int pw_req_read_body(pw_req *req);
+/* Frees everything the request holds (not the snapshot: the server's). */
+void pw_req_release(pw_req *req);
+
+/* "GET /api/v1/dags" style: does the pattern match path? (request.c) */
+bool pw_route_matches(const char *pattern, const char *path);
+
+/* reply.c */
+
+/* The reason phrase of a status ("Not Found"). */
+const char *pw_status_reason(int status);
+
+#endif

@@ -1,0 +1,490 @@
+/*
+ * dags.c - the DAGs of the project: GET /api/v1/dags, GET and PATCH
+ * /api/v1/dags/:dag_id, GET /api/v1/import-errors.
+ *
+ * A DAG's definition comes from the project snapshot; its pause flag and
+ * next fire time from its row in `dags` (the runner keeps next_run_at
+ * current). A DAG without a row yet shows its file's `paused`, and, when it
+ * has a schedule and is not paused, the next fire time computed from now.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cron.h"
+
+/* A handler helper that has answered the request itself (e.g. 400). */
+#define ANSWERED 1
+
+/* --- JSON building -------------------------------------------------------- */
+
+/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
+static int put(json_object *o, const char *k, json_object *v)
+{
+	if (!v || json_object_object_add(o, k, v) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+static int put_null(json_object *o, const char *k)
+{
+	return json_object_object_add(o, k, NULL) != 0 ? -1 : 0;
+}
+
+/* A string, or JSON null when s is NULL. */
+static int put_str(json_object *o, const char *k, const char *s)
+{
+	return s ? put(o, k, json_object_new_string(s)) : put_null(o, k);
+}
+
+static int put_int(json_object *o, const char *k, long long n)
+{
+	return put(o, k, json_object_new_int64(n));
+}
+
+/* An ISO-8601 time, or JSON null when ms <= 0. */
+static int put_time(json_object *o, const char *k, long long ms)
+{
+	char buf[32];
+
+	if (ms <= 0)
+		return put_null(o, k);
+	pw_format_iso(ms, buf);
+	return put_str(o, k, buf);
+}
+
+/* Appends v to array a; v NULL or a failed add is -1, v freed. */
+static int push(json_object *a, json_object *v)
+{
+	if (!v || json_object_array_add(a, v) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* A JSON array of the strings of sv, or NULL when out of memory. */
+static json_object *strv_array(const pw_strv *sv)
+{
+	json_object *a = json_object_new_array_ext((int)sv->n);
+
+	for (size_t i = 0; a && i < sv->n; i++)
+		if (push(a, json_object_new_string(sv->v[i])) != 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* The names of the tasks at indices idx[0..n) of dag, as a JSON array. */
+static json_object *names_array(const pw_dag *dag, const size_t *idx, size_t n)
+{
+	json_object *a = json_object_new_array_ext((int)n);
+
+	for (size_t i = 0; a && i < n; i++)
+		if (push(a, json_object_new_string(dag->tasks[idx[i]].name)) != 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* --- the state of a DAG in the database ----------------------------------- */
+
+typedef struct dag_state {
+	bool paused;
+	long long next_run_at; /* ms; 0 = none */
+} dag_state;
+
+/* The next fire time of a schedule after now (ms), or 0 when it has none. */
+static long long cron_next_ms(const char *schedule)
+{
+	pw_cron cron;
+	char err[256];
+
+	if (pw_cron_parse(schedule, &cron, err, sizeof err) != 0)
+		return 0; /* validated at load; cannot happen */
+	int64_t next = pw_cron_next(&cron, pw_now_ms() / 1000);
+	return next > 0 ? (long long)next * 1000 : 0;
+}
+
+/*
+ * Reads dag's row of `dags` into *st: the file's `paused` when there is no
+ * row yet; next_run_at computed from now when the row has none and the DAG
+ * is scheduled and not paused. Returns PW_OK or PW_ERR (logged).
+ */
+static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
+{
+	static const char sql[] =
+		"SELECT is_paused, next_run_at FROM dags WHERE dag_id = ?1";
+	pw_store *store = pw_req_store(req);
+	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
+
+	if (!q)
+		return PW_ERR;
+	st->paused = dag->paused;
+	st->next_run_at = 0;
+	int step = sqlite3_bind_text(q, 1, dag->id, -1, SQLITE_STATIC);
+	if (step == SQLITE_OK)
+		step = sqlite3_step(q);
+	if (step == SQLITE_ROW) {
+		st->paused = sqlite3_column_int(q, 0) != 0;
+		st->next_run_at = sqlite3_column_int64(q, 1); /* NULL reads 0 */
+	} else if (step != SQLITE_DONE) {
+		fprintf(stderr, "pipewright: dags: %s\n",
+			sqlite3_errmsg(pw_store_db(store)));
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return PW_ERR;
+	if (!st->next_run_at && dag->schedule && !st->paused)
+		st->next_run_at = cron_next_ms(dag->schedule);
+	return PW_OK;
+}
+
+/* --- the objects -------------------------------------------------------- */
+
+/* A task's command: its argv as a list, or its shell string. */
+static json_object *command_value(const pw_task *t)
+{
+	if (t->shell)
+		return json_object_new_string(t->shell);
+	json_object *a = json_object_new_array();
+	for (char **arg = t->argv; a && arg && *arg; arg++)
+		if (push(a, json_object_new_string(*arg)) != 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
+/*
+ * One task of a DAG's detail. timeout is null when the task has none.
+ * NULL when out of memory.
+ */
+static json_object *task_object(const pw_dag *dag, const pw_task *t)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (put_str(o, "task_id", t->name) ||
+	    put(o, "command", command_value(t)) ||
+	    put(o, "upstream", names_array(dag, t->up, t->n_up)) ||
+	    put(o, "downstream", names_array(dag, t->down, t->n_down)) ||
+	    put(o, "inputs", strv_array(&t->inputs)) ||
+	    put(o, "outputs", strv_array(&t->outputs)) ||
+	    put(o, "tags", strv_array(&t->tags)) ||
+	    put_str(o, "namespace", t->namespace_) ||
+	    put_str(o, "pool", t->pool) ||
+	    put_int(o, "pool_slots", t->pool_slots) ||
+	    put_int(o, "retries", t->retries) ||
+	    put_int(o, "retry_delay", t->retry_delay) ||
+	    (t->timeout > 0 ? put_int(o, "timeout", t->timeout)
+			    : put_null(o, "timeout")) ||
+	    put_str(o, "trigger_rule", pw_trigger_rule_name(t->trigger_rule))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The tasks of dag in file order. NULL when out of memory. */
+static json_object *tasks_array(const pw_dag *dag)
+{
+	json_object *a = json_object_new_array_ext((int)dag->n_tasks);
+
+	for (size_t i = 0; a && i < dag->n_tasks; i++)
+		if (push(a, task_object(dag, &dag->tasks[i])) != 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
+/*
+ * The API object of a DAG; with detail, also its params and tasks. The
+ * project's JSON is shared between threads, so params is a deep copy (json-c
+ * reference counts and serialisation buffers are not thread-safe). NULL
+ * when out of memory.
+ */
+static json_object *dag_object(const pw_dag *dag, const dag_state *st, bool detail)
+{
+	json_object *o = json_object_new_object();
+	json_object *params = NULL;
+
+	if (!o)
+		return NULL;
+	if (put_str(o, "dag_id", dag->id) ||
+	    put_str(o, "description", dag->description) ||
+	    put_str(o, "file", dag->file) ||
+	    put_str(o, "schedule", dag->schedule) ||
+	    put(o, "is_paused", json_object_new_boolean(st->paused)) ||
+	    put(o, "tags", strv_array(&dag->tags)) ||
+	    put_int(o, "max_active_runs", dag->max_active_runs) ||
+	    put_time(o, "next_run_at", st->next_run_at) ||
+	    put_int(o, "task_count", (long long)dag->n_tasks))
+		goto fail;
+	if (!detail)
+		return o;
+	if (json_object_deep_copy(dag->params, &params, NULL) != 0 ||
+	    put(o, "params", params) || put(o, "tasks", tasks_array(dag)))
+		goto fail;
+	return o;
+fail:
+	json_object_put(o);
+	return NULL;
+}
+
+/* --- GET /api/v1/dags ----------------------------------------------------- */
+
+/* The list's filters: ?tags=a,b (any of them), ?paused=true|false. */
+typedef struct dag_filter {
+	pw_strv tags;  /* empty: any */
+	int paused;    /* -1: any, else 0 or 1 */
+} dag_filter;
+
+/* Splits a comma list into sv, skipping empty items. Returns 0 or -1. */
+static int split_commas(const char *s, pw_strv *sv)
+{
+	while (s && *s) {
+		size_t len = strcspn(s, ",");
+		if (len > 0) {
+			char *item = strndup(s, len);
+			int rc = item ? pw_strv_push(sv, item) : -1;
+			free(item);
+			if (rc != 0)
+				return -1;
+		}
+		s += len + (s[len] == ',');
+	}
+	return 0;
+}
+
+/* Reads the filters. Returns PW_OK, ANSWERED (400) or PW_ERR. */
+static int filter_parse(pw_req *req, dag_filter *f)
+{
+	const char *paused = pw_req_query(req, "paused");
+
+	f->paused = -1;
+	if (paused && strcmp(paused, "true") == 0) {
+		f->paused = 1;
+	} else if (paused && strcmp(paused, "false") == 0) {
+		f->paused = 0;
+	} else if (paused) {
+		pw_reply_error(req, 400, "paused must be true or false");
+		return ANSWERED;
+	}
+	return split_commas(pw_req_query(req, "tags"), &f->tags) ? PW_ERR : PW_OK;
+}
+
+/* Whether dag carries one of the filter's tags (or the filter has none). */
+static bool tags_match(const dag_filter *f, const pw_dag *dag)
+{
+	if (f->tags.n == 0)
+		return true;
+	for (size_t i = 0; i < dag->tags.n; i++)
+		if (pw_strv_contains(&f->tags, dag->tags.v[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Counts the DAGs that pass the filter into *total and appends the objects
+ * of those at positions offset .. offset+limit-1 to data. The database is
+ * read only for the DAGs of the page, or for all when filtering on paused.
+ * PW_OK or PW_ERR.
+ */
+static int dags_page(pw_req *req, const dag_filter *f, int limit,
+		     long long offset, json_object *data, long long *total)
+{
+	const pw_project *p = pw_req_project(req);
+
+	for (size_t i = 0; i < p->n_dags; i++) {
+		const pw_dag *dag = p->dags[i];
+		dag_state st;
+		bool in_page = *total >= offset && *total - offset < limit;
+		if (!tags_match(f, dag))
+			continue;
+		if ((in_page || f->paused >= 0) && dag_state_get(req, dag, &st) != PW_OK)
+			return PW_ERR;
+		if (f->paused >= 0 && st.paused != (f->paused == 1))
+			continue;
+		(*total)++;
+		if (in_page && push(data, dag_object(dag, &st, false)) != 0)
+			return PW_ERR;
+	}
+	return PW_OK;
+}
+
+/* The list's meta: {total, limit, offset}, or NULL when out of memory. */
+static json_object *list_meta(long long total, int limit, long long offset)
+{
+	json_object *m = json_object_new_object();
+
+	if (m && (put_int(m, "total", total) || put_int(m, "limit", limit) ||
+		  put_int(m, "offset", offset))) {
+		json_object_put(m);
+		return NULL;
+	}
+	return m;
+}
+
+int dags_list(pw_req *req)
+{
+	dag_filter f = {0};
+	json_object *data = NULL, *meta = NULL;
+	long long offset = 0, total = 0;
+	int limit = 0, rc = PW_ERR;
+
+	if (pw_req_paging(req, &limit, &offset) != 0)
+		return 0;
+	int frc = filter_parse(req, &f);
+	if (frc != PW_OK) {
+		rc = frc == ANSWERED ? 0 : PW_ERR;
+		goto out;
+	}
+	data = json_object_new_array();
+	if (!data || dags_page(req, &f, limit, offset, data, &total) != PW_OK)
+		goto out;
+	meta = list_meta(total, limit, offset);
+	if (!meta)
+		goto out;
+	rc = pw_reply_data(req, 200, data, meta);
+	data = meta = NULL;
+out:
+	json_object_put(data);
+	json_object_put(meta);
+	pw_strv_free(&f.tags);
+	return rc;
+}
+
+/* --- one DAG ---------------------------------------------------------------- */
+
+/* The DAG of the :dag_id parameter, or NULL after answering 404. */
+static const pw_dag *dag_or_404(pw_req *req)
+{
+	const char *id = pw_req_param(req, "dag_id");
+	const pw_dag *dag;
+
+	if (!id || !pw_valid_dag_id(id)) {
+		pw_reply_error(req, 404, "DAG not found");
+		return NULL;
+	}
+	dag = pw_project_dag(pw_req_project(req), id);
+	if (!dag)
+		pw_reply_error(req, 404, "DAG '%s' not found", id);
+	return dag;
+}
+
+/* Answers 200 with dag's object (detail or not). Returns 0 or -1. */
+static int reply_dag(pw_req *req, const pw_dag *dag, bool detail)
+{
+	dag_state st;
+
+	if (dag_state_get(req, dag, &st) != PW_OK)
+		return -1;
+	json_object *o = dag_object(dag, &st, detail);
+	return o ? pw_reply_data(req, 200, o, NULL) : -1;
+}
+
+int dags_get(pw_req *req)
+{
+	const pw_dag *dag = dag_or_404(req);
+
+	return dag ? reply_dag(req, dag, true) : 0;
+}
+
+/*
+ * PATCH {"is_paused": bool}: sets the pause flag (with its dag.updated event,
+ * waking the runner) and answers the DAG.
+ */
+int dags_patch(pw_req *req)
+{
+	static const pw_field fields[] = {
+		{"is_paused", PW_F_BOOL, true},
+	};
+	const pw_dag *dag = dag_or_404(req);
+	json_object *body = dag ? pw_req_json(req) : NULL; /* owned by req */
+	json_object *paused = NULL;
+
+	if (!body)
+		return 0;
+	if (pw_req_check_body(req, body, fields, sizeof fields / sizeof *fields) != 0)
+		return 0;
+	json_object_object_get_ex(body, "is_paused", &paused);
+	if (pw_store_set_paused(pw_req_store(req), dag->id,
+				json_object_get_boolean(paused)) != PW_OK)
+		return -1;
+	return reply_dag(req, dag, false);
+}
+
+/* --- GET /api/v1/import-errors ------------------------------------------- */
+
+/* One import error: {file, line, message, type}; NULL when out of memory. */
+static json_object *error_object(const char *file, int line, const char *type,
+				 const char *message)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && (put_str(o, "file", file) ||
+		  (line > 0 ? put_int(o, "line", line) : put_null(o, "line")) ||
+		  put_str(o, "message", message) ||
+		  put_str(o, "type", type ? type : "ValueError"))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * The configuration error first (file null), then the DAG files that failed,
+ * paged. PW_OK or PW_ERR.
+ */
+static int errors_page(const pw_project *p, int limit, long long offset,
+		       json_object *data, long long *total)
+{
+	long long pos = 0;
+
+	if (p->conf_error.type) {
+		if (pos >= offset && pos - offset < limit &&
+		    push(data, error_object(NULL, 0, p->conf_error.type,
+					    p->conf_error.message)) != 0)
+			return PW_ERR;
+		pos++;
+	}
+	for (size_t i = 0; i < p->import_errors.n; i++, pos++) {
+		const pw_error *e = &p->import_errors.v[i];
+		if (pos >= offset && pos - offset < limit &&
+		    push(data, error_object(e->file, e->line, e->type, e->message)) != 0)
+			return PW_ERR;
+	}
+	*total = pos;
+	return PW_OK;
+}
+
+int import_errors_list(pw_req *req)
+{
+	json_object *data = NULL, *meta = NULL;
+	long long offset = 0, total = 0;
+	int limit = 0, rc = PW_ERR;
+
+	if (pw_req_paging(req, &limit, &offset) != 0)
+		return 0;
+	data = json_object_new_array();
+	if (!data || errors_page(pw_req_project(req), limit, offset, data, &total) != PW_OK)
+		goto out;
+	meta = list_meta(total, limit, offset);
+	if (!meta)
+		goto out;
+	rc = pw_reply_data(req, 200, data, meta);
+	data = meta = NULL;
+out:
+	json_object_put(data);
+	json_object_put(meta);
+	return rc;
+}

@@ -1,0 +1,361 @@
+/*
+ * objects.c - what several resources share: times as ISO-8601, the run
+ * object, the task instance object, and the check that a DAG id of a path
+ * is known to the API.
+ *
+ * Objects are built straight from a row of a statement prepared through
+ * pw_store_stmt; the statement is reset (and its bindings cleared) before
+ * the function returns, whatever happened.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Logs an SQLite error of the request's connection. Returns PW_ERR. */
+static int db_error(pw_req *req)
+{
+	fprintf(stderr, "pipewright: api: %s\n",
+		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
+	return PW_ERR;
+}
+
+/* Puts a statement back for its next user. */
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Adds key: v to o, taking v; a NULL v is an allocation that failed. */
+static int put(json_object *o, const char *key, json_object *v)
+{
+	if (!v)
+		return -1;
+	if (json_object_object_add(o, key, v) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds key: null. */
+static int put_null(json_object *o, const char *key)
+{
+	return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
+}
+
+/* Adds a string, or null when s is NULL. */
+static int put_str(json_object *o, const char *key, const char *s)
+{
+	return s ? put(o, key, json_object_new_string(s)) : put_null(o, key);
+}
+
+/* Adds an ISO-8601 time, or null when ms <= 0. */
+static int put_time(json_object *o, const char *key, long long ms)
+{
+	return ms > 0 ? put(o, key, api_time(ms)) : put_null(o, key);
+}
+
+/* Adds column i as an integer, or null when the column is NULL. */
+static int put_col_int(json_object *o, const char *key, sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return put_null(o, key);
+	return put(o, key, json_object_new_int64(sqlite3_column_int64(st, i)));
+}
+
+/*
+ * Adds duration_ms: ended - started when both are known, now - started
+ * while the thing runs, else null.
+ */
+static int put_duration(json_object *o, long long started, long long ended,
+			bool running)
+{
+	if (started > 0 && ended > 0)
+		return put(o, "duration_ms", json_object_new_int64(ended - started));
+	if (started > 0 && running) {
+		long long d = pw_now_ms() - started;
+		return put(o, "duration_ms", json_object_new_int64(d > 0 ? d : 0));
+	}
+	return put_null(o, "duration_ms");
+}
+
+/* The column's text as a JSON object; {} when it is not one. NULL: OOM. */
+static json_object *col_object(sqlite3_stmt *st, int i)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+	json_object *v = text ? json_tokener_parse(text) : NULL;
+
+	if (v && json_object_is_type(v, json_type_object))
+		return v;
+	json_object_put(v);
+	return json_object_new_object();
+}
+
+json_object *api_time(long long ms)
+{
+	char buf[32];
+
+	if (ms <= 0)
+		return NULL;
+	pw_format_iso(ms, buf);
+	return json_object_new_string(buf);
+}
+
+/* --- runs ----------------------------------------------------------------- */
+
+static const char run_sql[] =
+	"SELECT id, dag_id, run_id, state, run_type, conf, options,"
+	" triggered_by, queued_at, started_at, ended_at, error_type,"
+	" error_message FROM runs WHERE dag_id = ?1 AND run_id = ?2";
+
+enum {
+	RC_ID, RC_DAG, RC_RUN, RC_STATE, RC_TYPE, RC_CONF, RC_OPTIONS,
+	RC_BY, RC_QUEUED, RC_STARTED, RC_ENDED, RC_ETYPE, RC_EMSG,
+};
+
+#define COL_TEXT(st, i) ((const char *)sqlite3_column_text((st), (i)))
+
+/* Adds "error": null, or {"type", "message"} when the run has one. */
+static int put_run_error(json_object *o, sqlite3_stmt *st)
+{
+	const char *type = COL_TEXT(st, RC_ETYPE);
+	const char *msg = COL_TEXT(st, RC_EMSG);
+	json_object *e;
+
+	if (!type && !msg)
+		return put_null(o, "error");
+	e = json_object_new_object();
+	if (!e || put_str(e, "type", type) || put_str(e, "message", msg)) {
+		json_object_put(e);
+		return -1;
+	}
+	return put(o, "error", e);
+}
+
+/*
+ * Adds what the options column is worth showing: "runner" (the Kedro
+ * runner asked for, null for the default) and "options" (the slicing
+ * filters, only_missing_outputs, load_versions as stored).
+ */
+static int put_run_options(json_object *o, sqlite3_stmt *st)
+{
+	json_object *opts = col_object(st, RC_OPTIONS), *runner = NULL;
+
+	if (!opts)
+		return -1;
+	json_object_object_get_ex(opts, "runner", &runner);
+	if (json_object_is_type(runner, json_type_string)) {
+		if (put(o, "runner", json_object_get(runner))) {
+			json_object_put(opts);
+			return -1;
+		}
+	} else if (put_null(o, "runner")) {
+		json_object_put(opts);
+		return -1;
+	}
+	return put(o, "options", opts);
+}
+
+/* The run object of the statement's current row (run_sql's columns). */
+static json_object *run_from_row(sqlite3_stmt *st)
+{
+	json_object *o = json_object_new_object();
+	const char *state = COL_TEXT(st, RC_STATE);
+	long long started = sqlite3_column_int64(st, RC_STARTED);
+	long long ended = sqlite3_column_int64(st, RC_ENDED);
+
+	if (!o || put_str(o, "run_id", COL_TEXT(st, RC_RUN)) ||
+	    put_str(o, "dag_id", COL_TEXT(st, RC_DAG)) ||
+	    put_str(o, "state", state) ||
+	    put_str(o, "run_type", COL_TEXT(st, RC_TYPE)) ||
+	    put(o, "conf", col_object(st, RC_CONF)) ||
+	    put_time(o, "queued_at", sqlite3_column_int64(st, RC_QUEUED)) ||
+	    put_time(o, "started_at", started) ||
+	    put_time(o, "ended_at", ended) ||
+	    put_duration(o, started, ended,
+			 state && strcmp(state, "running") == 0) ||
+	    put_str(o, "triggered_by", COL_TEXT(st, RC_BY)) ||
+	    put_run_error(o, st) || put_run_options(o, st)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
+		   json_object **out, long long *pk)
+{
+	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), run_sql);
+	int rc = PW_ERR;
+
+	*out = NULL;
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (pk)
+			*pk = sqlite3_column_int64(st, RC_ID);
+		*out = run_from_row(st);
+		rc = *out ? PW_OK : PW_ERR;
+		if (!*out)
+			fprintf(stderr, "pipewright: api: out of memory\n");
+		break;
+	case SQLITE_DONE:
+		rc = PW_NOTFOUND;
+		break;
+	default:
+		rc = db_error(req);
+		break;
+	}
+	stmt_done(st);
+	return rc;
+}
+
+/* --- task instances ----------------------------------------------------------- */
+
+#define TI_COLS "SELECT task_id, state, try_number, max_tries, pool," \
+	" pool_slots, started_at, ended_at, exit_code, next_try_at" \
+	" FROM task_instances WHERE run_pk = ?1"
+
+/* Rowid order is creation order: the runner creates them topologically. */
+static const char ti_all_sql[] = TI_COLS " ORDER BY rowid LIMIT ?3 OFFSET ?4";
+static const char ti_one_sql[] = TI_COLS " AND task_id = ?2";
+
+enum {
+	TC_TASK, TC_STATE, TC_TRY, TC_MAX, TC_POOL, TC_SLOTS, TC_STARTED,
+	TC_ENDED, TC_EXIT, TC_NEXT,
+};
+
+/* The task instance object of the statement's current row. */
+static json_object *ti_from_row(sqlite3_stmt *st)
+{
+	json_object *o = json_object_new_object();
+	const char *state = COL_TEXT(st, TC_STATE);
+	long long started = sqlite3_column_int64(st, TC_STARTED);
+	long long ended = sqlite3_column_int64(st, TC_ENDED);
+
+	if (!o || put_str(o, "task_id", COL_TEXT(st, TC_TASK)) ||
+	    put_str(o, "state", state) ||
+	    put_col_int(o, "try_number", st, TC_TRY) ||
+	    put_col_int(o, "max_tries", st, TC_MAX) ||
+	    put_time(o, "started_at", started) ||
+	    put_time(o, "ended_at", ended) ||
+	    put_duration(o, started, ended,
+			 state && strcmp(state, "running") == 0) ||
+	    put_col_int(o, "exit_code", st, TC_EXIT) ||
+	    put_str(o, "pool", COL_TEXT(st, TC_POOL)) ||
+	    put_col_int(o, "pool_slots", st, TC_SLOTS) ||
+	    put_time(o, "next_try_at", sqlite3_column_int64(st, TC_NEXT))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
+		       int limit, long long offset, json_object **out)
+{
+	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req),
+					 task_id ? ti_one_sql : ti_all_sql);
+	json_object *list = json_object_new_array();
+	int rc = PW_ERR, step;
+
+	*out = NULL;
+	if (!st || !list)
+		goto out;
+	sqlite3_bind_int64(st, 1, run_pk);
+	if (task_id) {
+		sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_int(st, 3, limit);
+		sqlite3_bind_int64(st, 4, offset);
+	}
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_object *ti = ti_from_row(st);
+		if (!ti || json_object_array_add(list, ti) != 0) {
+			json_object_put(ti);
+			fprintf(stderr, "pipewright: api: out of memory\n");
+			goto out;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		db_error(req);
+		goto out;
+	}
+	*out = list;
+	list = NULL;
+	rc = PW_OK;
+out:
+	if (st)
+		stmt_done(st);
+	json_object_put(list);
+	return rc;
+}
+
+/* --- DAG ids ---------------------------------------------------------------------- */
+
+/*
+ * Whether s can name a pipeline: DAG ids ([A-Za-z0-9_][A-Za-z0-9_.-]*,
+ * 1..250 characters each) joined by '+', as POST /run names a union.
+ */
+static bool valid_pipeline_id(const char *s)
+{
+	size_t seg = 0, total = 0;
+
+	for (; *s; s++, total++) {
+		char c = *s;
+		bool word = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '_';
+		if (c == '+') {
+			if (seg == 0)
+				return false;
+			seg = 0;
+		} else if (word || (seg > 0 && (c == '.' || c == '-'))) {
+			if (++seg > 250)
+				return false;
+		} else {
+			return false;
+		}
+		if (total > 4096)
+			return false;
+	}
+	return seg > 0;
+}
+
+static const char dag_has_runs_sql[] =
+	"SELECT 1 FROM runs WHERE dag_id = ?1 LIMIT 1";
+
+bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
+{
+	const pw_project *p = pw_req_project(req);
+	sqlite3_stmt *st;
+	int step;
+
+	if (dag_id && p && pw_project_dag(p, dag_id))
+		return true;
+	if (!dag_id || !valid_pipeline_id(dag_id)) {
+		pw_reply_error(req, 404, "DAG not found");
+		return false;
+	}
+	st = pw_store_stmt(pw_req_store(req), dag_has_runs_sql);
+	if (!st) {
+		pw_reply_error(req, 500, "database error");
+		return false;
+	}
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		db_error(req);
+	stmt_done(st);
+	if (step == SQLITE_ROW)
+		return true;
+	if (step == SQLITE_DONE)
+		pw_reply_error(req, 404, "DAG '%s' not found", dag_id);
+	else
+		pw_reply_error(req, 500, "database error");
+	return false;
+}

@@ -1,0 +1,223 @@
+/*
+ * reply.c - answering a request: the status table, the JSON envelope of
+ * DESIGN.md section 5, raw and empty bodies, and streams (SSE) that flush
+ * as they go. A request is answered exactly once; the status line and the
+ * headers collected so far go out with the first byte.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+/* Every status pipewright answers with: reason phrase, envelope code. */
+static const struct {
+	int status;
+	const char *reason;
+	const char *code;
+} statuses[] = {
+	{200, "OK", NULL},
+	{201, "Created", NULL},
+	{202, "Accepted", NULL},
+	{204, "No Content", NULL},
+	{304, "Not Modified", NULL},
+	{400, "Bad Request", "bad_request"},
+	{401, "Unauthorized", "unauthorized"},
+	{403, "Forbidden", "forbidden"},
+	{404, "Not Found", "not_found"},
+	{405, "Method Not Allowed", "method_not_allowed"},
+	{409, "Conflict", "conflict"},
+	{413, "Payload Too Large", "payload_too_large"},
+	{415, "Unsupported Media Type", "unsupported_media_type"},
+	{422, "Unprocessable Entity", "unprocessable_entity"},
+	{500, "Internal Server Error", "internal"},
+	{503, "Service Unavailable", "unavailable"},
+};
+
+#define N_STATUSES (sizeof statuses / sizeof *statuses)
+
+const char *pw_status_code(int status)
+{
+	for (size_t i = 0; i < N_STATUSES; i++)
+		if (statuses[i].status == status && statuses[i].code)
+			return statuses[i].code;
+	return "internal";
+}
+
+const char *pw_status_reason(int status)
+{
+	for (size_t i = 0; i < N_STATUSES; i++)
+		if (statuses[i].status == status)
+			return statuses[i].reason;
+	return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+}
+
+/* --- writing ------------------------------------------------------------------- */
+
+/* Writes n bytes; a failure marks the client as gone. Returns 0 or -1. */
+static int put(pw_req *req, const char *buf, size_t n)
+{
+	if (req->client_gone)
+		return -1;
+	if (n && req->io->write(req->io, buf, n) != 0) {
+		req->client_gone = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* A header name is an HTTP token; a value has no control characters. */
+static bool valid_header(const char *name, const char *value)
+{
+	if (!*name || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789!#$%&'*+-.^_`|~") != strlen(name))
+		return false;
+	for (const unsigned char *v = (const unsigned char *)value; *v; v++)
+		if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+			return false;
+	return true;
+}
+
+int pw_reply_header(pw_req *req, const char *name, const char *value)
+{
+	if (req->started || !name || !value || !valid_header(name, value))
+		return -1;
+	if (pw_strv_push(&req->headers, name) != 0)
+		return -1;
+	if (pw_strv_push(&req->headers, value) != 0) {
+		free(req->headers.v[--req->headers.n]);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Starts the reply: status line, Content-Type (unless NULL), Content-Length
+ * (unless < 0), the collected headers and the blank line. Returns 0 or -1.
+ */
+static int begin(pw_req *req, int status, const char *content_type, long long length)
+{
+	char *head = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	assert(!req->started && "a request is answered once");
+	req->started = true;
+	req->status = status;
+	FILE *f = open_memstream(&head, &len);
+	if (!f)
+		return -1;
+	fprintf(f, "Status: %d %s\r\n", status, pw_status_reason(status));
+	if (content_type)
+		fprintf(f, "Content-Type: %s\r\n", content_type);
+	if (length >= 0)
+		fprintf(f, "Content-Length: %lld\r\n", length);
+	for (size_t i = 0; i + 1 < req->headers.n; i += 2)
+		fprintf(f, "%s: %s\r\n", req->headers.v[i], req->headers.v[i + 1]);
+	fputs("\r\n", f);
+	if (fclose(f) == 0 && head)
+		rc = put(req, head, len);
+	free(head);
+	return rc;
+}
+
+int pw_reply_raw(pw_req *req, int status, const char *content_type, const char *body,
+		 size_t len)
+{
+	if (begin(req, status, content_type, (long long)len) != 0)
+		return -1;
+	return put(req, body, len);
+}
+
+int pw_reply_empty(pw_req *req, int status)
+{
+	return begin(req, status, NULL, -1);
+}
+
+int pw_reply_json(pw_req *req, int status, json_object *body)
+{
+	const char *s = json_object_to_json_string_ext(
+		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	int rc = s ? pw_reply_raw(req, status, "application/json", s, strlen(s)) : -1;
+	json_object_put(body);
+	return rc;
+}
+
+int pw_reply_data(pw_req *req, int status, json_object *data, json_object *meta)
+{
+	json_object *env = json_object_new_object();
+	if (!meta)
+		meta = json_object_new_object();
+	if (!env || !meta || json_object_object_add(env, "data", data) != 0) {
+		json_object_put(env);
+		json_object_put(data);
+		json_object_put(meta);
+		return -1;
+	}
+	if (json_object_object_add(env, "meta", meta) != 0) {
+		json_object_put(env);
+		json_object_put(meta);
+		return -1;
+	}
+	return pw_reply_json(req, status, env);
+}
+
+int pw_reply_error(pw_req *req, int status, const char *fmt, ...)
+{
+	static const char fallback[] =
+		"{\"data\":null,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = pw_vasprintf(fmt, ap);
+	va_end(ap);
+
+	json_object *env = json_object_new_object();
+	json_object *err = json_object_new_object();
+	int ok = env && err && msg &&
+		 json_object_object_add(env, "data", NULL) == 0 &&
+		 json_object_object_add(err, "code",
+					json_object_new_string(pw_status_code(status))) == 0 &&
+		 json_object_object_add(err, "message", json_object_new_string(msg)) == 0 &&
+		 json_object_object_add(env, "error", err) == 0;
+	free(msg);
+	if (ok) {
+		pw_reply_json(req, status, env);
+		return 0;
+	}
+	if (!json_object_object_get_ex(env, "error", NULL))
+		json_object_put(err);
+	json_object_put(env);
+	pw_reply_raw(req, 500, "application/json", fallback, sizeof fallback - 1);
+	return 0;
+}
+
+/* --- streams ------------------------------------------------------------------------ */
+
+int pw_stream_begin(pw_req *req, int status, const char *content_type)
+{
+	req->streaming = true;
+	if (begin(req, status, content_type, -1) != 0)
+		return -1;
+	return pw_stream_flush(req);
+}
+
+int pw_stream_write(pw_req *req, const char *data, size_t len)
+{
+	/* A server that is stopping ends its streams as if their clients left. */
+	if (atomic_load(req->stopping))
+		return -1;
+	return put(req, data, len);
+}
+
+int pw_stream_flush(pw_req *req)
+{
+	if (req->client_gone || atomic_load(req->stopping))
+		return -1;
+	if (req->io->flush(req->io) != 0) {
+		req->client_gone = true;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * routes.c - the one table of pipewright.fcgi's routes: method, path
+ * pattern, handler and the role a user needs. docs/openapi.yaml describes
+ * every /api/v1 row (a test checks that).
+ */
+#include "api.h"
+
+#define R PW_ROLE_READ
+#define O PW_ROLE_OPERATE
+#define A PW_ROLE_ADMIN
+
+const pw_route pw_builtin_routes[] = {
+	/* Kedro's HTTP server */
+	{"GET", "/health", kedro_health, R},
+	{"GET", "/snapshot", kedro_snapshot, R},
+	{"POST", "/run", kedro_run, O},
+	/* DAGs */
+	{"GET", "/api/v1/dags", dags_list, R},
+	{"GET", "/api/v1/dags/:dag_id", dags_get, R},
+	{"PATCH", "/api/v1/dags/:dag_id", dags_patch, O},
+	{"GET", "/api/v1/dags/:dag_id/stats", stats_dag, R},
+	{"GET", "/api/v1/import-errors", import_errors_list, R},
+	/* runs */
+	{"GET", "/api/v1/dags/:dag_id/runs", runs_list, R},
+	{"POST", "/api/v1/dags/:dag_id/runs", runs_trigger, O},
+	{"GET", "/api/v1/dags/:dag_id/runs/:run_id", runs_get, R},
+	{"DELETE", "/api/v1/dags/:dag_id/runs/:run_id", runs_cancel, O},
+	{"POST", "/api/v1/dags/:dag_id/runs/:run_id/retry", runs_retry, O},
+	/* task instances */
+	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks", tasks_list, R},
+	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id", tasks_get, R},
+	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id/xcom", tasks_xcom, R},
+	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id/logs", tasks_logs, R},
+	/* pools */
+	{"GET", "/api/v1/pools", pools_list, R},
+	{"POST", "/api/v1/pools", pools_create, A},
+	{"PATCH", "/api/v1/pools/:name", pools_patch, A},
+	{"DELETE", "/api/v1/pools/:name", pools_delete, A},
+	/* the system */
+	{"GET", "/api/v1/metrics", stats_metrics, R},
+	{"GET", "/api/v1/health", health_get, R},
+	{"GET", "/api/v1/version", version_get, R},
+	{"GET", "/api/v1/events", events_get, R},
+};
+
+const size_t pw_builtin_routes_count = sizeof pw_builtin_routes / sizeof *pw_builtin_routes;

@@ -1,0 +1,606 @@
+/*
+ * runs.c - the runs of a DAG: list, trigger, one run, cancel, retry.
+ *
+ * Handlers only write intent: a trigger queues a run
+ * (pw_store_insert_run), cancel and retry insert a command row
+ * (pw_store_request); the runner does the rest.
+ *
+ * The list must stay fast with a million runs behind it, so its SQL is one
+ * of a fixed set of statements chosen by (order column, direction, state
+ * filter, time filter), each of which an index of runs serves in order
+ * (see migration 1 in src/store.c); request values are only ever bound.
+ */
+#include "api.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slice.h"
+
+/* What a helper did: all fine, answered the request itself, or failed. */
+enum { GO = 0, ANSWERED = 1, FAILED = -1 };
+
+static const char *const run_states[] = {
+	"queued", "running", "success", "failed", "cancelled",
+};
+
+/* Whether s is one of the n names of list. */
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+#define IN_LIST(s, list) in_list((s), (list), sizeof(list) / sizeof *(list))
+
+/* --- GET /api/v1/dags/:dag_id/runs ------------------------------------ */
+
+/* The orderings ?order_by= knows, in the order of list_sql's column index. */
+static const char *const order_columns[] = {"queued_at", "started_at", "ended_at"};
+
+/*
+ * Two plans per query shape, both forced with INDEXED BY (the planner has
+ * no statistics to tell them apart):
+ * - scan: walk the index of the order column in order, checking the state
+ *   from the index, and stop after the page: good when the filters match
+ *   many runs;
+ * - seek: find the matching runs through the filter's index (state, then
+ *   queued_at; or the queued_at range) and sort them: good when they are
+ *   few (a rare state such as running, or a short time range), where a
+ *   scan would walk most of the DAG's runs to fill a page.
+ * The count, which runs first, decides. A scan checks the state from the
+ * index, but must read the row for queued_at, so a time range makes it
+ * dearer and the seek pays off for more matches. Without a filter there
+ * is nothing to seek: the scan is always used (list_sql[1][..][0][0] are
+ * never chosen). The index names are migration 1's (src/store.c).
+ */
+#define SEEK_MAX 10000
+#define SEEK_MAX_TIME 100000
+
+#define L_SEL(ix) "SELECT run_id FROM runs INDEXED BY " ix " WHERE dag_id = ?1"
+#define L_STATE " AND state IN (SELECT value FROM json_each(?4))"
+#define L_TIME " AND queued_at BETWEEN ?2 AND ?3"
+#define L_PAGE " LIMIT ?5 OFFSET ?6"
+#define L_ORDER(col, dir) " ORDER BY " col dir L_PAGE
+/* [state filter][time filter] of one plan and ordering */
+#define L_VARIANTS(ix, ix_state, col, dir) {				\
+	{L_SEL(ix) L_ORDER(col, dir),					\
+	 L_SEL(ix) L_TIME L_ORDER(col, dir)},				\
+	{L_SEL(ix_state) L_STATE L_ORDER(col, dir),			\
+	 L_SEL(ix_state) L_STATE L_TIME L_ORDER(col, dir)},		\
+}
+#define L_SCAN(col) {							\
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", ""),	\
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", " DESC"), \
+}
+#define L_SEEK(col) {							\
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", ""), \
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", " DESC"), \
+}
+
+/* [seek][column][descending][state filter][time filter] */
+static const char *const list_sql[2][3][2][2][2] = {
+	{L_SCAN(queued), L_SCAN(started), L_SCAN(ended)},
+	{L_SEEK(queued), L_SEEK(started), L_SEEK(ended)},
+};
+
+/* [state filter]; the time bounds are always bound (whole range if none). */
+static const char *const count_sql[2] = {
+	"SELECT count(*) FROM runs WHERE dag_id = ?1" L_TIME,
+	"SELECT count(*) FROM runs WHERE dag_id = ?1" L_STATE L_TIME,
+};
+
+/* A parsed list request. */
+typedef struct list_query {
+	const char *dag_id;
+	int column;           /* index into order_columns */
+	int desc;
+	json_object *states;  /* JSON list of states, or NULL for all */
+	int has_time;
+	long long since, until;
+	int limit;
+	long long offset;
+} list_query;
+
+/* ?state=a,b into q->states. GO, ANSWERED (400) or FAILED. */
+static int parse_states(pw_req *req, const char *arg, list_query *q)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int rc = GO;
+
+	q->states = json_object_new_array();
+	if (!copy || !q->states) {
+		free(copy);
+		return FAILED;
+	}
+	if (!*arg) {
+		free(copy);
+		pw_reply_error(req, 400, "state: expected a comma-separated list of run states");
+		return ANSWERED;
+	}
+	for (tok = strtok_r(copy, ",", &save); tok && rc == GO;
+	     tok = strtok_r(NULL, ",", &save)) {
+		json_object *s;
+		if (!IN_LIST(tok, run_states)) {
+			pw_reply_error(req, 400, "state: '%s' is not a run state "
+				       "(queued, running, success, failed, cancelled)", tok);
+			rc = ANSWERED;
+		} else if (!(s = json_object_new_string(tok)) ||
+			   json_object_array_add(q->states, s) != 0) {
+			json_object_put(s);
+			rc = FAILED;
+		}
+	}
+	/* ",," or a trailing comma leaves an empty item: refuse it too */
+	if (rc == GO && (strstr(arg, ",,") || arg[0] == ',' ||
+			 arg[strlen(arg) - 1] == ',')) {
+		pw_reply_error(req, 400, "state: empty item in '%s'", arg);
+		rc = ANSWERED;
+	}
+	free(copy);
+	return rc;
+}
+
+/* ?order_by=[-]column into q. GO or ANSWERED (400). */
+static int parse_order(pw_req *req, const char *arg, list_query *q)
+{
+	const char *name = arg;
+
+	q->column = 0;
+	q->desc = 1;
+	if (!arg)
+		return GO;
+	q->desc = name[0] == '-';
+	if (q->desc)
+		name++;
+	for (size_t i = 0; i < sizeof order_columns / sizeof *order_columns; i++) {
+		if (strcmp(name, order_columns[i]) == 0) {
+			q->column = (int)i;
+			return GO;
+		}
+	}
+	pw_reply_error(req, 400, "order_by: expected queued_at, started_at or "
+		       "ended_at, optionally with a '-' prefix");
+	return ANSWERED;
+}
+
+/* ?since= / ?until= into *ms. GO or ANSWERED (400). */
+static int parse_time(pw_req *req, const char *name, long long *ms, int *given)
+{
+	const char *arg = pw_req_query(req, name);
+
+	if (!arg)
+		return GO;
+	if (pw_parse_iso(arg, ms) != 0) {
+		pw_reply_error(req, 400, "%s: not an ISO-8601 time", name);
+		return ANSWERED;
+	}
+	*given = 1;
+	return GO;
+}
+
+/* Reads every query parameter of the list. GO, ANSWERED or FAILED. */
+static int parse_list_query(pw_req *req, list_query *q)
+{
+	const char *states = pw_req_query(req, "state");
+	int rc;
+
+	q->since = LLONG_MIN;
+	q->until = LLONG_MAX;
+	if (states && (rc = parse_states(req, states, q)) != GO)
+		return rc;
+	if ((rc = parse_order(req, pw_req_query(req, "order_by"), q)) != GO ||
+	    (rc = parse_time(req, "since", &q->since, &q->has_time)) != GO ||
+	    (rc = parse_time(req, "until", &q->until, &q->has_time)) != GO)
+		return rc;
+	return pw_req_paging(req, &q->limit, &q->offset) == 0 ? GO : ANSWERED;
+}
+
+/* Binds what the chosen statement uses; the JSON text lives in q->states. */
+static void bind_query(sqlite3_stmt *st, const list_query *q, int time, int page)
+{
+	sqlite3_bind_text(st, 1, q->dag_id, -1, SQLITE_STATIC);
+	if (time) {
+		sqlite3_bind_int64(st, 2, q->since);
+		sqlite3_bind_int64(st, 3, q->until);
+	}
+	if (q->states)
+		sqlite3_bind_text(st, 4, json_object_to_json_string(q->states),
+				  -1, SQLITE_STATIC);
+	if (page) {
+		sqlite3_bind_int(st, 5, q->limit);
+		sqlite3_bind_int64(st, 6, q->offset);
+	}
+}
+
+/* Logs the connection's error. Returns FAILED. */
+static int db_failed(pw_req *req)
+{
+	fprintf(stderr, "pipewright: api: %s\n",
+		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
+	return FAILED;
+}
+
+/* How many runs match q (paging aside). GO or FAILED. */
+static int count_runs(pw_req *req, const list_query *q, long long *total)
+{
+	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req),
+					 count_sql[q->states != NULL]);
+	int rc = FAILED;
+
+	if (!st)
+		return FAILED;
+	if (q->states && !json_object_to_json_string(q->states))
+		goto out;
+	bind_query(st, q, 1, 0);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*total = sqlite3_column_int64(st, 0);
+		rc = GO;
+	} else {
+		db_failed(req);
+	}
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/*
+ * The page of run objects q asks for into list; total is how many match.
+ * GO or FAILED.
+ */
+static int list_runs(pw_req *req, const list_query *q, long long total,
+		     json_object *list)
+{
+	int seek = q->has_time ? total <= SEEK_MAX_TIME
+			       : q->states && total <= SEEK_MAX;
+	const char *sql = list_sql[seek][q->column][q->desc][q->states != NULL][q->has_time];
+	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
+	int rc = GO, step;
+
+	if (!st)
+		return FAILED;
+	bind_query(st, q, q->has_time, 1);
+	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_object *run = NULL;
+		const char *run_id = (const char *)sqlite3_column_text(st, 0);
+		/* same read transaction: the list statement is still active */
+		if (!run_id || api_run_object(req, q->dag_id, run_id, &run, NULL) != PW_OK ||
+		    json_object_array_add(list, run) != 0) {
+			json_object_put(run);
+			rc = FAILED;
+		}
+	}
+	if (rc == GO && step != SQLITE_DONE)
+		rc = db_failed(req);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/* {total, limit, offset}, or NULL. */
+static json_object *page_meta(long long total, int limit, long long offset)
+{
+	json_object *m = json_object_new_object();
+	json_object *t = json_object_new_int64(total);
+	json_object *l = json_object_new_int(limit);
+	json_object *o = json_object_new_int64(offset);
+
+	if (m && t && l && o && json_object_object_add(m, "total", t) == 0) {
+		t = NULL;
+		if (json_object_object_add(m, "limit", l) == 0) {
+			l = NULL;
+			if (json_object_object_add(m, "offset", o) == 0)
+				return m;
+		}
+	}
+	json_object_put(m), json_object_put(t), json_object_put(l), json_object_put(o);
+	return NULL;
+}
+
+int runs_list(pw_req *req)
+{
+	list_query q = {.dag_id = pw_req_param(req, "dag_id")};
+	json_object *list = NULL, *meta = NULL;
+	long long total = 0;
+	int rc;
+
+	if (!api_dag_exists_or_404(req, q.dag_id))
+		return 0;
+	rc = parse_list_query(req, &q);
+	if (rc == GO) {
+		list = json_object_new_array();
+		if (!list || count_runs(req, &q, &total) != GO ||
+		    list_runs(req, &q, total, list) != GO ||
+		    !(meta = page_meta(total, q.limit, q.offset)))
+			rc = FAILED;
+	}
+	if (rc == GO) {
+		rc = pw_reply_data(req, 200, list, meta) == 0 ? GO : FAILED;
+		list = meta = NULL;
+	}
+	json_object_put(list);
+	json_object_put(q.states);
+	return rc == FAILED ? -1 : 0;
+}
+
+/* --- POST /api/v1/dags/:dag_id/runs --------------------------------------- */
+
+static const pw_field trigger_fields[] = {
+	{"run_id", PW_F_ID, false},
+	{"conf", PW_F_OBJECT, false},
+	{"tags", PW_F_STRINGS, false},
+	{"task_ids", PW_F_STRINGS, false},
+	{"from_tasks", PW_F_STRINGS, false},
+	{"to_tasks", PW_F_STRINGS, false},
+	{"from_inputs", PW_F_STRINGS, false},
+	{"to_outputs", PW_F_STRINGS, false},
+	{"only_missing_outputs", PW_F_BOOL, false},
+};
+
+/* A slicing field of the body, its name in the run's options (Kedro's) and
+ * where pw_slice wants it. */
+static const struct slice_field {
+	const char *body;
+	const char *option;
+	size_t offset;
+} slice_fields[] = {
+	{"tags", "tags", offsetof(pw_slice_req, tags)},
+	{"task_ids", "node_names", offsetof(pw_slice_req, node_names)},
+	{"from_tasks", "from_nodes", offsetof(pw_slice_req, from_nodes)},
+	{"to_tasks", "to_nodes", offsetof(pw_slice_req, to_nodes)},
+	{"from_inputs", "from_inputs", offsetof(pw_slice_req, from_inputs)},
+	{"to_outputs", "to_outputs", offsetof(pw_slice_req, to_outputs)},
+};
+
+/*
+ * Copies one non-empty list of the body into the slice request and the
+ * options (the list is shared with the body). Returns 0 or -1 (OOM).
+ */
+static int take_filter(json_object *body, const struct slice_field *f,
+		       pw_slice_req *sreq, json_object *options)
+{
+	json_object *list = NULL;
+	pw_strv *sv = (pw_strv *)((char *)sreq + f->offset);
+	size_t n;
+
+	if (!json_object_object_get_ex(body, f->body, &list) ||
+	    !json_object_is_type(list, json_type_array))
+		return 0;
+	n = json_object_array_length(list);
+	if (n == 0)
+		return 0;  /* Kedro: an empty filter is no filter */
+	for (size_t i = 0; i < n; i++)
+		if (pw_strv_push(sv, json_object_get_string(
+				 json_object_array_get_idx(list, i))) != 0)
+			return -1;
+	if (json_object_object_add(options, f->option, json_object_get(list)) != 0) {
+		json_object_put(list);
+		return -1;
+	}
+	return 0;
+}
+
+/* The run's options from the body: Kedro's filter names. Fills sreq too. */
+static json_object *trigger_options(json_object *body, pw_slice_req *sreq)
+{
+	json_object *options = json_object_new_object(), *omo = NULL;
+
+	if (!options)
+		return NULL;
+	for (size_t i = 0; i < sizeof slice_fields / sizeof *slice_fields; i++) {
+		if (take_filter(body, &slice_fields[i], sreq, options) != 0)
+			goto fail;
+	}
+	if (json_object_object_get_ex(body, "only_missing_outputs", &omo) && omo &&
+	    json_object_object_add(options, "only_missing_outputs",
+				   json_object_get(omo)) != 0) {
+		json_object_put(omo);
+		goto fail;
+	}
+	return options;
+fail:
+	json_object_put(options);
+	return NULL;
+}
+
+/*
+ * Applies the filters to the DAG now, so that a slice Kedro would refuse
+ * is a 400 with Kedro's message instead of a failed run. GO, ANSWERED or
+ * FAILED.
+ */
+static int check_slice(pw_req *req, const pw_dag *dag, const pw_slice_req *sreq)
+{
+	bool *selected = calloc(dag->n_tasks + 1, sizeof *selected);
+	pw_kerror err = {0};
+	int rc = GO;
+
+	if (!selected)
+		return FAILED;
+	if (pw_slice(dag, sreq, selected, &err) != 0) {
+		if (err.type && strcmp(err.type, "MemoryError") == 0) {
+			rc = FAILED;
+		} else {
+			pw_reply_error(req, 400, "%s", err.message ? err.message
+				       : "the filters select no tasks");
+			rc = ANSWERED;
+		}
+	}
+	pw_kerror_clear(&err);
+	free(selected);
+	return rc;
+}
+
+/* Queues the run and answers 201 with it (409 for a taken run_id). */
+static int queue_run(pw_req *req, const char *dag_id, json_object *body,
+		     json_object *options)
+{
+	json_object *conf = NULL, *jid = NULL, *run = NULL;
+	char *run_id = NULL;
+	int rc;
+
+	json_object_object_get_ex(body, "conf", &conf);
+	json_object_object_get_ex(body, "run_id", &jid);
+	pw_run_new nr = {
+		.dag_id = dag_id,
+		.run_id = jid ? json_object_get_string(jid) : NULL,
+		.run_type = "manual",
+		.conf = conf,
+		.options = options,
+		.triggered_by = pw_req_user(req),
+	};
+	rc = pw_store_insert_run(pw_req_store(req), &nr, &run_id);
+	if (rc == PW_CONFLICT) {
+		pw_reply_error(req, 409, "DAG '%s' already has a run '%s'",
+			       dag_id, nr.run_id);
+		return ANSWERED;
+	}
+	if (rc != PW_OK)
+		return FAILED;
+	rc = api_run_object(req, dag_id, run_id, &run, NULL);
+	free(run_id);
+	if (rc != PW_OK)
+		return FAILED;
+	return pw_reply_data(req, 201, run, NULL) == 0 ? ANSWERED : FAILED;
+}
+
+int runs_trigger(pw_req *req)
+{
+	const char *dag_id = pw_req_param(req, "dag_id");
+	const pw_project *p = pw_req_project(req);
+	const pw_dag *dag = dag_id && p ? pw_project_dag(p, dag_id) : NULL;
+	pw_slice_req sreq = {0};
+	json_object *body, *options = NULL;  /* the request owns body */
+	int rc;
+
+	if (!dag) {
+		if (dag_id && pw_valid_dag_id(dag_id))
+			return pw_reply_error(req, 404, "DAG '%s' not found", dag_id);
+		return pw_reply_error(req, 404, "DAG not found");
+	}
+	body = pw_req_json(req);
+	if (!body)
+		return 0;
+	if (pw_req_check_body(req, body, trigger_fields,
+			      sizeof trigger_fields / sizeof *trigger_fields) != 0)
+		return 0;
+	options = trigger_options(body, &sreq);
+	rc = options ? check_slice(req, dag, &sreq) : FAILED;
+	if (rc == GO)
+		rc = queue_run(req, dag_id, body, options);
+	pw_slice_req_free(&sreq);
+	json_object_put(options);
+	return rc == FAILED ? -1 : 0;
+}
+
+/* --- one run: get, cancel, retry ------------------------------------------ */
+
+/*
+ * The run of the path as its object (and row id), or an answered 404.
+ * GO, ANSWERED or FAILED.
+ */
+static int find_run(pw_req *req, json_object **run, long long *pk)
+{
+	const char *dag_id = pw_req_param(req, "dag_id");
+	const char *run_id = pw_req_param(req, "run_id");
+	int rc;
+
+	*run = NULL;
+	if (!api_dag_exists_or_404(req, dag_id))
+		return ANSWERED;
+	if (!run_id || !pw_valid_run_id(run_id)) {
+		pw_reply_error(req, 404, "run not found");
+		return ANSWERED;
+	}
+	rc = api_run_object(req, dag_id, run_id, run, pk);
+	if (rc == PW_NOTFOUND) {
+		pw_reply_error(req, 404, "DAG '%s' has no run '%s'", dag_id, run_id);
+		return ANSWERED;
+	}
+	return rc == PW_OK ? GO : FAILED;
+}
+
+/* The run object's state ("" if it has none). */
+static const char *run_state(json_object *run)
+{
+	json_object *s = NULL;
+
+	json_object_object_get_ex(run, "state", &s);
+	return s ? json_object_get_string(s) : "";
+}
+
+int runs_get(pw_req *req)
+{
+	json_object *run = NULL, *tis = NULL;
+	long long pk = 0;
+	int rc = find_run(req, &run, &pk);
+
+	if (rc == GO && api_task_instances(req, pk, NULL, -1, 0, &tis) != PW_OK)
+		rc = FAILED;
+	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
+		json_object_put(tis);
+		rc = FAILED;
+	}
+	if (rc == GO) {
+		rc = pw_reply_data(req, 200, run, NULL) == 0 ? GO : FAILED;
+		run = NULL;
+	}
+	json_object_put(run);
+	return rc == FAILED ? -1 : 0;
+}
+
+static const char *const finished_states[] = {"success", "failed", "cancelled"};
+static const char *const retryable_states[] = {"failed", "cancelled"};
+
+/*
+ * Asks the runner to act on the run of the path (kind "cancel" or "retry")
+ * when its state is one of allowed (n of them), else 409; answers 202 with
+ * the run.
+ */
+static int request_run(pw_req *req, const char *kind,
+		       const char *const *allowed, size_t n, bool allow)
+{
+	json_object *run = NULL;
+	const char *dag_id = pw_req_param(req, "dag_id");
+	const char *run_id = pw_req_param(req, "run_id");
+	int rc = find_run(req, &run, NULL);
+
+	if (rc == GO && in_list(run_state(run), allowed, n) != allow) {
+		pw_reply_error(req, 409, "cannot %s run '%s': it is %s", kind,
+			       run_id, run_state(run));
+		rc = ANSWERED;
+	}
+	if (rc == GO) {
+		int r = pw_store_request(pw_req_store(req), dag_id, run_id, kind);
+		if (r == PW_NOTFOUND) {
+			pw_reply_error(req, 404, "DAG '%s' has no run '%s'", dag_id, run_id);
+			rc = ANSWERED;
+		} else if (r != PW_OK) {
+			rc = FAILED;
+		}
+	}
+	if (rc == GO) {
+		rc = pw_reply_data(req, 202, run, NULL) == 0 ? GO : FAILED;
+		run = NULL;
+	}
+	json_object_put(run);
+	return rc == FAILED ? -1 : 0;
+}
+
+int runs_cancel(pw_req *req)
+{
+	/* any state but a finished one */
+	return request_run(req, "cancel", finished_states,
+			   sizeof finished_states / sizeof *finished_states, false);
+}
+
+int runs_retry(pw_req *req)
+{
+	return request_run(req, "retry", retryable_states,
+			   sizeof retryable_states / sizeof *retryable_states, true);
+}

@@ -1,0 +1,653 @@
+/*
+ * server.c - the server: the project cache, the route tables, roles and
+ * CORS, one request from accept to log line, and the accept loop (threads
+ * on a FastCGI socket, or one CGI request).
+ *
+ * The project is held as a refcounted snapshot. A request takes a
+ * reference for its whole life; at most once a second a request compares
+ * the project files' fingerprint with the snapshot's and, when they
+ * differ, loads the project again and swaps the new snapshot in. Requests
+ * that still hold the old one finish with it; the last one frees it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define DEFAULT_THREADS 4
+#define MAX_THREADS 256
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define BACKLOG 128
+#define RECHECK_MS 1000
+#define MAX_METHODS 8
+#define PREFLIGHT_HEADERS "Accept, Authorization, Content-Type, Last-Event-ID"
+
+typedef struct route_table {
+	const pw_route *v;
+	size_t n;
+} route_table;
+
+struct pw_server {
+	/* the project's location, as given */
+	char *path, *env, *conf_source;
+	pthread_mutex_t lock;     /* guards snap, checked_ms and every refs */
+	pw_snap *snap;
+	long long checked_ms;
+	route_table *tables;
+	size_t n_tables;
+	size_t max_body;
+	atomic_int stopping;
+	atomic_int failed;        /* a worker could not accept any more */
+	int listen_fd;
+};
+
+/* One accepting thread: its FastCGI request and SQLite connection. */
+typedef struct worker {
+	pw_server *srv;
+	pthread_t tid;
+	FCGX_Request fr;
+	pw_store *store;
+} worker;
+
+static const char *const role_names[] = {
+	[PW_ROLE_READ] = "read",
+	[PW_ROLE_OPERATE] = "operate",
+	[PW_ROLE_ADMIN] = "admin",
+};
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- the project cache ----------------------------------------------------- */
+
+/* Loads the project into a new snapshot (refs 1). NULL with *err. */
+static pw_snap *snap_load(const pw_server *srv, long long fingerprint, char **err)
+{
+	const pw_project_opts opts = {srv->path, srv->env, srv->conf_source};
+	pw_snap *s = calloc(1, sizeof *s);
+	if (!s) {
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	if (pw_project_load(&opts, &s->project, err) != PW_OK) {
+		free(s);
+		return NULL;
+	}
+	s->fingerprint = fingerprint ? fingerprint : pw_project_fingerprint(s->project);
+	s->refs = 1;
+	return s;
+}
+
+static void snap_release(pw_server *srv, pw_snap *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	int left = --s->refs;
+	pthread_mutex_unlock(&srv->lock);
+	if (left == 0) {
+		pw_project_free(s->project);
+		free(s);
+	}
+}
+
+/*
+ * The current snapshot, with a reference for the caller. Checks the files
+ * first when the last check is a second old; a project that no longer
+ * loads keeps the old snapshot (logged once per change of the files).
+ */
+static pw_snap *snap_acquire(pw_server *srv)
+{
+	long long now = mono_ms(), seen;
+	pthread_mutex_lock(&srv->lock);
+	bool check = now - srv->checked_ms >= RECHECK_MS;
+	if (check)
+		srv->checked_ms = now;
+	pw_snap *s = srv->snap;
+	s->refs++;
+	seen = s->fingerprint;
+	pthread_mutex_unlock(&srv->lock);
+	if (!check)
+		return s;
+
+	long long fp = pw_project_fingerprint(s->project);
+	if (fp == seen)
+		return s;
+	char *err = NULL;
+	pw_snap *fresh = snap_load(srv, fp, &err);
+	pthread_mutex_lock(&srv->lock);
+	pw_snap *old = NULL;
+	if (fresh) {
+		old = srv->snap;
+		srv->snap = fresh;
+		fresh->refs++;   /* the server's and the caller's */
+	} else if (srv->snap == s) {
+		s->fingerprint = fp;   /* do not retry until the files change again */
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (fresh) {
+		fprintf(stderr, "pipewright.fcgi: project %s reloaded\n", fresh->project->root);
+		snap_release(srv, old);
+		snap_release(srv, s);
+		return fresh;
+	}
+	fprintf(stderr, "pipewright.fcgi: project not reloaded, keeping the last one: %s\n",
+		err ? err : "out of memory");
+	free(err);
+	return s;
+}
+
+/* --- the server object --------------------------------------------------------------- */
+
+static int dup_opt(char **slot, const char *value)
+{
+	*slot = NULL;
+	if (!value)
+		return 0;
+	*slot = strdup(value);
+	return *slot ? 0 : -1;
+}
+
+pw_server *pw_server_new(const pw_project_opts *opts, char **err)
+{
+	static const pw_project_opts none = {0};
+	pw_server *srv = calloc(1, sizeof *srv);
+	*err = NULL;
+	if (!opts)
+		opts = &none;
+	if (!srv || pthread_mutex_init(&srv->lock, NULL) != 0) {
+		free(srv);
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	srv->listen_fd = -1;
+	srv->max_body = DEFAULT_MAX_BODY;
+	srv->checked_ms = mono_ms();
+	if (dup_opt(&srv->path, opts->path) != 0 || dup_opt(&srv->env, opts->env) != 0 ||
+	    dup_opt(&srv->conf_source, opts->conf_source) != 0)
+		goto fail;
+	srv->snap = snap_load(srv, 0, err);
+	if (!srv->snap ||
+	    pw_server_add_routes(srv, pw_builtin_routes, pw_builtin_routes_count) != 0)
+		goto fail;
+	return srv;
+fail:
+	if (!*err)
+		*err = strdup("out of memory");
+	pw_server_free(srv);
+	return NULL;
+}
+
+int pw_server_add_routes(pw_server *srv, const pw_route *routes, size_t n)
+{
+	route_table *t = realloc(srv->tables, (srv->n_tables + 1) * sizeof *t);
+	if (!t)
+		return -1;
+	srv->tables = t;
+	t[srv->n_tables++] = (route_table){routes, n};
+	return 0;
+}
+
+void pw_server_free(pw_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->snap) {
+		pw_project_free(srv->snap->project);
+		free(srv->snap);
+	}
+	pthread_mutex_destroy(&srv->lock);
+	free(srv->tables);
+	free(srv->path);
+	free(srv->env);
+	free(srv->conf_source);
+	free(srv);
+}
+
+/* --- CORS and roles ---------------------------------------------------------------------- */
+
+/*
+ * Adds the CORS headers every answer carries: Vary: Origin when origins
+ * are configured, Access-Control-Allow-Origin when this one is allowed
+ * (exactly listed, or "*" listed). Returns whether it is allowed.
+ */
+static bool add_cors(pw_req *req)
+{
+	json_object *list = NULL;
+	const char *origin = pw_req_header(req, "Origin");
+	bool allowed = false;
+
+	json_object_object_get_ex(req->snap->project->settings, "cors_origins", &list);
+	if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0)
+		return false;
+	pw_reply_header(req, "Vary", "Origin");
+	if (!origin || !*origin)
+		return false;
+	for (size_t i = 0; i < json_object_array_length(list) && !allowed; i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(list, i));
+		allowed = o && (strcmp(o, "*") == 0 || strcmp(o, origin) == 0);
+	}
+	if (allowed)
+		pw_reply_header(req, "Access-Control-Allow-Origin", origin);
+	return allowed;
+}
+
+/*
+ * Whether REMOTE_USER may use a route that needs role `need`. With no
+ * settings.roles everything is allowed (authentication is the web
+ * server's business). Answers 401/403 itself and returns -1 when not.
+ */
+static int check_role(pw_req *req, pw_role need)
+{
+	json_object *roles = NULL, *role;
+	const char *user = pw_req_user(req);
+
+	if (!json_object_object_get_ex(req->snap->project->settings, "roles", &roles) ||
+	    !json_object_is_type(roles, json_type_object))
+		return 0;
+	if (!user)
+		return pw_reply_error(req, 401, "authentication required"), -1;
+	if (!json_object_object_get_ex(roles, user, &role) ||
+	    !json_object_is_type(role, json_type_string))
+		return pw_reply_error(req, 403, "user '%s' has no role", user), -1;
+	const char *name = json_object_get_string(role);
+	for (int r = PW_ROLE_READ; r <= PW_ROLE_ADMIN; r++) {
+		if (strcmp(name, role_names[r]) != 0)
+			continue;
+		if (r >= (int)need)
+			return 0;
+		break;
+	}
+	pw_reply_error(req, 403, "user '%s' has role '%s'; this needs role '%s'", user, name,
+		       role_names[need]);
+	return -1;
+}
+
+/* --- one request ---------------------------------------------------------------------------- */
+
+/* The methods of the routes whose pattern matches a path, table order. */
+typedef struct methods {
+	const char *v[MAX_METHODS];
+	size_t n;
+	char joined[MAX_METHODS * 8 + 16];
+} methods;
+
+static void methods_add(methods *m, const char *method)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->v[i], method) == 0)
+			return;
+	if (m->n < MAX_METHODS)
+		m->v[m->n++] = method;
+}
+
+/* "GET, POST" (plus extra when not NULL). */
+static const char *methods_join(methods *m, const char *extra)
+{
+	size_t len = 0;
+	m->joined[0] = '\0';
+	for (size_t i = 0; i <= m->n; i++) {
+		const char *s = i < m->n ? m->v[i] : extra;
+		if (!s)
+			break;
+		int w = snprintf(m->joined + len, sizeof m->joined - len, "%s%s",
+				 len ? ", " : "", s);
+		if (w < 0 || (size_t)w >= sizeof m->joined - len)
+			break;
+		len += (size_t)w;
+	}
+	return m->joined;
+}
+
+/* The route for method and path, or NULL; m gets the path's methods. */
+static const pw_route *find_route(const pw_server *srv, const char *method, const char *path,
+				  methods *m)
+{
+	const pw_route *found = NULL;
+	for (size_t t = 0; t < srv->n_tables; t++) {
+		for (size_t i = 0; i < srv->tables[t].n; i++) {
+			const pw_route *r = &srv->tables[t].v[i];
+			if (!pw_route_matches(r->pattern, path))
+				continue;
+			methods_add(m, r->method);
+			if (!found && strcmp(r->method, method) == 0)
+				found = r;
+		}
+	}
+	return found;
+}
+
+/* Answers an OPTIONS request on a known path (CORS preflight). */
+static void preflight(pw_req *req, methods *m, bool origin_ok)
+{
+	pw_reply_header(req, "Allow", methods_join(m, "OPTIONS"));
+	if (origin_ok) {
+		pw_reply_header(req, "Access-Control-Allow-Methods", methods_join(m, "OPTIONS"));
+		pw_reply_header(req, "Access-Control-Allow-Headers", PREFLIGHT_HEADERS);
+		pw_reply_header(req, "Access-Control-Max-Age", "600");
+	}
+	pw_reply_empty(req, 204);
+}
+
+/*
+ * Whether a route answers without the database (health checks report a
+ * missing one themselves); every other handler may rely on pw_req_store.
+ */
+static bool store_optional(const pw_route *route)
+{
+	static const char *const patterns[] = {
+		"/health", "/snapshot", "/api/v1/health", "/api/v1/version",
+	};
+	for (size_t i = 0; i < sizeof patterns / sizeof *patterns; i++)
+		if (strcmp(route->pattern, patterns[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Routes, checks and runs one request; every path out has answered it. */
+static void dispatch(pw_server *srv, pw_req *req)
+{
+	const char *why = NULL;
+	methods m = {0};
+	int st = pw_req_parse(req, &why);
+	bool origin_ok = add_cors(req);
+	if (st != 0) {
+		pw_reply_error(req, st, "%s", why);
+		return;
+	}
+	const pw_route *route = find_route(srv, req->method, req->path, &m);
+	if (m.n == 0) {
+		pw_reply_error(req, 404, "no such resource: %s", req->path);
+		return;
+	}
+	if (!route && strcmp(req->method, "OPTIONS") == 0) {
+		preflight(req, &m, origin_ok);
+		return;
+	}
+	if (!route) {
+		pw_reply_header(req, "Allow", methods_join(&m, NULL));
+		pw_reply_error(req, 405, "method %s is not allowed here; use %s", req->method,
+			       methods_join(&m, NULL));
+		return;
+	}
+	st = pw_req_set_params(req, route);
+	if (st != 0) {
+		if (st < 0)
+			pw_reply_error(req, 500, "out of memory");
+		else
+			pw_reply_error(req, 404, "no such resource: %s", req->path);
+		return;
+	}
+	if (check_role(req, route->role) != 0 || pw_req_read_body(req) != 0)
+		return;
+	if (!store_optional(route) && !pw_req_store(req)) {
+		pw_reply_error(req, 503, "the database cannot be opened");
+		return;
+	}
+	int rc = route->handler(req);
+	if (!req->started) {
+		fprintf(stderr, "pipewright.fcgi: %s %s: handler %s without answering\n",
+			route->method, route->pattern, rc ? "failed" : "returned");
+		pw_reply_error(req, 500, "internal error");
+	}
+}
+
+/* Copies s into buf with control characters replaced (log lines). */
+static const char *loggable(const char *s, char *buf, size_t size)
+{
+	size_t i = 0;
+	for (; s && s[i] && i + 1 < size; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Serves one request from io and logs it. */
+static void serve(pw_server *srv, pw_io *io, pw_store **store)
+{
+	char m[16], p[512], u[128];
+	pw_req req = {
+		.io = io,
+		.store = store,
+		.stopping = &srv->stopping,
+		.max_body = srv->max_body,
+		.t0_ms = mono_ms(),
+	};
+	req.snap = snap_acquire(srv);
+	dispatch(srv, &req);
+	io->flush(io);
+	fprintf(stderr, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
+		loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p), req.status,
+		mono_ms() - req.t0_ms,
+		pw_req_user(&req) ? loggable(pw_req_user(&req), u, sizeof u) : "-");
+	pw_req_release(&req);
+	snap_release(srv, req.snap);
+}
+
+/* --- I/O: FastCGI and CGI ------------------------------------------------------------------------ */
+
+static const char *fcgx_param(pw_io *io, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)io->ctx)->envp);
+}
+
+static long fcgx_read(pw_io *io, char *buf, size_t n)
+{
+	int want = n > 1 << 20 ? 1 << 20 : (int)n;
+	int got = FCGX_GetStr(buf, want, ((FCGX_Request *)io->ctx)->in);
+	return got < 0 ? -1 : got;
+}
+
+static int fcgx_write(pw_io *io, const char *buf, size_t n)
+{
+	FCGX_Stream *out = ((FCGX_Request *)io->ctx)->out;
+	while (n > 0) {
+		int chunk = n > 1 << 20 ? 1 << 20 : (int)n;
+		if (FCGX_PutStr(buf, chunk, out) != chunk)
+			return -1;
+		buf += chunk;
+		n -= (size_t)chunk;
+	}
+	return 0;
+}
+
+static int fcgx_flush(pw_io *io)
+{
+	return FCGX_FFlush(((FCGX_Request *)io->ctx)->out) == 0 ? 0 : -1;
+}
+
+static const char *cgi_param(pw_io *io, const char *name)
+{
+	(void)io;
+	return getenv(name);
+}
+
+static long cgi_read(pw_io *io, char *buf, size_t n)
+{
+	(void)io;
+	size_t got = fread(buf, 1, n, stdin);
+	return got == 0 && ferror(stdin) ? -1 : (long)got;
+}
+
+static int cgi_write(pw_io *io, const char *buf, size_t n)
+{
+	(void)io;
+	return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
+
+static int cgi_flush(pw_io *io)
+{
+	(void)io;
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* --- the accept loop ---------------------------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	pw_server *srv = w->srv;
+	pw_io io = {fcgx_param, fcgx_read, fcgx_write, fcgx_flush, &w->fr};
+
+	while (!atomic_load(&srv->stopping)) {
+		if (FCGX_Accept_r(&w->fr) < 0) {
+			if (!atomic_load(&srv->stopping)) {
+				fprintf(stderr, "pipewright.fcgi: accept failed: %s\n",
+					strerror(errno));
+				atomic_store(&srv->failed, 1);
+				kill(getpid(), SIGTERM);   /* wakes the main thread */
+			}
+			break;
+		}
+		serve(srv, &io, &w->store);
+		FCGX_Finish_r(&w->fr);
+	}
+	FCGX_Finish_r(&w->fr);
+	pw_store_close(w->store);
+	w->store = NULL;
+	return NULL;
+}
+
+/*
+ * Opens the listening socket of spec: "127.0.0.1:PORT", ":PORT" or
+ * "localhost:PORT" (loopback only), or a unix socket path (mode 0660).
+ * Returns the descriptor, or -1 with a message on stderr.
+ */
+static int open_socket(const char *spec)
+{
+	const char *colon = strrchr(spec, ':');
+	char bind_to[sizeof(struct sockaddr_un) + 32];
+	struct in_addr a;
+
+	if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		char host[64];
+		long port = strtol(colon + 1, NULL, 10);
+		size_t hl = (size_t)(colon - spec);
+		if (hl >= sizeof host || port < 1 || port > 65535)
+			goto bad_tcp;
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+		if (!*host || strcmp(host, "localhost") == 0)
+			strcpy(host, "127.0.0.1");
+		if (inet_pton(AF_INET, host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
+			goto bad_tcp;
+		snprintf(bind_to, sizeof bind_to, "%s:%ld", host, port);
+		int fd = FCGX_OpenSocket(bind_to, BACKLOG);
+		if (fd < 0)
+			fprintf(stderr, "pipewright.fcgi: cannot listen on %s: %s\n", bind_to,
+				strerror(errno));
+		return fd;
+	}
+	if (strchr(spec, ':') || !*spec ||
+	    strlen(spec) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		fprintf(stderr, "pipewright.fcgi: --socket %s: not a unix socket path "
+				"(no ':', shorter than %zu) nor 127.0.0.1:PORT\n",
+			spec, sizeof ((struct sockaddr_un *)0)->sun_path);
+		return -1;
+	}
+	mode_t old = umask(0117);   /* created 0660, never wider */
+	int fd = FCGX_OpenSocket(spec, BACKLOG);
+	int e = errno;
+	umask(old);
+	if (fd < 0 || chmod(spec, 0660) != 0) {
+		fprintf(stderr, "pipewright.fcgi: cannot listen on %s: %s\n", spec, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+bad_tcp:
+	fprintf(stderr, "pipewright.fcgi: --socket %s: a TCP socket must be "
+			"127.0.0.1:PORT (loopback only)\n", spec);
+	return -1;
+}
+
+/* Answers the one request of a CGI process. */
+static int run_cgi(pw_server *srv)
+{
+	pw_io io = {cgi_param, cgi_read, cgi_write, cgi_flush, NULL};
+	pw_store *store = NULL;
+	serve(srv, &io, &store);
+	pw_store_close(store);
+	return 0;
+}
+
+int pw_server_run(pw_server *srv, const pw_server_config *cfg)
+{
+	static const pw_server_config defaults = {0};
+	sigset_t stop, old;
+	int sig, rc = 0;
+	size_t started = 0;
+
+	if (!cfg)
+		cfg = &defaults;
+	srv->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+	size_t n = cfg->threads > 0 ? (size_t)cfg->threads : DEFAULT_THREADS;
+	if (n > MAX_THREADS)
+		n = MAX_THREADS;
+	signal(SIGPIPE, SIG_IGN);   /* a gone client is an error return, not death */
+	if (!cfg->socket && FCGX_IsCGI())
+		return run_cgi(srv);
+	if (FCGX_Init() != 0) {
+		fprintf(stderr, "pipewright.fcgi: FCGX_Init failed\n");
+		return -1;
+	}
+	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
+	if (srv->listen_fd < 0)
+		return -1;
+	worker *w = calloc(n, sizeof *w);
+	if (!w) {
+		rc = -1;
+		goto out;
+	}
+	/* Workers inherit a mask that keeps the stop signals for sigwait below. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGUSR1);   /* the graceful stop of mod_fastcgi */
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	for (; started < n; started++) {
+		w[started].srv = srv;
+		if (FCGX_InitRequest(&w[started].fr, srv->listen_fd, 0) != 0 ||
+		    pthread_create(&w[started].tid, NULL, worker_main, &w[started]) != 0) {
+			fprintf(stderr, "pipewright.fcgi: cannot start thread %zu\n", started + 1);
+			break;
+		}
+	}
+	if (started > 0)
+		sigwait(&stop, &sig);
+	else
+		rc = -1;
+	atomic_store(&srv->stopping, 1);
+	FCGX_ShutdownPending();
+	shutdown(srv->listen_fd, SHUT_RDWR);   /* wakes the threads in accept() */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (atomic_load(&srv->failed))
+		rc = -1;
+	free(w);
+out:
+	if (cfg->socket) {
+		close(srv->listen_fd);
+		if (!strchr(cfg->socket, ':'))
+			unlink(cfg->socket);
+	}
+	srv->listen_fd = -1;
+	return rc;
+}

@@ -1,0 +1,1236 @@
+/*
+ * test_api.c - every /api/v1 endpoint through a real lighttpd, with
+ * pipewright.fcgi behind it and a real pipewright-runner: the success and
+ * error paths of DESIGN.md section 5 (and the REMOTE_USER and roles of
+ * section 8).
+ *
+ * One lighttpd (mounted at "/" and "/pipewright") and one runner serve
+ * the whole file; the tests run in order (health without a runner comes
+ * first). Tasks are quick shell commands; waits poll every 20 ms up to a
+ * deadline; no timing is asserted beyond ordering.
+ */
+#include "harness.h"
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define W HR_WAIT_MS
+#define ORIGIN "https://ui.example"
+
+static hr_project *P;
+static ht_server *S;
+static bool passed;
+
+/* --- fixture ---------------------------------------------------------------- */
+
+static const char DAG_QUICK[] =
+	"description: quick tasks\n"
+	"schedule: \"0 3 * * *\"\n"
+	"tags: [alpha, shared]\n"
+	"params: {n: 1, nested: {a: 1}}\n"
+	"tasks:\n"
+	"  - id: a\n"
+	"    command: \"echo 42\"\n"
+	"  - id: b\n"
+	"    upstream: [a]\n"
+	"    command: [\"sh\", \"-c\", \"printf '{\\\"num\\\": 7, \\\"flag\\\": true, "
+	"\\\"obj\\\": {\\\"k\\\": [1, 2]}, \\\"s\\\": \\\"str\\\"}' > \\\"$PIPEWRIGHT_XCOM\\\"\"]\n"
+	"  - id: c\n"
+	"    command: \"true\"\n"
+	"    outputs: [ds1]\n"
+	"  - id: d\n"
+	"    command: \"true\"\n"
+	"    inputs: [ds1]\n";
+
+static const char DAG_FAILING[] =
+	"tags: [beta]\n"
+	"tasks:\n"
+	"  - id: f\n"
+	"    command: \"if [ -e var/failing.marker ]; then exit 0; fi; "
+	"touch var/failing.marker; exit 1\"\n";
+
+static const char DAG_ALWAYS_FAILS[] =
+	"tasks:\n"
+	"  - id: f\n"
+	"    command: \"false\"\n";
+
+static const char DAG_FLAKY[] =
+	"tasks:\n"
+	"  - id: t\n"
+	"    retries: 1\n"
+	"    retry_delay: 0\n"
+	"    command: \"echo try $PIPEWRIGHT_TRY_NUMBER; "
+	"if [ -e var/flaky.marker ]; then exit 0; fi; touch var/flaky.marker; exit 3\"\n";
+
+static const char DAG_SLEEPER[] =
+	"tasks:\n"
+	"  - id: nap\n"
+	"    command: [\"sleep\", \"30\"]\n"
+	"  - id: after\n"
+	"    upstream: [nap]\n"
+	"    command: \"true\"\n";
+
+static const char DAG_PAUSABLE[] =
+	"tasks:\n"
+	"  - id: x\n"
+	"    command: \"true\"\n";
+
+static const char DAG_PAUSED[] =
+	"paused: true\n"
+	"tags: [beta]\n"
+	"tasks:\n"
+	"  - id: x\n"
+	"    command: \"true\"\n";
+
+/* An unknown key on line 4: an import error. */
+static const char DAG_BROKEN[] =
+	"tasks:\n"
+	"  - id: x\n"
+	"    command: \"true\"\n"
+	"    bogus_key: 1\n";
+
+#define N_DAGS 7 /* the good ones above */
+
+static int group_setup(void **state)
+{
+	(void)state;
+	P = hr_project_new(4);
+	hr_settings(P, "max_parallel_tasks: 4, cors_origins: [\"" ORIGIN "\"]");
+	hr_catalog(P, "ds1: {type: text.TextDataset, filepath: var/ds1.txt}\n");
+	hr_dag(P, "quick", DAG_QUICK);
+	hr_dag(P, "failing", DAG_FAILING);
+	hr_dag(P, "always_fails", DAG_ALWAYS_FAILS);
+	hr_dag(P, "flaky", DAG_FLAKY);
+	hr_dag(P, "sleeper", DAG_SLEEPER);
+	hr_dag(P, "pausable", DAG_PAUSABLE);
+	hr_dag(P, "paused_dag", DAG_PAUSED);
+	hr_dag(P, "broken", DAG_BROKEN);
+	ht_opts o = {.prefix = "/pipewright"};
+	S = ht_start(P->dir, &o);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	ht_stop(S);
+	hr_pass(P); /* failed tests printed the logs already */
+	hr_project_free(P);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	passed = false;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (!passed) {
+		ht_dump_logs(S);
+		hr_dump_logs(P);
+	}
+	return 0;
+}
+
+/* Starts the runner once; tests that need runs to progress call it. */
+static void need_runner(void)
+{
+	if (P->n_runners == 0)
+		hr_runner_start(P, NULL);
+}
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static ht_resp *getf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static ht_resp *getf(const char *fmt, ...)
+{
+	char path[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof path, fmt, ap);
+	va_end(ap);
+	return ht_get(S, path);
+}
+
+/* GET path; expects 200 and returns a copy of data (caller puts it). */
+static json_object *get_data(const char *path)
+{
+	ht_resp *r = ht_get(S, path);
+	json_object *d = json_object_get(ht_ok(r, 200));
+	ht_resp_free(r);
+	return d;
+}
+
+/* GET path; expects status with the error envelope. */
+static void get_err(const char *path, long status)
+{
+	ht_resp *r = ht_get(S, path);
+	ht_err(r, status);
+	ht_resp_free(r);
+}
+
+/* method path body; expects status with the error envelope. */
+static void send_err(const char *method, const char *path, const char *body,
+		     long status)
+{
+	ht_resp *r = ht_send(S, method, path, body);
+	ht_err(r, status);
+	ht_resp_free(r);
+}
+
+/* POST a trigger; expects 201; returns the run id (malloc'd). */
+static char *trigger(const char *dag, const char *body)
+{
+	char path[512];
+	snprintf(path, sizeof path, "/api/v1/dags/%s/runs", dag);
+	ht_resp *r = ht_send(S, "POST", path, body);
+	json_object *d = ht_ok(r, 201);
+	if (strcmp(ht_str(d, "dag_id"), dag) != 0)
+		ht_fail(r, "dag_id of the new run");
+	char *id = strdup(ht_str(d, "run_id"));
+	assert_non_null(id);
+	ht_resp_free(r);
+	return id;
+}
+
+/* Polls the run until it is in state; returns its data (caller puts it). */
+static json_object *wait_run(const char *dag, const char *run, const char *state)
+{
+	char path[512];
+	snprintf(path, sizeof path, "/api/v1/dags/%s/runs/%s", dag, run);
+	long long end = ht_now_ms() + W;
+	for (;;) {
+		ht_resp *r = ht_get(S, path);
+		json_object *d = ht_ok(r, 200);
+		const char *st = ht_str(d, "state");
+		if (!strcmp(st, state)) {
+			json_object *out = json_object_get(d);
+			ht_resp_free(r);
+			return out;
+		}
+		bool final = !strcmp(st, "success") || !strcmp(st, "failed") ||
+			     !strcmp(st, "cancelled");
+		if (final || ht_now_ms() > end) {
+			fail_msg("run %s/%s is %s, expected %s: %s", dag, run, st, state,
+				 r->body);
+		}
+		ht_resp_free(r);
+		hr_sleep_ms(20);
+	}
+}
+
+/* Polls a task instance until it is in state. */
+static void wait_task(const char *dag, const char *run, const char *task,
+		      const char *state)
+{
+	char path[512];
+	snprintf(path, sizeof path, "/api/v1/dags/%s/runs/%s/tasks/%s", dag, run, task);
+	long long end = ht_now_ms() + W;
+	for (;;) {
+		ht_resp *r = ht_get(S, path);
+		if (r->status == 200) {
+			json_object *d = ht_ok(r, 200);
+			if (!strcmp(ht_str(d, "state"), state)) {
+				ht_resp_free(r);
+				return;
+			}
+		} else if (r->status != 404) {
+			ht_fail(r, "task instance");
+		}
+		if (ht_now_ms() > end)
+			ht_fail(r, "timed out waiting for the task's state");
+		ht_resp_free(r);
+		hr_sleep_ms(20);
+	}
+}
+
+static void expect_str(json_object *o, const char *path, const char *want)
+{
+	const char *got = ht_str(o, path);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s is \"%s\", expected \"%s\" in %.2000s", path, got, want,
+			 json_object_to_json_string(o));
+}
+
+static void expect_int(json_object *o, const char *path, long long want)
+{
+	long long got = ht_int(o, path);
+	if (got != want)
+		fail_msg("%s is %lld, expected %lld in %.2000s", path, got, want,
+			 json_object_to_json_string(o));
+}
+
+static void expect_meta(ht_resp *r, long long total, long long limit, long long offset)
+{
+	json_object *m = ht_at(r->json, "meta");
+	if (ht_int(m, "total") != total || ht_int(m, "limit") != limit ||
+	    ht_int(m, "offset") != offset) {
+		char what[128];
+		snprintf(what, sizeof what, "meta is not total %lld limit %lld offset %lld",
+			 total, limit, offset);
+		ht_fail(r, what);
+	}
+}
+
+/* The ISO-8601 "YYYY-MM-DDTHH:MM:SS...Z" shape. */
+static bool is_iso(const char *s)
+{
+	int y, mo, d, h, mi, se;
+	return s && sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se) == 6 &&
+	       s[strlen(s) - 1] == 'Z';
+}
+
+/* --- health (first: no runner has ever run on this database) ------------- */
+
+static void test_health_without_runner(void **state)
+{
+	(void)state;
+	ht_resp *r = ht_get(S, "/api/v1/health");
+	json_object *d = ht_ok(r, 200);
+	expect_str(d, "status", "degraded");
+	expect_str(d, "database.status", "ok");
+	expect_str(d, "runner.status", "absent");
+	if (ht_at(d, "runner.last_heartbeat") != NULL)
+		ht_fail(r, "runner.last_heartbeat is not null without a runner");
+	ht_num(d, "uptime_s");
+	ht_resp_free(r);
+
+	/* The API keeps working without a runner: a trigger queues. */
+	char *id = trigger("pausable", "{\"run_id\": \"early\"}");
+	json_object *run = get_data("/api/v1/dags/pausable/runs/early");
+	expect_str(run, "state", "queued");
+	json_object_put(run);
+	free(id);
+	passed = true;
+}
+
+static void test_health_with_runner(void **state)
+{
+	(void)state;
+	need_runner();
+	/* The queued run of the previous test starts now. */
+	json_object_put(wait_run("pausable", "early", "success"));
+	ht_resp *r = ht_get(S, "/api/v1/health");
+	json_object *d = ht_ok(r, 200);
+	expect_str(d, "status", "healthy");
+	expect_str(d, "runner.status", "running");
+	if (!is_iso(ht_str(d, "runner.last_heartbeat")))
+		ht_fail(r, "runner.last_heartbeat is not ISO-8601");
+	if (ht_int(d, "runner.pid") != P->runners[0].pid)
+		ht_fail(r, "runner.pid is not the runner's pid");
+	ht_resp_free(r);
+	passed = true;
+}
+
+static void test_version(void **state)
+{
+	(void)state;
+	json_object *d = get_data("/api/v1/version");
+	expect_str(d, "api_version", "v1");
+	if (!*ht_str(d, "version"))
+		fail_msg("empty version");
+	json_object_put(d);
+	/* The same answer under the /pipewright mount (SCRIPT_NAME prefix). */
+	d = get_data("/pipewright/api/v1/version");
+	expect_str(d, "api_version", "v1");
+	json_object_put(d);
+	d = get_data("/pipewright/api/v1/dags/quick");
+	expect_str(d, "dag_id", "quick");
+	json_object_put(d);
+	get_err("/pipewright/api/v1/nothing", 404);
+	passed = true;
+}
+
+/* --- DAGs ------------------------------------------------------------------- */
+
+static void expect_dag_ids(const char *path, const char *want)
+{
+	ht_resp *r = ht_get(S, path);
+	json_object *d = ht_ok(r, 200);
+	if (!json_object_is_type(d, json_type_array))
+		ht_fail(r, "data is not an array");
+	char got[1024] = "";
+	for (size_t i = 0; i < json_object_array_length(d); i++) {
+		if (i)
+			strcat(got, ",");
+		strncat(got, ht_str(json_object_array_get_idx(d, i), "dag_id"),
+			sizeof got - strlen(got) - 80);
+	}
+	if (strcmp(got, want) != 0) {
+		char what[1200];
+		snprintf(what, sizeof what, "dag ids are [%s], expected [%s]", got, want);
+		ht_fail(r, what);
+	}
+	ht_resp_free(r);
+}
+
+static void test_dags_list(void **state)
+{
+	(void)state;
+	/* Sorted by id; the broken file is left out. */
+	expect_dag_ids("/api/v1/dags",
+		       "always_fails,failing,flaky,pausable,paused_dag,quick,sleeper");
+	ht_resp *r = ht_get(S, "/api/v1/dags");
+	json_object *d = ht_ok(r, 200);
+	expect_meta(r, N_DAGS, 100, 0);
+	json_object *q = ht_find(d, "dag_id", "quick");
+	if (!q || ht_bool(q, "is_paused") || !ht_arr_has_str(ht_arr(q, "tags"), "alpha"))
+		ht_fail(r, "quick: is_paused false, tags [alpha, shared]");
+	if (!ht_bool(ht_find(d, "dag_id", "paused_dag"), "is_paused"))
+		ht_fail(r, "paused_dag is paused");
+	ht_resp_free(r);
+
+	expect_dag_ids("/api/v1/dags?tags=alpha", "quick");
+	expect_dag_ids("/api/v1/dags?tags=beta", "failing,paused_dag");
+	expect_dag_ids("/api/v1/dags?tags=alpha,beta", "failing,paused_dag,quick");
+	expect_dag_ids("/api/v1/dags?tags=nothing", "");
+	expect_dag_ids("/api/v1/dags?paused=true", "paused_dag");
+	expect_dag_ids("/api/v1/dags?paused=false",
+		       "always_fails,failing,flaky,pausable,quick,sleeper");
+	expect_dag_ids("/api/v1/dags?paused=true&tags=beta", "paused_dag");
+
+	/* Paging. */
+	r = ht_get(S, "/api/v1/dags?limit=2&offset=1");
+	d = ht_ok(r, 200);
+	expect_meta(r, N_DAGS, 2, 1);
+	if (json_object_array_length(d) != 2 ||
+	    strcmp(ht_str(d, "0.dag_id"), "failing") != 0)
+		ht_fail(r, "page 2 of size 2 starts at failing");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags?limit=1000&offset=6");
+	d = ht_ok(r, 200);
+	expect_meta(r, N_DAGS, 1000, 6);
+	if (json_object_array_length(d) != 1)
+		ht_fail(r, "one DAG after offset 6");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags?offset=100");
+	d = ht_ok(r, 200);
+	expect_meta(r, N_DAGS, 100, 100);
+	if (json_object_array_length(d) != 0)
+		ht_fail(r, "empty page past the end");
+	ht_resp_free(r);
+
+	get_err("/api/v1/dags?limit=0", 400);
+	get_err("/api/v1/dags?limit=1001", 400);
+	get_err("/api/v1/dags?limit=-1", 400);
+	get_err("/api/v1/dags?limit=abc", 400);
+	get_err("/api/v1/dags?offset=-1", 400);
+	get_err("/api/v1/dags?paused=maybe", 400);
+	passed = true;
+}
+
+static json_object *task_of(json_object *dag, const char *id)
+{
+	json_object *t = ht_find(ht_arr(dag, "tasks"), "task_id", id);
+	if (!t)
+		fail_msg("no task %s in %.2000s", id, json_object_to_json_string(dag));
+	return t;
+}
+
+static void expect_list(json_object *task, const char *key, const char *want)
+{
+	char *got = ht_arr_join(ht_arr(task, key));
+	if (strcmp(got, want) != 0)
+		fail_msg("%s of %s is [%s], expected [%s]", key, ht_str(task, "task_id"),
+			 got, want);
+	free(got);
+}
+
+static void test_dag_detail(void **state)
+{
+	(void)state;
+	json_object *d = get_data("/api/v1/dags/quick");
+	expect_str(d, "dag_id", "quick");
+	expect_str(d, "schedule", "0 3 * * *");
+	if (!is_iso(ht_str(d, "next_run_at")))
+		fail_msg("next_run_at is not ISO-8601: %s", json_object_to_json_string(d));
+	if (ht_bool(d, "is_paused"))
+		fail_msg("quick is not paused");
+	expect_int(d, "params.n", 1);
+	expect_int(d, "params.nested.a", 1);
+	if (json_object_array_length(ht_arr(d, "tasks")) != 4)
+		fail_msg("quick has 4 tasks: %s", json_object_to_json_string(d));
+	expect_list(task_of(d, "a"), "upstream", "");
+	expect_list(task_of(d, "a"), "downstream", "b");
+	expect_list(task_of(d, "b"), "upstream", "a");
+	/* The dataset edge c -> d (ds1) counts like an explicit one. */
+	expect_list(task_of(d, "c"), "downstream", "d");
+	expect_list(task_of(d, "d"), "upstream", "c");
+	json_object_put(d);
+
+	d = get_data("/api/v1/dags/paused_dag");
+	if (!ht_bool(d, "is_paused") || ht_at(d, "schedule") != NULL)
+		fail_msg("paused_dag: is_paused true, schedule null: %s",
+			 json_object_to_json_string(d));
+	if (ht_at(d, "next_run_at") != NULL)
+		fail_msg("no next_run_at without a schedule");
+	json_object_put(d);
+
+	get_err("/api/v1/dags/nope", 404);
+	get_err("/api/v1/dags/broken", 404);
+	passed = true;
+}
+
+static void test_pause(void **state)
+{
+	(void)state;
+	need_runner();
+	ht_resp *r = ht_send(S, "PATCH", "/api/v1/dags/pausable", "{\"is_paused\": true}");
+	json_object *d = ht_ok(r, 200);
+	if (!ht_bool(d, "is_paused"))
+		ht_fail(r, "is_paused is true after the PATCH");
+	ht_resp_free(r);
+	d = get_data("/api/v1/dags/pausable");
+	if (!ht_bool(d, "is_paused"))
+		fail_msg("GET after PATCH: is_paused");
+	json_object_put(d);
+
+	/* A paused DAG accepts triggers; its runs stay queued. */
+	free(trigger("pausable", "{\"run_id\": \"while-paused\"}"));
+	hr_sleep_ms(1500);
+	d = get_data("/api/v1/dags/pausable/runs/while-paused");
+	expect_str(d, "state", "queued");
+	json_object_put(d);
+
+	r = ht_send(S, "PATCH", "/api/v1/dags/pausable", "{\"is_paused\": false}");
+	if (ht_bool(ht_ok(r, 200), "is_paused"))
+		ht_fail(r, "is_paused is false after the PATCH");
+	ht_resp_free(r);
+	json_object_put(wait_run("pausable", "while-paused", "success"));
+
+	send_err("PATCH", "/api/v1/dags/pausable", "{\"is_paused\": \"yes\"}", 400);
+	send_err("PATCH", "/api/v1/dags/pausable", "{\"is_paused\": true, \"x\": 1}", 400);
+	send_err("PATCH", "/api/v1/dags/pausable", "{}", 400);
+	send_err("PATCH", "/api/v1/dags/pausable", "[true]", 400);
+	send_err("PATCH", "/api/v1/dags/pausable", "{\"is_paused\": ", 400);
+	send_err("PATCH", "/api/v1/dags/nope", "{\"is_paused\": true}", 404);
+	passed = true;
+}
+
+/* --- runs -------------------------------------------------------------------- */
+
+static void expect_run_fields(json_object *run)
+{
+	static const char *const keys[] = {
+		"run_id", "dag_id", "state", "run_type", "conf", "queued_at",
+		"started_at", "ended_at", "duration_ms", "triggered_by",
+	};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		if (!ht_has(run, keys[i]))
+			fail_msg("run has no %s: %s", keys[i], json_object_to_json_string(run));
+}
+
+static void expect_ti_fields(json_object *ti)
+{
+	static const char *const keys[] = {
+		"task_id", "state", "try_number", "max_tries", "started_at",
+		"ended_at", "duration_ms", "exit_code", "pool",
+	};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		if (!ht_has(ti, keys[i]))
+			fail_msg("task instance has no %s: %s", keys[i],
+				 json_object_to_json_string(ti));
+}
+
+static void test_trigger_and_run(void **state)
+{
+	(void)state;
+	need_runner();
+	ht_resp *r = ht_send(S, "POST", "/api/v1/dags/quick/runs",
+			     "{\"run_id\": \"r1\", \"conf\": {\"n\": 2}}");
+	json_object *d = ht_ok(r, 201);
+	expect_run_fields(d);
+	expect_str(d, "run_id", "r1");
+	expect_str(d, "dag_id", "quick");
+	expect_str(d, "run_type", "manual");
+	expect_int(d, "conf.n", 2);
+	if (!is_iso(ht_str(d, "queued_at")))
+		ht_fail(r, "queued_at is not ISO-8601");
+	if (ht_at(d, "triggered_by") != NULL)
+		ht_fail(r, "triggered_by is null without REMOTE_USER");
+	ht_resp_free(r);
+
+	d = wait_run("quick", "r1", "success");
+	expect_run_fields(d);
+	if (!is_iso(ht_str(d, "started_at")) || !is_iso(ht_str(d, "ended_at")) ||
+	    ht_int(d, "duration_ms") < 0)
+		fail_msg("finished run times: %s", json_object_to_json_string(d));
+	json_object *tis = ht_arr(d, "task_instances");
+	if (json_object_array_length(tis) != 4)
+		fail_msg("r1 has 4 task instances: %s", json_object_to_json_string(d));
+	for (size_t i = 0; i < 4; i++) {
+		json_object *ti = json_object_array_get_idx(tis, i);
+		expect_ti_fields(ti);
+		expect_str(ti, "state", "success");
+		expect_int(ti, "try_number", 1);
+		expect_int(ti, "max_tries", 1);
+		expect_int(ti, "exit_code", 0);
+		expect_str(ti, "pool", "default_pool");
+	}
+	json_object_put(d);
+
+	/* The same run id again: 409. */
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"run_id\": \"r1\"}", 409);
+	/* A generated id: 2024-01-01T00.00.00.000Z. */
+	char *gen = trigger("quick", "{}");
+	int y, mo, dd, h, mi, se, ms;
+	char z = 0;
+	if (sscanf(gen, "%4d-%2d-%2dT%2d.%2d.%2d.%3d%c", &y, &mo, &dd, &h, &mi, &se,
+		   &ms, &z) != 8 || z != 'Z')
+		fail_msg("generated run id %s is not like 2024-01-01T00.00.00.000Z", gen);
+	json_object_put(wait_run("quick", gen, "success"));
+	free(gen);
+	/* Also with no body at all? A trigger's body is optional JSON; bad ones fail. */
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"run_id\": 5}", 400);
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"bogus\": 1}", 400);
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"conf\": [1]}", 400);
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"run_id\": \"bad id!\"}", 400);
+	send_err("POST", "/api/v1/dags/quick/runs", "{\"task_ids\": \"a\"}", 400);
+	send_err("POST", "/api/v1/dags/nope/runs", "{}", 404);
+	get_err("/api/v1/dags/quick/runs/nope", 404);
+	get_err("/api/v1/dags/nope/runs/r1", 404);
+	passed = true;
+}
+
+static void test_task_instances(void **state)
+{
+	(void)state;
+	need_runner();
+	json_object *d = get_data("/api/v1/dags/quick/runs/r1");
+	json_object_put(d); /* exists (test_trigger_and_run) */
+
+	ht_resp *r = ht_get(S, "/api/v1/dags/quick/runs/r1/tasks");
+	d = ht_ok(r, 200);
+	if (!json_object_is_type(d, json_type_array) || json_object_array_length(d) != 4)
+		ht_fail(r, "4 task instances");
+	for (const char *t = "abcd"; *t; t++) {
+		char id[2] = {*t, 0};
+		if (!ht_find(d, "task_id", id))
+			ht_fail(r, "a task instance is missing");
+	}
+	ht_resp_free(r);
+
+	d = get_data("/api/v1/dags/quick/runs/r1/tasks/a");
+	expect_ti_fields(d);
+	expect_str(d, "task_id", "a");
+	json_object *tries = ht_arr(d, "tries");
+	if (json_object_array_length(tries) != 1)
+		fail_msg("a has one try: %s", json_object_to_json_string(d));
+	expect_int(tries, "0.try_number", 1);
+	expect_str(tries, "0.state", "success");
+	expect_int(tries, "0.exit_code", 0);
+	if (!is_iso(ht_str(tries, "0.started_at")) || !is_iso(ht_str(tries, "0.ended_at")))
+		fail_msg("try times: %s", json_object_to_json_string(d));
+	json_object_put(d);
+
+	/* XCom: return_value is the last stdout line, as a string. */
+	d = get_data("/api/v1/dags/quick/runs/r1/tasks/a/xcom");
+	json_object *rv = ht_find(d, "key", "return_value");
+	if (!rv)
+		fail_msg("no return_value XCom: %s", json_object_to_json_string(d));
+	expect_str(rv, "value", "42");
+	json_object_put(d);
+	/* The XCom file's keys keep their JSON types. */
+	d = get_data("/api/v1/dags/quick/runs/r1/tasks/b/xcom");
+	json_object *x = ht_find(d, "key", "num");
+	if (!x || ht_int(x, "value") != 7)
+		fail_msg("num is the integer 7: %s", json_object_to_json_string(d));
+	x = ht_find(d, "key", "flag");
+	if (!x || !ht_bool(x, "value"))
+		fail_msg("flag is true: %s", json_object_to_json_string(d));
+	x = ht_find(d, "key", "obj");
+	if (!x || ht_int(x, "value.k.1") != 2)
+		fail_msg("obj is {k: [1, 2]}: %s", json_object_to_json_string(d));
+	x = ht_find(d, "key", "s");
+	if (!x || strcmp(ht_str(x, "value"), "str") != 0)
+		fail_msg("s is \"str\": %s", json_object_to_json_string(d));
+	json_object_put(d);
+
+	/* Logs: text/plain, the latest try or ?try_number. */
+	r = ht_get(S, "/api/v1/dags/quick/runs/r1/tasks/a/logs");
+	char *ct = ht_header(r, "Content-Type");
+	if (r->status != 200 || !ct || strncmp(ct, "text/plain", 10) != 0 ||
+	    !strstr(r->body, "42"))
+		ht_fail(r, "log of a: text/plain with 42");
+	free(ct);
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/quick/runs/r1/tasks/a/logs?try_number=1");
+	if (r->status != 200 || !strstr(r->body, "42"))
+		ht_fail(r, "log of try 1");
+	ht_resp_free(r);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/a/logs?try_number=7", 404);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/a/logs?try_number=abc", 400);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/a/logs?try_number=0", 400);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/zz", 404);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/xcom", 404);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/logs", 404);
+	get_err("/api/v1/dags/quick/runs/nope/tasks", 404);
+	passed = true;
+}
+
+static void test_retries(void **state)
+{
+	(void)state;
+	need_runner();
+	free(trigger("flaky", "{\"run_id\": \"f1\"}"));
+	json_object_put(wait_run("flaky", "f1", "success"));
+	json_object *d = get_data("/api/v1/dags/flaky/runs/f1/tasks/t");
+	expect_str(d, "state", "success");
+	expect_int(d, "try_number", 2);
+	expect_int(d, "max_tries", 2);
+	json_object *tries = ht_arr(d, "tries");
+	if (json_object_array_length(tries) != 2)
+		fail_msg("t has two tries: %s", json_object_to_json_string(d));
+	expect_int(tries, "0.try_number", 1);
+	expect_int(tries, "0.exit_code", 3);
+	expect_int(tries, "1.try_number", 2);
+	expect_str(tries, "1.state", "success");
+	expect_int(tries, "1.exit_code", 0);
+	json_object_put(d);
+	ht_resp *r = ht_get(S, "/api/v1/dags/flaky/runs/f1/tasks/t/logs?try_number=1");
+	if (r->status != 200 || !strstr(r->body, "try 1"))
+		ht_fail(r, "log of try 1 says try 1");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/flaky/runs/f1/tasks/t/logs");
+	if (r->status != 200 || !strstr(r->body, "try 2"))
+		ht_fail(r, "the latest log is try 2's");
+	ht_resp_free(r);
+	passed = true;
+}
+
+static void test_cancel(void **state)
+{
+	(void)state;
+	need_runner();
+	free(trigger("sleeper", "{\"run_id\": \"c1\"}"));
+	wait_task("sleeper", "c1", "nap", "running");
+	ht_resp *r = ht_send(S, "DELETE", "/api/v1/dags/sleeper/runs/c1", NULL);
+	json_object *d = ht_ok(r, 202);
+	expect_str(d, "run_id", "c1");
+	ht_resp_free(r);
+	d = wait_run("sleeper", "c1", "cancelled");
+	json_object *tis = ht_arr(d, "task_instances");
+	expect_str(ht_find(tis, "task_id", "nap"), "state", "cancelled");
+	json_object *after = ht_find(tis, "task_id", "after");
+	if (after && strcmp(ht_str(after, "state"), "cancelled") != 0)
+		fail_msg("a task not started ends cancelled: %s", json_object_to_json_string(d));
+	json_object_put(d);
+	/* A finished run cannot be cancelled. */
+	send_err("DELETE", "/api/v1/dags/sleeper/runs/c1", NULL, 409);
+	send_err("DELETE", "/api/v1/dags/quick/runs/r1", NULL, 409);
+	send_err("DELETE", "/api/v1/dags/sleeper/runs/nope", NULL, 404);
+	passed = true;
+}
+
+static void test_retry_run(void **state)
+{
+	(void)state;
+	need_runner();
+	free(trigger("failing", "{\"run_id\": \"x1\"}"));
+	json_object *d = wait_run("failing", "x1", "failed");
+	expect_str(ht_find(ht_arr(d, "task_instances"), "task_id", "f"), "state", "failed");
+	json_object_put(d);
+	ht_resp *r = ht_send(S, "POST", "/api/v1/dags/failing/runs/x1/retry", NULL);
+	d = ht_ok(r, 202);
+	expect_str(d, "run_id", "x1");
+	ht_resp_free(r);
+	/* The run stays failed until the runner acts on the retry. */
+	long long end = ht_now_ms() + W;
+	for (;;) {
+		json_object *cur = get_data("/api/v1/dags/failing/runs/x1");
+		json_object *f = ht_find(ht_arr(cur, "task_instances"), "task_id", "f");
+		bool retried = f && ht_int(f, "try_number") >= 2;
+		bool final = strcmp(ht_str(cur, "state"), "queued") &&
+			     strcmp(ht_str(cur, "state"), "running");
+		json_object_put(cur);
+		if (retried && final)
+			break;
+		if (ht_now_ms() > end)
+			fail_msg("timed out waiting for the retried run x1 to end");
+		hr_sleep_ms(20);
+	}
+	d = wait_run("failing", "x1", "success");
+	json_object *f = ht_find(ht_arr(d, "task_instances"), "task_id", "f");
+	expect_str(f, "state", "success");
+	expect_int(f, "try_number", 2);
+	json_object_put(d);
+	/* A successful run cannot be retried. */
+	send_err("POST", "/api/v1/dags/failing/runs/x1/retry", NULL, 409);
+	send_err("POST", "/api/v1/dags/quick/runs/r1/retry", NULL, 409);
+	send_err("POST", "/api/v1/dags/failing/runs/nope/retry", NULL, 404);
+	passed = true;
+}
+
+static void test_runs_list(void **state)
+{
+	(void)state;
+	need_runner();
+	const char *ids[] = {"l1", "l2", "l3"};
+	for (int i = 0; i < 3; i++) {
+		char body[64];
+		snprintf(body, sizeof body, "{\"run_id\": \"%s\"}", ids[i]);
+		free(trigger("always_fails", body));
+		json_object_put(wait_run("always_fails", ids[i], "failed"));
+		hr_sleep_ms(5); /* distinct queued_at */
+	}
+	ht_resp *r = ht_get(S, "/api/v1/dags/always_fails/runs?order_by=queued_at");
+	json_object *d = ht_ok(r, 200);
+	expect_meta(r, 3, 100, 0);
+	if (json_object_array_length(d) != 3 || strcmp(ht_str(d, "0.run_id"), "l1") ||
+	    strcmp(ht_str(d, "2.run_id"), "l3"))
+		ht_fail(r, "order_by=queued_at: l1, l2, l3");
+	char *q2 = strdup(ht_str(d, "1.queued_at"));
+	assert_non_null(q2);
+	expect_run_fields(json_object_array_get_idx(d, 0));
+	ht_resp_free(r);
+
+	r = ht_get(S, "/api/v1/dags/always_fails/runs?order_by=-queued_at&limit=2");
+	d = ht_ok(r, 200);
+	expect_meta(r, 3, 2, 0);
+	if (json_object_array_length(d) != 2 || strcmp(ht_str(d, "0.run_id"), "l3") ||
+	    strcmp(ht_str(d, "1.run_id"), "l2"))
+		ht_fail(r, "order_by=-queued_at: l3, l2");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/always_fails/runs?order_by=-ended_at");
+	d = ht_ok(r, 200);
+	if (strcmp(ht_str(d, "0.run_id"), "l3") != 0)
+		ht_fail(r, "order_by=-ended_at starts with l3");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/always_fails/runs?order_by=started_at");
+	d = ht_ok(r, 200);
+	if (strcmp(ht_str(d, "0.run_id"), "l1") != 0)
+		ht_fail(r, "order_by=started_at starts with l1");
+	ht_resp_free(r);
+
+	/* since/until are inclusive. */
+	r = getf("/api/v1/dags/always_fails/runs?order_by=queued_at&since=%s", q2);
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != 2 || strcmp(ht_str(d, "0.run_id"), "l2"))
+		ht_fail(r, "since=queued_at of l2: l2, l3");
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/always_fails/runs?order_by=queued_at&until=%s", q2);
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != 2 || strcmp(ht_str(d, "1.run_id"), "l2"))
+		ht_fail(r, "until=queued_at of l2: l1, l2");
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/always_fails/runs?since=%s&until=%s", q2, q2);
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != 1 || strcmp(ht_str(d, "0.run_id"), "l2"))
+		ht_fail(r, "since=until=queued_at of l2: l2");
+	ht_resp_free(r);
+	free(q2);
+
+	/* State filters over a DAG with runs in several states. */
+	r = ht_get(S, "/api/v1/dags/quick/runs?state=success");
+	d = ht_ok(r, 200);
+	for (size_t i = 0; i < json_object_array_length(d); i++)
+		if (strcmp(ht_str(json_object_array_get_idx(d, i), "state"), "success"))
+			ht_fail(r, "state=success");
+	if (json_object_array_length(d) < 2)
+		ht_fail(r, "quick has 2 successful runs");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/sleeper/runs?state=failed,cancelled");
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != 1 || strcmp(ht_str(d, "0.run_id"), "c1"))
+		ht_fail(r, "state=failed,cancelled of sleeper: c1");
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/dags/sleeper/runs?state=queued");
+	d = ht_ok(r, 200);
+	expect_meta(r, 0, 100, 0);
+	ht_resp_free(r);
+
+	get_err("/api/v1/dags/quick/runs?state=bogus", 400);
+	get_err("/api/v1/dags/quick/runs?state=success,bogus", 400);
+	get_err("/api/v1/dags/quick/runs?order_by=bogus", 400);
+	get_err("/api/v1/dags/quick/runs?order_by=-", 400);
+	get_err("/api/v1/dags/quick/runs?order_by=run_id", 400);
+	get_err("/api/v1/dags/quick/runs?since=yesterday", 400);
+	get_err("/api/v1/dags/quick/runs?until=2024-13-45T99:00:00Z", 400);
+	get_err("/api/v1/dags/quick/runs?limit=0", 400);
+	get_err("/api/v1/dags/quick/runs?limit=1001", 400);
+	get_err("/api/v1/dags/nope/runs", 404);
+	passed = true;
+}
+
+/* --- stats, metrics ---------------------------------------------------------- */
+
+static void test_stats(void **state)
+{
+	(void)state;
+	need_runner();
+	/* quick: r1 and one generated run, both success (test_trigger_and_run). */
+	json_object *d = get_data("/api/v1/dags/quick/stats");
+	expect_str(d, "dag_id", "quick");
+	expect_int(d, "runs.success", 2);
+	expect_int(d, "runs.failed", 0);
+	expect_int(d, "runs.queued", 0);
+	expect_int(d, "runs.running", 0);
+	expect_int(d, "runs.cancelled", 0);
+	expect_int(d, "total_runs", 2);
+	double rate = ht_num(d, "success_rate");
+	if (rate < 0.999 || rate > 1.001)
+		fail_msg("quick: success_rate 1: %s", json_object_to_json_string(d));
+	double avg = ht_num(d, "duration_ms.avg"), p50 = ht_num(d, "duration_ms.p50"),
+	       p95 = ht_num(d, "duration_ms.p95"), max = ht_num(d, "duration_ms.max");
+	if (avg < 0 || p50 < 0 || p95 < p50 || max < p95)
+		fail_msg("durations 0 <= p50 <= p95 <= max: %s", json_object_to_json_string(d));
+	expect_str(d, "last_run.dag_id", "quick");
+	expect_str(d, "last_run.state", "success");
+	json_object_put(d);
+
+	/* always_fails: l1..l3 failed (test_runs_list). */
+	d = get_data("/api/v1/dags/always_fails/stats");
+	expect_int(d, "runs.failed", 3);
+	expect_int(d, "runs.success", 0);
+	rate = ht_num(d, "success_rate");
+	if (rate > 0.001)
+		fail_msg("always_fails: success_rate 0: %s", json_object_to_json_string(d));
+	expect_str(d, "last_run.run_id", "l3");
+	json_object_put(d);
+	get_err("/api/v1/dags/nope/stats", 404);
+	passed = true;
+}
+
+static void test_metrics(void **state)
+{
+	(void)state;
+	need_runner();
+	json_object *d = get_data("/api/v1/metrics");
+	static const char *const rs[] = {"queued", "running", "success", "failed",
+					 "cancelled"};
+	static const char *const ts[] = {"pending", "queued", "running", "success",
+					 "failed", "up_for_retry", "upstream_failed",
+					 "skipped", "cancelled"};
+	char path[64];
+	for (size_t i = 0; i < sizeof rs / sizeof *rs; i++) {
+		snprintf(path, sizeof path, "runs.%s", rs[i]);
+		ht_int(d, path);
+	}
+	for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) {
+		snprintf(path, sizeof path, "tasks.%s", ts[i]);
+		ht_int(d, path);
+	}
+	if (ht_int(d, "runs.success") < 5 || ht_int(d, "runs.failed") < 3 ||
+	    ht_int(d, "runs.cancelled") < 1 || ht_int(d, "tasks.cancelled") < 1)
+		fail_msg("metrics count this file's runs: %s", json_object_to_json_string(d));
+	ht_int(d, "queue_depth.runs");
+	ht_int(d, "queue_depth.tasks");
+	json_object *dp = ht_find(ht_arr(d, "pools"), "name", "default_pool");
+	if (!dp || ht_int(dp, "slots") != 128)
+		fail_msg("metrics: default_pool usage: %s", json_object_to_json_string(d));
+	if (ht_num(d, "runner.heartbeat_age_s") < 0 || !is_iso(ht_str(d, "runner.last_heartbeat")))
+		fail_msg("metrics: runner heartbeat age: %s", json_object_to_json_string(d));
+	json_object_put(d);
+	passed = true;
+}
+
+/* --- pools ------------------------------------------------------------------- */
+
+static void test_pools(void **state)
+{
+	(void)state;
+	ht_resp *r = ht_get(S, "/api/v1/pools");
+	json_object *d = ht_ok(r, 200);
+	json_object *dp = ht_find(d, "name", "default_pool");
+	if (!dp)
+		ht_fail(r, "default_pool is listed");
+	expect_int(dp, "slots", 128);
+	static const char *const keys[] = {"occupied_slots", "running_slots",
+					   "queued_slots", "open_slots", "description"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		if (!ht_has(dp, keys[i]))
+			ht_fail(r, "a pool field is missing");
+	ht_resp_free(r);
+
+	r = ht_send(S, "POST", "/api/v1/pools",
+		    "{\"name\": \"p1\", \"slots\": 3, \"description\": \"three\"}");
+	d = ht_ok(r, 201);
+	expect_str(d, "name", "p1");
+	expect_int(d, "slots", 3);
+	expect_str(d, "description", "three");
+	ht_resp_free(r);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"p1\", \"slots\": 1}", 409);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"p2\"}", 400);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"p2\", \"slots\": -1}", 400);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"p2\", \"slots\": \"1\"}", 400);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"bad name\", \"slots\": 1}", 400);
+	send_err("POST", "/api/v1/pools", "{\"name\": \"p2\", \"slots\": 1, \"x\": 1}", 400);
+
+	r = ht_send(S, "PATCH", "/api/v1/pools/p1", "{\"slots\": 5}");
+	d = ht_ok(r, 200);
+	expect_int(d, "slots", 5);
+	expect_str(d, "description", "three");
+	ht_resp_free(r);
+	r = ht_send(S, "PATCH", "/api/v1/pools/p1", "{\"description\": \"five\"}");
+	d = ht_ok(r, 200);
+	expect_int(d, "slots", 5);
+	expect_str(d, "description", "five");
+	ht_resp_free(r);
+	send_err("PATCH", "/api/v1/pools/p1", "{\"slots\": \"many\"}", 400);
+	send_err("PATCH", "/api/v1/pools/p1", "{\"name\": \"p9\"}", 400);
+	send_err("PATCH", "/api/v1/pools/nope", "{\"slots\": 1}", 404);
+
+	d = get_data("/api/v1/pools");
+	json_object *p1 = ht_find(d, "name", "p1");
+	if (!p1 || ht_int(p1, "slots") != 5 || ht_int(p1, "open_slots") != 5)
+		fail_msg("p1: 5 slots, 5 open: %s", json_object_to_json_string(d));
+	json_object_put(d);
+
+	r = ht_send(S, "DELETE", "/api/v1/pools/p1", NULL);
+	if (r->status != 204 || r->body_len != 0)
+		ht_fail(r, "DELETE answers 204 without a body");
+	ht_resp_free(r);
+	send_err("DELETE", "/api/v1/pools/p1", NULL, 404);
+	send_err("DELETE", "/api/v1/pools/default_pool", NULL, 400);
+	d = get_data("/api/v1/pools");
+	if (ht_find(d, "name", "p1") || !ht_find(d, "name", "default_pool"))
+		fail_msg("p1 gone, default_pool kept: %s", json_object_to_json_string(d));
+	json_object_put(d);
+	passed = true;
+}
+
+/* --- import errors, events -------------------------------------------------- */
+
+static void test_import_errors(void **state)
+{
+	(void)state;
+	ht_resp *r = ht_get(S, "/api/v1/import-errors");
+	json_object *d = ht_ok(r, 200);
+	if (!json_object_is_type(d, json_type_array) || json_object_array_length(d) != 1)
+		ht_fail(r, "one import error");
+	if (!strstr(ht_str(d, "0.file"), "broken.yml"))
+		ht_fail(r, "the file is dags/broken.yml");
+	if (ht_int(d, "0.line") != 4)
+		ht_fail(r, "the unknown key is on line 4");
+	if (!*ht_str(d, "0.message"))
+		ht_fail(r, "a message");
+	ht_resp_free(r);
+	passed = true;
+}
+
+static void test_events(void **state)
+{
+	(void)state;
+	need_runner();
+	ht_resp *r = ht_get(S, "/api/v1/events?limit=1000");
+	json_object *d = ht_ok(r, 200);
+	size_t n = json_object_array_length(ht_arr(r->json, "data"));
+	if (n < 10)
+		ht_fail(r, "the runs so far made events");
+	long long prev = 0, mid = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(d, i);
+		long long id = ht_int(e, "id");
+		ht_str(e, "type");
+		if (!json_object_is_type(ht_at(e, "data"), json_type_object))
+			ht_fail(r, "an event's data is an object");
+		if (id <= prev)
+			ht_fail(r, "event ids increase");
+		prev = id;
+		if (i == n / 2)
+			mid = id;
+	}
+	/* The run.state events of r1, in order. */
+	char states[256] = "";
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(d, i);
+		if (strcmp(ht_str(e, "type"), "run.state") ||
+		    strcmp(ht_str(e, "data.dag_id"), "quick") ||
+		    strcmp(ht_str(e, "data.run_id"), "r1"))
+			continue;
+		if (*states)
+			strcat(states, ",");
+		strncat(states, ht_str(e, "data.state"), 32);
+		if (strlen(states) > 200)
+			break;
+	}
+	if (strcmp(states, "queued,running,success") != 0)
+		fail_msg("run.state events of r1: %s", states);
+	ht_resp_free(r);
+
+	r = getf("/api/v1/events?after_id=%lld&limit=1000", mid);
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
+		ht_fail(r, "after_id: the events after it");
+	ht_resp_free(r);
+
+	r = ht_get(S, "/api/v1/events?types=run.state&limit=1000");
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) == 0)
+		ht_fail(r, "run.state events");
+	for (size_t i = 0; i < json_object_array_length(d); i++)
+		if (strcmp(ht_str(json_object_array_get_idx(d, i), "type"), "run.state"))
+			ht_fail(r, "types=run.state: only run.state");
+	ht_resp_free(r);
+
+	r = ht_get(S, "/api/v1/events?limit=2");
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != 2)
+		ht_fail(r, "limit=2: two events");
+	ht_resp_free(r);
+	get_err("/api/v1/events?after_id=abc", 400);
+	get_err("/api/v1/events?limit=0", 400);
+	get_err("/api/v1/events?limit=1001", 400);
+	passed = true;
+}
+
+/* --- HTTP-level behaviour --------------------------------------------------- */
+
+static void test_unknown_and_methods(void **state)
+{
+	(void)state;
+	get_err("/api/v1/nothing", 404);
+	get_err("/api/v1", 404);
+	get_err("/api/v1/dags/quick/runs/r1/tasks/a/nothing", 404);
+	get_err("/nothing", 404);
+
+	ht_resp *r = ht_send(S, "PUT", "/api/v1/dags", "{}");
+	ht_err(r, 405);
+	char *allow = ht_header(r, "Allow");
+	if (!allow || !strstr(allow, "GET"))
+		ht_fail(r, "405 has Allow: GET");
+	free(allow);
+	ht_resp_free(r);
+	r = ht_send(S, "DELETE", "/api/v1/pools", NULL);
+	ht_err(r, 405);
+	allow = ht_header(r, "Allow");
+	if (!allow || !strstr(allow, "GET") || !strstr(allow, "POST"))
+		ht_fail(r, "405 has Allow: GET, POST");
+	free(allow);
+	ht_resp_free(r);
+	r = ht_send(S, "POST", "/api/v1/dags/quick", "{}");
+	ht_err(r, 405);
+	allow = ht_header(r, "Allow");
+	if (!allow || !strstr(allow, "GET") || !strstr(allow, "PATCH"))
+		ht_fail(r, "405 has Allow: GET, PATCH");
+	free(allow);
+	ht_resp_free(r);
+	send_err("GET", "/api/v1/dags/quick/runs/r1/retry", NULL, 405);
+	passed = true;
+}
+
+static void test_cors(void **state)
+{
+	(void)state;
+	const char *pre[] = {"Origin: " ORIGIN, "Access-Control-Request-Method: POST",
+			     "Access-Control-Request-Headers: Content-Type", NULL};
+	ht_resp *r = ht_req(S, "OPTIONS", "/api/v1/dags/quick/runs", pre, NULL, 0);
+	char *acao = ht_header(r, "Access-Control-Allow-Origin");
+	char *acam = ht_header(r, "Access-Control-Allow-Methods");
+	if (r->status != 204 || !acao || strcmp(acao, ORIGIN) != 0)
+		ht_fail(r, "preflight: 204 with Access-Control-Allow-Origin: " ORIGIN);
+	if (!acam || !strstr(acam, "POST"))
+		ht_fail(r, "preflight: Access-Control-Allow-Methods names POST");
+	free(acao);
+	free(acam);
+	ht_resp_free(r);
+
+	const char *simple[] = {"Origin: " ORIGIN, NULL};
+	r = ht_req(S, "GET", "/api/v1/version", simple, NULL, 0);
+	ht_ok(r, 200);
+	acao = ht_header(r, "Access-Control-Allow-Origin");
+	if (!acao || strcmp(acao, ORIGIN) != 0)
+		ht_fail(r, "GET with an allowed Origin gets Access-Control-Allow-Origin");
+	free(acao);
+	ht_resp_free(r);
+
+	const char *other[] = {"Origin: https://evil.example",
+			       "Access-Control-Request-Method: POST", NULL};
+	r = ht_req(S, "OPTIONS", "/api/v1/dags/quick/runs", other, NULL, 0);
+	acao = ht_header(r, "Access-Control-Allow-Origin");
+	if (acao)
+		ht_fail(r, "no Access-Control-Allow-Origin for another origin");
+	ht_resp_free(r);
+	passed = true;
+}
+
+/* REMOTE_USER (basic auth in lighttpd) and settings.roles, on a second project. */
+static void test_remote_user_and_roles(void **state)
+{
+	(void)state;
+	hr_project *q = hr_project_new(2);
+	hr_settings(q, "roles: {alice: read, bob: operate, carol: admin}");
+	hr_dag(q, "d", DAG_PAUSABLE);
+	ht_opts o = {.users = "alice:apw\nbob:bpw\ncarol:cpw\n"};
+	ht_server *s = ht_start(q->dir, &o);
+
+	s->user = "bob";
+	s->password = "bpw";
+	ht_resp *r = ht_send(s, "POST", "/api/v1/dags/d/runs", "{\"run_id\": \"u1\"}");
+	json_object *d = ht_ok(r, 201);
+	if (!ht_has(d, "triggered_by") || strcmp(ht_str(d, "triggered_by"), "bob") != 0)
+		ht_fail(r, "triggered_by is bob (REMOTE_USER)");
+	ht_resp_free(r);
+	r = ht_get(s, "/api/v1/dags/d/runs/u1");
+	if (strcmp(ht_str(ht_ok(r, 200), "triggered_by"), "bob") != 0)
+		ht_fail(r, "triggered_by is bob");
+	ht_resp_free(r);
+	/* operate may trigger but not manage pools (admin). */
+	r = ht_send(s, "POST", "/api/v1/pools", "{\"name\": \"pp\", \"slots\": 1}");
+	ht_err(r, 403);
+	ht_resp_free(r);
+
+	s->user = "alice";
+	s->password = "apw";
+	r = ht_send(s, "POST", "/api/v1/dags/d/runs", "{}");
+	ht_err(r, 403);
+	ht_resp_free(r);
+	r = ht_send(s, "PATCH", "/api/v1/dags/d", "{\"is_paused\": true}");
+	ht_err(r, 403);
+	ht_resp_free(r);
+	r = ht_get(s, "/api/v1/dags");
+	ht_ok(r, 200);
+	ht_resp_free(r);
+
+	s->user = "carol";
+	s->password = "cpw";
+	r = ht_send(s, "POST", "/api/v1/pools", "{\"name\": \"pp\", \"slots\": 1}");
+	ht_ok(r, 201);
+	ht_resp_free(r);
+
+	/* Wrong credentials never reach pipewright (lighttpd answers 401). */
+	s->password = "wrong";
+	r = ht_get(s, "/api/v1/dags");
+	if (r->status != 401)
+		ht_fail(r, "401 from the web server");
+	ht_resp_free(r);
+
+	ht_stop(s);
+	hr_pass(q);
+	hr_project_free(q);
+	passed = true;
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_health_without_runner),
+		T(test_health_with_runner),
+		T(test_version),
+		T(test_dags_list),
+		T(test_dag_detail),
+		T(test_pause),
+		T(test_trigger_and_run),
+		T(test_task_instances),
+		T(test_retries),
+		T(test_cancel),
+		T(test_retry_run),
+		T(test_runs_list),
+		T(test_stats),
+		T(test_metrics),
+		T(test_pools),
+		T(test_import_errors),
+		T(test_events),
+		T(test_unknown_and_methods),
+		T(test_cors),
+		T(test_remote_user_and_roles),
+	};
+	return cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
+}
