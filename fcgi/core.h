@@ -91,9 +91,4 @@ void pw_req_release(pw_req *req);
 /* "GET /api/v1/dags" style: does the pattern match path? (request.c) */
 bool pw_route_matches(const char *pattern, const char *path);
 
-/* reply.c */
-
-/* The reason phrase of a status ("Not Found"). */
-const char *pw_status_reason(int status);
-
 #endif

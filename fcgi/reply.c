@@ -46,7 +46,8 @@ const char *pw_status_code(int status)
 	return "internal";
 }
 
-const char *pw_status_reason(int status)
+/* The reason phrase of a status line. */
+static const char *status_reason(int status)
 {
 	for (size_t i = 0; i < N_STATUSES; i++)
 		if (statuses[i].status == status)
@@ -109,7 +110,7 @@ static int begin(pw_req *req, int status, const char *content_type, long long le
 	FILE *f = open_memstream(&head, &len);
 	if (!f)
 		return -1;
-	fprintf(f, "Status: %d %s\r\n", status, pw_status_reason(status));
+	fprintf(f, "Status: %d %s\r\n", status, status_reason(status));
 	if (content_type)
 		fprintf(f, "Content-Type: %s\r\n", content_type);
 	if (length >= 0)

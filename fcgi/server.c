@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,18 +524,49 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Binds and listens on a new socket; -1 with a message on failure. */
+static int listen_on(int domain, const struct sockaddr *sa, socklen_t len, const char *spec)
+{
+	int one = 1;
+	int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (domain == AF_INET && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+		goto fail;
+	if (domain == AF_UNIX) {
+		mode_t old = umask(0117);   /* created 0660, never wider */
+		int rc = bind(fd, sa, len);
+		umask(old);
+		if (rc != 0 || chmod(spec, 0660) != 0)
+			goto fail;
+	} else if (bind(fd, sa, len) != 0) {
+		goto fail;
+	}
+	if (listen(fd, BACKLOG) != 0)
+		goto fail;
+	return fd;
+fail:
+	fprintf(stderr, "pipewright.fcgi: cannot listen on %s: %s\n", spec, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 /*
  * Opens the listening socket of spec: "127.0.0.1:PORT", ":PORT" or
- * "localhost:PORT" (loopback only), or a unix socket path (mode 0660).
+ * "localhost:PORT" (loopback only), or a unix socket path (mode 0660; a
+ * stale socket at the path is replaced, any other file is not). Done here
+ * rather than by FCGX_OpenSocket, which exits the process when bind fails.
  * Returns the descriptor, or -1 with a message on stderr.
  */
 static int open_socket(const char *spec)
 {
 	const char *colon = strrchr(spec, ':');
-	char bind_to[sizeof(struct sockaddr_un) + 32];
-	struct in_addr a;
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct stat st;
 
 	if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		struct sockaddr_in in = {.sin_family = AF_INET};
 		char host[64];
 		long port = strtol(colon + 1, NULL, 10);
 		size_t hl = (size_t)(colon - spec);
@@ -544,33 +576,33 @@ static int open_socket(const char *spec)
 		host[hl] = '\0';
 		if (!*host || strcmp(host, "localhost") == 0)
 			strcpy(host, "127.0.0.1");
-		if (inet_pton(AF_INET, host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
+		if (inet_pton(AF_INET, host, &in.sin_addr) != 1 ||
+		    (ntohl(in.sin_addr.s_addr) >> 24) != 127)
 			goto bad_tcp;
-		snprintf(bind_to, sizeof bind_to, "%s:%ld", host, port);
-		int fd = FCGX_OpenSocket(bind_to, BACKLOG);
-		if (fd < 0)
-			fprintf(stderr, "pipewright.fcgi: cannot listen on %s: %s\n", bind_to,
-				strerror(errno));
-		return fd;
+		in.sin_port = htons((uint16_t)port);
+		return listen_on(AF_INET, (struct sockaddr *)&in, sizeof in, spec);
 	}
-	if (strchr(spec, ':') || !*spec ||
-	    strlen(spec) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
-		fprintf(stderr, "pipewright.fcgi: --socket %s: not a unix socket path "
-				"(no ':', shorter than %zu) nor 127.0.0.1:PORT\n",
-			spec, sizeof ((struct sockaddr_un *)0)->sun_path);
+	if (strchr(spec, ':') || !*spec || strlen(spec) >= sizeof un.sun_path) {
+		fprintf(stderr, "pipewright.fcgi: --socket %s: neither a unix socket path "
+				"(no ':', under %zu bytes) nor 127.0.0.1:PORT\n",
+			spec, sizeof un.sun_path);
 		return -1;
 	}
-	mode_t old = umask(0117);   /* created 0660, never wider */
-	int fd = FCGX_OpenSocket(spec, BACKLOG);
-	int e = errno;
-	umask(old);
-	if (fd < 0 || chmod(spec, 0660) != 0) {
-		fprintf(stderr, "pipewright.fcgi: cannot listen on %s: %s\n", spec, strerror(e));
-		if (fd >= 0)
-			close(fd);
-		return -1;
+	strcpy(un.sun_path, spec);
+	if (lstat(spec, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* stale unless somebody still listens on it */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&un, sizeof un) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			fprintf(stderr, "pipewright.fcgi: cannot listen on %s: another "
+					"server is listening there\n", spec);
+			return -1;
+		}
+		unlink(spec);
 	}
-	return fd;
+	return listen_on(AF_UNIX, (struct sockaddr *)&un, sizeof un, spec);
 bad_tcp:
 	fprintf(stderr, "pipewright.fcgi: --socket %s: a TCP socket must be "
 			"127.0.0.1:PORT (loopback only)\n", spec);
