@@ -9,6 +9,7 @@
  * 10,000-task chain never recurses.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,13 +578,18 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	pw_task_env in = {r->environ, run->dag_id, run->run_id, task, k->try_number,
 			  run->params_path, xcom, &cat, run->run_outputs};
 	if (!status || !xcom || !taskdir || !workdir || !*log_path ||
-	    pw_mkdirs(taskdir) != 0 || pw_task_env_build(&in, &env) != 0 ||
+	    (mkdir(taskdir, 0755) != 0 && errno != EEXIST && pw_mkdirs(taskdir) != 0) || pw_task_env_build(&in, &env) != 0 ||
 	    !(envv = pw_env_vector(&env)))
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
 	int go = -1;
-	k->pid = pw_launch_start(&l, proc_start, &go);
+	k->watched = r->launcher >= 0;
+	k->pid = k->watched ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
+			    : pw_launch_start(&l, proc_start, &go);
+	k->proc_start = *proc_start;
+	/* The shim waits for go, so its pid cannot be reused before this. */
+	k->pidfd = k->watched && k->pid > 0 ? pw_pidfd_open(k->pid) : -1;
 	rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
 out:
 	if (rc != PW_OK)
@@ -608,7 +614,6 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	k->try_number++;
 	k->stop = STOP_NONE;
 	k->kill_at = 0;
-	k->adopted = false;
 	if (launch_try(r, run, t, &proc_start, &log_path) != PW_OK) {
 		free(log_path);
 		k->pid = 0;
@@ -623,6 +628,7 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 		return st_try_end(r, run, t, TI_QUEUED, NO_EXIT_CODE,
 				  "the task could not be started", now);
 	}
+	now = pw_now_ms(); /* the step began earlier; this is when it started */
 	k->state = TI_RUNNING;
 	k->started_at = now;
 	k->timeout_at = task->timeout > 0 ? now + task->timeout * 1000LL : 0;
@@ -796,8 +802,14 @@ int exec_reap(runner *r, long long now)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		rn_run *run;
 		size_t t;
-		if (find_pid(r, pid, &run, &t) && exec_try_ended(r, run, t, now) != PW_OK)
+		if (pid == r->launcher_pid) {
+			rn_error(r, "the launcher exited; forking shims directly from now on");
+			close(r->launcher);
+			r->launcher = -1;
+			r->launcher_pid = 0;
+		} else if (find_pid(r, pid, &run, &t) && exec_try_ended(r, run, t, now) != PW_OK) {
 			return PW_ERR;
+		}
 	}
 	return PW_OK;
 }
@@ -923,21 +935,30 @@ int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start
 	rn_task *k = &run->tasks[t];
 	k->pid = pid;
 	k->proc_start = proc_start;
-	k->adopted = true;
+	k->watched = true;
 	k->pidfd = pw_pidfd_open(pid);
 	k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
 	return procs_add(r, run, t);
 }
 
-int exec_check_adopted(runner *r, long long now)
+/* Whether a watched shim has exited: its pidfd is readable, or it is gone. */
+static bool watched_exited(const rn_task *k)
+{
+	if (k->pidfd >= 0) {
+		struct pollfd p = {.fd = k->pidfd, .events = POLLIN};
+		return poll(&p, 1, 0) > 0;
+	}
+	return kill(k->pid, 0) != 0 || pw_proc_start_time(k->pid) != k->proc_start;
+}
+
+int exec_check_watched(runner *r, long long now)
 {
 	for (size_t i = 0; i < r->n_running; i++) {
 		rn_run *run = r->procs[i].run;
 		size_t t = r->procs[i].t;
 		rn_task *k = &run->tasks[t];
-		if (!k->adopted || (kill(k->pid, 0) == 0 &&
-				    pw_proc_start_time(k->pid) == k->proc_start))
+		if (!k->watched || !watched_exited(k))
 			continue;
 		if (exec_try_ended(r, run, t, now) != PW_OK)
 			return PW_ERR;

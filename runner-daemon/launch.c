@@ -569,7 +569,8 @@ static void shim_wait_go(int go_r, int go_w)
 {
 	char go;
 	ssize_t n;
-	(void)close(go_w);
+	if (go_w >= 0)
+		(void)close(go_w);
 	while ((n = read(go_r, &go, 1)) < 0 && errno == EINTR)
 		;
 	if (n != 1)
@@ -578,7 +579,7 @@ static void shim_wait_go(int go_r, int go_w)
 }
 
 /* The shim: runs the try and writes its status. Never returns. */
-static _Noreturn void shim_main(const pw_launch *l, int go_r, int go_w)
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
 {
 	shim_out so = {.log = -1, .cur_blank = true};
 	int pipefd[2] = {-1, -1}, ws = -1;
@@ -636,7 +637,7 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0)
-		shim_main(l, go[0], go[1]);
+		pw_shim_main(l, go[0], go[1]);
 	int saved = errno;
 	(void)close(go[0]);
 	if (pid < 0) {

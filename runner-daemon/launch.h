@@ -55,6 +55,28 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
 /* Lets the shim of go_fd start its task, and closes go_fd. */
 void pw_launch_go(int go_fd);
 
+/*
+ * The shim's body, for launcher.c: waits for go on go_r (closing go_w
+ * unless it is -1), runs the try, writes the status. Never returns.
+ */
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w);
+
+/*
+ * The launcher (launcher.c): a small process the runner forks first thing,
+ * before it loads a project or opens the database, and that forks the
+ * shims on the runner's behalf. Forking a process of a few MB instead of
+ * the runner (tens of MB with a 10,000-task DAG) keeps the cost of a try
+ * low and flat. Its shims are its children, reaped by it as they exit; the
+ * runner follows each through a pidfd. The launcher exits when the
+ * runner's end of the socket closes; running shims go on.
+ *
+ * pw_launcher_start returns the runner's end of the socket (and the
+ * launcher's pid in *pid), or -1.
+ */
+int pw_launcher_start(pid_t *pid);
+/* pw_launch_start through the launcher on sock. Same results. */
+pid_t pw_launcher_launch(int sock, const pw_launch *l, long long *proc_start, int *go_fd);
+
 /* How a try ended, from its status file. */
 typedef struct pw_try_result {
 	int exit_code;     /* 0..255; -1 when the task was killed by a signal */

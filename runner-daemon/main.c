@@ -220,7 +220,7 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 	bool changed = r->work_changed; /* by us, or by another process */
 	int rc = exec_reap(r, now);
 	if (rc == PW_OK)
-		rc = exec_check_adopted(r, now);
+		rc = exec_check_watched(r, now);
 	if (rc == PW_OK && changed) {
 		r->work_changed = false;
 		rc = sched_commands(r, now);
@@ -260,15 +260,33 @@ static bool drain(int fd)
 	return any;
 }
 
-/* Sleeps until a wake-up or until deadline (ms). */
+/* Makes room for n entries in r->pollfds. Returns 0 or -1. */
+static int pollfds_reserve(runner *r, size_t n)
+{
+	if (n <= r->cap_pollfds)
+		return 0;
+	struct pollfd *grown = realloc(r->pollfds, n * sizeof *grown);
+	if (!grown)
+		return -1;
+	r->pollfds = grown;
+	r->cap_pollfds = n;
+	return 0;
+}
+
+/*
+ * Sleeps until a wake-up or until deadline (ms): a signal (SIGCHLD among
+ * them), a FIFO poke, or a watched shim's exit.
+ */
 static void wait_for_work(runner *r, long long deadline)
 {
-	struct pollfd fds[66];
 	nfds_t n = 0;
+	if (pollfds_reserve(r, r->n_running + 2) != 0)
+		deadline = pw_now_ms() + 10; /* no room to watch: look again soon */
+	struct pollfd *fds = r->pollfds;
 	fds[n++] = (struct pollfd){.fd = signal_pipe[0], .events = POLLIN};
 	if (r->wake_fd >= 0)
 		fds[n++] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
-	for (size_t i = 0; i < r->n_running && n < 66; i++) {
+	for (size_t i = 0; i < r->n_running && n < r->cap_pollfds; i++) {
 		const rn_task *k = &r->procs[i].run->tasks[r->procs[i].t];
 		if (k->pidfd >= 0)
 			fds[n++] = (struct pollfd){.fd = k->pidfd, .events = POLLIN};
@@ -374,6 +392,9 @@ static void shutdown_runner(runner *r, int lock_fd)
 	}
 	free(r->procs);
 	free(r->go_fds);
+	free(r->pollfds);
+	if (r->launcher >= 0)
+		close(r->launcher); /* the launcher exits; running shims go on */
 	json_object_put(r->pool_slots);
 	json_object_put(r->pool_used);
 	pw_store_close(r->store);
@@ -386,7 +407,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 
 int main(int argc, char **argv)
 {
-	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1,
+	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1, .launcher = -1,
 		    .data_version = -1, .work_changed = true};
 	int lock_fd = -1, status = 1;
 	char *err = NULL;
@@ -394,6 +415,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* First, while the runner is small: see launch.h. */
+	r.launcher = pw_launcher_start(&r.launcher_pid);
 	if (setup_signals() != 0 || load_project(&r) != 0)
 		goto out;
 	r.fingerprint = pw_project_fingerprint(r.project);

@@ -17,6 +17,7 @@
 #define PW_RUNNER_H
 
 #include <json-c/json.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -54,9 +55,10 @@ typedef struct rn_task {
 	long long next_try_at;  /* up_for_retry: when to queue again (ms) */
 	long long started_at;   /* of the running try */
 	pid_t pid;          /* shim of the running try, or 0 */
-	bool adopted;       /* a shim a previous runner started (not our child) */
-	int pidfd;          /* readable when an adopted shim exits, or -1 */
-	long long proc_start;   /* an adopted shim's start time */
+	bool watched;       /* not our child (the launcher's, or adopted): its
+			     * end shows on pidfd, else by kill(pid, 0) */
+	int pidfd;          /* readable when a watched shim exits, or -1 */
+	long long proc_start;   /* the shim's start time */
 	long long timeout_at;   /* SIGTERM time for the running try, or 0 */
 	long long kill_at;      /* SIGKILL time after a SIGTERM, or 0 */
 	enum { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL } stop; /* why we signalled it */
@@ -108,6 +110,10 @@ typedef struct runner {
 	bool work_changed;      /* something may be claimable: look again */
 	long long grace_ms;     /* SIGTERM -> SIGKILL */
 	int wake_fd;            /* the FIFO, or -1 */
+	int launcher;           /* socket to the launcher (launch.h), or -1 */
+	pid_t launcher_pid;
+	struct pollfd *pollfds; /* wait_for_work's, grown with n_running */
+	size_t cap_pollfds;
 	long long data_version; /* last PRAGMA data_version seen */
 	long long fingerprint;  /* of the project files loaded */
 } runner;
@@ -172,11 +178,11 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now);
 /*
  * Takes over a running try a previous runner started: its shim pid is
  * alive with the recorded start time. Its end is noticed by
- * exec_check_adopted (the loop also polls its pidfd).
+ * exec_check_watched (the loop also polls its pidfd).
  */
 int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start);
-/* Records the end of adopted tries whose shim has exited. */
-int exec_check_adopted(runner *r, long long now);
+/* Records the end of watched tries whose shim has exited. */
+int exec_check_watched(runner *r, long long now);
 /* The active run with this pk, or NULL. */
 rn_run *exec_find_run(runner *r, long long pk);
 /* Paths of a try's files: "<dir>/<task>/<try>.<ext>", malloc'd. */
