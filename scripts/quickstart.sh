@@ -40,20 +40,34 @@ build() {
 	cd "$top"
 }
 
-# Prints the cmocka totals of the last `make check` as "N passed, N failed".
+# Prints the totals of the last `make check` as "N passed, N failed": the
+# cmocka programs' counts and the shell tests' own "N passed, N failed".
 summarize_tests() {
-	cat build/tests/unit/*.log 2>/dev/null | awk '
+	cat build/tests/unit/*.log build/tests/integration/*.log build/tests/*.sh.log \
+		2>/dev/null | awk '
 		/\[  PASSED  \] [0-9]+ test/ { passed += $4 }
 		/\[  FAILED  \] [0-9]+ test/ { failed += $4 }
-		END { printf "unit: %d passed, %d failed\n", passed, failed }'
+		/^[a-z() ]+: [0-9]+ passed, [0-9]+ failed/ {
+			sub(/^[^:]*: /, ""); passed += $1; failed += $3 }
+		END { printf "tests: %d passed, %d failed\n", passed, failed }'
 }
 
 case "${1:-}" in
 run)
 	install_packages
 	build
-	./build/src/pipewright validate --project examples/iris
-	./build/src/pipewright dags --project examples/iris
+	# Work on a copy, so the example stays clean.
+	project=$(mktemp -d)/iris
+	cp -R examples/iris "$project"
+	./build/src/pipewright validate --project "$project"
+	./build/src/pipewright dags --project "$project"
+	run_id=$(./build/src/pipewright trigger iris_training --project "$project")
+	./build/runner-daemon/pipewright-runner --project "$project" --once
+	echo
+	echo "Run $run_id of iris_training is done. Try:"
+	echo "  PIPEWRIGHT_PROJECT_PATH=$project REQUEST_METHOD=GET \\"
+	echo "    PATH_INFO=/api/v1/dags/iris_training/runs/$run_id ./build/fcgi/pipewright.fcgi"
+	echo "  cat $project/data/08_reporting/report.txt"
 	;;
 test)
 	install_packages
