@@ -1136,9 +1136,12 @@ static int index_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
 			int line = g->meta && k < g->meta[i].out_lines.n
 					   ? g->meta[i].out_lines.v[k]
 					   : t->line_start;
-			if (verr(c, line,
-				 "dataset '%s' is written by both '%s' and '%s'",
-				 d, dag->tasks[j].name, t->name) != 0)
+			/* In a union, Kedro's own error for a sum of pipelines. */
+			if (g->origin ? pw_errors_add(&c->errs, NULL, 0, "OutputNotUniqueError",
+						      "Output(s) ['%s'] are returned by more than one "
+						      "nodes. Node outputs must be unique.", d) != 0
+				      : verr(c, line, "dataset '%s' is written by both '%s' and '%s'",
+					     d, dag->tasks[j].name, t->name) != 0)
 				return -1;
 		}
 	}

@@ -753,8 +753,10 @@ static void test_union_errors(void **state)
 	pw_dag *const writers[] = { p, r };
 	assert_null(pw_dag_union("x", writers, 2, &errs));
 	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.v[0].type, "OutputNotUniqueError");
 	assert_string_equal(errs.v[0].message,
-			    "dataset 'd' is written by both 'a' and 'r'");
+			    "Output(s) ['d'] are returned by more than one nodes. "
+			    "Node outputs must be unique.");
 	pw_errors_free(&errs);
 
 	pw_dag *const cyc[] = { s, t };
