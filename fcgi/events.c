@@ -1,20 +1,54 @@
 /*
- * events.c - GET /api/v1/events as a JSON page:
+ * events.c - GET /api/v1/events: a JSON page, or with
+ * `Accept: text/event-stream` the live stream (SSE).
+ *
+ * The JSON page:
  *   ?after_id=N   events with id > N (integer >= 0, default 0)
  *   ?limit=L      1..1000, default 100 (pw_req_paging's rules; an offset
  *                 is refused: pages follow after_id)
  *   ?dag_id= ?run_id= ?types=run.state,task.state,dag.updated,pool.updated
  * data = [{id, type, data}] in id order, data being the stored event data;
- * meta = {limit, last_id}, last_id the last id of the page, or after_id when
- * the page is empty (so a client passes it back as the next after_id).
+ * meta = {limit, last_id, missed}, last_id the last id of the page, or
+ * after_id when the page is empty (so a client passes it back as the next
+ * after_id); missed = true (with first_available_id) when events after
+ * after_id have been pruned (pw_store_prune_events) and the page cannot
+ * hold them.
  *
- * The live SSE stream (Accept: text/event-stream) is not served yet: such a
- * request gets the JSON page too.
+ * The stream: the same filters; it resumes after the `Last-Event-ID`
+ * header, else after `?last_event_id=` (a browser's EventSource cannot set
+ * headers on its first connection); without either it starts with new
+ * events only (after the largest id at connect time). Headers go out at
+ * once (Content-Type: text/event-stream, Cache-Control: no-cache,
+ * X-Accel-Buffering: no), then one message per event, in id order:
+ *   id: <id>\nevent: <type>\ndata: <one-line JSON data>\n\n
+ * A resume point older than the oldest kept event first gets
+ *   id: <first_available_id - 1>\nevent: events.missed\n
+ *   data: {"after_id": N, "first_available_id": M}\n\n
+ * so pruned events are never skipped silently.
+ * The table is tailed on the thread's own connection, gated on PRAGMA
+ * data_version (checked every STREAM_POLL_MS; rows are read only when
+ * another connection committed), in batches of `id > cursor` inside one
+ * read transaction each, so no id range is ever skipped or sent twice. A
+ * comment `: keepalive` goes out after KEEPALIVE_MS of silence; a gone
+ * client is noticed at the next write and the handler returns. A stream
+ * ends itself after PIPEWRIGHT_SSE_MAX_SECONDS (default 55, below the
+ * front ends' timeouts) with `retry: 1000`, and the client resumes.
+ *
+ * Stream limit: a stream keeps its accepting thread busy for its whole
+ * life, so a process serves at most PIPEWRIGHT_MAX_STREAMS (default 3, one
+ * less than the default 4 threads, leaving one thread for ordinary
+ * requests; set it to --threads - 1) streams at once; a stream beyond that
+ * is answered 503 unavailable (envelope, Retry-After) at once. 0 turns
+ * streams off.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 
@@ -53,22 +87,30 @@ typedef struct events_query {
 	const char *types[N_TYPES];         /* wanted types; all NULL: any */
 } events_query;
 
-/* Parses ?after_id=. Returns PW_OK or ANSWERED (400). */
-static int parse_after_id(pw_req *req, events_query *eq)
+/*
+ * Parses s (NULL: absent) as an id >= 0 into *out (0 when absent). Returns
+ * PW_OK or ANSWERED (400 naming what).
+ */
+static int parse_id(pw_req *req, const char *s, const char *what, long long *out)
 {
-	const char *s = pw_req_query(req, "after_id");
 	char *end = NULL;
 
-	eq->after_id = 0;
+	*out = 0;
 	if (!s)
 		return PW_OK;
 	errno = 0;
-	eq->after_id = strtoll(s, &end, 10);
+	*out = strtoll(s, &end, 10);
 	if (s[0] < '0' || s[0] > '9' || *end || errno) {
-		pw_reply_error(req, 400, "after_id must be an integer >= 0");
+		pw_reply_error(req, 400, "%s must be an integer >= 0", what);
 		return ANSWERED;
 	}
 	return PW_OK;
+}
+
+/* Parses ?after_id=. Returns PW_OK or ANSWERED (400). */
+static int parse_after_id(pw_req *req, events_query *eq)
+{
+	return parse_id(req, pw_req_query(req, "after_id"), "after_id", &eq->after_id);
 }
 
 /* Index of type in event_types, or -1. */
@@ -106,7 +148,19 @@ static int parse_types(pw_req *req, events_query *eq)
 	return PW_OK;
 }
 
-/* Reads the query string into *eq. PW_OK or ANSWERED (400). */
+/* The filters ?dag_id= ?run_id= ?types= into *eq. PW_OK or ANSWERED. */
+static int parse_filters(pw_req *req, events_query *eq)
+{
+	eq->dag_id = pw_req_query(req, "dag_id");
+	eq->run_id = pw_req_query(req, "run_id");
+	if (eq->dag_id && !*eq->dag_id)
+		eq->dag_id = NULL;
+	if (eq->run_id && !*eq->run_id)
+		eq->run_id = NULL;
+	return parse_types(req, eq);
+}
+
+/* Reads the query string of a page into *eq. PW_OK or ANSWERED (400). */
 static int parse_query(pw_req *req, events_query *eq)
 {
 	long long offset = 0;
@@ -117,13 +171,7 @@ static int parse_query(pw_req *req, events_query *eq)
 		pw_reply_error(req, 400, "offset is not supported here; page with after_id");
 		return ANSWERED;
 	}
-	eq->dag_id = pw_req_query(req, "dag_id");
-	eq->run_id = pw_req_query(req, "run_id");
-	if (eq->dag_id && !*eq->dag_id)
-		eq->dag_id = NULL;
-	if (eq->run_id && !*eq->run_id)
-		eq->run_id = NULL;
-	if (parse_after_id(req, eq) != PW_OK || parse_types(req, eq) != PW_OK)
+	if (parse_filters(req, eq) != PW_OK || parse_after_id(req, eq) != PW_OK)
 		return ANSWERED;
 	return PW_OK;
 }
@@ -224,33 +272,73 @@ static int events_page(pw_req *req, const events_query *eq, json_object *data,
 	return rc;
 }
 
-/* {limit, last_id}, or NULL when out of memory. */
-static json_object *page_meta(int limit, long long last_id)
+/*
+ * The integer of a one-row, one-column statement (no parameters) into
+ * *out. PW_OK or PW_ERR (logged).
+ */
+static int single_int(pw_store *store, const char *sql, long long *out)
+{
+	sqlite3_stmt *q = pw_store_stmt(store, sql);
+	int step;
+
+	if (!q)
+		return PW_ERR;
+	step = sqlite3_step(q);
+	if (step == SQLITE_ROW)
+		*out = sqlite3_column_int64(q, 0);
+	else
+		fprintf(stderr, "pipewright: events: %s\n", sqlite3_errmsg(pw_store_db(store)));
+	sqlite3_reset(q);
+	return step == SQLITE_ROW ? PW_OK : PW_ERR;
+}
+
+/*
+ * The oldest id still kept: min(id), or when pruning emptied the table the
+ * next id to come (AUTOINCREMENT never reuses one). A reader after id N
+ * has missed events when N + 1 < this.
+ */
+static const char first_available_sql[] =
+	"SELECT coalesce((SELECT min(id) FROM events),"
+	" (SELECT seq + 1 FROM sqlite_sequence WHERE name = 'events'), 1)";
+/* The largest id so far (0 for none): where a stream without resume starts. */
+static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM events";
+/* Changes whenever another connection has committed. */
+static const char data_version_sql[] = "PRAGMA data_version";
+
+/* {limit, last_id, missed[, first_available_id]}, or NULL (out of memory). */
+static json_object *page_meta(int limit, long long last_id, long long after_id,
+			      long long first)
 {
 	json_object *m = json_object_new_object();
+	bool missed = after_id + 1 < first;
 
 	if (m && (put(m, "limit", json_object_new_int(limit)) ||
-		  put(m, "last_id", json_object_new_int64(last_id)))) {
+		  put(m, "last_id", json_object_new_int64(last_id)) ||
+		  put(m, "missed", json_object_new_boolean(missed)) ||
+		  (missed && put(m, "first_available_id", json_object_new_int64(first))))) {
 		json_object_put(m);
 		return NULL;
 	}
 	return m;
 }
 
-int events_get(pw_req *req)
+/* The JSON page. */
+static int events_json(pw_req *req)
 {
 	events_query eq = {0};
 	json_object *data = NULL, *meta = NULL;
-	long long last_id;
+	long long last_id, first = 1;
 	int rc = PW_ERR;
 
 	if (parse_query(req, &eq) != PW_OK)
 		return 0;
 	last_id = eq.after_id;
 	data = json_object_new_array();
-	if (!data || events_page(req, &eq, data, &last_id) != PW_OK)
+	/* Read after the page: a prune in between flags missed, never hides it. */
+	if (!data || events_page(req, &eq, data, &last_id) != PW_OK ||
+	    single_int(pw_req_store(req), first_available_sql, &first) != PW_OK)
 		goto out;
-	meta = page_meta(eq.limit, last_id);
+	meta = page_meta(eq.limit, last_id, eq.after_id, first);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);
@@ -259,4 +347,313 @@ out:
 	json_object_put(data);
 	json_object_put(meta);
 	return rc;
+}
+
+/* --- the live stream (SSE) ------------------------------------------------------ */
+
+#define STREAM_POLL_MS 25        /* PRAGMA data_version check interval */
+#define KEEPALIVE_MS 15000       /* a comment after this much silence */
+#define STREAM_BATCH 200         /* events per read transaction */
+#define DEFAULT_MAX_SECONDS 55   /* below lighttpd's and Apache's timeouts */
+#define DEFAULT_MAX_STREAMS 3    /* the default 4 threads, minus one */
+#define RETRY_HINT "retry: 1000\n\n"
+#define KEEPALIVE ": keepalive\n\n"
+
+/* Streams open in this process (all threads). */
+static atomic_int open_streams;
+
+/* A growing text buffer: the messages of one batch. */
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+} sbuf;
+
+/* Appends formatted text. Returns 0, or -1 when out of memory. */
+__attribute__((format(printf, 2, 3)))
+static int sbuf_printf(sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = b->cap - b->len;
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return 0;
+		}
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+/* An integer from the environment within lo..hi; dflt when unset or bad. */
+static long long env_int(const char *name, long long dflt, long long lo, long long hi)
+{
+	const char *s = getenv(name);
+	char *end = NULL;
+	long long v;
+
+	if (!s || !*s)
+		return dflt;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end || errno || v < lo || v > hi) {
+		fprintf(stderr, "pipewright: events: %s=%s is not %lld..%lld; using %lld\n",
+			name, s, lo, hi, dflt);
+		return dflt;
+	}
+	return v;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* One stream's state. */
+typedef struct stream {
+	pw_req *req;
+	pw_store *store;
+	events_query eq;       /* filters; eq.after_id is the cursor */
+	long long resume;      /* the client's resume point, or -1 */
+	sbuf out;
+} stream;
+
+/* The current row as one SSE message into st->out. 0, or -1 (memory). */
+static int format_event(stream *st, sqlite3_stmt *q)
+{
+	const char *type = (const char *)sqlite3_column_text(q, 1);
+	const char *text = (const char *)sqlite3_column_text(q, 2);
+	json_object *data = NULL;
+	int rc;
+
+	/* Stored data is one-line JSON; anything else is re-serialised. */
+	if (!text || strpbrk(text, "\r\n")) {
+		if (event_data(text, &data) != 0)
+			return -1;
+		text = data ? json_object_to_json_string_ext(
+				      data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+			    : "null";
+	}
+	rc = sbuf_printf(&st->out, "id: %lld\nevent: %s\ndata: %s\n\n",
+			 (long long)sqlite3_column_int64(q, 0), type ? type : "", text ? text : "null");
+	json_object_put(data);
+	return rc;
+}
+
+/*
+ * Reads the next batch (events with id > cursor matching the filters) in
+ * one read transaction, formatting them into st->out, and moves the
+ * cursor: to the last event read when the batch is full, else to the
+ * largest id of the same snapshot (later commits only add larger ids, so
+ * nothing is skipped; the filtered rows in between are not read again).
+ * The first call also checks the resume point against pruning. Sets *more
+ * when a full batch was read. PW_OK or PW_ERR (logged).
+ */
+static int read_batch(stream *st, bool *more)
+{
+	static const char begin_sql[] = "BEGIN DEFERRED";
+	const char *sql = events_sql[st->eq.dag_id != NULL][st->eq.run_id != NULL];
+	sqlite3_stmt *begin = pw_store_stmt(st->store, begin_sql);
+	sqlite3_stmt *q = pw_store_stmt(st->store, sql);
+	long long first, top = 0;
+	int step = SQLITE_ERROR, n = 0, rc = PW_ERR;
+
+	*more = false;
+	if (!begin || !q)
+		return PW_ERR;
+	step = sqlite3_step(begin);
+	sqlite3_reset(begin);
+	if (step != SQLITE_DONE) {
+		fprintf(stderr, "pipewright: events: %s\n",
+			sqlite3_errmsg(pw_store_db(st->store)));
+		return PW_ERR;
+	}
+	if (st->resume >= 0) {
+		if (single_int(st->store, first_available_sql, &first) != PW_OK)
+			goto out;
+		if (st->resume + 1 < first &&
+		    sbuf_printf(&st->out, "id: %lld\nevent: events.missed\n"
+				"data: {\"after_id\": %lld, \"first_available_id\": %lld}\n\n",
+				first - 1, st->resume, first) != 0)
+			goto out;
+		st->resume = -1;
+	}
+	st->eq.limit = STREAM_BATCH;
+	if (bind_query(q, &st->eq) != PW_OK)
+		goto out;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (format_event(st, q) != 0)
+			break;
+		st->eq.after_id = sqlite3_column_int64(q, 0);
+		n++;
+	}
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		fprintf(stderr, "pipewright: events: %s\n",
+			sqlite3_errmsg(pw_store_db(st->store)));
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (step != SQLITE_DONE)
+		goto out;
+	*more = n == STREAM_BATCH;
+	if (!*more) {
+		if (single_int(st->store, max_id_sql, &top) != PW_OK)
+			goto out;
+		if (top > st->eq.after_id)
+			st->eq.after_id = top;
+	}
+	rc = PW_OK;
+out:
+	/* Ends the read transaction (a COMMIT of a reader cannot conflict). */
+	if (pw_store_commit(st->store) != PW_OK) {
+		pw_store_rollback(st->store);
+		rc = PW_ERR;
+	}
+	return rc;
+}
+
+/*
+ * Sends everything new, batch by batch. Returns 1 when something was
+ * sent, 0 when nothing was, -1 when the stream must end: the client is
+ * gone, the server stops, or the database failed (logged; the client
+ * resumes where it was).
+ */
+static int send_new(stream *st)
+{
+	bool more = true;
+	int sent = 0;
+
+	while (more) {
+		st->out.len = 0;
+		if (read_batch(st, &more) != PW_OK)
+			return -1;
+		if (st->out.len == 0)
+			continue;
+		if (pw_stream_write(st->req, st->out.p, st->out.len) != 0 ||
+		    pw_stream_flush(st->req) != 0)
+			return -1;
+		sent = 1;
+	}
+	return sent;
+}
+
+/* Tails the events table until the deadline, the client leaves or the server stops. */
+static void stream_loop(stream *st, long long max_ms)
+{
+	long long now = mono_ms(), deadline = now + max_ms, quiet_since = now;
+	long long seen = 0, version = 0;
+	bool first = true;
+
+	for (;;) {
+		/* A zero-length write does no I/O: it tells a stopping server. */
+		if (pw_stream_write(st->req, "", 0) != 0)
+			return;
+		now = mono_ms();
+		if (now >= deadline) {
+			if (pw_stream_write(st->req, RETRY_HINT, sizeof RETRY_HINT - 1) == 0)
+				pw_stream_flush(st->req);
+			return;
+		}
+		if (single_int(st->store, data_version_sql, &version) != PW_OK)
+			return;
+		/* Read before the rows: a commit after this read changes it again. */
+		if (first || version != seen) {
+			int sent = send_new(st);
+			if (sent < 0)
+				return;
+			if (sent)
+				quiet_since = now;
+			seen = version;
+			first = false;
+		}
+		if (now - quiet_since >= KEEPALIVE_MS) {
+			if (pw_stream_write(st->req, KEEPALIVE, sizeof KEEPALIVE - 1) != 0 ||
+			    pw_stream_flush(st->req) != 0)
+				return;
+			quiet_since = now;
+		}
+		sleep_ms(STREAM_POLL_MS);
+	}
+}
+
+/*
+ * The resume point: the Last-Event-ID header, else ?last_event_id=; -1
+ * when neither (an empty header counts as none). PW_OK or ANSWERED.
+ */
+static int parse_resume(pw_req *req, long long *resume)
+{
+	const char *h = pw_req_header(req, "Last-Event-ID");
+	const char *q = pw_req_query(req, "last_event_id");
+
+	*resume = -1;
+	if (h && *h)
+		return parse_id(req, h, "Last-Event-ID", resume);
+	if (q)
+		return parse_id(req, q, "last_event_id", resume);
+	return PW_OK;
+}
+
+/* The stream; a slot of the stream limit is held meanwhile. */
+static int events_stream(pw_req *req)
+{
+	stream st = {.req = req, .store = pw_req_store(req), .resume = -1};
+	long long max_s = env_int("PIPEWRIGHT_SSE_MAX_SECONDS", DEFAULT_MAX_SECONDS, 1, 86400);
+	long long max_streams = env_int("PIPEWRIGHT_MAX_STREAMS", DEFAULT_MAX_STREAMS, 0, 4096);
+	int rc = PW_ERR;
+
+	if (parse_filters(req, &st.eq) != PW_OK || parse_resume(req, &st.resume) != PW_OK)
+		return 0;
+	if (atomic_fetch_add(&open_streams, 1) >= max_streams) {
+		atomic_fetch_sub(&open_streams, 1);
+		pw_reply_header(req, "Retry-After", "5");
+		return pw_reply_error(req, 503, "too many event streams (at most %lld per "
+				      "process); retry later", max_streams);
+	}
+	if (!st.store)
+		goto out;
+	st.eq.after_id = st.resume;
+	if (st.resume < 0 && single_int(st.store, max_id_sql, &st.eq.after_id) != PW_OK)
+		goto out;
+	if (pw_reply_header(req, "Cache-Control", "no-cache") != 0 ||
+	    pw_reply_header(req, "X-Accel-Buffering", "no") != 0)
+		goto out;
+	rc = 0;
+	if (pw_stream_begin(req, 200, "text/event-stream") == 0)
+		stream_loop(&st, max_s * 1000);
+out:
+	free(st.out.p);
+	atomic_fetch_sub(&open_streams, 1);
+	return rc;
+}
+
+/* Whether the client asks for the stream (Accept names text/event-stream). */
+static bool wants_stream(pw_req *req)
+{
+	const char *accept = pw_req_header(req, "Accept");
+	return accept && strcasestr(accept, "text/event-stream") != NULL;
+}
+
+int events_get(pw_req *req)
+{
+	return wants_stream(req) ? events_stream(req) : events_json(req);
 }

@@ -31,6 +31,7 @@
 #define HEARTBEAT_MS 2000
 #define IDLE_POLL_MS 1000   /* fallback check of PRAGMA data_version */
 #define KILL_GRACE_MS 5000
+#define PRUNE_EVERY_MS 3600000  /* old events go once an hour */
 
 extern char **environ;
 
@@ -309,9 +310,16 @@ static void wait_for_work(runner *r, long long deadline)
 /* The loop. Returns the exit status. */
 static int run_loop(runner *r)
 {
-	long long next_heartbeat = 0, next_cron = 0;
+	long long next_heartbeat = 0, next_cron = 0, next_prune = 0;
 	while (!stop_requested) {
 		long long now = pw_now_ms(), next_wake = 0;
+		if (now >= next_prune) {
+			long long n = pw_store_prune_events(r->store, r->project->events_keep_ms,
+							    r->project->events_keep_max);
+			if (n > 0)
+				rn_info(r, "pruned %lld old events", n);
+			next_prune = now + PRUNE_EVERY_MS;
+		}
 		if (now >= next_heartbeat) {
 			heartbeat(r, now);
 			if (reload_if_changed(r) != PW_OK)

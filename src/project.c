@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "doc.h"
+#include "store.h"
 
 #define PROJECT_FILE "pipewright.yml"
 #define DEFAULT_ENV "local"
@@ -163,6 +164,28 @@ static int set_max_parallel(pw_project *p, json_object *v, char **why)
 	return 0;
 }
 
+/* events_keep_days / events_keep_max: how long and how many events stay. */
+static int set_keep(long long *slot, long long scale, json_object *v, char **why)
+{
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+	    json_object_get_int64(v) > 1000000000LL) {
+		*why = strdup("must be an integer >= 0");
+		return -1;
+	}
+	*slot = json_object_get_int64(v) * scale;
+	return 0;
+}
+
+static int set_keep_days(pw_project *p, json_object *v, char **why)
+{
+	return set_keep(&p->events_keep_ms, 86400000LL, v, why);
+}
+
+static int set_keep_max(pw_project *p, json_object *v, char **why)
+{
+	return set_keep(&p->events_keep_max, 1, v, why);
+}
+
 /* cors_origins: a list of strings. */
 static int check_string_list(pw_project *p, json_object *v, char **why)
 {
@@ -223,6 +246,8 @@ static const struct {
 	{"database", set_database},
 	{"logs_dir", set_logs_dir},
 	{"max_parallel_tasks", set_max_parallel},
+	{"events_keep_days", set_keep_days},
+	{"events_keep_max", set_keep_max},
 	{"runners", check_runners},
 	{"cors_origins", check_string_list},
 	{"roles", check_roles},
@@ -276,6 +301,8 @@ static int set_defaults(pw_project *p)
 	const char *base = strrchr(p->root, '/');
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	p->max_parallel_tasks = cpus > 0 ? (int)cpus : 1;
+	p->events_keep_ms = PW_EVENTS_KEEP_MS;
+	p->events_keep_max = PW_EVENTS_KEEP_MAX;
 	p->project_name = strdup(base && base[1] ? base + 1 : p->root);
 	p->package_name = strdup(p->project_name);
 	p->version = strdup("0.1");

@@ -37,6 +37,8 @@ typedef struct pw_project {
 	char *database;
 	char *logs_dir;
 	int max_parallel_tasks;
+	long long events_keep_ms;   /* events older than this are pruned */
+	long long events_keep_max;  /* and beyond the newest this many */
 	json_object *settings;    /* the raw settings object (runners, roles, ...) */
 	/* merged configuration; empty objects when absent */
 	json_object *catalog;

@@ -989,3 +989,76 @@ int pw_store_set_paused(pw_store *s, const char *dag_id, int paused)
 		pw_store_wake(s);
 	return rc;
 }
+
+/* --- pruning events ----------------------------------------------------------- */
+
+/* Events deleted per write transaction by pw_store_prune_events. */
+#define PRUNE_BATCH 5000
+
+/*
+ * The first column of a one-row query, with ?1 bound to *arg when arg is
+ * non-NULL, into *out (dflt when there is no row or it is NULL). Returns
+ * PW_OK or PW_ERR (logged).
+ */
+static int query_int(pw_store *s, const char *sql, const long long *arg, long long dflt,
+		     long long *out)
+{
+	sqlite3_stmt *st = pw_store_stmt(s, sql);
+	int rc;
+
+	*out = dflt;
+	if (!st)
+		return PW_ERR;
+	if (arg && sqlite3_bind_int64(st, 1, *arg) != SQLITE_OK) {
+		stmt_done(st);
+		return log_db_error(s->db);
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		log_db_error(s->db);
+	stmt_done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? PW_OK : PW_ERR;
+}
+
+int pw_store_prune_events(pw_store *s, long long older_than_ms, long long keep_max)
+{
+	static const char max_sql[] = "SELECT max(id) FROM events";
+	static const char min_sql[] = "SELECT min(id) FROM events";
+	/* The oldest event young enough to keep, through events_created. */
+	static const char young_sql[] =
+		"SELECT id FROM events WHERE created_at >= ?1 ORDER BY created_at, id LIMIT 1";
+	static const char delete_sql[] = "DELETE FROM events WHERE id <= ?1";
+	long long max_id, cut = 0, lo, deleted = 0;
+
+	assert(sqlite3_get_autocommit(s->db) && "pruning runs its own transactions");
+	if (query_int(s, max_sql, NULL, 0, &max_id) != PW_OK)
+		return PW_ERR;
+	/* Everything with id <= cut goes. */
+	if (keep_max >= 0 && max_id - keep_max > cut)
+		cut = max_id - keep_max;
+	if (older_than_ms >= 0) {
+		long long cutoff = pw_now_ms() - older_than_ms, young;
+		if (query_int(s, young_sql, &cutoff, max_id + 1, &young) != PW_OK)
+			return PW_ERR;
+		if (young - 1 > cut)
+			cut = young - 1;
+	}
+	/* Oldest first, PRUNE_BATCH ids per statement (its own transaction). */
+	while (cut > 0) {
+		if (query_int(s, min_sql, NULL, cut + 1, &lo) != PW_OK)
+			return PW_ERR;
+		if (lo > cut)
+			break;
+		long long hi = cut - lo >= PRUNE_BATCH ? lo + PRUNE_BATCH - 1 : cut;
+		sqlite3_stmt *st = pw_store_stmt(s, delete_sql);
+		if (!st)
+			return PW_ERR;
+		sqlite3_bind_int64(st, 1, hi);
+		if (stmt_run(s, st) != PW_OK)
+			return PW_ERR;
+		deleted += sqlite3_changes(s->db);
+	}
+	return deleted > INT_MAX ? INT_MAX : (int)deleted;
+}

@@ -65,6 +65,27 @@ typedef struct pw_event {
  */
 long long pw_store_add_event(pw_store *s, const pw_event *ev);
 
+/*
+ * Prunes the events table (the runner calls it now and then; never inside
+ * a transaction). An event is deleted when it is older than older_than_ms
+ * (created_at < now - older_than_ms) OR is not among the newest keep_max
+ * events; so what stays is at most keep_max events, none older than the
+ * age. A negative older_than_ms or keep_max switches that rule off (both
+ * negative: nothing is deleted). Suggested defaults:
+ * PW_EVENTS_KEEP_MS (7 days) and PW_EVENTS_KEEP_MAX (1,000,000).
+ *
+ * Cheap: events are cut by id (created_at grows with id, ids have no gaps
+ * but the pruned prefix), found through the primary key and the
+ * created_at index, and deleted oldest first in batches, one short write
+ * transaction each, so the runner's writers are never held up for long.
+ * Ids are never reused (AUTOINCREMENT): a stream resuming from a pruned id
+ * is told so (events.missed, see fcgi/events.c).
+ * Returns the number of events deleted (saturating at INT_MAX), or PW_ERR.
+ */
+#define PW_EVENTS_KEEP_MS (7LL * 24 * 3600 * 1000)
+#define PW_EVENTS_KEEP_MAX 1000000LL
+int pw_store_prune_events(pw_store *s, long long older_than_ms, long long keep_max);
+
 /* A run to queue. */
 typedef struct pw_run_new {
 	const char *dag_id;

@@ -1,0 +1,973 @@
+/*
+ * test_sse.c - GET /api/v1/events as a live stream (Accept:
+ * text/event-stream) through a real lighttpd (server.stream-response-body
+ * = 2, see http.c) with pipewright.fcgi behind it and a real runner:
+ * headers at once, events as they happen, filters, resuming with
+ * Last-Event-ID / ?last_event_id= with nothing lost or repeated while the
+ * runner writes, the bounded stream ending with `retry:`, events.missed
+ * after pruning, and the per-process stream limit (503 at once, ordinary
+ * requests still answered, idle streams costing next to no CPU).
+ *
+ * A stream whose client this test closes early keeps its server thread
+ * (and stream slot) until the server's next write, at the latest the
+ * bounded end; opening a stream therefore retries a 503 for a few seconds
+ * (sse_open_ok), as a client honouring Retry-After would.
+ *
+ * The SSE client is libcurl's multi interface with a write callback that
+ * parses messages as bytes arrive and stamps each with its receive time.
+ * Streams end after 2 s here (PIPEWRIGHT_SSE_MAX_SECONDS in lighttpd's
+ * environment, which its FastCGI children inherit); PIPEWRIGHT_MAX_STREAMS
+ * is left at its default, 3 (4 threads).
+ */
+#include "harness.h"
+#include "http.h"
+
+#include <curl/curl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define W HR_WAIT_MS
+#define MAX_SECONDS 2
+#define MAX_STREAMS 3
+
+static hr_project *P;
+static ht_server *S;
+static CURLM *M;
+static bool passed;
+
+static const char DAG_QUICK[] =
+	"tasks:\n"
+	"  - id: a\n"
+	"    command: \"true\"\n"
+	"  - id: b\n"
+	"    upstream: [a]\n"
+	"    command: \"true\"\n"
+	"  - id: c\n"
+	"    command: \"true\"\n";
+
+/* About 3 s of tasks, one at a time: spans more than one bounded stream. */
+static const char DAG_SLOW[] =
+	"tasks:\n"
+	"  - {id: s1, command: \"sleep 0.5\"}\n"
+	"  - {id: s2, upstream: [s1], command: \"sleep 0.5\"}\n"
+	"  - {id: s3, upstream: [s2], command: \"sleep 0.5\"}\n"
+	"  - {id: s4, upstream: [s3], command: \"sleep 0.5\"}\n"
+	"  - {id: s5, upstream: [s4], command: \"sleep 0.5\"}\n"
+	"  - {id: s6, upstream: [s5], command: \"sleep 0.5\"}\n";
+
+static const char DAG_OTHER[] =
+	"tasks:\n"
+	"  - id: x\n"
+	"    command: \"true\"\n";
+
+/* --- an SSE client ---------------------------------------------------------------- */
+
+typedef struct sse_event {
+	long long id;            /* -1: the message had no id line */
+	char type[48];
+	json_object *data;       /* parsed data line, or NULL */
+	long long t_ms;          /* receive time (ht_now_ms) */
+} sse_event;
+
+typedef struct sse {
+	CURL *c;
+	struct curl_slist *hl;
+	char *url;
+	/* the wire */
+	char *raw;               /* every body byte, NUL-terminated */
+	size_t raw_len;
+	size_t parsed;           /* raw[0..parsed) has been split into lines */
+	char *headers;
+	size_t headers_len;
+	long long t_open, t_headers, t_end;   /* t_headers/t_end 0 until then */
+	/* the message being read */
+	long long cur_id;
+	char cur_type[48];
+	char *cur_data;
+	/* what arrived */
+	sse_event *ev;
+	size_t n, cap;
+	long long last_id;       /* the SSE "last event id" (-1: none) */
+	long long retry_ms;      /* -1 until a retry: line */
+	int comments;
+	/* the end */
+	bool done;
+	CURLcode result;
+	long status;
+} sse;
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	assert_non_null(p);
+	return p;
+}
+
+/* Dispatches the message read so far (a blank line came). */
+static void sse_dispatch(sse *s)
+{
+	if (!s->cur_data) { /* no data: not an event (comments, retry:) */
+		s->cur_type[0] = '\0';
+		return;
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->ev = xrealloc(s->ev, s->cap * sizeof *s->ev);
+	}
+	sse_event *e = &s->ev[s->n++];
+	e->id = s->cur_id;
+	snprintf(e->type, sizeof e->type, "%s", s->cur_type[0] ? s->cur_type : "message");
+	e->data = json_tokener_parse(s->cur_data);
+	e->t_ms = ht_now_ms();
+	if (s->cur_id >= 0)
+		s->last_id = s->cur_id;
+	free(s->cur_data);
+	s->cur_data = NULL;
+	s->cur_id = -1;
+	s->cur_type[0] = '\0';
+}
+
+/* One line of the stream (without its newline). */
+static void sse_line(sse *s, char *line)
+{
+	char *v = strchr(line, ':');
+
+	if (!*line) {
+		sse_dispatch(s);
+		return;
+	}
+	if (v == line) {
+		s->comments++;
+		return;
+	}
+	if (v) {
+		*v++ = '\0';
+		if (*v == ' ')
+			v++;
+	} else {
+		v = line + strlen(line);
+	}
+	if (!strcmp(line, "id")) {
+		s->cur_id = atoll(v);
+	} else if (!strcmp(line, "event")) {
+		snprintf(s->cur_type, sizeof s->cur_type, "%s", v);
+	} else if (!strcmp(line, "data")) {
+		if (s->cur_data)
+			fail_msg("%s: a message with two data lines", s->url);
+		s->cur_data = strdup(v);
+		assert_non_null(s->cur_data);
+	} else if (!strcmp(line, "retry")) {
+		s->retry_ms = atoll(v);
+	} else {
+		fail_msg("%s: unknown SSE field '%s'", s->url, line);
+	}
+}
+
+static size_t sse_on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	sse *s = ud;
+	size_t add = size * nmemb;
+
+	s->raw = xrealloc(s->raw, s->raw_len + add + 1);
+	memcpy(s->raw + s->raw_len, ptr, add);
+	s->raw_len += add;
+	s->raw[s->raw_len] = '\0';
+	if (s->status == 0)
+		curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+	if (s->status != 200)
+		return add; /* an error envelope: kept raw */
+	for (char *nl; (nl = memchr(s->raw + s->parsed, '\n', s->raw_len - s->parsed));) {
+		size_t len = (size_t)(nl - (s->raw + s->parsed));
+		char *line = strndup(s->raw + s->parsed, len);
+		assert_non_null(line);
+		if (len && line[len - 1] == '\r')
+			line[len - 1] = '\0';
+		sse_line(s, line);
+		free(line);
+		s->parsed += len + 1;
+	}
+	return add;
+}
+
+static size_t sse_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	sse *s = ud;
+	size_t add = size * nmemb;
+
+	s->headers = xrealloc(s->headers, s->headers_len + add + 1);
+	memcpy(s->headers + s->headers_len, ptr, add);
+	s->headers_len += add;
+	s->headers[s->headers_len] = '\0';
+	if (add <= 2 && (ptr[0] == '\r' || ptr[0] == '\n')) {
+		s->t_headers = ht_now_ms();
+		curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+	}
+	return add;
+}
+
+/*
+ * Opens GET path (below the server's base) as a stream; last_event_id >= 0
+ * sends the Last-Event-ID header.
+ */
+static sse *sse_open(const char *path, long long last_event_id)
+{
+	sse *s = calloc(1, sizeof *s);
+	char h[64];
+
+	assert_non_null(s);
+	s->c = curl_easy_init();
+	assert_non_null(s->c);
+	s->url = malloc(strlen(S->base) + strlen(path) + 1);
+	assert_non_null(s->url);
+	strcpy(s->url, S->base);
+	strcat(s->url, path);
+	s->cur_id = -1;
+	s->last_id = -1;
+	s->retry_ms = -1;
+	s->hl = curl_slist_append(NULL, "Accept: text/event-stream");
+	if (last_event_id >= 0) {
+		snprintf(h, sizeof h, "Last-Event-ID: %lld", last_event_id);
+		s->hl = curl_slist_append(s->hl, h);
+	}
+	assert_non_null(s->hl);
+	curl_easy_setopt(s->c, CURLOPT_URL, s->url);
+	curl_easy_setopt(s->c, CURLOPT_HTTPHEADER, s->hl);
+	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, sse_on_data);
+	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_HEADERFUNCTION, sse_on_header);
+	curl_easy_setopt(s->c, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(s->c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
+	s->t_open = ht_now_ms();
+	if (curl_multi_add_handle(M, s->c) != CURLM_OK)
+		fail_msg("curl_multi_add_handle failed");
+	return s;
+}
+
+/* Drives every open stream for up to ms milliseconds. */
+static void pump(int ms)
+{
+	int running = 0, left = 0;
+	CURLMsg *m;
+
+	if (curl_multi_perform(M, &running) != CURLM_OK)
+		fail_msg("curl_multi_perform failed");
+	if (running && curl_multi_poll(M, NULL, 0, ms, NULL) != CURLM_OK)
+		fail_msg("curl_multi_poll failed");
+	if (!running)
+		ht_sleep_ms(ms < 10 ? ms : 10);
+	if (curl_multi_perform(M, &running) != CURLM_OK)
+		fail_msg("curl_multi_perform failed");
+	while ((m = curl_multi_info_read(M, &left))) {
+		sse *s = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+		s->done = true;
+		s->result = m->data.result;
+		s->t_end = ht_now_ms();
+		curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+	}
+	hr_reap();
+}
+
+/* Disconnects (if still open) and frees. */
+static void sse_close(sse *s)
+{
+	if (!s)
+		return;
+	curl_multi_remove_handle(M, s->c);
+	curl_easy_cleanup(s->c);
+	curl_slist_free_all(s->hl);
+	for (size_t i = 0; i < s->n; i++)
+		json_object_put(s->ev[i].data);
+	free(s->ev);
+	free(s->cur_data);
+	free(s->raw);
+	free(s->headers);
+	free(s->url);
+	free(s);
+}
+
+/* Pumps until the headers came (fails after timeout_ms). */
+static void sse_wait_headers(sse *s, int timeout_ms)
+{
+	for (long long end = ht_now_ms() + timeout_ms; !s->t_headers && !s->done;) {
+		if (ht_now_ms() > end)
+			fail_msg("%s: no headers within %d ms", s->url, timeout_ms);
+		pump(20);
+	}
+	if (!s->t_headers)
+		fail_msg("%s: ended without headers (curl: %s)", s->url,
+			 curl_easy_strerror(s->result));
+}
+
+/*
+ * sse_open, then waits for the headers; a 503 (every stream slot busy,
+ * e.g. with streams whose clients this test closed early: the server
+ * notices at its next write) is retried for a few seconds, as a client
+ * honouring Retry-After would.
+ */
+static sse *sse_open_ok(const char *path, long long last_event_id)
+{
+	long long end = ht_now_ms() + (MAX_SECONDS + 3) * 1000;
+
+	for (;;) {
+		sse *s = sse_open(path, last_event_id);
+		sse_wait_headers(s, 1500);
+		if (s->status == 200)
+			return s;
+		if (s->status != 503 || ht_now_ms() > end)
+			fail_msg("%s: status %ld: %s", s->url, s->status, s->raw ? s->raw : "");
+		sse_close(s);
+		ht_sleep_ms(100);
+	}
+}
+
+/* Pumps until at least n events came (fails after timeout_ms). */
+static void sse_wait_events(sse *s, size_t n, int timeout_ms)
+{
+	for (long long end = ht_now_ms() + timeout_ms; s->n < n;) {
+		if (s->done)
+			fail_msg("%s: ended after %zu of %zu events (status %ld, curl %s): %s",
+				 s->url, s->n, n, s->status, curl_easy_strerror(s->result),
+				 s->raw ? s->raw : "");
+		if (ht_now_ms() > end)
+			fail_msg("%s: %zu of %zu events within %d ms", s->url, s->n, n, timeout_ms);
+		pump(20);
+	}
+}
+
+/* Pumps until the stream ended by itself (fails after timeout_ms). */
+static void sse_wait_end(sse *s, int timeout_ms)
+{
+	for (long long end = ht_now_ms() + timeout_ms; !s->done;) {
+		if (ht_now_ms() > end)
+			fail_msg("%s: still open after %d ms", s->url, timeout_ms);
+		pump(50);
+	}
+	if (s->result != CURLE_OK)
+		fail_msg("%s: curl: %s", s->url, curl_easy_strerror(s->result));
+}
+
+/* A response header's value in s (malloc'd), or NULL. */
+static char *sse_header(const sse *s, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *l = s->headers; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		if (len > n && !strncasecmp(l, name, n) && l[n] == ':') {
+			const char *v = l + n + 1;
+			while (*v == ' ')
+				v++;
+			size_t vl = (size_t)(l + len - v);
+			while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+				vl--;
+			char *out = strndup(v, vl);
+			assert_non_null(out);
+			return out;
+		}
+		l += len + (e != NULL);
+	}
+	return NULL;
+}
+
+static void expect_header(const sse *s, const char *name, const char *prefix)
+{
+	char *v = sse_header(s, name);
+	if (!v || strncasecmp(v, prefix, strlen(prefix)) != 0)
+		fail_msg("%s: header %s is '%s', want '%s...'\n%s", s->url, name,
+			 v ? v : "(none)", prefix, s->headers);
+	free(v);
+}
+
+/* data.<key> of an event as a string, or "" */
+static const char *ev_str(const sse_event *e, const char *key)
+{
+	json_object *v = e->data ? ht_at(e->data, key) : NULL;
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+}
+
+/* --- collecting: an EventSource that resumes with Last-Event-ID -------------------- */
+
+typedef struct ids {
+	long long *v;
+	size_t n, cap;
+} ids;
+
+static void ids_add(ids *a, long long id)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 256;
+		a->v = xrealloc(a->v, a->cap * sizeof *a->v);
+	}
+	a->v[a->n++] = id;
+}
+
+/* Whether an event ends the collection. */
+typedef bool (*stop_fn)(const sse_event *e, const void *arg);
+
+/*
+ * Reads path from after resume (-1: from now on, else sent as
+ * Last-Event-ID), reconnecting with Last-Event-ID whenever a stream ends
+ * (each ending must carry retry:), until stop says so. Appends the event
+ * ids to out; returns the number of connections used.
+ */
+static int collect(const char *path, long long resume, stop_fn stop, const void *arg,
+		   ids *out, int timeout_ms)
+{
+	long long end = ht_now_ms() + timeout_ms;
+	int conns = 0;
+
+	for (;;) {
+		sse *s = sse_open_ok(path, resume);
+		size_t seen = 0;
+		bool stopped = false;
+		conns++;
+		while (!stopped) {
+			pump(20);
+			for (; seen < s->n && !stopped; seen++) {
+				ids_add(out, s->ev[seen].id);
+				stopped = stop(&s->ev[seen], arg);
+			}
+			if (s->done && seen == s->n)
+				break;
+			if (ht_now_ms() > end)
+				fail_msg("%s: collecting timed out after %zu events, %d connections",
+					 path, out->n, conns);
+		}
+		if (!stopped) {
+			if (s->result != CURLE_OK || s->status != 200)
+				fail_msg("%s: stream failed: status %ld, curl %s", path, s->status,
+					 curl_easy_strerror(s->result));
+			if (s->retry_ms != 1000)
+				fail_msg("%s: a stream ended without retry: 1000", path);
+		}
+		if (s->last_id >= 0)
+			resume = s->last_id;
+		else if (resume < 0)
+			fail_msg("%s: a stream without events and no resume point: events "
+				 "would be lost between connections", path);
+		sse_close(s);
+		if (stopped)
+			return conns;
+	}
+}
+
+/* The ids of the JSON pages after after_id up to through (inclusive). */
+static void page_ids(const char *filters, long long after_id, long long through, ids *out)
+{
+	char path[1024];
+
+	for (;;) {
+		snprintf(path, sizeof path, "/api/v1/events?after_id=%lld&limit=1000%s", after_id,
+			 filters);
+		ht_resp *r = ht_get(S, path);
+		json_object *d = ht_ok(r, 200);
+		size_t n = json_object_array_length(d);
+		bool past = false;
+		for (size_t i = 0; i < n && !past; i++) {
+			long long id = json_object_get_int64(
+				json_object_object_get(json_object_array_get_idx(d, i), "id"));
+			if (id > through)
+				past = true;
+			else
+				ids_add(out, id);
+		}
+		after_id = ht_int(r->json, "meta.last_id");
+		ht_resp_free(r);
+		if (past || n < 1000)
+			return;
+	}
+}
+
+/* Fails unless a and b hold the same ids, strictly increasing. */
+static void expect_same_ids(const char *what, const ids *got, const ids *want)
+{
+	for (size_t i = 1; i < got->n; i++)
+		if (got->v[i] <= got->v[i - 1])
+			fail_msg("%s: id %lld after %lld (out of order or repeated)", what,
+				 got->v[i], got->v[i - 1]);
+	for (size_t i = 0; i < got->n && i < want->n; i++)
+		if (got->v[i] != want->v[i])
+			fail_msg("%s: event %zu is id %lld, the table has %lld there", what, i,
+				 got->v[i], want->v[i]);
+	if (got->n != want->n)
+		fail_msg("%s: %zu events streamed, the table has %zu", what, got->n, want->n);
+}
+
+/* --- fixture ----------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+	(void)state;
+	/* lighttpd's FastCGI children inherit its environment. */
+	setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "2", 1);
+	unsetenv("PIPEWRIGHT_MAX_STREAMS");
+	P = hr_project_new(4);
+	hr_dag(P, "quick", DAG_QUICK);
+	hr_dag(P, "other", DAG_OTHER);
+	hr_dag(P, "slow", DAG_SLOW);
+	/* 20 independent quick tasks: a burst of events, 4 at a time. */
+	char dag[4096] = "tasks:\n";
+	for (int i = 1; i <= 20; i++) {
+		size_t len = strlen(dag);
+		snprintf(dag + len, sizeof dag - len,
+			 "  - id: t%02d\n    command: \"true\"\n", i);
+	}
+	hr_dag(P, "burst", dag);
+	S = ht_start(P->dir, NULL);
+	hr_runner_start(P, NULL);
+	M = curl_multi_init();
+	assert_non_null(M);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	curl_multi_cleanup(M);
+	ht_stop(S);
+	hr_pass(P);
+	hr_project_free(P);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	passed = false;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (!passed) {
+		ht_dump_logs(S);
+		hr_dump_logs(P);
+	}
+	return 0;
+}
+
+static long long max_event_id(void)
+{
+	return hr_sql_int(P, 0, "SELECT coalesce(max(id), 0) FROM events", "");
+}
+
+/* POST a trigger with this run id; expects 201. */
+static void trigger(const char *dag, const char *run_id)
+{
+	char path[256], body[256];
+	snprintf(path, sizeof path, "/api/v1/dags/%s/runs", dag);
+	snprintf(body, sizeof body, "{\"run_id\": \"%s\"}", run_id);
+	ht_resp *r = ht_send(S, "POST", path, body);
+	ht_ok(r, 201);
+	ht_resp_free(r);
+}
+
+/* Stops at the run.state event of the run (arg) that ends it. */
+static bool run_ended(const sse_event *e, const void *arg)
+{
+	const char *st = ev_str(e, "state");
+	return !strcmp(e->type, "run.state") && !strcmp(ev_str(e, "run_id"), arg) &&
+	       (!strcmp(st, "success") || !strcmp(st, "failed") || !strcmp(st, "cancelled"));
+}
+
+/* --- tests ---------------------------------------------------------------------------- */
+
+/*
+ * Headers at once; events of a run as they happen, well before the stream
+ * ends; only new events; the same ids as the table; the end after
+ * PIPEWRIGHT_SSE_MAX_SECONDS with retry: 1000.
+ */
+static void test_live_stream(void **state)
+{
+	(void)state;
+	long long base = max_event_id();
+	sse *s = sse_open_ok("/api/v1/events", -1);
+
+	sse_wait_headers(s, 1500);
+	if (s->status != 200)
+		fail_msg("stream: status %ld: %s", s->status, s->raw ? s->raw : "");
+	if (s->t_headers - s->t_open > 1000)
+		fail_msg("stream: headers after %lld ms", s->t_headers - s->t_open);
+	expect_header(s, "Content-Type", "text/event-stream");
+	expect_header(s, "Cache-Control", "no-cache");
+	expect_header(s, "X-Accel-Buffering", "no");
+
+	long long t_trigger = ht_now_ms();
+	trigger("quick", "live1");
+	sse_wait_end(s, (MAX_SECONDS + 8) * 1000);
+
+	long long took = s->t_end - s->t_open;
+	if (took < MAX_SECONDS * 1000 - 300 || took > (MAX_SECONDS + 5) * 1000)
+		fail_msg("stream lasted %lld ms, want about %d s", took, MAX_SECONDS);
+	static const char tail[] = "retry: 1000\n\n";
+	if (s->raw_len < sizeof tail - 1 ||
+	    strcmp(s->raw + s->raw_len - (sizeof tail - 1), tail) != 0)
+		fail_msg("stream does not end with retry: 1000: ...%s",
+			 s->raw_len > 80 ? s->raw + s->raw_len - 80 : s->raw ? s->raw : "");
+	if (s->n == 0)
+		fail_msg("no event streamed for run live1");
+	/* Incremental: the first event (the queued run) came at once. */
+	sse_event *e0 = &s->ev[0];
+	if (strcmp(e0->type, "run.state") || strcmp(ev_str(e0, "run_id"), "live1") ||
+	    strcmp(ev_str(e0, "state"), "queued"))
+		fail_msg("first event: %s %s", e0->type,
+			 e0->data ? json_object_to_json_string(e0->data) : "(no data)");
+	for (size_t i = 0; i < s->n; i++) {
+		sse_event *e = &s->ev[i];
+		if (e->id <= base)
+			fail_msg("event %lld is older than the stream (max id %lld then)", e->id, base);
+		if (!e->data || !json_object_is_type(e->data, json_type_object))
+			fail_msg("event %lld: data is not a JSON object", e->id);
+		if (strcmp(ev_str(e, "dag_id"), "quick") != 0 || !ht_has(e->data, "ts"))
+			fail_msg("event %lld: %s", e->id, json_object_to_json_string(e->data));
+		/* Well before the end: at once, not held back until the stream ends. */
+		if (s->t_end - e->t_ms < 250 && e->t_ms - t_trigger > 1500)
+			fail_msg("event %lld came %lld ms after the trigger, %lld ms before the end",
+				 e->id, e->t_ms - t_trigger, s->t_end - e->t_ms);
+	}
+	if (e0->t_ms - t_trigger > 1000 || s->t_end - e0->t_ms < 500)
+		fail_msg("first event %lld ms after the trigger, %lld ms before the end",
+			 e0->t_ms - t_trigger, s->t_end - e0->t_ms);
+	fprintf(stderr, "live: %zu events; first %lld ms after the trigger, %lld ms before "
+		"the end; the last %lld ms before the end\n", s->n, e0->t_ms - t_trigger,
+		s->t_end - e0->t_ms, s->t_end - s->ev[s->n - 1].t_ms);
+
+	/* The same events as the table holds. */
+	ids got = {0}, want = {0};
+	for (size_t i = 0; i < s->n; i++)
+		ids_add(&got, s->ev[i].id);
+	page_ids("", base, s->ev[s->n - 1].id, &want);
+	expect_same_ids("live stream", &got, &want);
+	free(got.v);
+	free(want.v);
+	sse_close(s);
+	hr_wait_run_end(P, "quick", "live1", W);
+	passed = true;
+}
+
+typedef struct count_arg {
+	const char *type;
+	const char *state;
+	int want;
+	int seen;
+} count_arg;
+
+/* Stops at the want-th event of a type with a state. */
+static bool nth_state(const sse_event *e, const void *arg)
+{
+	count_arg *c = (count_arg *)arg;
+	if (!strcmp(e->type, c->type) && !strcmp(ev_str(e, "state"), c->state))
+		c->seen++;
+	return c->seen >= c->want;
+}
+
+/* ?run_id= with ?types=, and ?dag_id=: only matching events, all of them. */
+static void test_filters(void **state)
+{
+	(void)state;
+	long long base = max_event_id();
+	ids got = {0}, want = {0};
+
+	/* Start after base (no event is lost before the first connection). */
+	trigger("quick", "filt1");
+	trigger("other", "filt2");
+	count_arg three = {"task.state", "success", 3, 0};
+	collect("/api/v1/events?run_id=filt1&types=task.state", base, nth_state, &three,
+		&got, W);
+	/* Every event is of filt1 and a task.state. */
+	page_ids("&run_id=filt1&types=task.state", base, got.v[got.n - 1], &want);
+	expect_same_ids("?run_id=filt1&types=task.state", &got, &want);
+	ids all = {0};
+	page_ids("", base, got.v[got.n - 1], &all);
+	if (all.n <= got.n)
+		fail_msg("the filter let everything through (%zu of %zu)", got.n, all.n);
+	free(all.v);
+
+	/* ?dag_id=other, streamed and checked event by event. */
+	hr_wait_run_end(P, "other", "filt2", W);
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/events?dag_id=other&last_event_id=%lld", base);
+	sse *s = sse_open_ok(path, -1);
+	sse_wait_end(s, (MAX_SECONDS + 8) * 1000);
+	if (s->n == 0)
+		fail_msg("?dag_id=other: no events");
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(ev_str(&s->ev[i], "dag_id"), "other") != 0)
+			fail_msg("?dag_id=other: event %lld of %s", s->ev[i].id,
+				 ev_str(&s->ev[i], "dag_id"));
+	ids g2 = {0}, w2 = {0};
+	for (size_t i = 0; i < s->n; i++)
+		ids_add(&g2, s->ev[i].id);
+	page_ids("&dag_id=other", base, LLONG_MAX, &w2);
+	expect_same_ids("?dag_id=other", &g2, &w2);
+	free(g2.v);
+	free(w2.v);
+	sse_close(s);
+
+	/* A bad filter is a 400 envelope, not a stream. */
+	const char *const accept[] = {"Accept: text/event-stream", NULL};
+	ht_resp *r = ht_req(S, "GET", "/api/v1/events?types=bogus", accept, NULL, 0);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = ht_req(S, "GET", "/api/v1/events?last_event_id=x", accept, NULL, 0);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	free(got.v);
+	free(want.v);
+	hr_wait_run_end(P, "quick", "filt1", W);
+	passed = true;
+}
+
+/*
+ * A client reads a few events of two bursts (20 quick tasks each, run
+ * beside a slow chain), disconnects while the runner keeps writing, and
+ * resumes with Last-Event-ID, again at each bounded end, until the slow
+ * run ends: the union is every id of the table, in order, once.
+ */
+static void test_resume_under_load(void **state)
+{
+	(void)state;
+	long long base = max_event_id();
+	ids got = {0}, want = {0};
+	char path[128];
+
+	/* ?last_event_id= on the first connection (EventSource's way). */
+	snprintf(path, sizeof path, "/api/v1/events?last_event_id=%lld", base);
+	sse *s = sse_open_ok(path, -1);
+	long long t0 = ht_now_ms();
+	trigger("slow", "slow1");
+	trigger("burst", "burst1");
+	trigger("burst", "burst2");
+	sse_wait_events(s, 5, W);
+	for (size_t i = 0; i < s->n; i++)
+		ids_add(&got, s->ev[i].id);
+	long long resume = s->last_id;
+	sse_close(s);   /* gone, mid-burst */
+	hr_sleep_ms(150);
+	long long during = max_event_id();
+	int conns = collect("/api/v1/events", resume, run_ended, "slow1", &got, W);
+	long long took = ht_now_ms() - t0;
+	page_ids("", base, got.v[got.n - 1], &want);
+	expect_same_ids("resumed stream", &got, &want);
+	if (during <= resume)
+		fail_msg("no event was written while the client was away (%lld)", during);
+	if (conns < 2)
+		fail_msg("the slow run fit in one bounded stream: no reconnect was tested");
+	fprintf(stderr, "resume: %zu events in %lld ms over 1+%d connections, %lld written "
+		"while away\n", got.n, took, conns, during - resume);
+	free(got.v);
+	free(want.v);
+	hr_wait_run_end(P, "burst", "burst1", W);
+	hr_wait_run_end(P, "burst", "burst2", W);
+	passed = true;
+}
+
+/* Last-Event-ID wins over ?last_event_id=; each resumes right after its id. */
+static void test_resume_points(void **state)
+{
+	(void)state;
+	ids all = {0};
+	char path[128];
+
+	page_ids("", 0, LLONG_MAX, &all);
+	if (all.n < 20)
+		fail_msg("too few events so far (%zu)", all.n);
+	long long a = all.v[3], b = all.v[10];
+
+	snprintf(path, sizeof path, "/api/v1/events?last_event_id=%lld", a);
+	sse *s = sse_open_ok(path, -1);
+	sse_wait_events(s, 2, W);
+	if (s->ev[0].id != all.v[4] || s->ev[1].id != all.v[5])
+		fail_msg("?last_event_id=%lld: got %lld, %lld", a, s->ev[0].id, s->ev[1].id);
+	sse_close(s);
+
+	s = sse_open_ok(path, b);
+	sse_wait_events(s, 1, W);
+	if (s->ev[0].id != all.v[11])
+		fail_msg("Last-Event-ID %lld with ?last_event_id=%lld: first %lld, want %lld", b, a,
+			 s->ev[0].id, all.v[11]);
+	sse_close(s);
+	free(all.v);
+	passed = true;
+}
+
+/* After pruning, a resume from before the oldest kept event says so first. */
+static void test_missed(void **state)
+{
+	(void)state;
+	long long top = max_event_id();
+
+	/* By count: the newest 5 stay. */
+	int n = pw_store_prune_events(P->store, -1, 5);
+	if (n <= 0)
+		fail_msg("pw_store_prune_events(-1, 5) deleted %d", n);
+	long long first = hr_sql_int(P, -1, "SELECT min(id) FROM events", "");
+	long long kept = hr_sql_int(P, -1, "SELECT count(*) FROM events", "");
+	if (first != top - 4 || kept != 5)
+		fail_msg("after pruning: min id %lld (want %lld), %lld kept", first, top - 4, kept);
+	/* By age: nothing is an hour old; no rule deletes nothing. */
+	if (pw_store_prune_events(P->store, 3600 * 1000LL, -1) != 0 ||
+	    pw_store_prune_events(P->store, -1, -1) != 0)
+		fail_msg("pruning young events deleted some");
+
+	sse *s = sse_open_ok("/api/v1/events", 1);
+	sse_wait_events(s, 6, W);
+	sse_event *m = &s->ev[0];
+	if (strcmp(m->type, "events.missed") != 0 || ht_int(m->data, "after_id") != 1 ||
+	    ht_int(m->data, "first_available_id") != first || m->id != first - 1)
+		fail_msg("first message: id %lld %s %s", m->id, m->type,
+			 m->data ? json_object_to_json_string(m->data) : "");
+	for (int i = 1; i < 6; i++)
+		if (s->ev[i].id != first + i - 1 || !strcmp(s->ev[i].type, "events.missed"))
+			fail_msg("after events.missed: message %d is %lld %s", i, s->ev[i].id,
+				 s->ev[i].type);
+	sse_close(s);
+
+	/* A resume point right before the oldest kept event missed nothing. */
+	s = sse_open_ok("/api/v1/events", first - 1);
+	sse_wait_events(s, 1, W);
+	if (s->ev[0].id != first || strcmp(s->ev[0].type, "events.missed") == 0)
+		fail_msg("resume at %lld: first message %lld %s", first - 1, s->ev[0].id,
+			 s->ev[0].type);
+	sse_close(s);
+
+	/* The JSON page flags it too. */
+	char path[128];
+	ht_resp *r = ht_get(S, "/api/v1/events?after_id=1");
+	ht_ok(r, 200);
+	if (!ht_bool(r->json, "meta.missed") ||
+	    ht_int(r->json, "meta.first_available_id") != first)
+		ht_fail(r, "meta.missed after pruning");
+	ht_resp_free(r);
+	snprintf(path, sizeof path, "/api/v1/events?after_id=%lld", first - 1);
+	r = ht_get(S, path);
+	ht_ok(r, 200);
+	if (ht_bool(r->json, "meta.missed"))
+		ht_fail(r, "meta.missed right before the oldest event");
+	ht_resp_free(r);
+
+	/* Everything pruned: the next id still tells what was missed. */
+	if (pw_store_prune_events(P->store, 0, 0) != 5)
+		fail_msg("pruning everything did not delete the 5 left");
+	s = sse_open_ok("/api/v1/events", top - 1);
+	sse_wait_events(s, 1, W);
+	if (strcmp(s->ev[0].type, "events.missed") != 0 ||
+	    ht_int(s->ev[0].data, "first_available_id") != top + 1)
+		fail_msg("empty table: first message %s", s->ev[0].type);
+	sse_close(s);
+	s = sse_open_ok("/api/v1/events", top);   /* up to date: nothing missed */
+	sse_wait_headers(s, 1500);
+	trigger("other", "after_prune");
+	sse_wait_events(s, 1, W);
+	if (s->ev[0].id != top + 1 || strcmp(s->ev[0].type, "run.state") != 0)
+		fail_msg("after pruning all: first event %lld %s", s->ev[0].id, s->ev[0].type);
+	sse_close(s);
+	hr_wait_run_end(P, "other", "after_prune", W);
+	passed = true;
+}
+
+/* utime + stime of pipewright.fcgi (ms), from /proc. */
+static long long fcgi_cpu_ms(void)
+{
+	char path[64], buf[1024];
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)ht_fcgi_pid(S));
+	f = fopen(path, "r");
+	if (!f || !fgets(buf, sizeof buf, f))
+		fail_msg("%s: cannot read", path);
+	fclose(f);
+	const char *p = strrchr(buf, ')');
+	/* after "pid (comm)": state is field 3, utime 14, stime 15 */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		fail_msg("%s: cannot parse", path);
+	return (long long)(ut + st) * 1000 / sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * MAX_STREAMS streams at once; the next is 503 at once; an ordinary
+ * request is still answered; a slot frees when a stream ends.
+ */
+static void test_stream_limit(void **state)
+{
+	(void)state;
+	sse *s[MAX_STREAMS];
+	const char *const accept[] = {"Accept: text/event-stream", NULL};
+
+	/* Streams the earlier tests left end within MAX_SECONDS. */
+	hr_sleep_ms(MAX_SECONDS * 1000 + 300);
+	for (int i = 0; i < MAX_STREAMS; i++)
+		s[i] = sse_open("/api/v1/events", -1);
+	for (int i = 0; i < MAX_STREAMS; i++) {
+		sse_wait_headers(s[i], 1500);
+		if (s[i]->status != 200)
+			fail_msg("stream %d: status %ld %s", i, s[i]->status, s[i]->raw ? s[i]->raw : "");
+	}
+	long long t0 = ht_now_ms();
+	ht_resp *r = ht_req(S, "GET", "/api/v1/events", accept, NULL, 0);
+	ht_err(r, 503);
+	ht_resp_free(r);
+	long long t_503 = ht_now_ms() - t0;
+	r = ht_get(S, "/api/v1/version");
+	ht_ok(r, 200);
+	ht_resp_free(r);
+	/* The JSON page is an ordinary request, not a stream. */
+	r = ht_get(S, "/api/v1/events?limit=1");
+	ht_ok(r, 200);
+	ht_resp_free(r);
+	long long t_all = ht_now_ms() - t0;
+	for (int i = 0; i < MAX_STREAMS; i++)
+		if (s[i]->done)
+			fail_msg("stream %d ended early", i);
+	/* Idle streams cost next to nothing: CPU of pipewright.fcgi over 1 s. */
+	long long cpu0 = fcgi_cpu_ms(), w0 = ht_now_ms();
+	while (ht_now_ms() - w0 < 1000)
+		pump(50);
+	long long cpu = fcgi_cpu_ms() - cpu0;
+	fprintf(stderr, "limit: %d idle streams used %lld ms CPU in %lld ms\n", MAX_STREAMS,
+		cpu, ht_now_ms() - w0);
+	if (cpu > 100)
+		fail_msg("%d idle streams used %lld ms CPU in a second", MAX_STREAMS, cpu);
+	if (t_503 > 1000)
+		fail_msg("the 503 took %lld ms", t_503);
+	fprintf(stderr, "limit: 503 after %lld ms, version and a page after %lld ms\n", t_503,
+		t_all);
+	for (int i = 0; i < MAX_STREAMS; i++) {
+		sse_wait_end(s[i], (MAX_SECONDS + 8) * 1000);
+		sse_close(s[i]);
+	}
+	sse *again = sse_open_ok("/api/v1/events", -1);
+	sse_wait_headers(again, 1500);
+	if (again->status != 200)
+		fail_msg("after the streams ended: status %ld", again->status);
+	sse_close(again);
+	passed = true;
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_live_stream),
+		T(test_filters),
+		T(test_resume_under_load),
+		T(test_resume_points),
+		T(test_missed),
+		T(test_stream_limit),
+	};
+	return cmocka_run_group_tests_name("sse", tests, group_setup, group_teardown);
+}
