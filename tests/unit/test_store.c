@@ -785,10 +785,43 @@ static void test_run_queries_use_indexes(void **state)
 				   " 'failed'", NULL), 14286);
 }
 
+/*
+ * run_counts (migration 4) always equals a GROUP BY over runs: through
+ * inserts, state changes (and updates that keep the state) and deletes.
+ */
+static void test_run_counts_follow_runs(void **state)
+{
+	fixture *f = *state;
+	sqlite3 *db = pw_store_db(f->s);
+	static const char mismatch[] =
+		"SELECT count(*) FROM (SELECT dag_id, state, count(*) AS n FROM runs"
+		" GROUP BY dag_id, state) r FULL OUTER JOIN"
+		" (SELECT * FROM run_counts WHERE n > 0) c USING (dag_id, state)"
+		" WHERE r.n IS NOT c.n";
+	for (int i = 0; i < 30; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r%d", i);
+		pw_run_new run = {.dag_id = i % 3 ? "a" : "b", .run_id = id, .queued_at = 1000 + i};
+		assert_int_equal(pw_store_insert_run(f->s, &run, NULL), PW_OK);
+	}
+	assert_int_equal(query_int(db, mismatch, NULL), 0);
+	assert_int_equal(query_int(db, "SELECT n FROM run_counts WHERE dag_id = 'a'"
+				       " AND state = 'queued'", NULL), 20);
+	assert_int_equal(sqlite3_exec(db,
+		"UPDATE runs SET state = 'running' WHERE id % 2 = 0;"
+		"UPDATE runs SET state = 'success' WHERE id % 4 = 0;"
+		"UPDATE runs SET ended_at = 5 WHERE state = 'success';"
+		"DELETE FROM runs WHERE id % 5 = 0;", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(query_int(db, mismatch, NULL), 0);
+	assert_int_equal(query_int(db, "SELECT sum(n) FROM run_counts", NULL),
+			 query_int(db, "SELECT count(*) FROM runs", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_run_counts_follow_runs),
 		T(test_migrate_fresh),
 		T(test_reopen_idempotent),
 		T(test_open_newer_schema_refused),
