@@ -2,7 +2,7 @@
 # quickstart.sh - the README's two commands, each doing all of its own set-up
 # on a fresh Debian bookworm machine (as root, or with sudo available):
 #
-#   scripts/quickstart.sh run    build, then run pipewright on examples/iris
+#   scripts/quickstart.sh run    build, then serve examples/iris (a copy) until Ctrl-C
 #   scripts/quickstart.sh test   build, then run the whole test suite
 #
 # The build goes to build/ (out of tree), so the source tree stays clean.
@@ -14,7 +14,7 @@ top=$(pwd)
 # Debian packages the build, the tests and the example need.
 PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
-	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind"
+	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl"
 
 install_packages() {
 	missing=""
@@ -61,13 +61,16 @@ run)
 	cp -R examples/iris "$project"
 	./build/src/pipewright validate --project "$project"
 	./build/src/pipewright dags --project "$project"
-	run_id=$(./build/src/pipewright trigger iris_training --project "$project")
-	./build/runner-daemon/pipewright-runner --project "$project" --once
 	echo
-	echo "Run $run_id of iris_training is done. Try:"
-	echo "  PIPEWRIGHT_PROJECT_PATH=$project REQUEST_METHOD=GET \\"
-	echo "    PATH_INFO=/api/v1/dags/iris_training/runs/$run_id ./build/fcgi/pipewright.fcgi"
-	echo "  cat $project/data/08_reporting/report.txt"
+	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
+	echo "In another terminal, try:"
+	echo "  curl http://127.0.0.1:8000/health"
+	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
+	echo "    http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
+	echo "  curl http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
+	echo "  cat $project/data/08_reporting/report.txt      (once the run succeeded)"
+	echo
+	exec ./build/src/pipewright server start --project "$project"
 	;;
 test)
 	install_packages

@@ -5,6 +5,7 @@
  *   pipewright validate [--project PATH] [--env ENV] [--conf-source DIR]
  *   pipewright dags     [--project PATH] [--env ENV] [--conf-source DIR]
  *   pipewright trigger DAG [--conf JSON] [--run-id ID] [--project PATH] ...
+ *   pipewright server start [-H HOST] [-p PORT] [--reload] [--project PATH] ...
  *   pipewright version
  */
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "project.h"
+#include "serve.h"
 #include "store.h"
 
 /* Options every project command takes. */
@@ -24,6 +26,9 @@ typedef struct cli_opts {
 	const char *arg;     /* the command's one positional argument */
 	const char *conf;    /* --conf JSON */
 	const char *run_id;  /* --run-id */
+	const char *host;    /* server: -H/--host, default 127.0.0.1 */
+	const char *port;    /* server: -p/--port, default 8000 */
+	bool reload;         /* server: --reload (accepted; reloading is always on) */
 } cli_opts;
 
 typedef int (*command_fn)(const cli_opts *opts);
@@ -148,6 +153,36 @@ out:
 	return rc;
 }
 
+static int cmd_server_start(const cli_opts *opts)
+{
+	pw_project *p = load_or_complain(opts);
+	if (!p)
+		return 1;
+	if (print_problems(p))
+		fprintf(stderr, "pipewright: serving the project with the problems above\n");
+	int rc = pw_serve_start(p, opts->host, opts->port);
+	pw_project_free(p);
+	return rc;
+}
+
+/* The sub-commands of `pipewright server`. */
+static const struct subcommand {
+	const char *name;
+	command_fn run;
+} server_commands[] = {
+	{"start", cmd_server_start},
+};
+
+static int cmd_server(const cli_opts *opts)
+{
+	for (size_t i = 0; opts->arg && i < sizeof server_commands / sizeof *server_commands; i++)
+		if (strcmp(opts->arg, server_commands[i].name) == 0)
+			return server_commands[i].run(opts);
+	fprintf(stderr, "pipewright: usage: pipewright server start [-H HOST] [-p PORT] "
+			"[--reload] [--project PATH] [--env ENV] [--conf-source DIR]\n");
+	return 2;
+}
+
 static int cmd_version(const cli_opts *opts)
 {
 	(void)opts;
@@ -155,15 +190,22 @@ static int cmd_version(const cli_opts *opts)
 	return 0;
 }
 
+/* Option sets a command accepts beyond --project, --env, --conf-source. */
+enum { OPT_TRIGGER = 1, OPT_SERVER = 2 };
+
 static const struct command {
 	const char *name;
 	command_fn run;
+	unsigned opts;  /* OPT_* */
 	const char *help;
 } commands[] = {
-	{"validate", cmd_validate, "load the project; print every error (exit 1) or a summary"},
-	{"dags", cmd_dags, "list the DAGs and their tasks in run order"},
-	{"trigger", cmd_trigger, "queue a run of DAG (--conf JSON, --run-id ID); prints its id"},
-	{"version", cmd_version, "print the version"},
+	{"validate", cmd_validate, 0, "load the project; print every error (exit 1) or a summary"},
+	{"dags", cmd_dags, 0, "list the DAGs and their tasks in run order"},
+	{"trigger", cmd_trigger, OPT_TRIGGER,
+	 "queue a run of DAG (--conf JSON, --run-id ID); prints its id"},
+	{"server", cmd_server, OPT_SERVER,
+	 "start: serve the project with lighttpd and run the runner, until Ctrl-C"},
+	{"version", cmd_version, 0, "print the version"},
 };
 
 static void usage(FILE *out)
@@ -172,11 +214,20 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\nPIPEWRIGHT_PROJECT_PATH, PIPEWRIGHT_ENV and PIPEWRIGHT_CONF_SOURCE\n"
-		     "stand in for the options.\n");
+		     "stand in for the options.\n\n"
+		     "pipewright server start [-H|--host 127.0.0.1] [-p|--port 8000] [--reload]\n"
+		     "  runs lighttpd (with pipewright.fcgi) and pipewright-runner in the\n"
+		     "  foreground; Ctrl-C stops both. HOST is an IPv4 address or localhost;\n"
+		     "  beyond 127.x there is no authentication. --reload is accepted for\n"
+		     "  Kedro's sake: reloading is always on, since the API and the runner\n"
+		     "  reload the project's files whenever they change.\n");
 }
 
-/* Parses the common options after the command name. Returns 0 or -1. */
-static int parse_options(int argc, char **argv, cli_opts *opts)
+/*
+ * Parses the options after the command name; `allowed` (OPT_*) names the
+ * command's own. Returns 0 or -1.
+ */
+static int parse_options(int argc, char **argv, unsigned allowed, cli_opts *opts)
 {
 	static const struct option longopts[] = {
 		{"project", required_argument, NULL, 'P'},
@@ -184,18 +235,31 @@ static int parse_options(int argc, char **argv, cli_opts *opts)
 		{"conf-source", required_argument, NULL, 'c'},
 		{"conf", required_argument, NULL, 'j'},
 		{"run-id", required_argument, NULL, 'r'},
+		{"host", required_argument, NULL, 'H'},
+		{"port", required_argument, NULL, 'p'},
+		{"reload", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "e:h", longopts, NULL)) != -1) {
+	opts->host = "127.0.0.1";
+	opts->port = "8000";
+	while ((c = getopt_long(argc, argv, "e:hH:p:", longopts, NULL)) != -1) {
+		unsigned need = strchr("jr", c) ? OPT_TRIGGER : strchr("HpR", c) ? OPT_SERVER : 0;
+		if (need && !(allowed & need)) {
+			fprintf(stderr, "pipewright: option not valid for this command\n");
+			return -1;
+		}
 		switch (c) {
 		case 'P': opts->project.path = optarg; break;
 		case 'e': opts->project.env = optarg; break;
 		case 'c': opts->project.conf_source = optarg; break;
 		case 'j': opts->conf = optarg; break;
 		case 'r': opts->run_id = optarg; break;
+		case 'H': opts->host = optarg; break;
+		case 'p': opts->port = optarg; break;
+		case 'R': opts->reload = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -220,7 +284,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
 		if (strcmp(argv[1], commands[i].name) != 0)
 			continue;
-		if (parse_options(argc - 1, argv + 1, &opts) != 0) {
+		if (parse_options(argc - 1, argv + 1, commands[i].opts, &opts) != 0) {
 			usage(stderr);
 			return 2;
 		}
