@@ -349,7 +349,13 @@ int dags_list(pw_req *req)
 		goto out;
 	}
 	data = json_object_new_array();
-	if (!data || dags_page(req, &f, limit, offset, data, &total) != PW_OK)
+	/* One read transaction for the page, not one per DAG. */
+	sqlite3 *db = pw_store_db(pw_req_store(req));
+	bool in_tx = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	int page = data ? dags_page(req, &f, limit, offset, data, &total) : PW_ERR;
+	if (in_tx)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (page != PW_OK)
 		goto out;
 	meta = list_meta(total, limit, offset);
 	if (!meta)

@@ -431,7 +431,10 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store)
 	};
 	req.snap = snap_acquire(srv);
 	dispatch(srv, &req);
-	io->flush(io);
+	/*
+	 * No flush here: FCGX_Finish_r sends the body with the end-of-request
+	 * record in one write (streams flush as they go; CGI at exit).
+	 */
 	fprintf(stderr, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
 		loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p), req.status,
 		mono_ms() - req.t0_ms,
@@ -615,6 +618,7 @@ static int run_cgi(pw_server *srv)
 	pw_io io = {cgi_param, cgi_read, cgi_write, cgi_flush, NULL};
 	pw_store *store = NULL;
 	serve(srv, &io, &store);
+	cgi_flush(&io);
 	pw_store_close(store);
 	return 0;
 }
