@@ -51,6 +51,9 @@ int kedro_run(pw_req *req);
 
 /* --- shared helpers (objects.c) ------------------------------------------- */
 
+/* A list's meta: {"total", "limit", "offset"}; NULL when out of memory. */
+json_object *api_page_meta(long long total, int limit, long long offset);
+
 /* ISO-8601 string of ms since the epoch, or JSON null when ms <= 0. */
 json_object *api_time(long long ms);
 

@@ -321,19 +321,6 @@ static int dags_page(pw_req *req, const dag_filter *f, int limit,
 	return PW_OK;
 }
 
-/* The list's meta: {total, limit, offset}, or NULL when out of memory. */
-static json_object *list_meta(long long total, int limit, long long offset)
-{
-	json_object *m = json_object_new_object();
-
-	if (m && (put_int(m, "total", total) || put_int(m, "limit", limit) ||
-		  put_int(m, "offset", offset))) {
-		json_object_put(m);
-		return NULL;
-	}
-	return m;
-}
-
 int dags_list(pw_req *req)
 {
 	dag_filter f = {0};
@@ -357,7 +344,7 @@ int dags_list(pw_req *req)
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (page != PW_OK)
 		goto out;
-	meta = list_meta(total, limit, offset);
+	meta = api_page_meta(total, limit, offset);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);
@@ -484,7 +471,7 @@ int import_errors_list(pw_req *req)
 	data = json_object_new_array();
 	if (!data || errors_page(pw_req_project(req), limit, offset, data, &total) != PW_OK)
 		goto out;
-	meta = list_meta(total, limit, offset);
+	meta = api_page_meta(total, limit, offset);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);

@@ -359,3 +359,15 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
 		pw_reply_error(req, 500, "database error");
 	return false;
 }
+
+json_object *api_page_meta(long long total, int limit, long long offset)
+{
+	json_object *m = json_object_new_object();
+	if (m && (json_object_object_add(m, "total", json_object_new_int64(total)) ||
+		  json_object_object_add(m, "limit", json_object_new_int(limit)) ||
+		  json_object_object_add(m, "offset", json_object_new_int64(offset)))) {
+		json_object_put(m);
+		return NULL;
+	}
+	return m;
+}

@@ -163,19 +163,6 @@ static int reply_pool(pw_req *req, int status, const char *name)
 	return pw_reply_data(req, status, pool, NULL);
 }
 
-/* {total, limit, offset}, or NULL when out of memory. */
-static json_object *list_meta(long long total, int limit, long long offset)
-{
-	json_object *m = json_object_new_object();
-
-	if (m && (put_int(m, "total", total) || put_int(m, "limit", limit) ||
-		  put_int(m, "offset", offset))) {
-		json_object_put(m);
-		return NULL;
-	}
-	return m;
-}
-
 int pools_list(pw_req *req)
 {
 	json_object *data = NULL, *meta = NULL;
@@ -188,7 +175,7 @@ int pools_list(pw_req *req)
 	if (!data || pools_count(req, &total) != PW_OK ||
 	    pools_query(req, page_sql, limit, offset, NULL, data) != PW_OK)
 		goto out;
-	meta = list_meta(total, limit, offset);
+	meta = api_page_meta(total, limit, offset);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);

@@ -289,26 +289,6 @@ static int list_runs(pw_req *req, const list_query *q, long long total,
 	return rc;
 }
 
-/* {total, limit, offset}, or NULL. */
-static json_object *page_meta(long long total, int limit, long long offset)
-{
-	json_object *m = json_object_new_object();
-	json_object *t = json_object_new_int64(total);
-	json_object *l = json_object_new_int(limit);
-	json_object *o = json_object_new_int64(offset);
-
-	if (m && t && l && o && json_object_object_add(m, "total", t) == 0) {
-		t = NULL;
-		if (json_object_object_add(m, "limit", l) == 0) {
-			l = NULL;
-			if (json_object_object_add(m, "offset", o) == 0)
-				return m;
-		}
-	}
-	json_object_put(m), json_object_put(t), json_object_put(l), json_object_put(o);
-	return NULL;
-}
-
 int runs_list(pw_req *req)
 {
 	list_query q = {.dag_id = pw_req_param(req, "dag_id")};
@@ -323,7 +303,7 @@ int runs_list(pw_req *req)
 		list = json_object_new_array();
 		if (!list || count_runs(req, &q, &total) != GO ||
 		    list_runs(req, &q, total, list) != GO ||
-		    !(meta = page_meta(total, q.limit, q.offset)))
+		    !(meta = api_page_meta(total, q.limit, q.offset)))
 			rc = FAILED;
 	}
 	if (rc == GO) {

@@ -138,26 +138,6 @@ static int reply(pw_req *req, json_object *data, json_object *meta)
 static const char ti_count_sql[] =
 	"SELECT count(*) FROM task_instances WHERE run_pk = ?1";
 
-/* {total, limit, offset}, or NULL. */
-static json_object *page_meta(long long total, int limit, long long offset)
-{
-	json_object *m = json_object_new_object();
-	json_object *t = json_object_new_int64(total);
-	json_object *l = json_object_new_int(limit);
-	json_object *o = json_object_new_int64(offset);
-
-	if (m && t && l && o && json_object_object_add(m, "total", t) == 0) {
-		t = NULL;
-		if (json_object_object_add(m, "limit", l) == 0) {
-			l = NULL;
-			if (json_object_object_add(m, "offset", o) == 0)
-				return m;
-		}
-	}
-	json_object_put(m), json_object_put(t), json_object_put(l), json_object_put(o);
-	return NULL;
-}
-
 int tasks_list(pw_req *req)
 {
 	json_object *list = NULL, *meta = NULL;
@@ -177,7 +157,7 @@ int tasks_list(pw_req *req)
 			rc = FAILED;
 	}
 	if (rc == GO && (api_task_instances(req, pk, NULL, limit, offset, &list) != PW_OK ||
-			 !(meta = page_meta(total, limit, offset))))
+			 !(meta = api_page_meta(total, limit, offset))))
 		rc = FAILED;
 	if (rc == GO) {
 		rc = reply(req, list, meta);
