@@ -3,11 +3,14 @@
  * CORS, one request from accept to log line, and the accept loop (threads
  * on a FastCGI socket, or one CGI request).
  *
- * The project is held as a refcounted snapshot. A request takes a
- * reference for its whole life; at most once a second a request compares
- * the project files' fingerprint with the snapshot's and, when they
- * differ, loads the project again and swaps the new snapshot in. Requests
- * that still hold the old one finish with it; the last one frees it.
+ * The project is held as a refcounted snapshot. Each thread keeps a
+ * reference to the one it served its last request with, and a request
+ * uses it while it is still the current one (one atomic load, no lock).
+ * At most once a second a request compares the project files' fingerprint
+ * with the snapshot's and, when they differ, loads the project again and
+ * swaps the new snapshot in. Requests that still hold the old one finish
+ * with it; each thread lets go of it at its next request (or its end); the
+ * last one frees it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,9 +45,9 @@ typedef struct route_table {
 struct pw_server {
 	/* the project's location, as given */
 	char *path, *env, *conf_source;
-	pthread_mutex_t lock;     /* guards snap, checked_ms and every refs */
-	pw_snap *snap;
-	long long checked_ms;
+	pthread_mutex_t lock;     /* guards swapping snap, every refs, fingerprint */
+	_Atomic(pw_snap *) snap;  /* read without the lock; stored under it */
+	atomic_llong checked_ms;
 	route_table *tables;
 	size_t n_tables;
 	size_t max_body;
@@ -53,12 +56,13 @@ struct pw_server {
 	int listen_fd;
 };
 
-/* One accepting thread: its FastCGI request and SQLite connection. */
+/* One accepting thread: its FastCGI request, SQLite connection, snapshot. */
 typedef struct worker {
 	pw_server *srv;
 	pthread_t tid;
 	FCGX_Request fr;
 	pw_store *store;
+	pw_snap *snap;            /* the thread's reference, kept between requests */
 } worker;
 
 static const char *const role_names[] = {
@@ -108,48 +112,66 @@ static void snap_release(pw_server *srv, pw_snap *s)
 }
 
 /*
- * The current snapshot, with a reference for the caller. Checks the files
- * first when the last check is a second old; a project that no longer
- * loads keeps the old snapshot (logged once per change of the files).
+ * Compares the files' fingerprint with the current snapshot's and swaps in
+ * a new snapshot when they differ; a project that no longer loads keeps
+ * the old snapshot (logged once per change of the files).
  */
-static pw_snap *snap_acquire(pw_server *srv)
+static void snap_check(pw_server *srv)
 {
-	long long now = mono_ms(), seen;
 	pthread_mutex_lock(&srv->lock);
-	bool check = now - srv->checked_ms >= RECHECK_MS;
-	if (check)
-		srv->checked_ms = now;
-	pw_snap *s = srv->snap;
+	pw_snap *s = atomic_load(&srv->snap);
 	s->refs++;
-	seen = s->fingerprint;
+	long long seen = s->fingerprint;
 	pthread_mutex_unlock(&srv->lock);
-	if (!check)
-		return s;
 
 	long long fp = pw_project_fingerprint(s->project);
-	if (fp == seen)
-		return s;
+	if (fp == seen) {
+		snap_release(srv, s);
+		return;
+	}
 	char *err = NULL;
-	pw_snap *fresh = snap_load(srv, fp, &err);
-	pthread_mutex_lock(&srv->lock);
+	pw_snap *fresh = snap_load(srv, fp, &err);   /* refs 1: the server's */
 	pw_snap *old = NULL;
+	pthread_mutex_lock(&srv->lock);
 	if (fresh) {
-		old = srv->snap;
-		srv->snap = fresh;
-		fresh->refs++;   /* the server's and the caller's */
-	} else if (srv->snap == s) {
+		old = atomic_load(&srv->snap);
+		atomic_store(&srv->snap, fresh);
+	} else if (atomic_load(&srv->snap) == s) {
 		s->fingerprint = fp;   /* do not retry until the files change again */
 	}
 	pthread_mutex_unlock(&srv->lock);
 	if (fresh) {
 		fprintf(stderr, "pipewright.fcgi: project %s reloaded\n", fresh->project->root);
 		snap_release(srv, old);
-		snap_release(srv, s);
-		return fresh;
+	} else {
+		fprintf(stderr, "pipewright.fcgi: project not reloaded, keeping the last one: %s\n",
+			err ? err : "out of memory");
+		free(err);
 	}
-	fprintf(stderr, "pipewright.fcgi: project not reloaded, keeping the last one: %s\n",
-		err ? err : "out of memory");
-	free(err);
+	snap_release(srv, s);
+}
+
+/*
+ * The current snapshot for a request of the thread whose reference is
+ * *held (NULL at first): checks the files first when the last check is a
+ * second old; takes the lock only when the current snapshot is not the one
+ * held, and then moves *held to it.
+ */
+static pw_snap *snap_acquire(pw_server *srv, pw_snap **held)
+{
+	long long now = mono_ms(), last = atomic_load(&srv->checked_ms);
+	if (now - last >= RECHECK_MS &&
+	    atomic_compare_exchange_strong(&srv->checked_ms, &last, now))
+		snap_check(srv);
+	pw_snap *s = atomic_load(&srv->snap);
+	if (s == *held)
+		return s;   /* alive: the thread holds a reference */
+	pthread_mutex_lock(&srv->lock);
+	s = atomic_load(&srv->snap);
+	s->refs++;
+	pthread_mutex_unlock(&srv->lock);
+	snap_release(srv, *held);
+	*held = s;
 	return s;
 }
 
@@ -178,12 +200,12 @@ pw_server *pw_server_new(const pw_project_opts *opts, char **err)
 	}
 	srv->listen_fd = -1;
 	srv->max_body = DEFAULT_MAX_BODY;
-	srv->checked_ms = mono_ms();
+	atomic_init(&srv->checked_ms, mono_ms());
 	if (dup_opt(&srv->path, opts->path) != 0 || dup_opt(&srv->env, opts->env) != 0 ||
 	    dup_opt(&srv->conf_source, opts->conf_source) != 0)
 		goto fail;
-	srv->snap = snap_load(srv, 0, err);
-	if (!srv->snap ||
+	atomic_init(&srv->snap, snap_load(srv, 0, err));
+	if (!atomic_load(&srv->snap) ||
 	    pw_server_add_routes(srv, pw_builtin_routes, pw_builtin_routes_count) != 0)
 		goto fail;
 	return srv;
@@ -208,9 +230,10 @@ void pw_server_free(pw_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->snap) {
-		pw_project_free(srv->snap->project);
-		free(srv->snap);
+	pw_snap *s = atomic_load(&srv->snap);
+	if (s) {
+		pw_project_free(s->project);
+		free(s);
 	}
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->tables);
@@ -418,10 +441,27 @@ static const char *loggable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-/* Serves one request from io and logs it. */
-static void serve(pw_server *srv, pw_io *io, pw_store **store)
+/* Writes all of buf to fd (log lines); errors are ignored. */
+static void write_all(int fd, const char *buf, size_t n)
 {
-	char m[16], p[512], u[128];
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+/*
+ * Serves one request from io and logs it, with the thread's connection
+ * slot and snapshot reference.
+ */
+static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
+{
+	char m[16], p[512], u[128], line[sizeof m + sizeof p + sizeof u + 96];
 	pw_req req = {
 		.io = io,
 		.store = store,
@@ -429,18 +469,20 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store)
 		.max_body = srv->max_body,
 		.t0_ms = mono_ms(),
 	};
-	req.snap = snap_acquire(srv);
+	req.snap = snap_acquire(srv, held);
 	dispatch(srv, &req);
 	/*
 	 * No flush here: FCGX_Finish_r sends the body with the end-of-request
 	 * record in one write (streams flush as they go; CGI at exit).
 	 */
-	fprintf(stderr, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
-		loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p), req.status,
-		mono_ms() - req.t0_ms,
-		pw_req_user(&req) ? loggable(pw_req_user(&req), u, sizeof u) : "-");
+	/* One write(2) per line, not one per fprintf conversion (stderr is unbuffered). */
+	int n = snprintf(line, sizeof line, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
+			 loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p),
+			 req.status, mono_ms() - req.t0_ms,
+			 pw_req_user(&req) ? loggable(pw_req_user(&req), u, sizeof u) : "-");
+	if (n > 0)
+		write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 	pw_req_release(&req);
-	snap_release(srv, req.snap);
 }
 
 /* --- I/O: FastCGI and CGI ------------------------------------------------------------------------ */
@@ -518,12 +560,14 @@ static void *worker_main(void *arg)
 			}
 			break;
 		}
-		serve(srv, &io, &w->store);
+		serve(srv, &io, &w->store, &w->snap);
 		FCGX_Finish_r(&w->fr);
 	}
 	FCGX_Finish_r(&w->fr);
 	pw_store_close(w->store);
 	w->store = NULL;
+	snap_release(srv, w->snap);
+	w->snap = NULL;
 	return NULL;
 }
 
@@ -617,9 +661,11 @@ static int run_cgi(pw_server *srv)
 {
 	pw_io io = {cgi_param, cgi_read, cgi_write, cgi_flush, NULL};
 	pw_store *store = NULL;
-	serve(srv, &io, &store);
+	pw_snap *snap = NULL;
+	serve(srv, &io, &store, &snap);
 	cgi_flush(&io);
 	pw_store_close(store);
+	snap_release(srv, snap);
 	return 0;
 }
 
