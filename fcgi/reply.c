@@ -94,33 +94,67 @@ int pw_reply_header(pw_req *req, const char *name, const char *value)
 	return 0;
 }
 
+/* A reply head being formatted: what fits in size bytes, and the length. */
+typedef struct head_buf {
+	char *p;
+	size_t size, len;
+	bool bad;
+} head_buf;
+
+/* Appends to h like snprintf: counts what does not fit. */
+__attribute__((format(printf, 2, 3)))
+static void head_add(head_buf *h, const char *fmt, ...)
+{
+	va_list ap;
+	size_t at = h->len < h->size ? h->len : h->size;
+	va_start(ap, fmt);
+	int w = vsnprintf(h->p + at, h->size - at, fmt, ap);
+	va_end(ap);
+	if (w < 0)
+		h->bad = true;
+	else
+		h->len += (size_t)w;
+}
+
+/* Formats the head into h (see begin). */
+static void head_format(const pw_req *req, head_buf *h, int status, const char *content_type,
+			long long length)
+{
+	head_add(h, "Status: %d %s\r\n", status, status_reason(status));
+	if (content_type)
+		head_add(h, "Content-Type: %s\r\n", content_type);
+	if (length >= 0)
+		head_add(h, "Content-Length: %lld\r\n", length);
+	for (size_t i = 0; i + 1 < req->headers.n; i += 2)
+		head_add(h, "%s: %s\r\n", req->headers.v[i], req->headers.v[i + 1]);
+	head_add(h, "\r\n");
+}
+
 /*
  * Starts the reply: status line, Content-Type (unless NULL), Content-Length
- * (unless < 0), the collected headers and the blank line. Returns 0 or -1.
+ * (unless < 0), the collected headers and the blank line. Formatted on the
+ * stack; a head too long for it is formatted again in the heap. Returns 0
+ * or -1.
  */
 static int begin(pw_req *req, int status, const char *content_type, long long length)
 {
-	char *head = NULL;
-	size_t len = 0;
-	int rc = -1;
+	char small[1024];
+	head_buf h = {small, sizeof small, 0, false};
 
 	assert(!req->started && "a request is answered once");
 	req->started = true;
 	req->status = status;
-	FILE *f = open_memstream(&head, &len);
-	if (!f)
+	head_format(req, &h, status, content_type, length);
+	if (h.bad)
 		return -1;
-	fprintf(f, "Status: %d %s\r\n", status, status_reason(status));
-	if (content_type)
-		fprintf(f, "Content-Type: %s\r\n", content_type);
-	if (length >= 0)
-		fprintf(f, "Content-Length: %lld\r\n", length);
-	for (size_t i = 0; i + 1 < req->headers.n; i += 2)
-		fprintf(f, "%s: %s\r\n", req->headers.v[i], req->headers.v[i + 1]);
-	fputs("\r\n", f);
-	if (fclose(f) == 0 && head)
-		rc = put(req, head, len);
-	free(head);
+	if (h.len < sizeof small)
+		return put(req, small, h.len);
+	h = (head_buf){malloc(h.len + 1), h.len + 1, 0, false};
+	if (!h.p)
+		return -1;
+	head_format(req, &h, status, content_type, length);
+	int rc = h.bad || h.len >= h.size ? -1 : put(req, h.p, h.len);
+	free(h.p);
 	return rc;
 }
 
@@ -139,9 +173,10 @@ int pw_reply_empty(pw_req *req, int status)
 
 int pw_reply_json(pw_req *req, int status, json_object *body)
 {
-	const char *s = json_object_to_json_string_ext(
-		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	int rc = s ? pw_reply_raw(req, status, "application/json", s, strlen(s)) : -1;
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	int rc = s ? pw_reply_raw(req, status, "application/json", s, len) : -1;
 	json_object_put(body);
 	return rc;
 }
