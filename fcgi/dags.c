@@ -321,6 +321,21 @@ static int dags_page(pw_req *req, const dag_filter *f, int limit,
 	return PW_OK;
 }
 
+/* Runs a statement without rows through the connection's cache. 0 or -1. */
+static int exec_cached(pw_store *store, const char *sql)
+{
+	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
+
+	if (!q)
+		return -1;
+	int step = sqlite3_step(q);
+	sqlite3_reset(q);
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+static const char begin_sql[] = "BEGIN";
+static const char commit_sql[] = "COMMIT";
+
 int dags_list(pw_req *req)
 {
 	dag_filter f = {0};
@@ -336,12 +351,12 @@ int dags_list(pw_req *req)
 		goto out;
 	}
 	data = json_object_new_array();
-	/* One read transaction for the page, not one per DAG. */
-	sqlite3 *db = pw_store_db(pw_req_store(req));
-	bool in_tx = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	/* One read transaction for the page, not one per DAG (prepared once). */
+	pw_store *store = pw_req_store(req);
+	bool in_tx = exec_cached(store, begin_sql) == 0;
 	int page = data ? dags_page(req, &f, limit, offset, data, &total) : PW_ERR;
 	if (in_tx)
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		exec_cached(store, commit_sql);
 	if (page != PW_OK)
 		goto out;
 	meta = api_page_meta(total, limit, offset);
