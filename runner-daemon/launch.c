@@ -6,12 +6,14 @@
  *
  *   runner --fork--> shim (setsid; pid = pgid) --vfork+execve--> task
  *
- * The shim is a fork of the runner, so it first drops everything it
- * inherited: every descriptor above 2 (the runner's database, its lock
- * file and wake FIFO must not outlive the runner in a shim), stdin/stdout/
- * stderr (pointed at /dev/null), signal handlers and the signal mask. It
- * never returns into the runner's code and ends with _exit(). It uses no
- * stdio stream; json-c (and so malloc) is used only to encode the status.
+ * The shim is a fork of the launcher (or of the runner), so it first drops
+ * everything it inherited: every descriptor above 2 but its go pipe (the
+ * runner's database, its lock file and wake FIFO must not outlive the
+ * runner in a shim), stdin/stdout/stderr (pointed at /dev/null), signal
+ * handlers and the signal mask; and it looks the command up on PATH. It
+ * does all that before go, while the runner commits the try. It never
+ * returns into the runner's code and ends with _exit(). It uses no stdio
+ * stream; json-c (and so malloc) is used only to encode the status.
  *
  * The task is started with vfork(): the shim's memory is not copied a
  * second time, which matters when 10,000 short tasks are started. The
@@ -112,8 +114,7 @@ static void close_from(int from)
 		(void)close((int)fd);
 }
 
-/* Sets the disposition of every catchable signal to SIG_DFL. */
-static void reset_signals(void)
+void pw_signals_reset(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -153,6 +154,7 @@ static long long now_ms(void)
 typedef struct task_spec {
 	const pw_launch *l;
 	const char *path_env; /* PATH of the task's environment */
+	const char *resolved; /* argv[0] found on PATH before go, or NULL */
 	int out_w;            /* write end of the stdout pipe */
 	int log;              /* log file */
 } task_spec;
@@ -226,7 +228,9 @@ static _Noreturn void task_child(const task_spec *ts)
 	const char *what;
 	if (l->argv) {
 		what = l->argv[0];
-		exec_search(what, l->argv, l->env, ts->path_env);
+		if (ts->resolved)
+			execve(ts->resolved, l->argv, l->env);
+		exec_search(what, l->argv, l->env, ts->path_env); /* exact errors */
 	} else {
 		char *sh_argv[] = {"sh", "-c", (char *)l->shell, NULL};
 		what = "/bin/sh";
@@ -520,24 +524,66 @@ out:
 }
 
 /*
- * Drops what the shim inherited from the runner: descriptors above 2,
- * stdin/stdout/stderr (now /dev/null), handlers and the signal mask; then
- * ignores SIGTERM, SIGINT and SIGHUP.
+ * Drops what the shim inherited from its parent: descriptors above 2 but
+ * go_r (moved to 3; returned), stdin/stdout/stderr (now /dev/null), the
+ * handlers (all of them unless `clean`: the launcher's children only
+ * inherit its SIGCHLD, SIGTERM and SIGINT) and the signal mask; then
+ * ignores SIGTERM, SIGINT and SIGHUP and starts its own session. Done
+ * before go, while the runner commits: none of it is visible outside.
  */
-static void shim_detach(void)
+static int shim_detach(int go_r, bool clean)
 {
-	close_from(3);
+	if (go_r != 3 && (dup2(go_r, 3) != 3 || close(go_r) != 0))
+		_exit(0); /* cannot wait for go: never start */
+	close_from(4);
 	int null = open("/dev/null", O_RDWR);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
 		if (fd != null)
 			(void)dup2(null, fd);
-	if (null > 2)
+	if (null > 3)
 		(void)close(null);
-	reset_signals();
+	if (clean)
+		set_handler(SIGCHLD, SIG_DFL);
+	else
+		pw_signals_reset();
 	set_handler(SIGTERM, SIG_IGN);
 	set_handler(SIGINT, SIG_IGN);
 	set_handler(SIGHUP, SIG_IGN);
 	unblock_all_signals();
+	(void)setsid();
+	return 3;
+}
+
+/*
+ * Finds file on the absolute directories of path as exec_search would
+ * (first regular file we may execute), into buf. Returns buf, or NULL
+ * when file has a '/', a relative directory comes first, or a lookup
+ * fails oddly: then the child searches itself, with its exact errors.
+ */
+static const char *resolve_path(const char *file, const char *path, char *buf, size_t size)
+{
+	size_t flen = strlen(file);
+	struct stat sb;
+	if (!*file || strchr(file, '/'))
+		return NULL;
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t dlen = (size_t)(end - p);
+		if (dlen == 0 || *p != '/' || dlen + 1 + flen >= size)
+			return NULL;
+		memcpy(buf, p, dlen);
+		buf[dlen] = '/';
+		memcpy(buf + dlen + 1, file, flen + 1);
+		if (stat(buf, &sb) == 0) {
+			if (S_ISREG(sb.st_mode) && access(buf, X_OK) == 0)
+				return buf;
+		} else if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
+			return NULL;
+		}
+		if (!*end)
+			return NULL;
+		p = end;
+	}
 }
 
 /* The value of PATH in env, or the default search path. */
@@ -565,12 +611,10 @@ static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
  * Waits for the runner's go byte on go_r (see pw_launch_start); exits the
  * shim quietly when the pipe closes without one.
  */
-static void shim_wait_go(int go_r, int go_w)
+static void shim_wait_go(int go_r)
 {
 	char go;
 	ssize_t n;
-	if (go_w >= 0)
-		(void)close(go_w);
 	while ((n = read(go_r, &go, 1)) < 0 && errno == EINTR)
 		;
 	if (n != 1)
@@ -579,14 +623,20 @@ static void shim_wait_go(int go_r, int go_w)
 }
 
 /* The shim: runs the try and writes its status. Never returns. */
-_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
 {
 	shim_out so = {.log = -1, .cur_blank = true};
 	int pipefd[2] = {-1, -1}, ws = -1;
+	char resolved[PATH_MAX];
 
-	shim_wait_go(go_r, go_w);
-	(void)setsid();
-	shim_detach();
+	if (go_w >= 0)
+		(void)close(go_w);
+	go_r = shim_detach(go_r, clean);
+	const char *path_env = env_path(l->env);
+	task_spec ts = {.l = l, .path_env = path_env,
+			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
+							   sizeof resolved) : NULL};
+	shim_wait_go(go_r);
 	so.log = open(l->log_path,
 		      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (so.log < 0)
@@ -604,8 +654,8 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
 		free(so.last);
 		so.cur = so.last = NULL; /* the log still gets everything */
 	}
-	task_spec ts = {.l = l, .path_env = env_path(l->env),
-			.out_w = pipefd[1], .log = so.log};
+	ts.out_w = pipefd[1];
+	ts.log = so.log;
 	pid_t task = spawn_task(&ts);
 	int e = errno;
 	(void)close(pipefd[1]);
@@ -637,7 +687,7 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0)
-		pw_shim_main(l, go[0], go[1]);
+		pw_shim_main(l, go[0], go[1], false);
 	int saved = errno;
 	(void)close(go[0]);
 	if (pid < 0) {

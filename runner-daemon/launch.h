@@ -56,10 +56,16 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
 void pw_launch_go(int go_fd);
 
 /*
- * The shim's body, for launcher.c: waits for go on go_r (closing go_w
- * unless it is -1), runs the try, writes the status. Never returns.
+ * The shim's body, for launcher.c: closes go_w (unless it is -1), drops
+ * what it inherited and finds the command on PATH, then waits for go on
+ * go_r, runs the try, writes the status. Never returns. clean: the parent
+ * has default signal dispositions but for SIGCHLD, SIGTERM and SIGINT
+ * (the launcher), so the shim resets only those.
  */
-_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w);
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean);
+
+/* Sets the disposition of every catchable signal to SIG_DFL. */
+void pw_signals_reset(void);
 
 /*
  * The launcher (launcher.c): a small process the runner forks first thing,

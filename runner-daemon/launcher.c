@@ -151,7 +151,7 @@ static void serve(int sock, const char *msg, size_t size, int go_r)
 	if (go_r >= 0 && decode(msg, size, &l, &argv, &env) == 0) {
 		pid_t pid = fork();
 		if (pid == 0)
-			pw_shim_main(&l, go_r, -1);
+			pw_shim_main(&l, go_r, -1, true);
 		rep = (reply){pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
 	}
 	if (go_r >= 0)
@@ -168,6 +168,7 @@ static _Noreturn void launcher_main(int sock)
 	static char buf[sizeof(request_head) + REQUEST_MAX];
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 	sigemptyset(&ign.sa_mask);
+	pw_signals_reset(); /* once here, so that each shim need not */
 	sigaction(SIGCHLD, &ign, NULL);  /* the kernel reaps the shims */
 	sigaction(SIGTERM, &ign, NULL);  /* the runner's group may get it */
 	sigaction(SIGINT, &ign, NULL);
