@@ -569,7 +569,6 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	pw_strv env = {0};
 	char *status = exec_try_path(run, t, k->try_number, "status");
 	char *xcom = exec_try_path(run, t, k->try_number, "xcom.json");
-	char *taskdir = pw_asprintf("%s/%s", run->dir, task->name);
 	char *workdir = task->cwd ? pw_path_join(r->project->root, task->cwd)
 				  : strdup(r->project->root);
 	char **envv = NULL;
@@ -577,8 +576,8 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	*log_path = exec_try_path(run, t, k->try_number, "log");
 	pw_task_env in = {r->environ, run->dag_id, run->run_id, task, k->try_number,
 			  run->params_path, xcom, &cat, run->run_outputs};
-	if (!status || !xcom || !taskdir || !workdir || !*log_path ||
-	    (mkdir(taskdir, 0755) != 0 && errno != EEXIST && pw_mkdirs(taskdir) != 0) || pw_task_env_build(&in, &env) != 0 ||
+	/* The shim creates the task's folder (before go, off this path). */
+	if (!status || !xcom || !workdir || !*log_path || pw_task_env_build(&in, &env) != 0 ||
 	    !(envv = pw_env_vector(&env)))
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
@@ -599,7 +598,6 @@ out:
 	pw_strv_free(&env);
 	free(status);
 	free(xcom);
-	free(taskdir);
 	free(workdir);
 	return rc;
 }

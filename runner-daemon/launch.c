@@ -488,16 +488,17 @@ out:
 }
 
 /*
- * Writes the status file atomically (<path>.tmp, then rename). When the
- * JSON cannot be built, a status without the last line is written.
- * Returns 0 or -1.
+ * Writes the status into tmp_fd, the open file tmp (<path>.tmp), closes it
+ * and renames it to path, so that the status appears whole. When the JSON
+ * cannot be built, a status without the last line is written. Returns 0
+ * or -1.
  */
-static int write_status(const char *path, int ws, const shim_out *so)
+static int write_status(const char *path, const char *tmp, int tmp_fd, int ws,
+			const shim_out *so)
 {
-	char tmp[PATH_MAX], fallback[96];
+	char fallback[96];
 	char *json = status_json(ws, so);
 	const char *text = json;
-	int rc = -1;
 
 	if (!json) {
 		int code, sig;
@@ -507,20 +508,39 @@ static int write_status(const char *path, int ws, const shim_out *so)
 			 code, sig);
 		text = fallback;
 	}
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-		goto out;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		goto out;
-	int w = write_all(fd, text, strlen(text));
-	if (close(fd) != 0 || w != 0 || rename(tmp, path) != 0) {
+	int w = write_all(tmp_fd, text, strlen(text));
+	int rc = close(tmp_fd) != 0 || w != 0 || rename(tmp, path) != 0 ? -1 : 0;
+	if (rc != 0)
 		(void)unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
 	free(json);
 	return rc;
+}
+
+/*
+ * Opens (creating) the try's log for appending, creating its folder when
+ * missing; *created says whether the file is new. Returns the fd or -1.
+ */
+static int open_log(const char *path, bool *created)
+{
+	int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
+	for (int tries = 0; tries < 2; tries++) {
+		int fd = open(path, flags | O_CREAT | O_EXCL, 0644);
+		*created = fd >= 0;
+		if (fd < 0 && errno == EEXIST)
+			fd = open(path, flags);
+		if (fd >= 0 || errno != ENOENT || tries > 0)
+			return fd;
+		char dir[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+		size_t n = slash ? (size_t)(slash - path) : 0;
+		if (n == 0 || n >= sizeof dir)
+			return -1;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			return -1;
+	}
+	return -1;
 }
 
 /*
@@ -608,43 +628,54 @@ static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
 }
 
 /*
- * Waits for the runner's go byte on go_r (see pw_launch_start); exits the
- * shim quietly when the pipe closes without one.
+ * Waits for the runner's go byte on go_r (see pw_launch_start). Returns
+ * false when the pipe closed without one: the shim must exit unstarted.
  */
-static void shim_wait_go(int go_r)
+static bool shim_wait_go(int go_r)
 {
 	char go;
 	ssize_t n;
 	while ((n = read(go_r, &go, 1)) < 0 && errno == EINTR)
 		;
-	if (n != 1)
-		_exit(0);
 	(void)close(go_r);
+	return n == 1;
 }
 
 /* The shim: runs the try and writes its status. Never returns. */
 _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
 {
 	shim_out so = {.log = -1, .cur_blank = true};
-	int pipefd[2] = {-1, -1}, ws = -1;
-	char resolved[PATH_MAX];
+	int pipefd[2] = {-1, -1}, ws = -1, tmp_fd = -1;
+	char resolved[PATH_MAX], tmp[PATH_MAX];
+	bool log_created = false;
 
 	if (go_w >= 0)
 		(void)close(go_w);
 	go_r = shim_detach(go_r, clean);
+	/* Before go, too: the files, the pipe, the command's path. */
 	const char *path_env = env_path(l->env);
 	task_spec ts = {.l = l, .path_env = path_env,
 			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
 							   sizeof resolved) : NULL};
-	shim_wait_go(go_r);
-	so.log = open(l->log_path,
-		      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	so.log = open_log(l->log_path, &log_created);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", l->status_path) < sizeof tmp)
+		tmp_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int pipe_rc = so.log >= 0 ? pipe2(pipefd, O_CLOEXEC) : 0;
+	int pipe_errno = errno;
+	if (!shim_wait_go(go_r)) {
+		/* Not started: leave nothing behind. */
+		if (tmp_fd >= 0)
+			(void)unlink(tmp);
+		if (log_created)
+			(void)unlink(l->log_path);
+		_exit(0);
+	}
 	if (so.log < 0)
 		goto done;
-	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+	if (pipe_rc != 0) {
 		write_msg(so.log, (const char *const[]){
 			  "pipewright: cannot create a pipe: ",
-			  err_text(errno), NULL});
+			  err_text(pipe_errno), NULL});
 		goto done;
 	}
 	so.cur = malloc(PW_LINE_MAX);
@@ -671,7 +702,9 @@ done:
 		(void)close(pipefd[0]);
 	if (so.log >= 0)
 		(void)close(so.log);
-	_exit(write_status(l->status_path, ws, &so) == 0 ? 0 : 1);
+	if (tmp_fd < 0)
+		_exit(1); /* no status: the runner records the try as lost */
+	_exit(write_status(l->status_path, tmp, tmp_fd, ws, &so) == 0 ? 0 : 1);
 }
 
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)

@@ -33,12 +33,13 @@ typedef struct pw_launch {
 	char *const *env;           /* NULL-terminated "NAME=value": the
 				     * complete environment of the task */
 	const char *log_path;       /* stdout and stderr, appended */
-	const char *status_path;    /* written by the shim when the task ends */
+	const char *status_path;    /* written by the shim when the task ends,
+				     * in log_path's folder */
 } pw_launch;
 
 /*
- * Forks the shim for l. The folders of log_path and status_path must
- * exist. Returns the shim's pid (> 0), which is also the process group to
+ * Forks the shim for l. log_path and status_path are in one folder, which
+ * the shim creates when missing (its parent must exist). Returns the shim's pid (> 0), which is also the process group to
  * signal, sets *proc_start to its start time (pw_proc_start_time) and
  * *go_fd to the write end of its go pipe; or -1 with errno set.
  *
