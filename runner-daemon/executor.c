@@ -428,7 +428,7 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	if (!(run->tasks = calloc(run->dag->n_tasks + 1, sizeof *run->tasks)))
 		goto fail;
 	for (size_t i = 0; i < run->dag->n_tasks; i++)
-		run->tasks[i].pidfd = -1;
+		run->tasks[i].end_fd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
 	if (select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
 		goto fail;
@@ -457,8 +457,8 @@ void exec_run_free(rn_run *run)
 	if (!run)
 		return;
 	for (size_t i = 0; run->tasks && run->dag && i < run->dag->n_tasks; i++)
-		if (run->tasks[i].pidfd >= 0)
-			close(run->tasks[i].pidfd);
+		if (run->tasks[i].end_fd >= 0)
+			close(run->tasks[i].end_fd);
 	pw_dag_free(run->dag);
 	free(run->tasks);
 	free(run->ready);
@@ -548,10 +548,8 @@ static int go_push(runner *r, int fd)
 	if (r->n_go == r->cap_go) {
 		size_t cap = r->cap_go ? r->cap_go * 2 : 16;
 		int *grown = realloc(r->go_fds, cap * sizeof *grown);
-		if (!grown) {
-			close(fd); /* its shim exits unstarted */
+		if (!grown)
 			return PW_ERR;
-		}
 		r->go_fds = grown;
 		r->cap_go = cap;
 	}
@@ -583,13 +581,14 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
 	int go = -1;
-	k->watched = r->launcher >= 0;
-	k->pid = k->watched ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
-			    : pw_launch_start(&l, proc_start, &go);
+	k->pid = r->launcher >= 0 ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
+				  : pw_launch_start(&l, proc_start, &go);
 	k->proc_start = *proc_start;
-	/* The shim waits for go, so its pid cannot be reused before this. */
-	k->pidfd = k->watched && k->pid > 0 ? pw_pidfd_open(k->pid) : -1;
+	k->watched = true; /* its end shows on its socket, before its exit */
 	rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
+	if (k->pid > 0 && rc != PW_OK)
+		close(go); /* its shim exits unstarted */
+	k->end_fd = rc == PW_OK ? go : -1;
 out:
 	if (rc != PW_OK)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,
@@ -764,9 +763,9 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 		run->n_waiting++;
 	k->next_try_at = now + task->retry_delay * 1000LL;
 	k->pid = 0;
-	if (k->pidfd >= 0) {
-		close(k->pidfd);
-		k->pidfd = -1;
+	if (k->end_fd >= 0) {
+		close(k->end_fd);
+		k->end_fd = -1;
 	}
 	procs_remove(r, run, t);
 	pool_use(r, task->pool, -task->pool_slots);
@@ -934,17 +933,17 @@ int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start
 	k->pid = pid;
 	k->proc_start = proc_start;
 	k->watched = true;
-	k->pidfd = pw_pidfd_open(pid);
+	k->end_fd = pw_pidfd_open(pid);
 	k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
 	return procs_add(r, run, t);
 }
 
-/* Whether a watched shim has exited: its pidfd is readable, or it is gone. */
+/* Whether a watched try has ended: its end_fd is readable, or it is gone. */
 static bool watched_exited(const rn_task *k)
 {
-	if (k->pidfd >= 0) {
-		struct pollfd p = {.fd = k->pidfd, .events = POLLIN};
+	if (k->end_fd >= 0) {
+		struct pollfd p = {.fd = k->end_fd, .events = POLLIN};
 		return poll(&p, 1, 0) > 0;
 	}
 	return kill(k->pid, 0) != 0 || pw_proc_start_time(k->pid) != k->proc_start;
@@ -963,4 +962,17 @@ int exec_check_watched(runner *r, long long now)
 		i--; /* exec_try_ended moved the last entry here */
 	}
 	return PW_OK;
+}
+
+void exec_drop_unstarted(runner *r)
+{
+	for (size_t i = 0; i < r->n_go; i++) {
+		for (size_t j = 0; j < r->n_running; j++) {
+			rn_task *k = &r->procs[j].run->tasks[r->procs[j].t];
+			if (k->end_fd == r->go_fds[i])
+				k->end_fd = -1;
+		}
+		close(r->go_fds[i]);
+	}
+	r->n_go = 0;
 }

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -629,7 +630,7 @@ static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
 
 /*
  * Waits for the runner's go byte on go_r (see pw_launch_start). Returns
- * false when the pipe closed without one: the shim must exit unstarted.
+ * false when the socket closed without one: the shim must exit unstarted.
  */
 static bool shim_wait_go(int go_r)
 {
@@ -637,7 +638,6 @@ static bool shim_wait_go(int go_r)
 	ssize_t n;
 	while ((n = read(go_r, &go, 1)) < 0 && errno == EINTR)
 		;
-	(void)close(go_r);
 	return n == 1;
 }
 
@@ -704,7 +704,11 @@ done:
 		(void)close(so.log);
 	if (tmp_fd < 0)
 		_exit(1); /* no status: the runner records the try as lost */
-	_exit(write_status(l->status_path, tmp, tmp_fd, ws, &so) == 0 ? 0 : 1);
+	int rc = write_status(l->status_path, tmp, tmp_fd, ws, &so);
+	/* The end, to the runner (if it is still there) before our exit. */
+	ssize_t ignored = send(go_r, "e", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)ignored;
+	_exit(rc == 0 ? 0 : 1);
 }
 
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
@@ -716,7 +720,7 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 		errno = EINVAL;
 		return -1;
 	}
-	if (pipe2(go, O_CLOEXEC) != 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0)
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0)
@@ -737,9 +741,8 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 void pw_launch_go(int go_fd)
 {
 	ssize_t n;
-	while ((n = write(go_fd, "g", 1)) < 0 && errno == EINTR)
+	while ((n = send(go_fd, "g", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
-	(void)close(go_fd);
 }
 
 /* --- reading files --------------------------------------------------------- */

@@ -39,27 +39,31 @@ typedef struct pw_launch {
 
 /*
  * Forks the shim for l. log_path and status_path are in one folder, which
- * the shim creates when missing (its parent must exist). Returns the shim's pid (> 0), which is also the process group to
- * signal, sets *proc_start to its start time (pw_proc_start_time) and
- * *go_fd to the write end of its go pipe; or -1 with errno set.
+ * the shim creates when missing (its parent must exist). Returns the
+ * shim's pid (> 0), which is also the process group to signal, sets
+ * *proc_start to its start time (pw_proc_start_time) and *go_fd to the
+ * runner's end of the try's socket; or -1 with errno set.
  *
- * The shim waits on the go pipe before it does anything: the runner first
+ * The shim waits on the socket before it runs anything: the runner first
  * commits that the try is running (with this pid), then calls
  * pw_launch_go. If the runner closes go_fd without that - or dies - the
  * shim exits at once, writing nothing: a try the database does not know
- * of never runs. In the child nothing of the runner's state is touched
+ * of never runs. After go, go_fd becomes readable (a byte, or end of
+ * file) once the status file is written or the shim is gone: the runner
+ * learns of the end without waiting for the shim's exit. In the child nothing of the runner's state is touched
  * (no SQLite, no stdio buffers); all descriptors but the log are closed
  * before exec. When exec fails, the log says why and the exit code is 127.
  */
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
 
-/* Lets the shim of go_fd start its task, and closes go_fd. */
+/* Lets the shim of go_fd start its task; go_fd stays open (see above). */
 void pw_launch_go(int go_fd);
 
 /*
  * The shim's body, for launcher.c: closes go_w (unless it is -1), drops
  * what it inherited and finds the command on PATH, then waits for go on
- * go_r, runs the try, writes the status. Never returns. clean: the parent
+ * the socket go_r, runs the try, writes the status and says so on go_r.
+ * Never returns. clean: the parent
  * has default signal dispositions but for SIGCHLD, SIGTERM and SIGINT
  * (the launcher), so the shim resets only those.
  */
@@ -74,7 +78,7 @@ void pw_signals_reset(void);
  * shims on the runner's behalf. Forking a process of a few MB instead of
  * the runner (tens of MB with a 10,000-task DAG) keeps the cost of a try
  * low and flat. Its shims are its children, reaped by it as they exit; the
- * runner follows each through a pidfd. The launcher exits when the
+ * runner follows each through its socket. The launcher exits when the
  * runner's end of the socket closes; running shims go on.
  *
  * pw_launcher_start returns the runner's end of the socket (and the

@@ -5,13 +5,13 @@
  *   runner -> launcher   one message per try: a header, then the strings
  *                        workdir, log_path, status_path, then the shell
  *                        string or the argv strings, then the environment,
- *                        each NUL-terminated; the read end of the try's go
- *                        pipe rides along as SCM_RIGHTS
+ *                        each NUL-terminated; the shim's end of the try's
+ *                        socket (go, then the end) rides along as SCM_RIGHTS
  *   launcher -> runner   {pid, errno}: the shim's pid, or 0 and why not
  *
  * The launcher ignores SIGCHLD, so the kernel reaps its shims; the runner
- * holds a pidfd for each (taken while the shim still waits for go, so the
- * pid cannot have been reused).
+ * keeps its end of each try's socket, which becomes readable when the
+ * shim has written the status or is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -223,7 +223,8 @@ pid_t pw_launcher_launch(int sock, const pw_launch *l, long long *proc_start, in
 	int go[2] = {-1, -1};
 	reply rep = {0, EIO};
 	char *msg = encode(l, &size);
-	if (!msg || pipe2(go, O_CLOEXEC) != 0 || send_request(sock, msg, size, go[0]) != 0)
+	if (!msg || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0 ||
+	    send_request(sock, msg, size, go[0]) != 0)
 		goto fail;
 	ssize_t n;
 	while ((n = recv(sock, &rep, sizeof rep, 0)) < 0 && errno == EINTR)

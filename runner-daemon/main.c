@@ -69,12 +69,10 @@ int rn_commit(runner *r)
 		if (rc != PW_OK)
 			pw_store_rollback(r->store);
 	}
-	for (size_t i = 0; i < r->n_go; i++) {
-		if (rc == PW_OK)
-			pw_launch_go(r->go_fds[i]);
-		else
-			close(r->go_fds[i]); /* the shim exits without running */
-	}
+	if (rc != PW_OK)
+		exec_drop_unstarted(r); /* the shims exit without running */
+	for (size_t i = 0; i < r->n_go; i++)
+		pw_launch_go(r->go_fds[i]);
 	r->n_go = 0;
 	return rc;
 }
@@ -289,8 +287,8 @@ static void wait_for_work(runner *r, long long deadline)
 		fds[n++] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
 	for (size_t i = 0; i < r->n_running && n < r->cap_pollfds; i++) {
 		const rn_task *k = &r->procs[i].run->tasks[r->procs[i].t];
-		if (k->pidfd >= 0)
-			fds[n++] = (struct pollfd){.fd = k->pidfd, .events = POLLIN};
+		if (k->end_fd >= 0)
+			fds[n++] = (struct pollfd){.fd = k->end_fd, .events = POLLIN};
 	}
 	long long wait = deadline - pw_now_ms();
 	if (wait < 0)
@@ -334,9 +332,7 @@ static int run_loop(runner *r)
 			if (r->in_tx)
 				pw_store_rollback(r->store);
 			r->in_tx = false;
-			for (size_t i = 0; i < r->n_go; i++)
-				close(r->go_fds[i]);
-			r->n_go = 0;
+			exec_drop_unstarted(r);
 			rn_error(r, "a step failed; exiting so that a restart recovers");
 			return 1;
 		}

@@ -55,9 +55,11 @@ typedef struct rn_task {
 	long long next_try_at;  /* up_for_retry: when to queue again (ms) */
 	long long started_at;   /* of the running try */
 	pid_t pid;          /* shim of the running try, or 0 */
-	bool watched;       /* not our child (the launcher's, or adopted): its
-			     * end shows on pidfd, else by kill(pid, 0) */
-	int pidfd;          /* readable when a watched shim exits, or -1 */
+	bool watched;       /* its end shows on end_fd, else (adopted
+			     * without pidfd) by kill(pid, 0) */
+	int end_fd;         /* readable when the try has ended: the try's
+			     * socket (launch.h), or an adopted shim's
+			     * pidfd; or -1 */
 	long long proc_start;   /* the shim's start time */
 	long long timeout_at;   /* SIGTERM time for the running try, or 0 */
 	long long kill_at;      /* SIGKILL time after a SIGTERM, or 0 */
@@ -100,8 +102,8 @@ typedef struct runner {
 	rn_run *runs;           /* active runs, in claim order */
 	rn_proc *procs;         /* tries running across all runs */
 	size_t n_running, cap_procs;
-	int *go_fds;            /* shims started in this step, waiting for */
-	size_t n_go, cap_go;    /* the commit (pw_launch_go) */
+	int *go_fds;            /* end_fds of the shims started in this step, */
+	size_t n_go, cap_go;    /* waiting for the commit (pw_launch_go) */
 	json_object *pool_slots;  /* pool name -> slots (refreshed per step) */
 	json_object *pool_used;   /* pool name -> slots held by running tries */
 	bool in_tx;
@@ -178,11 +180,16 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now);
 /*
  * Takes over a running try a previous runner started: its shim pid is
  * alive with the recorded start time. Its end is noticed by
- * exec_check_watched (the loop also polls its pidfd).
+ * exec_check_watched (the loop also polls its end_fd).
  */
 int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start);
 /* Records the end of watched tries whose shim has exited. */
 int exec_check_watched(runner *r, long long now);
+/*
+ * The step's commit failed: closes the go sockets of the shims started in
+ * it (they exit unstarted) and forgets them.
+ */
+void exec_drop_unstarted(runner *r);
 /* The active run with this pk, or NULL. */
 rn_run *exec_find_run(runner *r, long long pk);
 /* Paths of a try's files: "<dir>/<task>/<try>.<ext>", malloc'd. */
