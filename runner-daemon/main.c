@@ -30,6 +30,7 @@
 
 #define HEARTBEAT_MS 2000
 #define IDLE_POLL_MS 1000   /* fallback check of PRAGMA data_version */
+#define DATA_VERSION_MS 200 /* ... and at most this often while busy */
 #define KILL_GRACE_MS 5000
 #define PRUNE_EVERY_MS 3600000  /* old events go once an hour */
 
@@ -300,9 +301,14 @@ static void wait_for_work(runner *r, long long deadline)
 	drain(signal_pipe[0]);
 	if (drain(r->wake_fd))
 		r->work_changed = true;
+	/* A read transaction of its own: not after every try's end. */
+	long long now = pw_now_ms();
 	bool changed = false;
-	if (st_changed(r, &changed) == PW_OK && changed)
-		r->work_changed = true;
+	if (now - r->data_version_at >= DATA_VERSION_MS) {
+		r->data_version_at = now;
+		if (st_changed(r, &changed) == PW_OK && changed)
+			r->work_changed = true;
+	}
 }
 
 /* The loop. Returns the exit status. */

@@ -117,6 +117,7 @@ typedef struct runner {
 	struct pollfd *pollfds; /* wait_for_work's, grown with n_running */
 	size_t cap_pollfds;
 	long long data_version; /* last PRAGMA data_version seen */
+	long long data_version_at; /* when (ms) */
 	long long fingerprint;  /* of the project files loaded */
 } runner;
 
