@@ -542,6 +542,21 @@ static void note_failure(rn_run *run, size_t t, const char *why)
 
 /* --- starting tries ------------------------------------------------------------ */
 
+/* Keeps an ended try's socket until the step commits (rn_commit). */
+static int ack_push(runner *r, int fd)
+{
+	if (r->n_ack == r->cap_ack) {
+		size_t cap = r->cap_ack ? r->cap_ack * 2 : 16;
+		int *grown = realloc(r->ack_fds, cap * sizeof *grown);
+		if (!grown)
+			return PW_ERR;
+		r->ack_fds = grown;
+		r->cap_ack = cap;
+	}
+	r->ack_fds[r->n_ack++] = fd;
+	return PW_OK;
+}
+
 /* Keeps a started shim's go fd until the step commits (rn_commit). */
 static int go_push(runner *r, int fd)
 {
@@ -589,6 +604,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	if (k->pid > 0 && rc != PW_OK)
 		close(go); /* its shim exits unstarted */
 	k->end_fd = rc == PW_OK ? go : -1;
+	k->end_sock = k->end_fd >= 0;
 out:
 	if (rc != PW_OK)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,
@@ -743,7 +759,9 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	rn_task *k = &run->tasks[t];
 	pw_try_result res = {0};
 	char *status = exec_try_path(run, t, k->try_number, "status");
-	int found = status ? pw_launch_read_status(status, &res) : -1;
+	int found = k->end_sock ? pw_launch_read_end(k->end_fd, &res) : 1;
+	if (found == 1) /* not on the socket: the file, if the shim wrote one */
+		found = status ? pw_launch_read_status(status, &res) : -1;
 	const char *xcom_failure = NULL;
 	char why[96];
 
@@ -763,10 +781,10 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 		run->n_waiting++;
 	k->next_try_at = now + task->retry_delay * 1000LL;
 	k->pid = 0;
-	if (k->end_fd >= 0) {
-		close(k->end_fd);
-		k->end_fd = -1;
-	}
+	if (k->end_fd >= 0 && (!k->end_sock || ack_push(r, k->end_fd) != PW_OK))
+		close(k->end_fd); /* an unacked shim writes its status file */
+	k->end_fd = -1;
+	k->end_sock = false;
 	procs_remove(r, run, t);
 	pool_use(r, task->pool, -task->pool_slots);
 	if (ti_state_is_final(k->state))
@@ -934,6 +952,7 @@ int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start
 	k->proc_start = proc_start;
 	k->watched = true;
 	k->end_fd = pw_pidfd_open(pid);
+	k->end_sock = false;
 	k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
 	return procs_add(r, run, t);

@@ -489,32 +489,52 @@ out:
 }
 
 /*
- * Writes the status into tmp_fd, the open file tmp (<path>.tmp), closes it
- * and renames it to path, so that the status appears whole. When the JSON
- * cannot be built, a status without the last line is written. Returns 0
- * or -1.
+ * Writes the status file atomically (<path>.tmp, then rename), for the
+ * runner to find when it did not take the end over the socket. When the
+ * JSON cannot be built, a status without the last line is written.
+ * Returns 0 or -1.
  */
-static int write_status(const char *path, const char *tmp, int tmp_fd, int ws,
-			const shim_out *so)
+static int write_status(const char *path, const char *text)
 {
-	char fallback[96];
-	char *json = status_json(ws, so);
-	const char *text = json;
-
-	if (!json) {
-		int code, sig;
-		decode_status(ws, &code, &sig);
-		snprintf(fallback, sizeof fallback,
-			 "{\"exit_code\":%d,\"signal\":%d,\"last_line\":null}\n",
-			 code, sig);
-		text = fallback;
-	}
-	int w = write_all(tmp_fd, text, strlen(text));
-	int rc = close(tmp_fd) != 0 || w != 0 || rename(tmp, path) != 0 ? -1 : 0;
-	if (rc != 0)
+	char tmp[PATH_MAX];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+		return -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	int w = write_all(fd, text, strlen(text));
+	if (close(fd) != 0 || w != 0 || rename(tmp, path) != 0) {
 		(void)unlink(tmp);
-	free(json);
-	return rc;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Gives the status to the runner on the try's socket: the text, end of
+ * file, then waits for the runner's ack, which it sends once the end is
+ * committed. Returns true when acked; false when the runner is gone (or
+ * never listened): then the status must go to the file.
+ */
+static bool tell_runner(int sock, const char *text)
+{
+	size_t len = strlen(text);
+	while (len > 0) {
+		ssize_t n = send(sock, text, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		text += n;
+		len -= (size_t)n;
+	}
+	char ack;
+	ssize_t n;
+	if (shutdown(sock, SHUT_WR) != 0)
+		return false;
+	while ((n = read(sock, &ack, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1;
 }
 
 /*
@@ -641,12 +661,12 @@ static bool shim_wait_go(int go_r)
 	return n == 1;
 }
 
-/* The shim: runs the try and writes its status. Never returns. */
+/* The shim: runs the try and hands over its status. Never returns. */
 _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
 {
 	shim_out so = {.log = -1, .cur_blank = true};
-	int pipefd[2] = {-1, -1}, ws = -1, tmp_fd = -1;
-	char resolved[PATH_MAX], tmp[PATH_MAX];
+	int pipefd[2] = {-1, -1}, ws = -1;
+	char resolved[PATH_MAX], fallback[96];
 	bool log_created = false;
 
 	if (go_w >= 0)
@@ -658,14 +678,10 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
 			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
 							   sizeof resolved) : NULL};
 	so.log = open_log(l->log_path, &log_created);
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", l->status_path) < sizeof tmp)
-		tmp_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int pipe_rc = so.log >= 0 ? pipe2(pipefd, O_CLOEXEC) : 0;
 	int pipe_errno = errno;
 	if (!shim_wait_go(go_r)) {
 		/* Not started: leave nothing behind. */
-		if (tmp_fd >= 0)
-			(void)unlink(tmp);
 		if (log_created)
 			(void)unlink(l->log_path);
 		_exit(0);
@@ -702,12 +718,18 @@ done:
 		(void)close(pipefd[0]);
 	if (so.log >= 0)
 		(void)close(so.log);
-	if (tmp_fd < 0)
-		_exit(1); /* no status: the runner records the try as lost */
-	int rc = write_status(l->status_path, tmp, tmp_fd, ws, &so);
-	/* The end, to the runner (if it is still there) before our exit. */
-	ssize_t ignored = send(go_r, "e", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)ignored;
+	char *json = status_json(ws, &so);
+	const char *text = json;
+	if (!json) {
+		int code, sig;
+		decode_status(ws, &code, &sig);
+		snprintf(fallback, sizeof fallback,
+			 "{\"exit_code\":%d,\"signal\":%d,\"last_line\":null}\n",
+			 code, sig);
+		text = fallback;
+	}
+	int rc = tell_runner(go_r, text) ? 0 : write_status(l->status_path, text);
+	free(json);
 	_exit(rc == 0 ? 0 : 1);
 }
 
@@ -738,11 +760,17 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 	return pid;
 }
 
-void pw_launch_go(int go_fd)
+void pw_launch_go_follow(int go_fd)
 {
 	ssize_t n;
 	while ((n = send(go_fd, "g", 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
+}
+
+void pw_launch_go(int go_fd)
+{
+	pw_launch_go_follow(go_fd);
+	(void)close(go_fd);
 }
 
 /* --- reading files --------------------------------------------------------- */
@@ -896,19 +924,14 @@ static int get_int(json_object *o, const char *key, int *out)
 	return 0;
 }
 
-int pw_launch_read_status(const char *status_path, pw_try_result *out)
+/* Parses status text (NUL-terminated) into *out. Returns 0 or -1. */
+static int parse_status(const char *buf, size_t len, pw_try_result *out)
 {
-	char *buf;
-	size_t len;
 	const char *why;
 	size_t at;
-	json_object *o = NULL, *line;
+	json_object *o, *line;
 	int rc = -1;
 
-	memset(out, 0, sizeof *out);
-	int r = read_file(status_path, PW_STATUS_MAX, &buf, &len);
-	if (r != 0)
-		return r == 1 ? 1 : -1;
 	o = parse_one(buf, len, &why, &at);
 	if (!o || !json_object_is_type(o, json_type_object) ||
 	    get_int(o, "exit_code", &out->exit_code) != 0 ||
@@ -925,8 +948,57 @@ out:
 	if (rc != 0)
 		pw_try_result_free(out);
 	json_object_put(o);
+	return rc;
+}
+
+int pw_launch_read_status(const char *status_path, pw_try_result *out)
+{
+	char *buf;
+	size_t len;
+
+	memset(out, 0, sizeof *out);
+	int r = read_file(status_path, PW_STATUS_MAX, &buf, &len);
+	if (r != 0)
+		return r == 1 ? 1 : -1;
+	int rc = parse_status(buf, len, out);
 	free(buf);
 	return rc;
+}
+
+int pw_launch_read_end(int sock, pw_try_result *out)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	while (buf) {
+		if (n + 1 == cap) {
+			char *grown = cap < PW_STATUS_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!grown)
+				break;
+			buf = grown;
+			cap *= 2;
+		}
+		ssize_t r = read(sock, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			buf[n] = '\0';
+			rc = r < 0 ? -1 : n == 0 ? 1 : parse_status(buf, n, out);
+			break;
+		}
+		n += (size_t)r;
+	}
+	free(buf);
+	return rc;
+}
+
+void pw_ack_end(int sock)
+{
+	ssize_t ignored = send(sock, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)ignored;
+	(void)close(sock);
 }
 
 void pw_try_result_free(pw_try_result *r)

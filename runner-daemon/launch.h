@@ -4,13 +4,16 @@
  * Each try runs under a shim: a process the runner forks, which calls
  * setsid() (so the shim's pid is the process group of everything the task
  * starts), forks the task itself, copies the task's stdout into the log
- * file while remembering its last non-empty line, waits for it, and writes
- * a status file (atomically: a temporary file, then rename) before it
- * exits. stderr goes straight to the same log file.
+ * file while remembering its last non-empty line, waits for it, and hands
+ * its status to the runner over the try's socket; when no runner takes it
+ * (the runner died), it writes a status file instead (atomically: a
+ * temporary file, then rename) before it exits. stderr goes straight to
+ * the same log file.
  *
  * The shim ignores SIGTERM (the task gets it, through the group), so a
  * cancel or timeout still records the task's own end; SIGKILL ends both.
- * Because the status file outlives the runner, a runner that is killed
+ * Because the shim writes the status file whenever the runner did not
+ * commit the end (and the file outlives the runner), a runner that is killed
  * and restarted finds out how every task it started ended, and a shim
  * still running is adopted (see recovery.c): no task is lost or run twice.
  */
@@ -48,22 +51,29 @@ typedef struct pw_launch {
  * commits that the try is running (with this pid), then calls
  * pw_launch_go. If the runner closes go_fd without that - or dies - the
  * shim exits at once, writing nothing: a try the database does not know
- * of never runs. After go, go_fd becomes readable (a byte, or end of
- * file) once the status file is written or the shim is gone: the runner
- * learns of the end without waiting for the shim's exit. In the child nothing of the runner's state is touched
- * (no SQLite, no stdio buffers); all descriptors but the log are closed
- * before exec. When exec fails, the log says why and the exit code is 127.
+ * of never runs. After go, go_fd becomes readable when the task has
+ * ended: the shim sends its status on it (pw_launch_read_end) and waits
+ * for pw_ack_end, which the runner sends once it has committed the end.
+ * Only when the runner is gone (or closes go_fd unacked) does the shim
+ * write the status file instead, for the next runner to find. In the
+ * child nothing of the runner's state is touched (no SQLite, no stdio
+ * buffers); all descriptors but the log are closed before exec. When exec fails, the log says why and the exit code is 127.
  */
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
 
-/* Lets the shim of go_fd start its task; go_fd stays open (see above). */
+/*
+ * Lets the shim of go_fd start its task and closes go_fd: nobody listens
+ * for the end, so the shim writes the status file.
+ */
 void pw_launch_go(int go_fd);
+/* Lets the shim of go_fd start its task; go_fd stays open (see above). */
+void pw_launch_go_follow(int go_fd);
 
 /*
  * The shim's body, for launcher.c: closes go_w (unless it is -1), drops
  * what it inherited and finds the command on PATH, then waits for go on
- * the socket go_r, runs the try, writes the status and says so on go_r.
- * Never returns. clean: the parent
+ * the socket go_r, runs the try, and hands the status to the runner on
+ * go_r (or to the status file). Never returns. clean: the parent
  * has default signal dispositions but for SIGCHLD, SIGTERM and SIGINT
  * (the launcher), so the shim resets only those.
  */
@@ -100,6 +110,14 @@ typedef struct pw_try_result {
  * exist (the shim has not finished), or -1 when it cannot be read or parsed.
  */
 int pw_launch_read_status(const char *status_path, pw_try_result *out);
+/*
+ * Reads the status the shim sends on its socket (go_fd), up to its end of
+ * file. Returns 0 and fills *out, 1 when the shim sent nothing (it is gone
+ * without a status, or wrote the file), -1 when it cannot be parsed.
+ */
+int pw_launch_read_end(int sock, pw_try_result *out);
+/* Tells the shim its end is committed (it exits writing nothing); closes sock. */
+void pw_ack_end(int sock);
 void pw_try_result_free(pw_try_result *r);
 
 /*

@@ -73,8 +73,17 @@ int rn_commit(runner *r)
 	if (rc != PW_OK)
 		exec_drop_unstarted(r); /* the shims exit without running */
 	for (size_t i = 0; i < r->n_go; i++)
-		pw_launch_go(r->go_fds[i]);
+		pw_launch_go_follow(r->go_fds[i]);
 	r->n_go = 0;
+	/* Ends committed: their shims exit without a status file. Else they
+	 * write one, for the restart that follows a failed step. */
+	for (size_t i = 0; i < r->n_ack; i++) {
+		if (rc == PW_OK)
+			pw_ack_end(r->ack_fds[i]);
+		else
+			close(r->ack_fds[i]);
+	}
+	r->n_ack = 0;
 	return rc;
 }
 
@@ -339,6 +348,9 @@ static int run_loop(runner *r)
 				pw_store_rollback(r->store);
 			r->in_tx = false;
 			exec_drop_unstarted(r);
+			for (size_t i = 0; i < r->n_ack; i++)
+				close(r->ack_fds[i]); /* the shims write status files */
+			r->n_ack = 0;
 			rn_error(r, "a step failed; exiting so that a restart recovers");
 			return 1;
 		}
@@ -402,6 +414,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	}
 	free(r->procs);
 	free(r->go_fds);
+	free(r->ack_fds);
 	free(r->pollfds);
 	if (r->launcher >= 0)
 		close(r->launcher); /* the launcher exits; running shims go on */

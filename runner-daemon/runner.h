@@ -60,6 +60,7 @@ typedef struct rn_task {
 	int end_fd;         /* readable when the try has ended: the try's
 			     * socket (launch.h), or an adopted shim's
 			     * pidfd; or -1 */
+	bool end_sock;      /* end_fd is the socket: the status comes on it */
 	long long proc_start;   /* the shim's start time */
 	long long timeout_at;   /* SIGTERM time for the running try, or 0 */
 	long long kill_at;      /* SIGKILL time after a SIGTERM, or 0 */
@@ -104,6 +105,8 @@ typedef struct runner {
 	size_t n_running, cap_procs;
 	int *go_fds;            /* end_fds of the shims started in this step, */
 	size_t n_go, cap_go;    /* waiting for the commit (pw_launch_go) */
+	int *ack_fds;           /* sockets of the tries ended in this step, */
+	size_t n_ack, cap_ack;  /* acked after the commit (pw_ack_end) */
 	json_object *pool_slots;  /* pool name -> slots (refreshed per step) */
 	json_object *pool_used;   /* pool name -> slots held by running tries */
 	bool in_tx;
