@@ -69,7 +69,7 @@ static char *xasprintf(const char *fmt, ...)
 }
 
 /* A port that was free a moment ago (bind to 0, read it, close). */
-static int free_port(void)
+int ht_free_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t len = sizeof a;
@@ -88,7 +88,7 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-static bool port_answers(int port)
+bool ht_port_answers(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -102,8 +102,7 @@ static bool port_answers(int port)
 	return ok;
 }
 
-/* Whether pid is gone: reaped here or elsewhere (waitpid(-1) of the harness). */
-static bool gone(pid_t pid)
+bool ht_pid_gone(pid_t pid)
 {
 	int st;
 	pid_t r = waitpid(pid, &st, WNOHANG);
@@ -118,18 +117,18 @@ static bool gone(pid_t pid)
 /* SIGTERM, bounded wait, SIGKILL and wait. */
 static void stop_pid(pid_t pid)
 {
-	if (pid <= 0 || gone(pid))
+	if (pid <= 0 || ht_pid_gone(pid))
 		return;
 	kill(pid, SIGTERM);
 	for (long long end = ht_now_ms() + STOP_WAIT_MS; ht_now_ms() < end;) {
-		if (gone(pid))
+		if (ht_pid_gone(pid))
 			return;
 		ht_sleep_ms(20);
 	}
 	fprintf(stderr, "http: pid %d ignored SIGTERM; SIGKILL\n", (int)pid);
 	kill(pid, SIGKILL);
 	for (long long end = ht_now_ms() + STOP_WAIT_MS; ht_now_ms() < end;) {
-		if (gone(pid))
+		if (ht_pid_gone(pid))
 			return;
 		ht_sleep_ms(20);
 	}
@@ -283,17 +282,17 @@ ht_server *ht_start(const char *project, const ht_opts *opts)
 	char *out = xasprintf("%s/lighttpd.out", s->dir);
 
 	for (int attempt = 1;; attempt++) {
-		s->port = free_port();
+		s->port = ht_free_port();
 		snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
 		write_config(s, o, conf);
 		s->pid = spawn_lighttpd(conf, out);
 		bool up = false;
 		for (long long end = ht_now_ms() + START_WAIT_MS; ht_now_ms() < end;) {
-			if (gone(s->pid)) {
+			if (ht_pid_gone(s->pid)) {
 				s->pid = 0;
 				break;
 			}
-			if (port_answers(s->port)) {
+			if (ht_port_answers(s->port)) {
 				up = true;
 				break;
 			}
@@ -376,7 +375,7 @@ void ht_stop(ht_server *s)
 	/* lighttpd ends its backends; make sure (they may be ours now). */
 	for (int i = 0; i < n; i++) {
 		for (long long end = ht_now_ms() + STOP_WAIT_MS; ht_now_ms() < end;) {
-			if (gone(kids[i]))
+			if (ht_pid_gone(kids[i]))
 				break;
 			ht_sleep_ms(20);
 		}

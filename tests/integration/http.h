@@ -134,4 +134,11 @@ void ht_sleep_ms(int ms);
 /* Milliseconds of a monotonic clock. */
 long long ht_now_ms(void);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int ht_free_port(void);
+/* Whether something accepts connections on 127.0.0.1:port. */
+bool ht_port_answers(int port);
+/* Whether pid is gone: reaped here or elsewhere (the harness reaps too). */
+bool ht_pid_gone(pid_t pid);
+
 #endif

@@ -135,66 +135,20 @@ static void check_reachable(const web_user *w, const char *path)
 	free(p);
 }
 
-static int ws_free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fail_msg("socket: %s", strerror(errno));
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-		int e = errno;
-		close(fd);
-		fail_msg("bind/getsockname: %s", strerror(e));
-	}
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static bool ws_port_answers(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return false;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	close(fd);
-	return ok;
-}
-
-/* Whether pid is gone: reaped here or elsewhere (the harness reaps too). */
-static bool ws_gone(pid_t pid)
-{
-	int st;
-	pid_t r = waitpid(pid, &st, WNOHANG);
-
-	if (r == pid)
-		return true;
-	if (r < 0 && errno == ECHILD)
-		return kill(pid, 0) != 0 && errno == ESRCH;
-	return false;
-}
-
 static bool wait_gone(pid_t pid, int ms)
 {
 	for (long long end = ht_now_ms() + ms; ht_now_ms() < end;) {
-		if (ws_gone(pid))
+		if (ht_pid_gone(pid))
 			return true;
 		ht_sleep_ms(20);
 	}
-	return ws_gone(pid);
+	return ht_pid_gone(pid);
 }
 
 /* SIGTERM, bounded wait, SIGKILL and wait. */
 static void ws_stop_pid(pid_t pid)
 {
-	if (pid <= 0 || ws_gone(pid))
+	if (pid <= 0 || ht_pid_gone(pid))
 		return;
 	kill(pid, SIGTERM);
 	if (wait_gone(pid, STOP_WAIT_MS))
@@ -496,7 +450,7 @@ static void start_backend(ws_server *s, const web_user *w)
 	s->backend = spawn(argv, log, s->http.project, w);
 	long long end = ht_now_ms() + START_WAIT_MS;
 	while (!(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))) {
-		if (ws_gone(s->backend) || ht_now_ms() > end)
+		if (ht_pid_gone(s->backend) || ht_now_ms() > end)
 			fail_msg("pipewright.fcgi --socket %s did not start (see %s)", sock, log);
 		ht_sleep_ms(20);
 	}
@@ -557,7 +511,7 @@ void ws_launch(ws_server *s)
 				 kind == WS_LIGHTTPD ? "lighttpd.conf" : "httpd.conf");
 	char *out = ws_asprintf("%s/server.out", s->dir);
 	for (int attempt = 1;; attempt++) {
-		s->http.port = ws_free_port();
+		s->http.port = ht_free_port();
 		snprintf(s->http.base, sizeof s->http.base, "http://127.0.0.1:%d",
 			 s->http.port);
 		if (kind == WS_LIGHTTPD) {
@@ -572,11 +526,11 @@ void ws_launch(ws_server *s)
 		}
 		bool up = false;
 		for (long long end = ht_now_ms() + START_WAIT_MS; ht_now_ms() < end;) {
-			if (ws_gone(s->pid)) {
+			if (ht_pid_gone(s->pid)) {
 				s->pid = 0;
 				break;
 			}
-			if (ws_port_answers(s->http.port)) {
+			if (ht_port_answers(s->http.port)) {
 				up = true;
 				break;
 			}
