@@ -51,6 +51,14 @@ int kedro_run(pw_req *req);
 
 /* --- shared helpers (objects.c) ------------------------------------------- */
 
+/* What a helper of a handler did: all fine, answered the request, failed. */
+enum { GO = 0, ANSWERED = 1, FAILED = PW_ERR };
+
+/* Logs the request's SQLite connection error. Returns PW_ERR (FAILED). */
+int api_db_error(pw_req *req);
+/* Resets a statement and clears its bindings, for its next user. */
+void api_stmt_done(sqlite3_stmt *st);
+
 /* A list's meta: {"total", "limit", "offset"}; NULL when out of memory. */
 json_object *api_page_meta(long long total, int limit, long long offset);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Logs an SQLite error of the request's connection. Returns PW_ERR. */
-static int db_error(pw_req *req)
+int api_db_error(pw_req *req)
 {
 	fprintf(stderr, "pipewright: api: %s\n",
 		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
@@ -21,7 +21,7 @@ static int db_error(pw_req *req)
 }
 
 /* Puts a statement back for its next user. */
-static void stmt_done(sqlite3_stmt *st)
+void api_stmt_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -208,10 +208,10 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		rc = PW_NOTFOUND;
 		break;
 	default:
-		rc = db_error(req);
+		rc = api_db_error(req);
 		break;
 	}
-	stmt_done(st);
+	api_stmt_done(st);
 	return rc;
 }
 
@@ -283,7 +283,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 		}
 	}
 	if (step != SQLITE_DONE) {
-		db_error(req);
+		api_db_error(req);
 		goto out;
 	}
 	*out = list;
@@ -291,7 +291,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	rc = PW_OK;
 out:
 	if (st)
-		stmt_done(st);
+		api_stmt_done(st);
 	json_object_put(list);
 	return rc;
 }
@@ -349,8 +349,8 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
 	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
 	step = sqlite3_step(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		db_error(req);
-	stmt_done(st);
+		api_db_error(req);
+	api_stmt_done(st);
 	if (step == SQLITE_ROW)
 		return true;
 	if (step == SQLITE_DONE)

@@ -20,9 +20,6 @@
 
 #include "slice.h"
 
-/* What a helper did: all fine, answered the request itself, or failed. */
-enum { GO = 0, ANSWERED = 1, FAILED = -1 };
-
 static const char *const run_states[] = {
 	"queued", "running", "success", "failed", "cancelled",
 };
@@ -224,14 +221,6 @@ static void bind_query(sqlite3_stmt *st, const list_query *q, int time, int page
 	}
 }
 
-/* Logs the connection's error. Returns FAILED. */
-static int db_failed(pw_req *req)
-{
-	fprintf(stderr, "pipewright: api: %s\n",
-		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return FAILED;
-}
-
 /* How many runs match q (paging aside). GO or FAILED. */
 static int count_runs(pw_req *req, const list_query *q, long long *total)
 {
@@ -248,7 +237,7 @@ static int count_runs(pw_req *req, const list_query *q, long long *total)
 		*total = sqlite3_column_int64(st, 0);
 		rc = GO;
 	} else {
-		db_failed(req);
+		api_db_error(req);
 	}
 out:
 	sqlite3_reset(st);
@@ -283,7 +272,7 @@ static int list_runs(pw_req *req, const list_query *q, long long total,
 		}
 	}
 	if (rc == GO && step != SQLITE_DONE)
-		rc = db_failed(req);
+		rc = api_db_error(req);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc;

@@ -13,9 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a helper did: all fine, answered the request itself, or failed. */
-enum { GO = 0, ANSWERED = 1, FAILED = -1 };
-
 static const char *const run_states[] = {
 	"queued", "running", "success", "failed", "cancelled",
 };
@@ -25,21 +22,6 @@ static const char *const task_states[] = {
 };
 #define N_RUN_STATES (sizeof run_states / sizeof *run_states)
 #define N_TASK_STATES (sizeof task_states / sizeof *task_states)
-
-/* Logs the connection's error. Returns FAILED. */
-static int db_failed(pw_req *req)
-{
-	fprintf(stderr, "pipewright: api: %s\n",
-		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return FAILED;
-}
-
-/* Puts a statement back for its next user. */
-static void stmt_done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
 
 /* Adds key: v to o, taking v; a NULL v is an allocation that failed. */
 static int put(json_object *o, const char *key, json_object *v)
@@ -91,8 +73,8 @@ static int count_states(pw_req *req, sqlite3_stmt *st, const char *const *names,
 			if (strcmp(s, names[i]) == 0)
 				counts[i] = sqlite3_column_int64(st, 1);
 	}
-	stmt_done(st);
-	return step == SQLITE_DONE ? GO : db_failed(req);
+	api_stmt_done(st);
+	return step == SQLITE_DONE ? GO : api_db_error(req);
 }
 
 /* {name: count, ...} for every name, or NULL. */
@@ -156,8 +138,8 @@ static int read_durations(pw_req *req, const char *dag_id, durations *d)
 		d->v[d->n++] = sqlite3_column_int64(st, 0);
 	}
 	if (rc == GO && step != SQLITE_DONE)
-		rc = db_failed(req);
-	stmt_done(st);
+		rc = api_db_error(req);
+	api_stmt_done(st);
 	if (rc == GO && d->n)
 		qsort(d->v, d->n, sizeof *d->v, cmp_ll);
 	return rc;
@@ -249,8 +231,8 @@ static int put_last_run(pw_req *req, json_object *o, const char *dag_id)
 	    !(run_id = strdup((const char *)sqlite3_column_text(st, 0))))
 		rc = FAILED;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_failed(req);
-	stmt_done(st);
+		rc = api_db_error(req);
+	api_stmt_done(st);
 	if (rc == GO && run_id &&
 	    api_run_object(req, dag_id, run_id, &run, NULL) == PW_ERR)
 		rc = FAILED;
@@ -347,8 +329,8 @@ static int put_pools(pw_req *req, json_object *o)
 		}
 	}
 	if (rc == GO && step != SQLITE_DONE)
-		rc = db_failed(req);
-	stmt_done(st);
+		rc = api_db_error(req);
+	api_stmt_done(st);
 	if (rc == GO)
 		return put(o, "pools", list) ? FAILED : GO;
 	json_object_put(list);
@@ -385,10 +367,10 @@ static int put_runner(pw_req *req, json_object *o)
 		pid = sqlite3_column_int64(st, 0);
 		beat = sqlite3_column_int64(st, 1);
 	}
-	stmt_done(st);
+	api_stmt_done(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {
 		json_object_put(r);
-		return db_failed(req);
+		return api_db_error(req);
 	}
 	if ((beat > 0 ? put(r, "last_heartbeat", api_time(beat))
 		      : put_null(r, "last_heartbeat")) ||

@@ -17,26 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* What a helper did: all fine, answered the request itself, or failed. */
-enum { GO = 0, ANSWERED = 1, FAILED = -1 };
-
 /* A log larger than this is served from its end (X-Log-Omitted-Bytes). */
 #define LOG_MAX (8L * 1024 * 1024)
-
-/* Logs the connection's error. Returns FAILED. */
-static int db_failed(pw_req *req)
-{
-	fprintf(stderr, "pipewright: api: %s\n",
-		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return FAILED;
-}
-
-/* Puts a statement back for its next user. */
-static void stmt_done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
 
 /* --- finding the run and the task ------------------------------------------- */
 
@@ -59,9 +41,9 @@ static int one_row(pw_req *req, sqlite3_stmt *st, long long *pk)
 			*pk = sqlite3_column_int64(st, 0);
 		rc = GO;
 	} else {
-		rc = step == SQLITE_DONE ? 1 : db_failed(req);
+		rc = step == SQLITE_DONE ? 1 : api_db_error(req);
 	}
-	stmt_done(st);
+	api_stmt_done(st);
 	return rc;
 }
 
@@ -263,8 +245,8 @@ static int list_tries(pw_req *req, long long pk, const char *task_id,
 		}
 	}
 	if (rc == GO && step != SQLITE_DONE)
-		rc = db_failed(req);
-	stmt_done(st);
+		rc = api_db_error(req);
+	api_stmt_done(st);
 	if (rc == GO)
 		*out = list;
 	else
@@ -370,9 +352,9 @@ int tasks_xcom(pw_req *req)
 		}
 	}
 	if (rc == GO && step != SQLITE_DONE)
-		rc = db_failed(req);
+		rc = api_db_error(req);
 	if (st)
-		stmt_done(st);
+		api_stmt_done(st);
 	if (rc == GO) {
 		rc = reply(req, list, NULL);
 		list = NULL;
@@ -443,9 +425,9 @@ static int find_log(pw_req *req, long long pk, const char *task_id,
 	} else if (step == SQLITE_DONE) {
 		rc = GO;
 	} else {
-		db_failed(req);
+		api_db_error(req);
 	}
-	stmt_done(st);
+	api_stmt_done(st);
 	return rc;
 }
 
