@@ -231,6 +231,18 @@ static void write_config(ht_server *s, const ht_opts *o, const char *conf)
 	free(www);
 }
 
+void ht_child_setup(const char *log)
+{
+	int null = open("/dev/null", O_RDONLY);
+	int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(out, 2) < 0)
+		_exit(126);
+	unsetenv("PIPEWRIGHT_PROJECT_PATH");
+	unsetenv("PIPEWRIGHT_ENV");
+	unsetenv("PIPEWRIGHT_CONF_SOURCE");
+}
+
 static pid_t spawn_lighttpd(const char *conf, const char *out_log)
 {
 	fflush(NULL);
@@ -238,15 +250,7 @@ static pid_t spawn_lighttpd(const char *conf, const char *out_log)
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		int out = open(out_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
-		    dup2(out, 2) < 0)
-			_exit(126);
-		/* The project is named by the config's bin-environment only. */
-		unsetenv("PIPEWRIGHT_PROJECT_PATH");
-		unsetenv("PIPEWRIGHT_ENV");
-		unsetenv("PIPEWRIGHT_CONF_SOURCE");
+		ht_child_setup(out_log); /* the config's bin-environment names the project */
 		execl(LIGHTTPD, LIGHTTPD, "-D", "-f", conf, (char *)NULL);
 		dprintf(2, "http: exec %s: %s\n", LIGHTTPD, strerror(errno));
 		_exit(127);

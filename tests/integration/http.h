@@ -134,6 +134,12 @@ void ht_sleep_ms(int ms);
 /* Milliseconds of a monotonic clock. */
 long long ht_now_ms(void);
 
+/*
+ * In a forked child: stdin from /dev/null, stdout and stderr appended to
+ * log, and no PIPEWRIGHT_PROJECT_PATH/_ENV/_CONF_SOURCE inherited from the
+ * test (a server must name its project itself). _exit(126) on failure.
+ */
+void ht_child_setup(const char *log);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int ht_free_port(void);
 /* Whether something accepts connections on 127.0.0.1:port. */

@@ -413,15 +413,8 @@ static pid_t spawn(const char *const *argv, const char *log, const char *project
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
-		    dup2(out, 2) < 0)
-			_exit(126);
 		/* The project is named by the configs only (or here, for a backend). */
-		unsetenv("PIPEWRIGHT_PROJECT_PATH");
-		unsetenv("PIPEWRIGHT_ENV");
-		unsetenv("PIPEWRIGHT_CONF_SOURCE");
+		ht_child_setup(log);
 		if (project && setenv("PIPEWRIGHT_PROJECT_PATH", project, 1) != 0)
 			_exit(126);
 		/* lighttpd copies its environment to the programs it starts. */
