@@ -596,7 +596,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
 	int go = -1;
-	k->pid = r->launcher >= 0 ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
+	k->pid = r->launcher ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
 				  : pw_launch_start(&l, proc_start, &go);
 	k->proc_start = *proc_start;
 	k->watched = true; /* its end shows on its socket, before its exit */
@@ -817,11 +817,10 @@ int exec_reap(runner *r, long long now)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		rn_run *run;
 		size_t t;
-		if (pid == r->launcher_pid) {
+		if (r->launcher && pid == pw_launcher_pid(r->launcher)) {
 			rn_error(r, "the launcher exited; forking shims directly from now on");
-			close(r->launcher);
-			r->launcher = -1;
-			r->launcher_pid = 0;
+			pw_launcher_close(r->launcher);
+			r->launcher = NULL;
 		} else if (find_pid(r, pid, &run, &t) && exec_try_ended(r, run, t, now) != PW_OK) {
 			return PW_ERR;
 		}

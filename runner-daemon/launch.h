@@ -87,16 +87,23 @@ void pw_signals_reset(void);
  * before it loads a project or opens the database, and that forks the
  * shims on the runner's behalf. Forking a process of a few MB instead of
  * the runner (tens of MB with a 10,000-task DAG) keeps the cost of a try
- * low and flat. Its shims are its children, reaped by it as they exit; the
- * runner follows each through its socket. The launcher exits when the
- * runner's end of the socket closes; running shims go on.
- *
- * pw_launcher_start returns the runner's end of the socket (and the
- * launcher's pid in *pid), or -1.
+ * low and flat. It forks them ahead of need: a couple of spare shims wait
+ * for their try, so starting a try costs one message, not a fork. Its
+ * shims are its children, reaped by it as they exit; the runner follows
+ * each through its socket. The launcher and the spares exit when the
+ * runner closes its ends of their sockets; running shims go on.
  */
-int pw_launcher_start(pid_t *pid);
-/* pw_launch_start through the launcher on sock. Same results. */
-pid_t pw_launcher_launch(int sock, const pw_launch *l, long long *proc_start, int *go_fd);
+typedef struct pw_launcher pw_launcher;
+
+/* Starts the launcher. Returns the runner's handle, or NULL (errno). */
+pw_launcher *pw_launcher_start(void);
+/* The launcher's pid (the runner reaps it if it dies). */
+pid_t pw_launcher_pid(const pw_launcher *lr);
+/* pw_launch_start through a spare shim of lr. Same results. */
+pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_start,
+			 int *go_fd);
+/* Closes lr: the launcher and its spares exit; running shims go on. */
+void pw_launcher_close(pw_launcher *lr);
 
 /* How a try ended, from its status file. */
 typedef struct pw_try_result {

@@ -1,18 +1,24 @@
 /*
  * launcher.c - the small process that forks shims for the runner (see
- * launch.h). The runner and the launcher talk over a SOCK_SEQPACKET pair:
+ * launch.h), ahead of need: each shim starts as a spare that waits for its
+ * try, so no fork lies between a try's end and the start of the next.
  *
- *   runner -> launcher   one message per try: a header, then the strings
- *                        workdir, log_path, status_path, then the shell
- *                        string or the argv strings, then the environment,
- *                        each NUL-terminated; the shim's end of the try's
- *                        socket (go, then the end) rides along as SCM_RIGHTS
- *   launcher -> runner   {pid, errno}: the shim's pid, or 0 and why not
+ *   runner -> launcher   "s", with the spare's end of a new socket as
+ *                        SCM_RIGHTS (SOCK_SEQPACKET, one message each)
+ *   launcher -> runner   {pid, errno}: the spare's pid, or 0 and why not;
+ *                        answers come in the order of the requests
+ *   runner -> spare      the try, on the spare's socket: a header, then
+ *                        the strings workdir, log_path, status_path, then
+ *                        the shell string or the argv strings, then the
+ *                        environment, each NUL-terminated. The spare is
+ *                        now the try's shim; the socket carries go and
+ *                        the end as launch.h describes.
  *
  * The launcher ignores SIGCHLD, so the kernel reaps its shims; the runner
  * keeps its end of each try's socket, which becomes readable when the
  * shim has written the status or is gone.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -125,11 +131,64 @@ static int decode(const char *msg, size_t size, pw_launch *l, char ***argv, char
 	return (h.n_argv && !*argv) || !*env ? -1 : 0;
 }
 
-/* Receives one request and its go fd. Returns bytes, 0 at EOF, -1 on error. */
-static ssize_t receive(int sock, char *buf, size_t cap, int *go_r)
+/* Reads exactly len bytes. Returns 0, or -1 at EOF or on error. */
+static int read_full(int fd, void *buf, size_t len)
 {
-	char control[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {buf, cap};
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes all of buf. Returns 0 or -1 (errno). */
+static int write_full(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A spare shim, before it has a try: waits for its request on go_r and
+ * becomes the try's shim. A closed socket (the runner took no try from
+ * it, or is gone) ends it, having done nothing.
+ */
+static _Noreturn void spare_main(int go_r)
+{
+	request_head h;
+	pw_launch l;
+	char **argv = NULL, **env = NULL;
+	if (read_full(go_r, &h, sizeof h) != 0 || h.len > REQUEST_MAX)
+		_exit(0);
+	char *msg = malloc(sizeof h + h.len);
+	if (!msg)
+		_exit(0);
+	memcpy(msg, &h, sizeof h);
+	if (read_full(go_r, msg + sizeof h, h.len) != 0 ||
+	    decode(msg, sizeof h + h.len, &l, &argv, &env) != 0)
+		_exit(0);
+	pw_shim_main(&l, go_r, -1, true);
+}
+
+/* Receives one request's go fd. Returns > 0, 0 at EOF, -1 on error. */
+static ssize_t receive(int sock, int *go_r)
+{
+	char control[CMSG_SPACE(sizeof(int))], byte;
+	struct iovec iov = {&byte, 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = control, .msg_controllen = sizeof control};
 	ssize_t n;
@@ -142,22 +201,19 @@ static ssize_t receive(int sock, char *buf, size_t cap, int *go_r)
 	return n;
 }
 
-/* Serves one request: forks its shim and answers with the pid. */
-static void serve(int sock, const char *msg, size_t size, int go_r)
+/* Serves one request: forks a spare shim on go_r and answers with its pid. */
+static void serve(int sock, int go_r)
 {
-	pw_launch l;
-	char **argv = NULL, **env = NULL;
 	reply rep = {0, EINVAL};
-	if (go_r >= 0 && decode(msg, size, &l, &argv, &env) == 0) {
+	if (go_r >= 0) {
 		pid_t pid = fork();
-		if (pid == 0)
-			pw_shim_main(&l, go_r, -1, true);
+		if (pid == 0) {
+			close(sock); /* the runner must see EOF when the launcher goes */
+			spare_main(go_r);
+		}
 		rep = (reply){pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
-	}
-	if (go_r >= 0)
 		close(go_r);
-	free(argv);
-	free(env);
+	}
 	ssize_t ignored = send(sock, &rep, sizeof rep, MSG_NOSIGNAL);
 	(void)ignored;
 }
@@ -165,7 +221,6 @@ static void serve(int sock, const char *msg, size_t size, int go_r)
 /* The launcher's life: serve requests until the runner goes away. */
 static _Noreturn void launcher_main(int sock)
 {
-	static char buf[sizeof(request_head) + REQUEST_MAX];
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 	sigemptyset(&ign.sa_mask);
 	pw_signals_reset(); /* once here, so that each shim need not */
@@ -174,74 +229,141 @@ static _Noreturn void launcher_main(int sock)
 	sigaction(SIGINT, &ign, NULL);
 	for (;;) {
 		int go_r;
-		ssize_t n = receive(sock, buf, sizeof buf, &go_r);
-		if (n <= 0)
+		if (receive(sock, &go_r) <= 0)
 			_exit(0);
-		serve(sock, buf, (size_t)n, go_r);
+		serve(sock, go_r);
 	}
 }
 
-int pw_launcher_start(pid_t *pid)
+/* --- the runner's side ------------------------------------------------------ */
+
+/* Spare shims kept ready: enough for a burst of ends at parallelism 2. */
+#define SPARES 2
+
+struct pw_launcher {
+	int sock;             /* SOCK_SEQPACKET to the launcher */
+	pid_t pid;            /* the launcher's */
+	size_t n_spares;      /* requested, oldest first; replies come in order */
+	int spare_fd[SPARES]; /* the runner's end of each spare's socket */
+};
+
+pw_launcher *pw_launcher_start(void)
 {
 	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-		return -1;
-	*pid = fork();
-	if (*pid == 0) {
+	pw_launcher *lr = calloc(1, sizeof *lr);
+	if (!lr || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		free(lr);
+		return NULL;
+	}
+	lr->pid = fork();
+	if (lr->pid == 0) {
 		close(sv[0]);
 		launcher_main(sv[1]);
 	}
 	close(sv[1]);
-	if (*pid < 0) {
+	lr->sock = sv[0];
+	if (lr->pid < 0) {
 		close(sv[0]);
-		return -1;
+		free(lr);
+		return NULL;
 	}
-	return sv[0];
+	return lr;
 }
 
-/* Sends one request with go_r attached. Returns 0 or -1 (errno). */
-static int send_request(int sock, const char *msg, size_t size, int go_r)
+pid_t pw_launcher_pid(const pw_launcher *lr)
 {
+	return lr->pid;
+}
+
+void pw_launcher_close(pw_launcher *lr)
+{
+	if (!lr)
+		return;
+	for (size_t i = 0; i < lr->n_spares; i++)
+		close(lr->spare_fd[i]); /* each spare exits unstarted */
+	close(lr->sock); /* the launcher exits; running shims go on */
+	free(lr);
+}
+
+/* Asks the launcher for one more spare shim. Returns 0 or -1 (errno). */
+static int request_spare(pw_launcher *lr)
+{
+	int go[2];
 	char control[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov = {(void *)msg, size};
+	struct iovec iov = {"s", 1};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
 			   .msg_control = control, .msg_controllen = sizeof control};
+	assert(lr->n_spares < SPARES);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0)
+		return -1;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &go_r, sizeof go_r);
+	memcpy(CMSG_DATA(c), &go[0], sizeof go[0]);
 	ssize_t n;
-	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+	while ((n = sendmsg(lr->sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
-	return n == (ssize_t)size ? 0 : -1;
+	int saved = errno;
+	close(go[0]);
+	if (n != 1) {
+		close(go[1]);
+		errno = n < 0 ? saved : EIO;
+		return -1;
+	}
+	lr->spare_fd[lr->n_spares++] = go[1];
+	return 0;
 }
 
-pid_t pw_launcher_launch(int sock, const pw_launch *l, long long *proc_start, int *go_fd)
+/*
+ * Takes the oldest spare: waits for the launcher's answer about it.
+ * Returns its socket and sets *pid (> 0), or returns -1 (errno).
+ */
+static int take_spare(pw_launcher *lr, pid_t *pid)
+{
+	reply rep = {0, EIO};
+	ssize_t n;
+	if (lr->n_spares == 0 && request_spare(lr) != 0)
+		return -1;
+	int fd = lr->spare_fd[0];
+	memmove(lr->spare_fd, lr->spare_fd + 1, --lr->n_spares * sizeof *lr->spare_fd);
+	while ((n = recv(lr->sock, &rep, sizeof rep, 0)) < 0 && errno == EINTR)
+		;
+	if (n != sizeof rep || rep.pid <= 0) {
+		close(fd);
+		errno = rep.err ? rep.err : EIO;
+		return -1;
+	}
+	*pid = rep.pid;
+	return fd;
+}
+
+pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_start, int *go_fd)
 {
 	size_t size = 0;
-	int go[2] = {-1, -1};
-	reply rep = {0, EIO};
+	pid_t pid = -1;
 	char *msg = encode(l, &size);
-	if (!msg || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0 ||
-	    send_request(sock, msg, size, go[0]) != 0)
-		goto fail;
-	ssize_t n;
-	while ((n = recv(sock, &rep, sizeof rep, 0)) < 0 && errno == EINTR)
+	if (!msg) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* A spare may have died meanwhile (its write fails): then one more. */
+	for (int attempt = 0; attempt < 2 && pid < 0; attempt++) {
+		int fd = take_spare(lr, &pid);
+		if (fd < 0)
+			break;
+		if (write_full(fd, msg, size) == 0) {
+			*proc_start = pw_proc_start_time(pid);
+			*go_fd = fd;
+		} else {
+			close(fd);
+			pid = -1;
+		}
+	}
+	int saved = errno;
+	while (lr->n_spares < SPARES && request_spare(lr) == 0)
 		;
-	if (n != sizeof rep || rep.pid <= 0)
-		goto fail;
 	free(msg);
-	close(go[0]);
-	*proc_start = pw_proc_start_time(rep.pid);
-	*go_fd = go[1];
-	return rep.pid;
-fail:
-	free(msg);
-	if (go[0] >= 0)
-		close(go[0]);
-	if (go[1] >= 0)
-		close(go[1]);
-	errno = rep.err ? rep.err : EIO;
-	return -1;
+	errno = saved;
+	return pid;
 }

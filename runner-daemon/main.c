@@ -416,8 +416,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	free(r->go_fds);
 	free(r->ack_fds);
 	free(r->pollfds);
-	if (r->launcher >= 0)
-		close(r->launcher); /* the launcher exits; running shims go on */
+	pw_launcher_close(r->launcher); /* running shims go on */
 	json_object_put(r->pool_slots);
 	json_object_put(r->pool_used);
 	pw_store_close(r->store);
@@ -430,7 +429,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 
 int main(int argc, char **argv)
 {
-	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1, .launcher = -1,
+	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1,
 		    .data_version = -1, .work_changed = true};
 	int lock_fd = -1, status = 1;
 	char *err = NULL;
@@ -439,7 +438,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* First, while the runner is small: see launch.h. */
-	r.launcher = pw_launcher_start(&r.launcher_pid);
+	r.launcher = pw_launcher_start();
 	if (setup_signals() != 0 || load_project(&r) != 0)
 		goto out;
 	r.fingerprint = pw_project_fingerprint(r.project);

@@ -24,6 +24,7 @@
 #include "dag.h"
 #include "project.h"
 #include "slice.h"
+#include "launch.h"
 #include "store.h"
 
 /* Task instance states (DESIGN.md section 4); names in ti_state_names. */
@@ -115,8 +116,7 @@ typedef struct runner {
 	bool work_changed;      /* something may be claimable: look again */
 	long long grace_ms;     /* SIGTERM -> SIGKILL */
 	int wake_fd;            /* the FIFO, or -1 */
-	int launcher;           /* socket to the launcher (launch.h), or -1 */
-	pid_t launcher_pid;
+	pw_launcher *launcher;  /* forks the shims (launch.h), or NULL */
 	struct pollfd *pollfds; /* wait_for_work's, grown with n_running */
 	size_t cap_pollfds;
 	long long data_version; /* last PRAGMA data_version seen */
