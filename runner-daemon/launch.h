@@ -102,6 +102,11 @@ pid_t pw_launcher_pid(const pw_launcher *lr);
 /* pw_launch_start through a spare shim of lr. Same results. */
 pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_start,
 			 int *go_fd);
+/*
+ * Asks for spares up to the number kept ready. The runner calls it before
+ * it sleeps, so that the forks overlap the tasks, not the commits.
+ */
+void pw_launcher_refill(pw_launcher *lr);
 /* Closes lr: the launcher and its spares exit; running shims go on. */
 void pw_launcher_close(pw_launcher *lr);
 

@@ -316,7 +316,8 @@ static int request_spare(pw_launcher *lr)
 }
 
 /*
- * Takes the oldest spare: waits for the launcher's answer about it.
+ * Takes the oldest spare (asking for one first if none is left): waits
+ * for the launcher's answer about it.
  * Returns its socket and sets *pid (> 0), or returns -1 (errno).
  */
 static int take_spare(pw_launcher *lr, pid_t *pid)
@@ -360,10 +361,14 @@ pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_st
 			pid = -1;
 		}
 	}
-	int saved = errno;
-	while (lr->n_spares < SPARES && request_spare(lr) == 0)
-		;
 	free(msg);
-	errno = saved;
 	return pid;
+}
+
+void pw_launcher_refill(pw_launcher *lr)
+{
+	int saved = errno;
+	while (lr && lr->n_spares < SPARES && request_spare(lr) == 0)
+		;
+	errno = saved;
 }

@@ -300,6 +300,7 @@ static void wait_for_work(runner *r, long long deadline)
 		if (k->end_fd >= 0)
 			fds[n++] = (struct pollfd){.fd = k->end_fd, .events = POLLIN};
 	}
+	pw_launcher_refill(r->launcher);
 	long long wait = deadline - pw_now_ms();
 	if (wait < 0)
 		wait = 0;
