@@ -220,23 +220,116 @@ bad:
 	return -1;
 }
 
-/* runners: name -> {type: ..., ...}. */
+/*
+ * settings.runners: name -> {type: TYPE, options...}. Each type has a table
+ * of its options and how each is checked; the runner reads the values
+ * (runner-daemon/slurm.c) and supplies the defaults (docs/runner.md).
+ */
+typedef const char *(*runner_opt_fn)(json_object *v); /* NULL when fine */
+
+static const char *opt_string(json_object *v)
+{
+	return json_object_is_type(v, json_type_string) && *json_object_get_string(v)
+		       ? NULL : "must be a non-empty string";
+}
+
+static const char *opt_string_list(json_object *v)
+{
+	char *why = NULL;
+	int bad = check_string_list(NULL, v, &why);
+	free(why);
+	return bad ? "must be a list of strings" : NULL;
+}
+
+/* A number of seconds from 0.1 to 3600 (int or float). */
+static const char *opt_interval(json_object *v)
+{
+	double d = json_object_get_double(v);
+	bool number = json_object_is_type(v, json_type_int) ||
+		      json_object_is_type(v, json_type_double);
+	return number && d >= 0.1 && d <= 3600 ? NULL : "must be a number of seconds from 0.1 to 3600";
+}
+
+/* A whole number of seconds from 0 to 86400. */
+static const char *opt_seconds(json_object *v)
+{
+	return json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0 &&
+		       json_object_get_int64(v) <= 86400
+		       ? NULL : "must be a whole number of seconds from 0 to 86400";
+}
+
+typedef struct runner_opt {
+	const char *key;
+	runner_opt_fn check;
+} runner_opt;
+
+/* type: slurm (docs/runner.md, "Slurm runner"). */
+static const runner_opt slurm_opts[] = {
+	{"partition", opt_string},
+	{"sbatch_args", opt_string_list},
+	{"poll_interval", opt_interval},
+	{"time_margin", opt_seconds},
+	{NULL, NULL},
+};
+
+static const struct {
+	const char *type;
+	const runner_opt *opts;
+} runner_types[] = {
+	{"slurm", slurm_opts},
+};
+
+/* Checks the options of runner `name` against its type's table. */
+static int check_runner_opts(const char *name, const char *type, const runner_opt *opts,
+			     json_object *spec, char **why)
+{
+	json_object_object_foreach(spec, key, value) {
+		const runner_opt *o = opts;
+		if (strcmp(key, "type") == 0)
+			continue;
+		while (o->key && strcmp(o->key, key) != 0)
+			o++;
+		const char *bad = o->key ? o->check(value) : NULL;
+		if (!o->key)
+			*why = pw_asprintf("entry '%s': unknown option '%s' for type %s", name, key,
+					   type);
+		else if (bad)
+			*why = pw_asprintf("entry '%s': option '%s' %s", name, key, bad);
+		if (!o->key || bad)
+			return -1;
+	}
+	return 0;
+}
+
+/* One entry of settings.runners: a mapping with a known type and its options. */
+static int check_runner(const char *name, json_object *spec, char **why)
+{
+	json_object *type = json_object_object_get(spec, "type");
+	if (!json_object_is_type(spec, json_type_object) ||
+	    !json_object_is_type(type, json_type_string)) {
+		*why = pw_asprintf("entry '%s' must be a mapping with a 'type'", name);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof runner_types / sizeof *runner_types; i++)
+		if (strcmp(runner_types[i].type, json_object_get_string(type)) == 0)
+			return check_runner_opts(name, runner_types[i].type, runner_types[i].opts,
+						 spec, why);
+	*why = pw_asprintf("entry '%s': unknown type '%s' (known types: slurm)", name,
+			   json_object_get_string(type));
+	return -1;
+}
+
 static int check_runners(pw_project *p, json_object *v, char **why)
 {
 	(void)p;
-	if (!json_object_is_type(v, json_type_object))
-		goto bad;
-	json_object_object_foreach(v, name, spec) {
-		(void)name;
-		json_object *type = json_object_object_get(spec, "type");
-		if (!json_object_is_type(spec, json_type_object) ||
-		    !json_object_is_type(type, json_type_string))
-			goto bad;
+	if (!json_object_is_type(v, json_type_object)) {
+		*why = strdup("must map runner names to mappings with a 'type'");
+		return -1;
 	}
+	json_object_object_foreach(v, name, spec)
+		if (check_runner(name, spec, why) != 0)
+			return -1;
 	return 0;
-bad:
-	*why = strdup("must map runner names to mappings with a 'type'");
-	return -1;
 }
 
 static const struct {

@@ -86,7 +86,10 @@ static void test_settings(void **state)
 		 "  logs_dir: logs\n"
 		 "  max_parallel_tasks: 3\n"
 		 "  roles: {alice: admin, bob: read}\n"
-		 "  cors_origins: [\"http://localhost:3000\"]\n");
+		 "  cors_origins: [\"http://localhost:3000\"]\n"
+		 "  runners:\n"
+		 "    cluster.Slurm: {type: slurm, partition: debug, sbatch_args: [--mem=100M],\n"
+		 "                    poll_interval: 0.5, time_margin: 30}\n");
 	pw_project *p = load(dir, NULL);
 	assert_string_equal(p->database, "/tmp/elsewhere.db");
 	char *logs = pw_asprintf("%s/logs", p->root);
@@ -111,6 +114,26 @@ static void test_bad_settings_fail_with_line(void **state)
 		 "pipewright.yml:2: setting 'max_parallel_tasks' must be an integer from 1 to 4096"},
 		{"settings:\n  roles: {alice: root}\n",
 		 "pipewright.yml:2: setting 'roles' must map user names to read, operate or admin"},
+		{"settings:\n  runners: {fast: {type: k8s}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': unknown type 'k8s'"
+		 " (known types: slurm)"},
+		{"settings:\n  runners: {fast: {partition: debug}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast' must be a mapping with a 'type'"},
+		{"settings:\n  runners: {fast: {type: slurm, queue: x}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': unknown option 'queue'"
+		 " for type slurm"},
+		{"settings:\n  runners: {fast: {type: slurm, sbatch_args: --mem=1G}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': option 'sbatch_args'"
+		 " must be a list of strings"},
+		{"settings:\n  runners: {fast: {type: slurm, poll_interval: 0}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': option 'poll_interval'"
+		 " must be a number of seconds from 0.1 to 3600"},
+		{"settings:\n  runners: {fast: {type: slurm, time_margin: 1.5}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': option 'time_margin'"
+		 " must be a whole number of seconds from 0 to 86400"},
+		{"settings:\n  runners: {fast: {type: slurm, partition: \"\"}}\n",
+		 "pipewright.yml:2: setting 'runners' entry 'fast': option 'partition'"
+		 " must be a non-empty string"},
 		{"project_name: x\nowner: me\n", "pipewright.yml:2: unknown key 'owner'"},
 		{"project_name: [x]\n", "pipewright.yml:1: 'project_name' must be a string"},
 	};
