@@ -1,6 +1,7 @@
 /*
  * executor.c - the task instances of active runs: trigger rules, slots and
- * pools, starting tries under their shims, and recording how they end.
+ * pools, starting tries under their shims (or as Slurm jobs: slurm.c), and
+ * recording how they end.
  *
  * Each active run keeps its task states in memory (rn_run.tasks) and a
  * ready list of queued tasks in the order they were queued; every change
@@ -367,16 +368,18 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 	return rc;
 }
 
-/* Kedro's runner names: sets run->sequential, or fails with Kedro's error. */
+/*
+ * Kedro's runner names: sets run->sequential, or run->slurm for a runner
+ * of settings.runners (all of type slurm), or fails with Kedro's error.
+ */
 static int choose_runner(runner *r, rn_run *run, json_object *options, pw_kerror *err)
 {
 	const char *name = json_object_get_string(json_object_object_get(options, "runner"));
 	int kind = pw_runner_resolve(r->project, name, PW_RUNNER_PARALLEL, err);
 	if (kind < 0)
 		return PW_ERR;
-	if (kind == PW_RUNNER_PROJECT)
-		return pw_kerror_set(err, "NotImplementedError",
-				     "runner '%s': only local runners are supported so far", name);
+	if (kind == PW_RUNNER_PROJECT && !(run->slurm = slurm_conf_new(r->project, name)))
+		return pw_kerror_set(err, "MemoryError", "out of memory");
 	run->sequential = kind == PW_RUNNER_SEQUENTIAL;
 	return PW_OK;
 }
@@ -456,9 +459,12 @@ void exec_run_free(rn_run *run)
 {
 	if (!run)
 		return;
-	for (size_t i = 0; run->tasks && run->dag && i < run->dag->n_tasks; i++)
+	for (size_t i = 0; run->tasks && run->dag && i < run->dag->n_tasks; i++) {
 		if (run->tasks[i].end_fd >= 0)
 			close(run->tasks[i].end_fd);
+		slurm_job_free(run->tasks[i].job);
+	}
+	slurm_conf_free(run->slurm);
 	pw_dag_free(run->dag);
 	free(run->tasks);
 	free(run->ready);
@@ -572,7 +578,23 @@ static int go_push(runner *r, int fd)
 	return PW_OK;
 }
 
-/* Builds the launch of task t's next try and forks its shim. */
+/* Forks the shim of a local try (through the launcher if there is one). */
+static int fork_shim(runner *r, rn_task *k, const pw_launch *l, long long *proc_start)
+{
+	int go = -1;
+	k->pid = r->launcher ? pw_launcher_launch(r->launcher, l, proc_start, &go)
+				  : pw_launch_start(l, proc_start, &go);
+	k->proc_start = *proc_start;
+	k->watched = true; /* its end shows on its socket, before its exit */
+	int rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
+	if (k->pid > 0 && rc != PW_OK)
+		close(go); /* its shim exits unstarted */
+	k->end_fd = rc == PW_OK ? go : -1;
+	k->end_sock = k->end_fd >= 0;
+	return rc;
+}
+
+/* Builds the launch of task t's next try: forks its shim, or prepares its Slurm job. */
 static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		      char **log_path)
 {
@@ -595,16 +617,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
-	int go = -1;
-	k->pid = r->launcher ? pw_launcher_launch(r->launcher, &l, proc_start, &go)
-				  : pw_launch_start(&l, proc_start, &go);
-	k->proc_start = *proc_start;
-	k->watched = true; /* its end shows on its socket, before its exit */
-	rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
-	if (k->pid > 0 && rc != PW_OK)
-		close(go); /* its shim exits unstarted */
-	k->end_fd = rc == PW_OK ? go : -1;
-	k->end_sock = k->end_fd >= 0;
+	rc = run->slurm ? slurm_prepare(r, run, t, &l) : fork_shim(r, k, &l, proc_start);
 out:
 	if (rc != PW_OK)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,
@@ -644,7 +657,8 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	now = pw_now_ms(); /* the step began earlier; this is when it started */
 	k->state = TI_RUNNING;
 	k->started_at = now;
-	k->timeout_at = task->timeout > 0 ? now + task->timeout * 1000LL : 0;
+	/* A Slurm job's timeout counts from when Slurm runs it (slurm.c). */
+	k->timeout_at = task->timeout > 0 && !k->job ? now + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
 	int rc = procs_add(r, run, t);
 	if (rc == PW_OK)
@@ -746,7 +760,8 @@ static void describe_end(const rn_run *run, size_t t, int found, const pw_try_re
 	else if (k->stop == STOP_CANCEL)
 		snprintf(why, size, "cancelled");
 	else if (found != 0)
-		snprintf(why, size, "lost: the task process ended without a status");
+		snprintf(why, size, "%s", slurm_why(k->job) ? slurm_why(k->job)
+				   : "lost: the task process ended without a status");
 	else if (res->signal)
 		snprintf(why, size, "killed by signal %d", res->signal);
 	else
@@ -781,6 +796,8 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 		run->n_waiting++;
 	k->next_try_at = now + task->retry_delay * 1000LL;
 	k->pid = 0;
+	slurm_job_free(k->job);
+	k->job = NULL;
 	if (k->end_fd >= 0 && (!k->end_sock || ack_push(r, k->end_fd) != PW_OK))
 		close(k->end_fd); /* an unacked shim writes its status file */
 	k->end_fd = -1;
@@ -830,6 +847,15 @@ int exec_reap(runner *r, long long now)
 
 /* --- timers, cancel, the end of runs ---------------------------------------------- */
 
+/* Signals a running try: its shim's group, or its Slurm job (scancel). */
+static void signal_try(runner *r, rn_task *k, int sig)
+{
+	if (k->job)
+		slurm_signal(r, k, sig == SIGKILL);
+	else if (k->pid > 0 && kill(-k->pid, sig) != 0 && errno != ESRCH)
+		rn_error(r, "kill %d: %s", (int)k->pid, strerror(errno));
+}
+
 /* Sends SIGTERM (then SIGKILL after the grace time) to a try's group. */
 static void stop_try(runner *r, rn_run *run, size_t t, int why, long long now)
 {
@@ -838,10 +864,10 @@ static void stop_try(runner *r, rn_run *run, size_t t, int why, long long now)
 		return; /* already stopping */
 	k->stop = why;
 	k->kill_at = now + r->grace_ms;
-	if (kill(-k->pid, SIGTERM) != 0 && errno != ESRCH)
-		rn_error(r, "kill %d: %s", (int)k->pid, strerror(errno));
-	rn_info(r, "task %s/%s/%s: %s, sent SIGTERM", run->dag_id, run->run_id,
-		run->dag->tasks[t].name, why == STOP_TIMEOUT ? "timed out" : "cancelled");
+	signal_try(r, k, SIGTERM);
+	rn_info(r, "task %s/%s/%s: %s, %s", run->dag_id, run->run_id, run->dag->tasks[t].name,
+		why == STOP_TIMEOUT ? "timed out" : "cancelled",
+		k->job ? "cancelling its Slurm job" : "sent SIGTERM");
 }
 
 /* Lowers *next to when if when is set and earlier. */
@@ -861,7 +887,7 @@ static void running_timers(runner *r, long long now, long long *next)
 		if (k->timeout_at && now >= k->timeout_at && !k->kill_at)
 			stop_try(r, run, t, STOP_TIMEOUT, now);
 		if (k->kill_at && now >= k->kill_at) {
-			kill(-k->pid, SIGKILL);
+			signal_try(r, k, SIGKILL);
 			k->kill_at = now + r->grace_ms; /* and again, should it survive */
 		}
 		earliest(next, k->kill_at ? k->kill_at : k->timeout_at);
@@ -943,6 +969,13 @@ int exec_finish_runs(runner *r, long long now)
 	return PW_OK;
 }
 
+int exec_track(runner *r, rn_run *run, size_t t)
+{
+	const pw_task *task = &run->dag->tasks[t];
+	pool_use(r, task->pool, task->pool_slots);
+	return procs_add(r, run, t);
+}
+
 int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start)
 {
 	const pw_task *task = &run->dag->tasks[t];
@@ -953,8 +986,7 @@ int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start
 	k->end_fd = pw_pidfd_open(pid);
 	k->end_sock = false;
 	k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
-	pool_use(r, task->pool, task->pool_slots);
-	return procs_add(r, run, t);
+	return exec_track(r, run, t);
 }
 
 /* Whether a watched try has ended: its end_fd is readable, or it is gone. */

@@ -574,9 +574,9 @@ static int open_log(const char *path, bool *created)
  */
 static int shim_detach(int go_r, bool clean)
 {
-	if (go_r != 3 && (dup2(go_r, 3) != 3 || close(go_r) != 0))
+	if (go_r >= 0 && go_r != 3 && (dup2(go_r, 3) != 3 || close(go_r) != 0))
 		_exit(0); /* cannot wait for go: never start */
-	close_from(4);
+	close_from(go_r >= 0 ? 4 : 3);
 	int null = open("/dev/null", O_RDWR);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
 		if (fd != null)
@@ -592,7 +592,7 @@ static int shim_detach(int go_r, bool clean)
 	set_handler(SIGHUP, SIG_IGN);
 	unblock_all_signals();
 	(void)setsid();
-	return 3;
+	return go_r >= 0 ? 3 : -1;
 }
 
 /*
@@ -680,7 +680,7 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
 	so.log = open_log(l->log_path, &log_created);
 	int pipe_rc = so.log >= 0 ? pipe2(pipefd, O_CLOEXEC) : 0;
 	int pipe_errno = errno;
-	if (!shim_wait_go(go_r)) {
+	if (go_r >= 0 && !shim_wait_go(go_r)) {
 		/* Not started: leave nothing behind. */
 		if (log_created)
 			(void)unlink(l->log_path);
@@ -728,7 +728,7 @@ done:
 			 code, sig);
 		text = fallback;
 	}
-	int rc = tell_runner(go_r, text) ? 0 : write_status(l->status_path, text);
+	int rc = go_r >= 0 && tell_runner(go_r, text) ? 0 : write_status(l->status_path, text);
 	free(json);
 	_exit(rc == 0 ? 0 : 1);
 }

@@ -73,9 +73,10 @@ void pw_launch_go_follow(int go_fd);
  * The shim's body, for launcher.c: closes go_w (unless it is -1), drops
  * what it inherited and finds the command on PATH, then waits for go on
  * the socket go_r, runs the try, and hands the status to the runner on
- * go_r (or to the status file). Never returns. clean: the parent
- * has default signal dispositions but for SIGCHLD, SIGTERM and SIGINT
- * (the launcher), so the shim resets only those.
+ * go_r (or to the status file). With go_r -1 (a Slurm job, slurm.c) it
+ * starts at once and always writes the status file. Never returns.
+ * clean: the parent has default signal dispositions but for SIGCHLD,
+ * SIGTERM and SIGINT (the launcher), so the shim resets only those.
  */
 _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean);
 

@@ -5,7 +5,8 @@
  *   pipewright-runner --project PATH [--env ENV] [--conf-source DIR]
  *                     [--once] [--verbose]
  *
- * Each step holds one transaction: it reaps ended tries, applies commands,
+ * Each step holds one transaction: it talks to Slurm first (slurm.c: before
+ * anything is written), reaps ended tries, applies commands,
  * fires schedules, claims queued runs, handles timers, starts ready tries
  * and ends finished runs; then it commits and the loop sleeps in poll()
  * until a FIFO poke, a signal, an adopted shim's exit, or the next timer.
@@ -227,7 +228,9 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 {
 	json_object *slots = NULL;
 	bool changed = r->work_changed; /* by us, or by another process */
-	int rc = exec_reap(r, now);
+	int rc = slurm_step(r, now);
+	if (rc == PW_OK)
+		rc = exec_reap(r, now);
 	if (rc == PW_OK)
 		rc = exec_check_watched(r, now);
 	if (rc == PW_OK && changed) {
@@ -256,6 +259,8 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 		rc = rn_commit(r);
 	if (*next_cron && (!*next_wake || *next_cron < *next_wake))
 		*next_wake = *next_cron;
+	if (r->slurm_due && (!*next_wake || r->slurm_due < *next_wake))
+		*next_wake = r->slurm_due;
 	return rc;
 }
 
@@ -417,6 +422,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	free(r->go_fds);
 	free(r->ack_fds);
 	free(r->pollfds);
+	free(r->exe);
 	pw_launcher_close(r->launcher); /* running shims go on */
 	json_object_put(r->pool_slots);
 	json_object_put(r->pool_used);
@@ -434,10 +440,13 @@ int main(int argc, char **argv)
 		    .data_version = -1, .work_changed = true};
 	int lock_fd = -1, status = 1;
 	char *err = NULL;
+	if (argc == 2 && strcmp(argv[1], "--slurm-job") == 0)
+		return slurm_job_main(); /* inside a Slurm job: run its try */
 	if (parse_options(argc, argv, &r) != 0) {
 		usage(stderr);
 		return 2;
 	}
+	r.exe = realpath("/proc/self/exe", NULL); /* what Slurm jobs exec */
 	/* First, while the runner is small: see launch.h. */
 	r.launcher = pw_launcher_start();
 	if (setup_signals() != 0 || load_project(&r) != 0)

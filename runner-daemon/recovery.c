@@ -6,6 +6,8 @@
  *   shim alive, same start time -> adopt it and wait for its end
  *   otherwise            -> lost: the try failed (retries apply)
  *
+ * A Slurm try is followed again through its job (slurm.c).
+ *
  * Queued, pending and up-for-retry tasks just continue.
  */
 #include <stdlib.h>
@@ -28,6 +30,8 @@ static int recover_try(runner *r, rn_run *run, size_t t, long long now)
 {
 	pid_t pid = 0;
 	long long proc_start = -1;
+	if (run->slurm)
+		return slurm_recover(r, run, t, now);
 	if (st_try_pid(r, run, t, &pid, &proc_start) == PW_ERR)
 		return PW_ERR;
 	bool alive = pid > 0 && proc_start >= 0 && pw_proc_start_time(pid) == proc_start;

@@ -7,6 +7,7 @@
  *   recovery.c   a restarted runner takes over what the last one left
  *   state.c      every SQL statement the runner runs
  *   launch.c     the shim that runs one try (launch.h)
+ *   slurm.c      tries of runs whose runner is a Slurm cluster
  *
  * The runner is the only writer of execution state. While a run is active
  * (claimed and not ended) its task states live in memory (rn_run) and every
@@ -26,6 +27,11 @@
 #include "slice.h"
 #include "launch.h"
 #include "store.h"
+
+/* slurm.c's: a Slurm runner's options, and the job of a running try. */
+typedef struct sl_conf sl_conf;
+typedef struct sl_job sl_job;
+struct pw_launch; /* launch.h */
 
 /* Task instance states (DESIGN.md section 4); names in ti_state_names. */
 typedef enum ti_state {
@@ -66,6 +72,7 @@ typedef struct rn_task {
 	long long timeout_at;   /* SIGTERM time for the running try, or 0 */
 	long long kill_at;      /* SIGKILL time after a SIGTERM, or 0 */
 	enum { STOP_NONE, STOP_TIMEOUT, STOP_CANCEL } stop; /* why we signalled it */
+	sl_job *job;        /* a Slurm try's job (pid 0, no end_fd), or NULL */
 } rn_task;
 
 /* A run the runner has claimed and not yet ended. */
@@ -79,6 +86,7 @@ typedef struct rn_run {
 	size_t n_ready, head_ready, cap_ready; /* [head_ready, n_ready) live */
 	size_t n_waiting;       /* tasks up_for_retry */
 	bool sequential;        /* SequentialRunner: one try at a time */
+	sl_conf *slurm;         /* its tries go to this Slurm runner, or NULL */
 	bool cancelling;        /* a cancel arrived; end when nothing runs */
 	int n_running;
 	size_t n_open;          /* selected tasks not in a final state */
@@ -122,6 +130,9 @@ typedef struct runner {
 	long long data_version; /* last PRAGMA data_version seen */
 	long long data_version_at; /* when (ms) */
 	long long fingerprint;  /* of the project files loaded */
+	char *exe;              /* this program (Slurm jobs exec it), or NULL */
+	long long slurm_due;    /* when slurm_step has work, or 0: none */
+	long long slurm_poll_at; /* when to ask Slurm about its jobs next */
 } runner;
 
 /* exit_code argument meaning "the try has no exit code" (it was lost). */
@@ -187,6 +198,8 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now);
  * exec_check_watched (the loop also polls its end_fd).
  */
 int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start);
+/* Counts a try taken over as running: its pool slots, the running list. */
+int exec_track(runner *r, rn_run *run, size_t t);
 /* Records the end of watched tries whose shim has exited. */
 int exec_check_watched(runner *r, long long now);
 /*
@@ -198,6 +211,39 @@ void exec_drop_unstarted(runner *r);
 rn_run *exec_find_run(runner *r, long long pk);
 /* Paths of a try's files: "<dir>/<task>/<try>.<ext>", malloc'd. */
 char *exec_try_path(const rn_run *run, size_t t, int try_number, const char *ext);
+
+/* --- slurm.c ----------------------------------------------------------- */
+/*
+ * A run's copy of the options of settings.runners[name] (a `type: slurm`
+ * entry, checked when the project loaded). NULL when out of memory.
+ */
+sl_conf *slurm_conf_new(const pw_project *p, const char *name);
+void slurm_conf_free(sl_conf *c);
+void slurm_job_free(sl_job *j);
+/*
+ * Prepares the try of task t that start_try is starting (l: its launch):
+ * writes its spec and batch script and sets tasks[t].job. The job is
+ * submitted by the first slurm_step after the commit. PW_OK, or PW_ERR
+ * with errno set.
+ */
+int slurm_prepare(runner *r, rn_run *run, size_t t, const struct pw_launch *l);
+/*
+ * First thing in a step, before it writes: submits the tries started in
+ * the previous step, sends the scancels asked for, and every poll interval
+ * asks Slurm about its jobs; then records job ids and ends tries.
+ */
+int slurm_step(runner *r, long long now);
+/* Asks for scancel of a Slurm try (kill: SIGKILL to every step at once). */
+void slurm_signal(runner *r, rn_task *k, bool kill);
+/* Takes over a Slurm try a previous runner left running (recovery.c). */
+int slurm_recover(runner *r, rn_run *run, size_t t, long long now);
+/* Why a Slurm try ended without a status (not submitted, lost), or NULL. */
+const char *slurm_why(const sl_job *j);
+/*
+ * pipewright-runner --slurm-job: runs the try whose spec is on stdin, in
+ * the batch job. Returns only on failure (the exit status).
+ */
+int slurm_job_main(void);
 
 /* --- recovery.c -------------------------------------------------------- */
 /* Takes over the runs a previous runner left running. */
@@ -227,6 +273,9 @@ int st_xcom_put(runner *r, rn_run *run, size_t t, const char *key, json_object *
 int st_ti_load(runner *r, rn_run *run);
 /* The pid and proc_start of a running try (recovery). */
 int st_try_pid(runner *r, rn_run *run, size_t t, pid_t *pid, long long *proc_start);
+/* The Slurm job id of the running try (task_tries.external_id), 0 if none. */
+int st_try_external(runner *r, rn_run *run, size_t t, const char *external_id);
+int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id);
 int st_pools(runner *r, json_object **slots);
 int st_paused(runner *r, const char *dag_id, bool *paused);
 /* Schedules: every DAG row with its pause flag and next_run_at. */

@@ -178,13 +178,19 @@ int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
 	bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
 	sqlite3_bind_int64(st, 4, now);
-	sqlite3_bind_int64(st, 5, k->pid);
-	sqlite3_bind_int64(st, 6, proc_start);
+	if (k->pid > 0) /* a Slurm try has no process here */
+		sqlite3_bind_int64(st, 5, k->pid);
+	if (proc_start >= 0)
+		sqlite3_bind_int64(st, 6, proc_start);
 	bind_text(st, 7, log_path);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
-	rn_info(r, "task %s/%s/%s running (try %d, pid %d)", run->dag_id, run->run_id,
-		name, k->try_number, (int)k->pid);
+	if (k->pid > 0)
+		rn_info(r, "task %s/%s/%s running (try %d, pid %d)", run->dag_id, run->run_id,
+			name, k->try_number, (int)k->pid);
+	else
+		rn_info(r, "task %s/%s/%s running (try %d, to Slurm)", run->dag_id, run->run_id,
+			name, k->try_number);
 	return task_event(r, run, t, TI_QUEUED, NO_EXIT_CODE);
 }
 
@@ -297,6 +303,45 @@ int st_try_pid(runner *r, rn_run *run, size_t t, pid_t *pid, long long *proc_sta
 		*proc_start = sqlite3_column_type(st, 1) == SQLITE_NULL
 				      ? -1 : sqlite3_column_int64(st, 1);
 		rc = PW_OK;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int st_try_external(runner *r, rn_run *run, size_t t, const char *external_id)
+{
+	static const char sql[] =
+		"UPDATE task_tries SET external_id = ?4"
+		" WHERE run_pk = ?1 AND task_id = ?2 AND try_number = ?3";
+	sqlite3_stmt *st = write_stmt(r, sql);
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_int64(st, 1, run->pk);
+	bind_text(st, 2, run->dag->tasks[t].name);
+	sqlite3_bind_int(st, 3, run->tasks[t].try_number);
+	bind_text(st, 4, external_id);
+	return run_write(r, st);
+}
+
+int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id)
+{
+	static const char sql[] =
+		"SELECT external_id FROM task_tries"
+		" WHERE run_pk = ?1 AND task_id = ?2 AND try_number = ?3";
+	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	*job_id = 0;
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_int64(st, 1, run->pk);
+	bind_text(st, 2, run->dag->tasks[t].name);
+	sqlite3_bind_int(st, 3, run->tasks[t].try_number);
+	int step = sqlite3_step(st), rc = PW_OK;
+	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*job_id = strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_sql_error(r);
+		rc = PW_ERR;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

@@ -269,6 +269,7 @@ static const runner_opt slurm_opts[] = {
 	{"sbatch_args", opt_string_list},
 	{"poll_interval", opt_interval},
 	{"time_margin", opt_seconds},
+	{"status_wait", opt_seconds},
 	{NULL, NULL},
 };
 

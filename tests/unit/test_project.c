@@ -89,7 +89,7 @@ static void test_settings(void **state)
 		 "  cors_origins: [\"http://localhost:3000\"]\n"
 		 "  runners:\n"
 		 "    cluster.Slurm: {type: slurm, partition: debug, sbatch_args: [--mem=100M],\n"
-		 "                    poll_interval: 0.5, time_margin: 30}\n");
+		 "                    poll_interval: 0.5, time_margin: 30, status_wait: 10}\n");
 	pw_project *p = load(dir, NULL);
 	assert_string_equal(p->database, "/tmp/elsewhere.db");
 	char *logs = pw_asprintf("%s/logs", p->root);
