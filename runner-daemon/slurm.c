@@ -105,7 +105,7 @@ sl_conf *slurm_conf_new(const pw_project *p, const char *name)
 	bool ok = true;
 	if (json_object_object_get_ex(spec, "partition", &v))
 		ok = (c->partition = strdup(json_object_get_string(v))) != NULL;
-	for (size_t i = 0; ok && i < json_object_array_length(args); i++)
+	for (size_t i = 0; ok && args && i < json_object_array_length(args); i++)
 		ok = pw_strv_push(&c->sbatch_args,
 				  json_object_get_string(json_object_array_get_idx(args, i))) == 0;
 	if (!ok) {

@@ -1,0 +1,145 @@
+#!/bin/sh
+# slurm.sh - the Slurm runner against a real Slurm on this machine: starts a
+# one-node cluster of its own (munged, slurmctld and slurmd in the
+# foreground, with a key, socket, slurm.conf, state and spool in one
+# temporary folder and ports picked at run time), waits until its node is
+# idle, runs tests/integration/test_slurm against it, and stops every
+# daemon by its pid at the end, also when something fails. Two runs at once
+# do not collide. Without the Slurm packages (or root, which SlurmUser=root
+# needs) it skips with status 77.
+set -eu
+
+PATH="$PATH:/usr/sbin:/sbin"
+src="${PW_SRCDIR:-.}"
+build="${PW_BUILDDIR:-.}"
+
+for cmd in munged mungekey slurmctld slurmd sbatch squeue scancel scontrol sinfo; do
+	command -v "$cmd" >/dev/null ||
+		{ echo "slurm: $cmd not found (Debian: munge slurmctld slurmd slurm-client)"; exit 77; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "slurm: needs root (SlurmUser=root)"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pw-slurm.XXXXXX")
+chmod 755 "$tmp" # munged wants its socket's folder searchable by all
+munged_pid=""
+ctld_pid=""
+slurmd_pid=""
+export SLURM_CONF="$tmp/slurm.conf"
+
+# stop PID: SIGTERM, then SIGKILL after 10 s.
+stop() {
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	kill -KILL "$1" 2>/dev/null || :
+	wait "$1" 2>/dev/null || :
+}
+
+# Processes of this cluster that outlived the daemons (job steps, tasks):
+# their environment names this cluster's slurm.conf.
+kill_strays() {
+	for env in /proc/[0-9]*/environ; do
+		pid=${env#/proc/}
+		pid=${pid%/environ}
+		[ "$pid" != $$ ] || continue
+		cat "$env" 2>/dev/null | tr '\0' '\n' | grep -qxF "SLURM_CONF=$SLURM_CONF" &&
+			kill -KILL "$pid" 2>/dev/null || :
+	done
+}
+
+cleanup() {
+	status=$?
+	trap - EXIT INT TERM
+	if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
+		scancel --partition=debug --full --signal=KILL 2>/dev/null || :
+		i=0
+		while [ -n "$(squeue --noheader 2>/dev/null)" ] && [ $i -lt 50 ]; do
+			sleep 0.2
+			i=$((i + 1))
+		done
+	fi
+	stop "$slurmd_pid"
+	stop "$ctld_pid"
+	stop "$munged_pid"
+	kill_strays
+	if [ $status -ne 0 ] && [ $status -ne 77 ]; then
+		for f in munged.out slurmctld.log slurmd.log; do
+			echo "--- $f (last lines)"
+			tail -n 30 "$tmp/$f" 2>/dev/null || :
+		done
+	fi
+	if [ -n "${PW_KEEP_TMP:-}" ]; then
+		echo "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+	exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A TCP port in 20000-59999 that nothing listens on and that is not $1.
+free_port() {
+	while :; do
+		n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		port=$((20000 + n % 40000))
+		hex=$(printf '%04X' "$port")
+		[ "$port" != "${1:-}" ] || continue
+		awk -v h="$hex" 'NR > 1 && $4 == "0A" && $2 ~ ":" h "$" { found = 1 }
+			END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || break
+	done
+	echo "$port"
+}
+
+# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds.
+wait_for() {
+	tries=$(($1 * 5))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		tries=$((tries - 1))
+		[ "$tries" -gt 0 ] || return 1
+		sleep 0.2
+	done
+}
+
+node_idle() { [ "$(sinfo --noheader --nodes=pwnode --format=%t)" = idle ]; }
+
+# munge: its own key, socket, pid file and log.
+mungekey --create --keyfile="$tmp/munge.key"
+munged --foreground --key-file="$tmp/munge.key" --socket="$tmp/munge.sock" \
+	--pid-file="$tmp/munged.pid" --log-file="$tmp/munged.log" \
+	--seed-file="$tmp/munged.seed" >"$tmp/munged.out" 2>&1 &
+munged_pid=$!
+wait_for 10 munge --socket="$tmp/munge.sock" --no-input ||
+	{ echo "slurm: munged did not start"; exit 1; }
+
+# slurmctld and slurmd on fresh ports; a port taken meanwhile: try again.
+mkdir "$tmp/state" "$tmp/spool"
+for attempt in 1 2 3; do
+	ctld_port=$(free_port)
+	slurmd_port=$(free_port "$ctld_port")
+	sed -e "s|@DIR@|$tmp|g" -e "s|@CTLD_PORT@|$ctld_port|g" \
+		-e "s|@SLURMD_PORT@|$slurmd_port|g" "$src/tests/slurm/slurm.conf.in" >"$SLURM_CONF"
+	slurmctld -D >"$tmp/slurmctld.out" 2>&1 &
+	ctld_pid=$!
+	slurmd -D -N pwnode >"$tmp/slurmd.out" 2>&1 &
+	slurmd_pid=$!
+	if wait_for 30 node_idle; then
+		break
+	fi
+	echo "slurm: the cluster did not come up on ports $ctld_port, $slurmd_port (attempt $attempt)"
+	stop "$slurmd_pid"
+	stop "$ctld_pid"
+	ctld_pid=""
+	slurmd_pid=""
+	[ $attempt -lt 3 ] || exit 1
+done
+echo "slurm: cluster up in $tmp (slurmctld :$ctld_port, slurmd :$slurmd_port)"
+
+status=0
+"$build/tests/integration/test_slurm" || status=$?
+exit $status
