@@ -4,12 +4,13 @@
  *
  *   pipewright-runner --project PATH [--env ENV] [--conf-source DIR]
  *                     [--once] [--verbose]
+ *   pipewright-runner --slurm-job     (inside a Slurm batch job: slurm.c)
  *
- * Each step holds one transaction: it talks to Slurm first (slurm.c: before
- * anything is written), reaps ended tries, applies commands,
- * fires schedules, claims queued runs, handles timers, starts ready tries
- * and ends finished runs; then it commits and the loop sleeps in poll()
- * until a FIFO poke, a signal, an adopted shim's exit, or the next timer.
+ * Each step holds one transaction: it talks to Slurm first (slurm.c, before
+ * anything is written), reaps ended tries, applies commands, fires
+ * schedules, claims queued runs, handles timers, starts ready tries and
+ * ends finished runs; then it commits and the loop sleeps in poll() until
+ * a FIFO poke, a signal, an adopted shim's exit, or the next timer.
  */
 #include <errno.h>
 #include <fcntl.h>

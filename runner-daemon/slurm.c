@@ -291,13 +291,27 @@ static char *sh_quote(const char *s)
 	return q;
 }
 
+/* Writes all of text to fd. 0 or -1. */
+static int write_all(int fd, const char *text)
+{
+	for (size_t len = strlen(text); len > 0;) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		text += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Writes text to path (mode) through path.tmp and rename. 0 or -1. */
 static int write_file(const char *path, const char *text, mode_t mode)
 {
 	char *tmp = pw_asprintf("%s.tmp", path);
 	int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) : -1;
-	size_t len = strlen(text);
-	int rc = fd >= 0 && write(fd, text, len) == (ssize_t)len ? 0 : -1;
+	int rc = fd >= 0 ? write_all(fd, text) : -1;
 	if (fd >= 0 && close(fd) != 0)
 		rc = -1;
 	if (rc == 0 && rename(tmp, path) != 0)
@@ -308,16 +322,24 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	return rc;
 }
 
-/* Adds the strings of v to a new JSON array under key. 0 or -1. */
+/* Adds value under key of o (an array when key is NULL). 0 or -1. */
+static int put(json_object *o, const char *key, json_object *value)
+{
+	int rc = !value ? -1
+		 : key ? json_object_object_add(o, key, value) : json_object_array_add(o, value);
+	if (rc != 0)
+		json_object_put(value);
+	return rc;
+}
+
+/* Adds the strings of v as a new JSON array under key. 0 or -1. */
 static int put_strings(json_object *o, const char *key, char *const *v)
 {
 	json_object *a = json_object_new_array();
-	if (!a || json_object_object_add(o, key, a) != 0) {
-		json_object_put(a);
+	if (put(o, key, a) != 0)
 		return -1;
-	}
 	for (; *v; v++)
-		if (json_object_array_add(a, json_object_new_string(*v)) != 0)
+		if (put(a, NULL, json_object_new_string(*v)) != 0)
 			return -1;
 	return 0;
 }
@@ -327,11 +349,11 @@ static char *spec_json(const pw_launch *l)
 {
 	json_object *o = json_object_new_object();
 	char *text = NULL;
-	if (!o || json_object_object_add(o, "workdir", json_object_new_string(l->workdir)) ||
-	    json_object_object_add(o, "log", json_object_new_string(l->log_path)) ||
-	    json_object_object_add(o, "status", json_object_new_string(l->status_path)) ||
+	if (!o || put(o, "workdir", json_object_new_string(l->workdir)) ||
+	    put(o, "log", json_object_new_string(l->log_path)) ||
+	    put(o, "status", json_object_new_string(l->status_path)) ||
 	    (l->argv ? put_strings(o, "argv", l->argv)
-		     : json_object_object_add(o, "shell", json_object_new_string(l->shell))) ||
+		     : put(o, "shell", json_object_new_string(l->shell))) ||
 	    put_strings(o, "env", l->env))
 		goto out;
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
