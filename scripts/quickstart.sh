@@ -11,10 +11,12 @@ set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-# Debian packages the build, the tests and the example need.
+# Debian packages the build, the tests and the example need (munge and
+# slurm*: tests/slurm.sh runs the Slurm runner against a real Slurm).
 PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
-	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl"
+	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
+	munge slurmctld slurmd slurm-client"
 
 install_packages() {
 	missing=""
