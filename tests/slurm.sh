@@ -24,6 +24,7 @@ chmod 755 "$tmp" # munged wants its socket's folder searchable by all
 munged_pid=""
 ctld_pid=""
 slurmd_pid=""
+test_pid=""
 export SLURM_CONF="$tmp/slurm.conf"
 
 # stop PID: SIGTERM, then SIGKILL after 10 s.
@@ -54,6 +55,7 @@ kill_strays() {
 cleanup() {
 	status=$?
 	trap - EXIT INT TERM
+	stop "$test_pid"
 	if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
 		scancel --partition=debug --full --signal=KILL 2>/dev/null || :
 		i=0
@@ -140,6 +142,12 @@ for attempt in 1 2 3; do
 done
 echo "slurm: cluster up in $tmp (slurmctld :$ctld_port, slurmd :$slurmd_port)"
 
+# In the background, so that a signal to this script stops it at once; its
+# projects go into $tmp too, so that nothing is left when it is stopped.
+mkdir "$tmp/projects"
+TMPDIR="$tmp/projects" "$build/tests/integration/test_slurm" &
+test_pid=$!
 status=0
-"$build/tests/integration/test_slurm" || status=$?
+wait "$test_pid" || status=$?
+test_pid=""
 exit $status
