@@ -59,8 +59,8 @@ extern char **environ;
 
 /* A `type: slurm` runner's options, copied for a run (it outlives reloads). */
 struct sl_conf {
-	char *partition;        /* or NULL */
-	pw_strv sbatch_args;
+	pw_strv sbatch;         /* sbatch --parsable [--partition=P] [sbatch_args] */
+	char **sbatch_argv;     /* its NULL-terminated view */
 	long long poll_ms;
 	int time_margin;        /* s added to a task's timeout for --time */
 	long long status_wait_ms;
@@ -84,12 +84,30 @@ struct sl_job {
 
 /* --- configuration ---------------------------------------------------------- */
 
+/* The sbatch command line of a runner: fixed options and the runner's own. */
+static int sbatch_argv(sl_conf *c, json_object *spec)
+{
+	json_object *partition = json_object_object_get(spec, "partition");
+	json_object *args = json_object_object_get(spec, "sbatch_args");
+	char *opt = partition ? pw_asprintf("--partition=%s", json_object_get_string(partition))
+			      : NULL;
+	int rc = pw_strv_push(&c->sbatch, "sbatch") || pw_strv_push(&c->sbatch, "--parsable") ||
+		 (partition && (!opt || pw_strv_push(&c->sbatch, opt))) ? -1 : 0;
+	for (size_t i = 0; rc == 0 && args && i < json_object_array_length(args); i++)
+		rc = pw_strv_push(&c->sbatch,
+				  json_object_get_string(json_object_array_get_idx(args, i)));
+	free(opt);
+	if (rc == 0 && !(c->sbatch_argv = pw_env_vector(&c->sbatch)))
+		rc = -1;
+	return rc;
+}
+
 /* settings.runners[name] (checked at load: src/project.c) → a run's copy. */
 sl_conf *slurm_conf_new(const pw_project *p, const char *name)
 {
 	json_object *spec = json_object_object_get(
 		json_object_object_get(p->settings, "runners"), name);
-	json_object *v, *args = json_object_object_get(spec, "sbatch_args");
+	json_object *v;
 	sl_conf *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
@@ -102,13 +120,7 @@ sl_conf *slurm_conf_new(const pw_project *p, const char *name)
 		c->time_margin = json_object_get_int(v);
 	if (json_object_object_get_ex(spec, "status_wait", &v))
 		c->status_wait_ms = json_object_get_int64(v) * 1000;
-	bool ok = true;
-	if (json_object_object_get_ex(spec, "partition", &v))
-		ok = (c->partition = strdup(json_object_get_string(v))) != NULL;
-	for (size_t i = 0; ok && args && i < json_object_array_length(args); i++)
-		ok = pw_strv_push(&c->sbatch_args,
-				  json_object_get_string(json_object_array_get_idx(args, i))) == 0;
-	if (!ok) {
+	if (sbatch_argv(c, spec) != 0) {
 		slurm_conf_free(c);
 		return NULL;
 	}
@@ -119,8 +131,8 @@ void slurm_conf_free(sl_conf *c)
 {
 	if (!c)
 		return;
-	free(c->partition);
-	pw_strv_free(&c->sbatch_args);
+	free(c->sbatch_argv);
+	pw_strv_free(&c->sbatch);
 	free(c);
 }
 
@@ -146,39 +158,47 @@ typedef struct sl_cmd {
 	int timeout_ms;
 } sl_cmd;
 
-/* Starts c with stdout and stderr on capture_w when c->out is NULL. */
+/*
+ * The child's side of c: its working directory and stdio (stdout and
+ * stderr on capture_w when c->out is NULL), default SIGPIPE (the runner
+ * ignores it) and no blocked signal. Nonzero on failure.
+ */
+static int spawn_setup(const sl_cmd *c, int capture_w, posix_spawn_file_actions_t *fa,
+		       posix_spawnattr_t *at)
+{
+	sigset_t none, dflt;
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	int rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) ||
+		 posix_spawnattr_setsigdefault(at, &dflt) || posix_spawnattr_setsigmask(at, &none) ||
+		 (c->dir && posix_spawn_file_actions_addchdir_np(fa, c->dir)) ||
+		 posix_spawn_file_actions_addopen(fa, 0, c->in ? c->in : "/dev/null", O_RDONLY, 0);
+	if (rc || !c->out)
+		return rc || posix_spawn_file_actions_adddup2(fa, capture_w, 1) ||
+		       posix_spawn_file_actions_adddup2(fa, capture_w, 2);
+	return posix_spawn_file_actions_addopen(fa, 1, c->out, O_WRONLY | O_CREAT | O_TRUNC, 0644) ||
+	       posix_spawn_file_actions_addopen(fa, 2, c->err, O_WRONLY | O_CREAT | O_APPEND, 0644);
+}
+
+/* Starts c (see spawn_setup). Its pid, or -1 with errno set. */
 static pid_t cmd_spawn(const sl_cmd *c, int capture_w)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	sigset_t none, dflt;
 	pid_t pid = -1;
-	sigemptyset(&none);
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGPIPE); /* ignored by the runner */
 	if (posix_spawn_file_actions_init(&fa) != 0)
 		return -1;
 	if (posix_spawnattr_init(&at) != 0) {
 		posix_spawn_file_actions_destroy(&fa);
 		return -1;
 	}
-	int rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) ||
-		 posix_spawnattr_setsigdefault(&at, &dflt) || posix_spawnattr_setsigmask(&at, &none) ||
-		 (c->dir && posix_spawn_file_actions_addchdir_np(&fa, c->dir)) ||
-		 posix_spawn_file_actions_addopen(&fa, 0, c->in ? c->in : "/dev/null", O_RDONLY, 0);
-	if (!rc && c->out)
-		rc = posix_spawn_file_actions_addopen(&fa, 1, c->out, O_WRONLY | O_CREAT | O_TRUNC,
-						      0644) ||
-		     posix_spawn_file_actions_addopen(&fa, 2, c->err, O_WRONLY | O_CREAT | O_APPEND,
-						      0644);
-	else if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&fa, capture_w, 1) ||
-		     posix_spawn_file_actions_adddup2(&fa, capture_w, 2);
-	if (!rc && (errno = posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, environ)) != 0)
-		pid = -1;
+	int rc = spawn_setup(c, capture_w, &fa, &at) ? ENOMEM
+		 : posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	return pid;
+	errno = rc;
+	return rc ? -1 : pid;
 }
 
 /* Appends what fd has to *buf (*len, at most CMD_OUTPUT_MAX). 1 at EOF. */
@@ -395,10 +415,16 @@ static char *try_file(const rn_run *run, size_t t, const char *ext)
 	return exec_try_path(run, t, run->tasks[t].try_number, ext);
 }
 
+/* The task's folder, which holds its tries' files; malloc'd. */
+static char *task_dir(const rn_run *run, size_t t)
+{
+	return pw_asprintf("%s/%s", run->dir, run->dag->tasks[t].name);
+}
+
 int slurm_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l)
 {
 	rn_task *k = &run->tasks[t];
-	char *dir = pw_asprintf("%s/%s", run->dir, run->dag->tasks[t].name);
+	char *dir = task_dir(run, t);
 	char *spec_path = try_file(run, t, "slurm.json"), *script_path = try_file(run, t, "sbatch");
 	char *jobid = try_file(run, t, "jobid");
 	char *spec = spec_json(l);
@@ -442,34 +468,25 @@ static long long read_job_id(const char *path, bool *exists)
 	return end != buf && id > 0 && (*end == '\0' || *end == '\n' || *end == ';') ? id : 0;
 }
 
-/* Runs sbatch for a try whose start is committed. */
+/*
+ * Runs sbatch for a try whose start is committed: in the task's folder,
+ * the script on stdin, the job id to <try>.jobid, errors to the log.
+ */
 static void submit(runner *r, rn_run *run, size_t t)
 {
-	const sl_conf *c = run->slurm;
 	sl_job *j = run->tasks[t].job;
 	int n = run->tasks[t].try_number;
 	char in[32], out[32], err[32];
-	char *dir = pw_asprintf("%s/%s", run->dir, run->dag->tasks[t].name);
-	char *partition = c->partition ? pw_asprintf("--partition=%s", c->partition) : NULL;
-	char **argv = calloc(c->sbatch_args.n + 4, sizeof *argv);
+	char *dir = task_dir(run, t), *path = NULL;
 	const char *why = "out of memory";
-	size_t a = 0;
 	snprintf(in, sizeof in, "%d.sbatch", n);
 	snprintf(out, sizeof out, "%d.jobid", n);
 	snprintf(err, sizeof err, "%d.log", n);
-	if (argv) {
-		argv[a++] = "sbatch";
-		argv[a++] = "--parsable";
-		if (partition)
-			argv[a++] = partition;
-		for (size_t i = 0; i < c->sbatch_args.n; i++)
-			argv[a++] = c->sbatch_args.v[i];
-	}
-	sl_cmd cmd = {argv, dir, in, out, err, SBATCH_TIMEOUT_MS};
-	int st = dir && argv && (partition || !c->partition) ? cmd_run(&cmd, NULL, &why) : -1;
-	char *path = st == 0 ? pw_asprintf("%s/%s", dir, out) : NULL;
+	sl_cmd cmd = {run->slurm->sbatch_argv, dir, in, out, err, SBATCH_TIMEOUT_MS};
+	int st = dir ? cmd_run(&cmd, NULL, &why) : -1;
 	bool exists;
-	if (path && (j->id = read_job_id(path, &exists)) > 0)
+	if (st == 0 && (path = pw_asprintf("%s/%s", dir, out)) &&
+	    (j->id = read_job_id(path, &exists)) > 0)
 		j->id_new = true;
 	else if (st >= 0)
 		snprintf(j->why, sizeof j->why, "cannot submit to Slurm: sbatch %s (see the log)",
@@ -481,8 +498,6 @@ static void submit(runner *r, rn_run *run, size_t t)
 		rn_error(r, "task %s/%s/%s: %s", run->dag_id, run->run_id,
 			 run->dag->tasks[t].name, j->why);
 	free(path);
-	free(argv);
-	free(partition);
 	free(dir);
 }
 
