@@ -633,8 +633,11 @@ static void query(runner *r)
 			*nl = '\0';
 		apply_line(r, line);
 	}
-	if (!answered)
+	if (!answered) {
+		if (text)
+			text[strcspn(text, "\n")] = '\0'; /* its first line says why */
 		rn_error(r, "squeue: %s%s", st < 0 ? why : "failed: ", st < 0 || !text ? "" : text);
+	}
 	for (size_t i = 0; i < r->n_running; i++) {
 		sl_job *j = proc_job(r, i);
 		char *status = j && j->id ? try_file(r->procs[i].run, r->procs[i].t, "status") : NULL;
