@@ -14,6 +14,16 @@ int dags_get(pw_req *req);
 int dags_patch(pw_req *req);
 int import_errors_list(pw_req *req);
 
+/*
+ * The parts of a project's DAG objects that only change with the project,
+ * as JSON text; built with each snapshot (server.c), read by dags.c
+ * through api_req_dags (request.c). api_dags_new is NULL when out of memory.
+ */
+typedef struct api_dags api_dags;
+api_dags *api_dags_new(const pw_project *p);
+void api_dags_free(api_dags *d);
+const api_dags *api_req_dags(const pw_req *req);
+
 /* runs.c */
 int runs_list(pw_req *req);
 int runs_trigger(pw_req *req);
@@ -61,6 +71,41 @@ void api_stmt_done(sqlite3_stmt *st);
 
 /* A list's meta: {"total", "limit", "offset"}; NULL when out of memory. */
 json_object *api_page_meta(long long total, int limit, long long offset);
+
+/*
+ * JSON text written straight into a buffer (json-c's printbuf), for the
+ * answers that are hot enough not to build a json-c tree first. The text
+ * reads exactly as json-c would serialise the same values (strings through
+ * pw_json_quote). The first failed append (out of memory) sticks: later
+ * ones do nothing and api_text_reply fails.
+ */
+typedef struct api_text {
+	struct printbuf *pb;
+	bool failed;
+} api_text;
+
+void api_text_init(api_text *t);
+void api_text_free(api_text *t);
+void api_text_raw(api_text *t, const char *s, size_t n);
+#define API_TEXT_LIT(t, s) api_text_raw((t), "" s, sizeof(s) - 1)
+/* A JSON string; null when s is NULL. */
+void api_text_str(api_text *t, const char *s);
+void api_text_int(api_text *t, long long n);
+/* An ISO-8601 string; null when ms <= 0. */
+void api_text_time(api_text *t, long long ms);
+/* json-c's serialisation of v (which must not be shared with other threads). */
+void api_text_json(api_text *t, json_object *v);
+/* Ends a page: `],"meta":{"total":N,"limit":L,"offset":O}}`. */
+void api_text_page_end(api_text *t, long long total, int limit, long long offset);
+/* Answers status with the text as the JSON body and frees it. 0 or -1. */
+int api_text_reply(pw_req *req, int status, api_text *t);
+
+/* The columns of runs that api_run_text reads, from column 0 on. */
+#define API_RUN_COLUMNS "id, dag_id, run_id, state, run_type, conf, options," \
+	" triggered_by, queued_at, started_at, ended_at, error_type, error_message"
+
+/* The run object of st's current row (API_RUN_COLUMNS) as JSON text. */
+void api_run_text(api_text *t, sqlite3_stmt *st);
 
 /* ISO-8601 string of ms since the epoch, or JSON null when ms <= 0. */
 json_object *api_time(long long ms);

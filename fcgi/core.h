@@ -32,6 +32,7 @@ struct pw_io {
 /* A project snapshot, shared by the requests that use it (refcounted). */
 typedef struct pw_snap {
 	pw_project *project;
+	struct api_dags *dags;   /* the DAGs' fixed JSON text (dags.c) */
 	long long fingerprint;
 	int refs;                /* under the server's mutex */
 } pw_snap;

@@ -6,16 +6,18 @@
  * next fire time from its row in `dags` (the runner keeps next_run_at
  * current). A DAG without a row yet shows its file's `paused`, and, when it
  * has a schedule and is not paused, the next fire time computed from now.
+ *
+ * Everything of a DAG's object but those two fields only changes with the
+ * project, so each snapshot keeps it as JSON text (api_dags_new), and an
+ * answer is that text with the two fields written in between.
  */
+#include <json-c/printbuf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "cron.h"
-
-/* A handler helper that has answered the request itself (e.g. 400). */
-#define ANSWERED 1
 
 /* --- JSON building -------------------------------------------------------- */
 
@@ -43,17 +45,6 @@ static int put_str(json_object *o, const char *k, const char *s)
 static int put_int(json_object *o, const char *k, long long n)
 {
 	return put(o, k, json_object_new_int64(n));
-}
-
-/* An ISO-8601 time, or JSON null when ms <= 0. */
-static int put_time(json_object *o, const char *k, long long ms)
-{
-	char buf[32];
-
-	if (ms <= 0)
-		return put_null(o, k);
-	pw_format_iso(ms, buf);
-	return put_str(o, k, buf);
 }
 
 /* Appends v to array a; v NULL or a failed add is -1, v freed. */
@@ -96,7 +87,7 @@ static json_object *names_array(const pw_dag *dag, const size_t *idx, size_t n)
 
 typedef struct dag_state {
 	bool paused;
-	long long next_run_at; /* ms; 0 = none */
+	long long next_run_at; /* ms; 0 = none (yet) */
 } dag_state;
 
 /* The next fire time of a schedule after now (ms), or 0 when it has none. */
@@ -111,39 +102,156 @@ static long long cron_next_ms(const char *schedule)
 	return next > 0 ? (long long)next * 1000 : 0;
 }
 
-/*
- * Reads dag's row of `dags` into *st: the file's `paused` when there is no
- * row yet; next_run_at computed from now when the row has none and the DAG
- * is scheduled and not paused. Returns PW_OK or PW_ERR (logged).
- */
+/* Both read is_paused, next_run_at, dag_id. */
+static const char state_one_sql[] =
+	"SELECT is_paused, next_run_at, dag_id FROM dags WHERE dag_id = ?1";
+static const char state_all_sql[] =
+	"SELECT is_paused, next_run_at, dag_id FROM dags ORDER BY dag_id";
+
+/* dag's state from q's current row when row is set, else from its file. */
+static void state_from(const pw_dag *dag, sqlite3_stmt *q, bool row, dag_state *st)
+{
+	st->paused = row ? sqlite3_column_int(q, 0) != 0 : dag->paused;
+	st->next_run_at = row ? sqlite3_column_int64(q, 1) : 0; /* NULL reads 0 */
+}
+
+/* Reads dag's row of `dags` into *st. Returns PW_OK or PW_ERR (logged). */
 static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
 {
-	static const char sql[] =
-		"SELECT is_paused, next_run_at FROM dags WHERE dag_id = ?1";
-	pw_store *store = pw_req_store(req);
-	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
+	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_one_sql);
 
 	if (!q)
 		return PW_ERR;
-	st->paused = dag->paused;
-	st->next_run_at = 0;
 	int step = sqlite3_bind_text(q, 1, dag->id, -1, SQLITE_STATIC);
 	if (step == SQLITE_OK)
 		step = sqlite3_step(q);
-	if (step == SQLITE_ROW) {
-		st->paused = sqlite3_column_int(q, 0) != 0;
-		st->next_run_at = sqlite3_column_int64(q, 1); /* NULL reads 0 */
-	} else if (step != SQLITE_DONE) {
-		fprintf(stderr, "pipewright: dags: %s\n",
-			sqlite3_errmsg(pw_store_db(store)));
+	if (step == SQLITE_ROW || step == SQLITE_DONE)
+		state_from(dag, q, step == SQLITE_ROW, st);
+	else
+		api_db_error(req);
+	api_stmt_done(q);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
+}
+
+/*
+ * Reads dag's state from q (state_all_sql), which is walked beside the
+ * project's DAGs: both go in dag_id order (strcmp's, SQLite's BINARY).
+ * *step is q's last result; q stays on the first row past dag. Returns
+ * PW_OK or PW_ERR (logged).
+ */
+static int state_next(pw_req *req, sqlite3_stmt *q, int *step, const pw_dag *dag,
+		      dag_state *st)
+{
+	int cmp = -1;
+
+	while (*step == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(q, 2);
+		cmp = id ? strcmp(id, dag->id) : -1;
+		if (cmp >= 0)
+			break;
+		*step = sqlite3_step(q);
 	}
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return PW_ERR;
-	if (!st->next_run_at && dag->schedule && !st->paused)
-		st->next_run_at = cron_next_ms(dag->schedule);
+	if (*step != SQLITE_ROW && *step != SQLITE_DONE)
+		return api_db_error(req);
+	state_from(dag, q, *step == SQLITE_ROW && cmp == 0, st);
 	return PW_OK;
+}
+
+/* --- the fixed text of a snapshot's DAGs ---------------------------------- */
+
+/*
+ * Every DAG's text, one after the other. DAG i (of the project's sorted
+ * list) is text[cut[3i] .. cut[3i+3]), the object without its closing
+ * brace; is_paused goes in at cut[3i+1], next_run_at at cut[3i+2].
+ */
+struct api_dags {
+	api_text text;
+	size_t *cut;
+};
+
+static size_t text_len(const api_text *t)
+{
+	return t->failed ? 0 : (size_t)printbuf_length(t->pb);
+}
+
+/* Appends dag's fixed text to t, noting where it starts and its two gaps. */
+static void dag_fixed_text(api_text *t, const pw_dag *dag, size_t cut[3])
+{
+	cut[0] = text_len(t);
+	API_TEXT_LIT(t, "{\"dag_id\":");
+	api_text_str(t, dag->id);
+	API_TEXT_LIT(t, ",\"description\":");
+	api_text_str(t, dag->description);
+	API_TEXT_LIT(t, ",\"file\":");
+	api_text_str(t, dag->file);
+	API_TEXT_LIT(t, ",\"schedule\":");
+	api_text_str(t, dag->schedule);
+	API_TEXT_LIT(t, ",\"is_paused\":");
+	cut[1] = text_len(t);
+	API_TEXT_LIT(t, ",\"tags\":[");
+	for (size_t i = 0; i < dag->tags.n; i++) {
+		if (i > 0)
+			API_TEXT_LIT(t, ",");
+		api_text_str(t, dag->tags.v[i]);
+	}
+	API_TEXT_LIT(t, "],\"max_active_runs\":");
+	api_text_int(t, dag->max_active_runs);
+	API_TEXT_LIT(t, ",\"next_run_at\":");
+	cut[2] = text_len(t);
+	API_TEXT_LIT(t, ",\"task_count\":");
+	api_text_int(t, (long long)dag->n_tasks);
+}
+
+api_dags *api_dags_new(const pw_project *p)
+{
+	api_dags *d = calloc(1, sizeof *d);
+
+	if (!d)
+		return NULL;
+	api_text_init(&d->text);
+	d->cut = malloc((3 * p->n_dags + 1) * sizeof *d->cut);
+	for (size_t i = 0; d->cut && i < p->n_dags; i++)
+		dag_fixed_text(&d->text, p->dags[i], d->cut + 3 * i);
+	if (!d->cut || d->text.failed) {
+		api_dags_free(d);
+		return NULL;
+	}
+	d->cut[3 * p->n_dags] = text_len(&d->text);
+	return d;
+}
+
+void api_dags_free(api_dags *d)
+{
+	if (!d)
+		return;
+	api_text_free(&d->text);
+	free(d->cut);
+	free(d);
+}
+
+/*
+ * Writes DAG i of the request's snapshot with its state st, without the
+ * closing brace. A DAG without a next fire time in the database gets one
+ * computed from now when it is scheduled and not paused.
+ */
+static void dag_text(pw_req *req, api_text *t, size_t i, const dag_state *st)
+{
+	const api_dags *d = api_req_dags(req);
+	const pw_dag *dag = pw_req_project(req)->dags[i];
+	const char *s = d->text.pb->buf;
+	const size_t *cut = d->cut + 3 * i;
+	long long next = st->next_run_at;
+
+	if (!next && dag->schedule && !st->paused)
+		next = cron_next_ms(dag->schedule);
+	api_text_raw(t, s + cut[0], cut[1] - cut[0]);
+	if (st->paused)
+		API_TEXT_LIT(t, "true");
+	else
+		API_TEXT_LIT(t, "false");
+	api_text_raw(t, s + cut[1], cut[2] - cut[1]);
+	api_text_time(t, next);
+	api_text_raw(t, s + cut[2], cut[3] - cut[2]);
 }
 
 /* --- the objects -------------------------------------------------------- */
@@ -206,40 +314,6 @@ static json_object *tasks_array(const pw_dag *dag)
 	return a;
 }
 
-/*
- * The API object of a DAG; with detail, also its params and tasks. The
- * project's JSON is shared between threads, so params is a deep copy (json-c
- * reference counts and serialisation buffers are not thread-safe). NULL
- * when out of memory.
- */
-static json_object *dag_object(const pw_dag *dag, const dag_state *st, bool detail)
-{
-	json_object *o = json_object_new_object();
-	json_object *params = NULL;
-
-	if (!o)
-		return NULL;
-	if (put_str(o, "dag_id", dag->id) ||
-	    put_str(o, "description", dag->description) ||
-	    put_str(o, "file", dag->file) ||
-	    put_str(o, "schedule", dag->schedule) ||
-	    put(o, "is_paused", json_object_new_boolean(st->paused)) ||
-	    put(o, "tags", strv_array(&dag->tags)) ||
-	    put_int(o, "max_active_runs", dag->max_active_runs) ||
-	    put_time(o, "next_run_at", st->next_run_at) ||
-	    put_int(o, "task_count", (long long)dag->n_tasks))
-		goto fail;
-	if (!detail)
-		return o;
-	if (json_object_deep_copy(dag->params, &params, NULL) != 0 ||
-	    put(o, "params", params) || put(o, "tasks", tasks_array(dag)))
-		goto fail;
-	return o;
-fail:
-	json_object_put(o);
-	return NULL;
-}
-
 /* --- GET /api/v1/dags ----------------------------------------------------- */
 
 /* The list's filters: ?tags=a,b (any of them), ?paused=true|false. */
@@ -294,52 +368,44 @@ static bool tags_match(const dag_filter *f, const pw_dag *dag)
 }
 
 /*
- * Counts the DAGs that pass the filter into *total and appends the objects
- * of those at positions offset .. offset+limit-1 to data. The database is
- * read only for the DAGs of the page, or for all when filtering on paused.
+ * Counts the DAGs that pass the filter into *total and writes the objects
+ * of those at positions offset .. offset+limit-1 to t, comma-separated.
+ * The states of all DAGs come from one statement (one read transaction).
  * PW_OK or PW_ERR.
  */
 static int dags_page(pw_req *req, const dag_filter *f, int limit,
-		     long long offset, json_object *data, long long *total)
+		     long long offset, api_text *t, long long *total)
 {
 	const pw_project *p = pw_req_project(req);
-
-	for (size_t i = 0; i < p->n_dags; i++) {
-		const pw_dag *dag = p->dags[i];
-		dag_state st;
-		bool in_page = *total >= offset && *total - offset < limit;
-		if (!tags_match(f, dag))
-			continue;
-		if ((in_page || f->paused >= 0) && dag_state_get(req, dag, &st) != PW_OK)
-			return PW_ERR;
-		if (f->paused >= 0 && st.paused != (f->paused == 1))
-			continue;
-		(*total)++;
-		if (in_page && push(data, dag_object(dag, &st, false)) != 0)
-			return PW_ERR;
-	}
-	return PW_OK;
-}
-
-/* Runs a statement without rows through the connection's cache. 0 or -1. */
-static int exec_cached(pw_store *store, const char *sql)
-{
-	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
+	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_all_sql);
+	int rc = PW_OK;
 
 	if (!q)
-		return -1;
+		return PW_ERR;
 	int step = sqlite3_step(q);
-	sqlite3_reset(q);
-	return step == SQLITE_DONE ? 0 : -1;
+	for (size_t i = 0; rc == PW_OK && i < p->n_dags; i++) {
+		dag_state st;
+		if (!tags_match(f, p->dags[i]))
+			continue;
+		rc = state_next(req, q, &step, p->dags[i], &st);
+		if (rc != PW_OK || (f->paused >= 0 && st.paused != (f->paused == 1)))
+			continue;
+		if (*total >= offset && *total - offset < limit) {
+			if (*total > offset)
+				API_TEXT_LIT(t, ",");
+			dag_text(req, t, i, &st);
+			API_TEXT_LIT(t, "}");
+		}
+		(*total)++;
+	}
+	api_stmt_done(q);
+	return rc;
 }
-
-static const char begin_sql[] = "BEGIN";
-static const char commit_sql[] = "COMMIT";
 
 int dags_list(pw_req *req)
 {
 	dag_filter f = {0};
-	json_object *data = NULL, *meta = NULL;
+	api_text t = {0};
 	long long offset = 0, total = 0;
 	int limit = 0, rc = PW_ERR;
 
@@ -350,23 +416,14 @@ int dags_list(pw_req *req)
 		rc = frc == ANSWERED ? 0 : PW_ERR;
 		goto out;
 	}
-	data = json_object_new_array();
-	/* One read transaction for the page, not one per DAG (prepared once). */
-	pw_store *store = pw_req_store(req);
-	bool in_tx = exec_cached(store, begin_sql) == 0;
-	int page = data ? dags_page(req, &f, limit, offset, data, &total) : PW_ERR;
-	if (in_tx)
-		exec_cached(store, commit_sql);
-	if (page != PW_OK)
+	api_text_init(&t);
+	API_TEXT_LIT(&t, "{\"data\":[");
+	if (dags_page(req, &f, limit, offset, &t, &total) != PW_OK)
 		goto out;
-	meta = api_page_meta(total, limit, offset);
-	if (!meta)
-		goto out;
-	rc = pw_reply_data(req, 200, data, meta);
-	data = meta = NULL;
+	api_text_page_end(&t, total, limit, offset);
+	rc = api_text_reply(req, 200, &t);
 out:
-	json_object_put(data);
-	json_object_put(meta);
+	api_text_free(&t);
 	pw_strv_free(&f.tags);
 	return rc;
 }
@@ -389,15 +446,52 @@ static const pw_dag *dag_or_404(pw_req *req)
 	return dag;
 }
 
+/* The index of dag in the project's list. */
+static size_t dag_index(const pw_project *p, const pw_dag *dag)
+{
+	size_t i = 0;
+
+	while (i < p->n_dags && p->dags[i] != dag)
+		i++;
+	return i;
+}
+
+/*
+ * Writes dag's detail after its fixed text: params and tasks. The
+ * project's JSON is shared between threads, so params is a deep copy
+ * (json-c reference counts and serialisation buffers are not thread-safe).
+ */
+static void detail_text(api_text *t, const pw_dag *dag)
+{
+	json_object *params = NULL, *tasks = tasks_array(dag);
+
+	if (json_object_deep_copy(dag->params, &params, NULL) != 0 || !tasks) {
+		t->failed = true;
+	} else {
+		API_TEXT_LIT(t, ",\"params\":");
+		api_text_json(t, params);
+		API_TEXT_LIT(t, ",\"tasks\":");
+		api_text_json(t, tasks);
+	}
+	json_object_put(params);
+	json_object_put(tasks);
+}
+
 /* Answers 200 with dag's object (detail or not). Returns 0 or -1. */
 static int reply_dag(pw_req *req, const pw_dag *dag, bool detail)
 {
 	dag_state st;
+	api_text t;
 
 	if (dag_state_get(req, dag, &st) != PW_OK)
 		return -1;
-	json_object *o = dag_object(dag, &st, detail);
-	return o ? pw_reply_data(req, 200, o, NULL) : -1;
+	api_text_init(&t);
+	API_TEXT_LIT(&t, "{\"data\":");
+	dag_text(req, &t, dag_index(pw_req_project(req), dag), &st);
+	if (detail)
+		detail_text(&t, dag);
+	API_TEXT_LIT(&t, "},\"meta\":{}}");
+	return api_text_reply(req, 200, &t);
 }
 
 int dags_get(pw_req *req)

@@ -50,21 +50,6 @@ static long long uptime_s(void)
 	return (long long)(now.tv_sec - started.tv_sec);
 }
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int put_str(json_object *o, const char *k, const char *s)
-{
-	return put(o, k, json_object_new_string(s));
-}
-
 /* The runner's row as read from the database. */
 typedef struct runner_row {
 	bool found;         /* a row with a heartbeat */
@@ -141,17 +126,16 @@ static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
 	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
 }
 
-/* {status: "ok"} or {status: "error", error}; NULL when out of memory. */
-static json_object *database_object(int db_rc, const char *err)
+/* "database": {status: "ok"} or {status: "error", error}. */
+static void database_text(api_text *t, int db_rc, const char *err)
 {
-	json_object *o = json_object_new_object();
-
-	if (o && (put_str(o, "status", db_rc == PW_OK ? "ok" : "error") ||
-		  (db_rc != PW_OK && put_str(o, "error", err)))) {
-		json_object_put(o);
-		return NULL;
+	if (db_rc == PW_OK) {
+		API_TEXT_LIT(t, ",\"database\":{\"status\":\"ok\"}");
+		return;
 	}
-	return o;
+	API_TEXT_LIT(t, ",\"database\":{\"status\":\"error\",\"error\":");
+	api_text_str(t, err);
+	API_TEXT_LIT(t, "}");
 }
 
 /* The runner's status word for r, seen at now (ms). */
@@ -206,33 +190,32 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 	return rc;
 }
 
-static int put_null(json_object *o, const char *k)
-{
-	return json_object_object_add(o, k, NULL) != 0 ? -1 : 0;
-}
-
 /*
- * {status, last_heartbeat (ISO or null), pid (or null), host (when
- * known)}; NULL when out of memory.
+ * "runner": {status, last_heartbeat (ISO or null), pid (or null), host
+ * (when known)}.
  */
-static json_object *runner_object(const runner_row *r, long long now)
+static void runner_text(api_text *t, const runner_row *r, long long now)
 {
-	json_object *o = json_object_new_object();
-	char iso[32];
-
-	if (!o)
-		return NULL;
-	pw_format_iso(r->heartbeat, iso);
-	if (put_str(o, "status", runner_status(r, now)) ||
-	    (r->found ? put_str(o, "last_heartbeat", iso)
-		      : put_null(o, "last_heartbeat")) ||
-	    (r->pid > 0 ? put(o, "pid", json_object_new_int64(r->pid))
-			: put_null(o, "pid")) ||
-	    (r->host[0] && put_str(o, "host", r->host))) {
-		json_object_put(o);
-		return NULL;
+	API_TEXT_LIT(t, ",\"runner\":{\"status\":");
+	api_text_str(t, runner_status(r, now));
+	API_TEXT_LIT(t, ",\"last_heartbeat\":");
+	if (r->found) {
+		char iso[32];
+		pw_format_iso(r->heartbeat, iso);
+		api_text_str(t, iso);
+	} else {
+		API_TEXT_LIT(t, "null");
 	}
-	return o;
+	API_TEXT_LIT(t, ",\"pid\":");
+	if (r->pid > 0)
+		api_text_int(t, r->pid);
+	else
+		API_TEXT_LIT(t, "null");
+	if (r->host[0]) {
+		API_TEXT_LIT(t, ",\"host\":");
+		api_text_str(t, r->host);
+	}
+	API_TEXT_LIT(t, "}");
 }
 
 int health_get(pw_req *req)
@@ -244,26 +227,26 @@ int health_get(pw_req *req)
 	const char *status = db_rc != PW_OK ? "unhealthy"
 			     : strcmp(runner_status(&r, now), "running") == 0 ? "healthy"
 			     : "degraded";
-	json_object *o = json_object_new_object();
+	api_text t;
 
-	if (!o || put_str(o, "status", status) ||
-	    put(o, "database", database_object(db_rc, err)) ||
-	    put(o, "runner", runner_object(&r, now)) ||
-	    put(o, "uptime_s", json_object_new_int64(uptime_s()))) {
-		json_object_put(o);
-		return -1;
-	}
-	return pw_reply_data(req, db_rc == PW_OK ? 200 : 503, o, NULL);
+	api_text_init(&t);
+	API_TEXT_LIT(&t, "{\"data\":{\"status\":");
+	api_text_str(&t, status);
+	database_text(&t, db_rc, err);
+	runner_text(&t, &r, now);
+	API_TEXT_LIT(&t, ",\"uptime_s\":");
+	api_text_int(&t, uptime_s());
+	API_TEXT_LIT(&t, "},\"meta\":{}}");
+	return api_text_reply(req, db_rc == PW_OK ? 200 : 503, &t);
 }
 
 int version_get(pw_req *req)
 {
-	json_object *o = json_object_new_object();
+	api_text t;
 
-	if (!o || put_str(o, "version", PACKAGE_VERSION) ||
-	    put_str(o, "api_version", "v1")) {
-		json_object_put(o);
-		return -1;
-	}
-	return pw_reply_data(req, 200, o, NULL);
+	api_text_init(&t);
+	API_TEXT_LIT(&t, "{\"data\":{\"version\":");
+	api_text_str(&t, PACKAGE_VERSION);
+	API_TEXT_LIT(&t, ",\"api_version\":\"v1\"},\"meta\":{}}");
+	return api_text_reply(req, 200, &t);
 }

@@ -9,6 +9,8 @@
  */
 #include "api.h"
 
+#include <json-c/printbuf.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,19 +68,28 @@ static int put_col_int(json_object *o, const char *key, sqlite3_stmt *st, int i)
 }
 
 /*
- * Adds duration_ms: ended - started when both are known, now - started
- * while the thing runs, else null.
+ * A duration in ms: ended - started when both are known, now - started
+ * while the thing runs, else -1 (null).
  */
+static long long duration_ms(long long started, long long ended, bool running)
+{
+	if (started > 0 && ended > 0)
+		return ended - started;
+	if (started > 0 && running) {
+		long long d = pw_now_ms() - started;
+		return d > 0 ? d : 0;
+	}
+	return -1;
+}
+
+/* Adds duration_ms (see duration_ms). */
 static int put_duration(json_object *o, long long started, long long ended,
 			bool running)
 {
-	if (started > 0 && ended > 0)
-		return put(o, "duration_ms", json_object_new_int64(ended - started));
-	if (started > 0 && running) {
-		long long d = pw_now_ms() - started;
-		return put(o, "duration_ms", json_object_new_int64(d > 0 ? d : 0));
-	}
-	return put_null(o, "duration_ms");
+	long long d = duration_ms(started, ended, running);
+
+	return d < 0 ? put_null(o, "duration_ms")
+		     : put(o, "duration_ms", json_object_new_int64(d));
 }
 
 /* The column's text as a JSON object; {} when it is not one. NULL: OOM. */
@@ -103,13 +114,99 @@ json_object *api_time(long long ms)
 	return json_object_new_string(buf);
 }
 
+/* --- JSON text ------------------------------------------------------------- */
+
+void api_text_init(api_text *t)
+{
+	t->pb = printbuf_new();
+	t->failed = !t->pb;
+}
+
+void api_text_free(api_text *t)
+{
+	printbuf_free(t->pb);
+	t->pb = NULL;
+	t->failed = true;
+}
+
+void api_text_raw(api_text *t, const char *s, size_t n)
+{
+	if (!t->failed && (n > INT_MAX || printbuf_memappend(t->pb, s, (int)n) < 0))
+		t->failed = true;
+}
+
+void api_text_str(api_text *t, const char *s)
+{
+	if (!t->failed && pw_json_quote(t->pb, s) != 0)
+		t->failed = true;
+}
+
+void api_text_int(api_text *t, long long n)
+{
+	char buf[24], *p = buf + sizeof buf;
+	unsigned long long u = n < 0 ? 0 - (unsigned long long)n : (unsigned long long)n;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (n < 0)
+		*--p = '-';
+	api_text_raw(t, p, (size_t)(buf + sizeof buf - p));
+}
+
+void api_text_time(api_text *t, long long ms)
+{
+	char buf[40];   /* a quote, pw_format_iso's 32 bytes, a quote */
+
+	if (ms <= 0) {
+		API_TEXT_LIT(t, "null");
+		return;
+	}
+	buf[0] = '"';
+	pw_format_iso(ms, buf + 1);
+	size_t n = strlen(buf);
+	buf[n] = '"';
+	api_text_raw(t, buf, n + 1);
+}
+
+void api_text_json(api_text *t, json_object *v)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+		v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	if (s)
+		api_text_raw(t, s, len);
+	else
+		t->failed = true;
+}
+
+void api_text_page_end(api_text *t, long long total, int limit, long long offset)
+{
+	API_TEXT_LIT(t, "],\"meta\":{\"total\":");
+	api_text_int(t, total);
+	API_TEXT_LIT(t, ",\"limit\":");
+	api_text_int(t, limit);
+	API_TEXT_LIT(t, ",\"offset\":");
+	api_text_int(t, offset);
+	API_TEXT_LIT(t, "}}");
+}
+
+int api_text_reply(pw_req *req, int status, api_text *t)
+{
+	int rc = t->failed ? -1
+		 : pw_reply_raw(req, status, "application/json", t->pb->buf,
+				(size_t)printbuf_length(t->pb));
+	api_text_free(t);
+	return rc;
+}
+
 /* --- runs ----------------------------------------------------------------- */
 
 static const char run_sql[] =
-	"SELECT id, dag_id, run_id, state, run_type, conf, options,"
-	" triggered_by, queued_at, started_at, ended_at, error_type,"
-	" error_message FROM runs WHERE dag_id = ?1 AND run_id = ?2";
+	"SELECT " API_RUN_COLUMNS " FROM runs WHERE dag_id = ?1 AND run_id = ?2";
 
+/* API_RUN_COLUMNS, by position. */
 enum {
 	RC_ID, RC_DAG, RC_RUN, RC_STATE, RC_TYPE, RC_CONF, RC_OPTIONS,
 	RC_BY, RC_QUEUED, RC_STARTED, RC_ENDED, RC_ETYPE, RC_EMSG,
@@ -117,70 +214,127 @@ enum {
 
 #define COL_TEXT(st, i) ((const char *)sqlite3_column_text((st), (i)))
 
-/* Adds "error": null, or {"type", "message"} when the run has one. */
-static int put_run_error(json_object *o, sqlite3_stmt *st)
+/* Whether col_object would read column i as {} without parsing it. */
+static bool col_empty(sqlite3_stmt *st, int i)
+{
+	const char *text = COL_TEXT(st, i);
+
+	return !text || strcmp(text, "{}") == 0;
+}
+
+/* "error": null, or {"type", "message"} when the run has one. */
+static void run_error_text(api_text *t, sqlite3_stmt *st)
 {
 	const char *type = COL_TEXT(st, RC_ETYPE);
 	const char *msg = COL_TEXT(st, RC_EMSG);
-	json_object *e;
 
-	if (!type && !msg)
-		return put_null(o, "error");
-	e = json_object_new_object();
-	if (!e || put_str(e, "type", type) || put_str(e, "message", msg)) {
-		json_object_put(e);
-		return -1;
+	if (!type && !msg) {
+		API_TEXT_LIT(t, ",\"error\":null");
+		return;
 	}
-	return put(o, "error", e);
+	API_TEXT_LIT(t, ",\"error\":{\"type\":");
+	api_text_str(t, type);
+	API_TEXT_LIT(t, ",\"message\":");
+	api_text_str(t, msg);
+	API_TEXT_LIT(t, "}");
 }
 
 /*
- * Adds what the options column is worth showing: "runner" (the Kedro
- * runner asked for, null for the default) and "options" (the slicing
- * filters, only_missing_outputs, load_versions as stored).
+ * What the options column is worth showing: "runner" (the Kedro runner
+ * asked for, null for the default) and "options" (the slicing filters,
+ * only_missing_outputs, load_versions as stored).
  */
-static int put_run_options(json_object *o, sqlite3_stmt *st)
+static void run_options_text(api_text *t, sqlite3_stmt *st)
 {
-	json_object *opts = col_object(st, RC_OPTIONS), *runner = NULL;
+	json_object *opts, *runner = NULL;
 
-	if (!opts)
-		return -1;
-	json_object_object_get_ex(opts, "runner", &runner);
-	if (json_object_is_type(runner, json_type_string)) {
-		if (put(o, "runner", json_object_get(runner))) {
-			json_object_put(opts);
-			return -1;
-		}
-	} else if (put_null(o, "runner")) {
-		json_object_put(opts);
-		return -1;
+	if (col_empty(st, RC_OPTIONS)) {
+		API_TEXT_LIT(t, ",\"runner\":null,\"options\":{}");
+		return;
 	}
-	return put(o, "options", opts);
+	opts = col_object(st, RC_OPTIONS);
+	if (!opts) {
+		t->failed = true;
+		return;
+	}
+	json_object_object_get_ex(opts, "runner", &runner);
+	API_TEXT_LIT(t, ",\"runner\":");
+	api_text_str(t, json_object_is_type(runner, json_type_string)
+				? json_object_get_string(runner) : NULL);
+	API_TEXT_LIT(t, ",\"options\":");
+	api_text_json(t, opts);
+	json_object_put(opts);
 }
 
-/* The run object of the statement's current row (run_sql's columns). */
-static json_object *run_from_row(sqlite3_stmt *st)
+/* A JSON object column (conf), as col_object reads it. */
+static void object_col_text(api_text *t, sqlite3_stmt *st, int i)
 {
-	json_object *o = json_object_new_object();
+	if (col_empty(st, i)) {
+		API_TEXT_LIT(t, "{}");
+		return;
+	}
+	json_object *v = col_object(st, i);
+
+	if (v)
+		api_text_json(t, v);
+	else
+		t->failed = true;
+	json_object_put(v);
+}
+
+void api_run_text(api_text *t, sqlite3_stmt *st)
+{
 	const char *state = COL_TEXT(st, RC_STATE);
 	long long started = sqlite3_column_int64(st, RC_STARTED);
 	long long ended = sqlite3_column_int64(st, RC_ENDED);
+	long long d = duration_ms(started, ended, state && strcmp(state, "running") == 0);
 
-	if (!o || put_str(o, "run_id", COL_TEXT(st, RC_RUN)) ||
-	    put_str(o, "dag_id", COL_TEXT(st, RC_DAG)) ||
-	    put_str(o, "state", state) ||
-	    put_str(o, "run_type", COL_TEXT(st, RC_TYPE)) ||
-	    put(o, "conf", col_object(st, RC_CONF)) ||
-	    put_time(o, "queued_at", sqlite3_column_int64(st, RC_QUEUED)) ||
-	    put_time(o, "started_at", started) ||
-	    put_time(o, "ended_at", ended) ||
-	    put_duration(o, started, ended,
-			 state && strcmp(state, "running") == 0) ||
-	    put_str(o, "triggered_by", COL_TEXT(st, RC_BY)) ||
-	    put_run_error(o, st) || put_run_options(o, st)) {
-		json_object_put(o);
-		return NULL;
+	API_TEXT_LIT(t, "{\"run_id\":");
+	api_text_str(t, COL_TEXT(st, RC_RUN));
+	API_TEXT_LIT(t, ",\"dag_id\":");
+	api_text_str(t, COL_TEXT(st, RC_DAG));
+	API_TEXT_LIT(t, ",\"state\":");
+	api_text_str(t, state);
+	API_TEXT_LIT(t, ",\"run_type\":");
+	api_text_str(t, COL_TEXT(st, RC_TYPE));
+	API_TEXT_LIT(t, ",\"conf\":");
+	object_col_text(t, st, RC_CONF);
+	API_TEXT_LIT(t, ",\"queued_at\":");
+	api_text_time(t, sqlite3_column_int64(st, RC_QUEUED));
+	API_TEXT_LIT(t, ",\"started_at\":");
+	api_text_time(t, started);
+	API_TEXT_LIT(t, ",\"ended_at\":");
+	api_text_time(t, ended);
+	API_TEXT_LIT(t, ",\"duration_ms\":");
+	if (d < 0)
+		API_TEXT_LIT(t, "null");
+	else
+		api_text_int(t, d);
+	API_TEXT_LIT(t, ",\"triggered_by\":");
+	api_text_str(t, COL_TEXT(st, RC_BY));
+	run_error_text(t, st);
+	run_options_text(t, st);
+	API_TEXT_LIT(t, "}");
+}
+
+/*
+ * The run object of st's current row as a json-c tree: api_run_text read
+ * back, so both forms say the same. Deep enough for a conf or options of
+ * json-c's default depth inside the run. NULL when out of memory.
+ */
+static json_object *run_from_row(sqlite3_stmt *st)
+{
+	api_text t;
+	json_object *o = NULL;
+
+	api_text_init(&t);
+	api_run_text(&t, st);
+	json_tokener *tok = t.failed ? NULL : json_tokener_new_ex(2 * JSON_TOKENER_DEFAULT_DEPTH);
+	if (tok) {
+		o = json_tokener_parse_ex(tok, t.pb->buf, printbuf_length(t.pb));
+		json_tokener_free(tok);
 	}
+	api_text_free(&t);
 	return o;
 }
 

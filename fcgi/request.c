@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "core.h"
 #include "dag.h"
 
@@ -149,23 +150,30 @@ static size_t next_segment(const char **p)
 	return strcspn(*p, "/");
 }
 
+/*
+ * Segment by segment; a literal one is compared as it is walked, so most
+ * patterns of the table are left at their first differing byte.
+ */
 bool pw_route_matches(const char *pattern, const char *path)
 {
 	if (*pattern != '/' || *path != '/')
 		return false;
-	for (;;) {
-		size_t np = next_segment(&pattern), ns = next_segment(&path);
+	while (*pattern == '/' && *path == '/') {
+		pattern++;
+		path++;
 		if (*pattern == ':') {
-			if (ns == 0)
-				return false;
-		} else if (np != ns || strncmp(pattern, path, np) != 0) {
-			return false;
+			if (!*path || *path == '/')
+				return false;   /* a :param is never empty */
+			pattern += strcspn(pattern, "/");
+			path += strcspn(path, "/");
+			continue;
 		}
-		pattern += np;
-		path += ns;
-		if (!*pattern || !*path)
-			return !*pattern && !*path;
+		while (*pattern && *pattern != '/' && *pattern == *path) {
+			pattern++;
+			path++;
+		}
 	}
+	return !*pattern && !*path;
 }
 
 int pw_req_set_params(pw_req *req, const pw_route *route)
@@ -240,10 +248,12 @@ int pw_req_read_body(pw_req *req)
 	} else {
 		cap = 0;
 	}
+	if (cap == 0)
+		return 0;   /* no body: pw_req_body gives "" */
 	req->body = malloc(cap + 1);
 	if (!req->body)
 		return pw_reply_error(req, 500, "out of memory"), -1;
-	long got = cap ? read_all(req, req->body, cap) : 0;
+	long got = read_all(req, req->body, cap);
 	if (got < 0)
 		return pw_reply_error(req, 400, "could not read the request body"), -1;
 	req->body_len = (size_t)got;
@@ -331,6 +341,11 @@ const char *pw_req_body(const pw_req *req, size_t *len)
 const pw_project *pw_req_project(const pw_req *req)
 {
 	return req->snap->project;
+}
+
+const api_dags *api_req_dags(const pw_req *req)
+{
+	return req->snap->dags;
 }
 
 pw_store *pw_req_store(const pw_req *req)

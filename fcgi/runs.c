@@ -59,10 +59,16 @@ static const char *const order_columns[] = {"queued_at", "started_at", "ended_at
 #define SEEK_MAX 10000
 #define SEEK_MAX_TIME 100000
 
-#define L_SEL(ix) "SELECT run_id FROM runs INDEXED BY " ix " WHERE dag_id = ?1"
+/*
+ * The page's row ids come from the index alone (a subquery); then each
+ * row is read by its id. CROSS JOIN keeps the subquery the outer loop, so
+ * the rows come out in its order.
+ */
+#define L_SEL(ix) "SELECT " API_RUN_COLUMNS " FROM (SELECT id AS pk FROM runs" \
+	" INDEXED BY " ix " WHERE dag_id = ?1"
 #define L_STATE " AND state IN (SELECT value FROM json_each(?4))"
 #define L_TIME " AND queued_at BETWEEN ?2 AND ?3"
-#define L_PAGE " LIMIT ?5 OFFSET ?6"
+#define L_PAGE " LIMIT ?5 OFFSET ?6) CROSS JOIN runs ON runs.id = pk"
 #define L_ORDER(col, dir) " ORDER BY " col dir L_PAGE
 /* [state filter][time filter] of one plan and ordering */
 #define L_VARIANTS(ix, ix_state, col, dir) {				\
@@ -246,11 +252,10 @@ out:
 }
 
 /*
- * The page of run objects q asks for into list; total is how many match.
- * GO or FAILED.
+ * Writes the run objects of the page q asks for into t, comma-separated;
+ * total is how many match. GO or FAILED.
  */
-static int list_runs(pw_req *req, const list_query *q, long long total,
-		     json_object *list)
+static int list_runs(pw_req *req, const list_query *q, long long total, api_text *t)
 {
 	int seek = q->has_time ? total <= SEEK_MAX_TIME
 			       : q->states && total <= SEEK_MAX;
@@ -261,27 +266,21 @@ static int list_runs(pw_req *req, const list_query *q, long long total,
 	if (!st)
 		return FAILED;
 	bind_query(st, q, q->has_time, 1);
-	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		json_object *run = NULL;
-		const char *run_id = (const char *)sqlite3_column_text(st, 0);
-		/* same read transaction: the list statement is still active */
-		if (!run_id || api_run_object(req, q->dag_id, run_id, &run, NULL) != PW_OK ||
-		    json_object_array_add(list, run) != 0) {
-			json_object_put(run);
-			rc = FAILED;
-		}
+	for (int n = 0; (step = sqlite3_step(st)) == SQLITE_ROW; n++) {
+		if (n > 0)
+			API_TEXT_LIT(t, ",");
+		api_run_text(t, st);
 	}
-	if (rc == GO && step != SQLITE_DONE)
+	if (step != SQLITE_DONE)
 		rc = api_db_error(req);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	api_stmt_done(st);
 	return rc;
 }
 
 int runs_list(pw_req *req)
 {
 	list_query q = {.dag_id = pw_req_param(req, "dag_id")};
-	json_object *list = NULL, *meta = NULL;
+	api_text t = {0};
 	long long total = 0;
 	int rc;
 
@@ -289,17 +288,15 @@ int runs_list(pw_req *req)
 		return 0;
 	rc = parse_list_query(req, &q);
 	if (rc == GO) {
-		list = json_object_new_array();
-		if (!list || count_runs(req, &q, &total) != GO ||
-		    list_runs(req, &q, total, list) != GO ||
-		    !(meta = api_page_meta(total, q.limit, q.offset)))
+		api_text_init(&t);
+		API_TEXT_LIT(&t, "{\"data\":[");
+		if (count_runs(req, &q, &total) != GO || list_runs(req, &q, total, &t) != GO)
 			rc = FAILED;
+		api_text_page_end(&t, total, q.limit, q.offset);
 	}
-	if (rc == GO) {
-		rc = pw_reply_data(req, 200, list, meta) == 0 ? GO : FAILED;
-		list = meta = NULL;
-	}
-	json_object_put(list);
+	if (rc == GO)
+		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
+	api_text_free(&t);
 	json_object_put(q.states);
 	return rc == FAILED ? -1 : 0;
 }

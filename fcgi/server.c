@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "core.h"
 
 #define DEFAULT_THREADS 4
@@ -80,6 +81,15 @@ static long long mono_ms(void)
 
 /* --- the project cache ----------------------------------------------------- */
 
+static void snap_free(pw_snap *s)
+{
+	if (!s)
+		return;
+	api_dags_free(s->dags);
+	pw_project_free(s->project);
+	free(s);
+}
+
 /* Loads the project into a new snapshot (refs 1). NULL with *err. */
 static pw_snap *snap_load(const pw_server *srv, long long fingerprint, char **err)
 {
@@ -91,6 +101,12 @@ static pw_snap *snap_load(const pw_server *srv, long long fingerprint, char **er
 	}
 	if (pw_project_load(&opts, &s->project, err) != PW_OK) {
 		free(s);
+		return NULL;
+	}
+	s->dags = api_dags_new(s->project);
+	if (!s->dags) {
+		snap_free(s);
+		*err = strdup("out of memory");
 		return NULL;
 	}
 	s->fingerprint = fingerprint ? fingerprint : pw_project_fingerprint(s->project);
@@ -105,10 +121,8 @@ static void snap_release(pw_server *srv, pw_snap *s)
 	pthread_mutex_lock(&srv->lock);
 	int left = --s->refs;
 	pthread_mutex_unlock(&srv->lock);
-	if (left == 0) {
-		pw_project_free(s->project);
-		free(s);
-	}
+	if (left == 0)
+		snap_free(s);
 }
 
 /*
@@ -230,11 +244,7 @@ void pw_server_free(pw_server *srv)
 {
 	if (!srv)
 		return;
-	pw_snap *s = atomic_load(&srv->snap);
-	if (s) {
-		pw_project_free(s->project);
-		free(s);
-	}
+	snap_free(atomic_load(&srv->snap));
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->tables);
 	free(srv->path);
@@ -253,13 +263,14 @@ void pw_server_free(pw_server *srv)
 static bool add_cors(pw_req *req)
 {
 	json_object *list = NULL;
-	const char *origin = pw_req_header(req, "Origin");
+	const char *origin;
 	bool allowed = false;
 
 	json_object_object_get_ex(req->snap->project->settings, "cors_origins", &list);
 	if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0)
 		return false;
 	pw_reply_header(req, "Vary", "Origin");
+	origin = pw_req_header(req, "Origin");
 	if (!origin || !*origin)
 		return false;
 	for (size_t i = 0; i < json_object_array_length(list) && !allowed; i++) {
@@ -476,10 +487,11 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 	 * record in one write (streams flush as they go; CGI at exit).
 	 */
 	/* One write(2) per line, not one per fprintf conversion (stderr is unbuffered). */
+	const char *user = pw_req_user(&req);
 	int n = snprintf(line, sizeof line, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
 			 loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p),
 			 req.status, mono_ms() - req.t0_ms,
-			 pw_req_user(&req) ? loggable(pw_req_user(&req), u, sizeof u) : "-");
+			 user ? loggable(user, u, sizeof u) : "-");
 	if (n > 0)
 		write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 	pw_req_release(&req);

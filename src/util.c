@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <json-c/printbuf.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,44 @@ fail:
 	return NULL;
 }
 
+/* --- JSON strings ---------------------------------------------------------- */
+
+int pw_json_quote(struct printbuf *pb, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	if (!s)
+		return printbuf_strappend(pb, "null") < 0 ? -1 : 0;
+	if (printbuf_strappend(pb, "\"") < 0)
+		return -1;
+	for (;; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+		int n = 2;
+		if (s - run > INT_MAX ||
+		    (s > run && printbuf_memappend(pb, run, (int)(s - run)) < 0))
+			return -1;
+		if (c == '\0')
+			break;
+		run = s + 1;
+		switch (c) {
+		case '"': case '\\': esc[1] = (char)c; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default: esc[1] = 'u'; n = 6; break;
+		}
+		if (printbuf_memappend(pb, esc, n) < 0)
+			return -1;
+	}
+	return printbuf_strappend(pb, "\"") < 0 ? -1 : 0;
+}
+
 /* --- errors -------------------------------------------------------------- */
 
 int pw_errors_add(pw_errors *errs, const char *file, int line,
@@ -269,35 +309,83 @@ long long pw_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Splits ms into a UTC calendar time and the milliseconds left over. */
-static void split_ms(long long ms, struct tm *tm, int *millis)
+/* The UTC calendar fields of a time in ms since the epoch. */
+typedef struct utc_fields {
+	long long year;
+	unsigned mon, day, hour, min, sec, millis;
+} utc_fields;
+
+/*
+ * Splits ms into UTC calendar fields: the proleptic Gregorian date by
+ * Hinnant's civil_from_days (no gmtime_r: no lock, no time_t range).
+ */
+static void split_ms(long long ms, utc_fields *u)
 {
-	long long secs = ms / 1000;
-	long long rest = ms % 1000;
+	long long secs = ms / 1000, rest = ms % 1000;
 	if (rest < 0) {
 		rest += 1000;
 		secs--;
 	}
-	time_t t = (time_t)secs;
-	gmtime_r(&t, tm);
-	*millis = (int)rest;
+	long long days = secs / 86400, sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	u->millis = (unsigned)rest;
+	u->hour = (unsigned)(sod / 3600);
+	u->min = (unsigned)(sod / 60 % 60);
+	u->sec = (unsigned)(sod % 60);
+	days += 719468;
+	long long era = (days >= 0 ? days : days - 146096) / 146097;
+	unsigned doe = (unsigned)(days - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	u->day = doy - (153 * mp + 2) / 5 + 1;
+	u->mon = mp < 10 ? mp + 3 : mp - 9;
+	u->year = yoe + era * 400 + (u->mon <= 2);
+}
+
+/* Writes v as n zero-padded decimal digits at p; returns the end. */
+static char *put_digits(char *p, unsigned v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
 }
 
 /*
  * Formats ms as UTC with the given separators between the clock fields
- * (':' for ISO-8601, '.' for run ids) into buf (32 bytes).
+ * (':' for ISO-8601, '.' for run ids) into buf (32 bytes). Digits are put
+ * by hand (this is on every time of every API answer); a year outside
+ * 0..9999 goes through snprintf.
  */
 static void format_utc(long long ms, char sep, char *buf)
 {
-	struct tm tm;
-	int millis;
-	char wide[96]; /* room for any int fields, so no truncation warning */
+	utc_fields u;
+	char wide[96]; /* room for any fields, so no truncation warning */
 
-	split_ms(ms, &tm, &millis);
-	snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d%c%02d%c%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, sep,
-		 tm.tm_min, sep, tm.tm_sec, millis);
-	snprintf(buf, 32, "%.31s", wide);
+	split_ms(ms, &u);
+	if (u.year < 0 || u.year > 9999) {
+		snprintf(wide, sizeof wide, "%04lld-%02u-%02uT%02u%c%02u%c%02u.%03uZ",
+			 u.year, u.mon, u.day, u.hour, sep, u.min, sep, u.sec, u.millis);
+		snprintf(buf, 32, "%.31s", wide);
+		return;
+	}
+	char *p = put_digits(buf, (unsigned)u.year, 4);
+	*p++ = '-';
+	p = put_digits(p, u.mon, 2);
+	*p++ = '-';
+	p = put_digits(p, u.day, 2);
+	*p++ = 'T';
+	p = put_digits(p, u.hour, 2);
+	*p++ = sep;
+	p = put_digits(p, u.min, 2);
+	*p++ = sep;
+	p = put_digits(p, u.sec, 2);
+	*p++ = '.';
+	p = put_digits(p, u.millis, 3);
+	memcpy(p, "Z", 2);
 }
 
 void pw_format_iso(long long ms, char *buf)

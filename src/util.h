@@ -47,6 +47,16 @@ int pw_mkdirs_for(const char *path);
  */
 char *pw_pylist_repr(const pw_strv *sv);
 
+/*
+ * Appends s to pb as a JSON string, escaped exactly as json-c serialises
+ * a string with JSON_C_TO_STRING_NOSLASHESCAPE (so hand-written JSON reads
+ * the same as json-c's): \" \\ \b \f \n \r \t, other bytes below 0x20 as
+ * \u00xx, everything else as is. A NULL s is JSON null. Returns 0, or -1
+ * when out of memory (pb may then hold part of it).
+ */
+struct printbuf;
+int pw_json_quote(struct printbuf *pb, const char *s);
+
 /* One error found while loading a project. */
 typedef struct pw_error {
 	char *file;    /* path relative to the project root, or NULL */

@@ -1,8 +1,12 @@
 /* test_util.c - string vectors, Python list repr, errors and times. */
 #include "testhelp.h"
 
+#include <json-c/json.h>
+#include <json-c/printbuf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -68,6 +72,24 @@ static void test_time_format(void **state)
 	assert_string_equal(buf, "2024-01-01T01:02:03.004Z");
 	pw_format_run_id(ms, buf);
 	assert_string_equal(buf, "2024-01-01T01.02.03.004Z");
+
+	/* the same as gmtime_r would say, across leap days, centuries, eras */
+	long long step = 86400000LL * 7 + 3600000LL * 5 + 61001;
+	for (ms = -62135596800000LL; ms < 253402300799000LL; ms += step) {
+		char want[96];
+		struct tm tm;
+		time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+		assert_non_null(gmtime_r(&t, &tm));
+		snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, (int)(((ms % 1000) + 1000) % 1000));
+		pw_format_iso(ms, buf);
+		assert_string_equal(buf, want);
+	}
+	pw_format_iso(-1, buf);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	pw_format_iso(253402300800000LL, buf);   /* year 10000 */
+	assert_string_equal(buf, "10000-01-01T00:00:00.000Z");
 }
 
 static void test_time_parse(void **state)
@@ -104,6 +126,56 @@ static void test_time_parse(void **state)
 	}
 }
 
+/* pw_json_quote of s must read exactly as json-c's own serialisation. */
+static void check_quote(const char *s)
+{
+	struct printbuf *pb = printbuf_new();
+	json_object *o = json_object_new_string(s);
+	assert_non_null(pb);
+	assert_non_null(o);
+	assert_int_equal(pw_json_quote(pb, s), 0);
+	assert_string_equal(pb->buf, json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	assert_int_equal((size_t)printbuf_length(pb), strlen(pb->buf));
+	json_object_put(o);
+	printbuf_free(pb);
+}
+
+static void test_json_quote(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {
+		"", "plain", "a/b", "say \"hi\"", "back\\slash", "tab\there",
+		"line\nbreak\r\n", "\b\f", "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac",
+		"\xff\xfe not UTF-8", "\"", "\\", "\x1f", "x\x01y\x02z",
+		"</script>", "\\u0000",
+	};
+	char one[4];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		check_quote(cases[i]);
+	/* every byte alone, and between other text */
+	for (int c = 1; c < 256; c++) {
+		snprintf(one, sizeof one, "%c", c);
+		check_quote(one);
+		snprintf(one, sizeof one, "a%cb", c);
+		check_quote(one);
+	}
+	/* a long string: runs appended in pieces across buffer growth */
+	char *big = malloc(70001);
+	assert_non_null(big);
+	for (int i = 0; i < 70000; i++)
+		big[i] = (char)(i % 97 == 0 ? '"' : i % 89 == 0 ? '\n' : 'a' + i % 26);
+	big[70000] = '\0';
+	check_quote(big);
+	free(big);
+
+	struct printbuf *pb = printbuf_new();
+	assert_non_null(pb);
+	assert_int_equal(pw_json_quote(pb, NULL), 0);
+	assert_string_equal(pb->buf, "null");
+	printbuf_free(pb);
+}
+
 static void test_path_join(void **state)
 {
 	(void)state;
@@ -127,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_time_parse),
 		cmocka_unit_test(test_path_join),
+		cmocka_unit_test(test_json_quote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
