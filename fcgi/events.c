@@ -29,10 +29,14 @@
  * data_version (checked every STREAM_POLL_MS; rows are read only when
  * another connection committed), in batches of `id > cursor` inside one
  * read transaction each, so no id range is ever skipped or sent twice. A
- * comment `: keepalive` goes out after KEEPALIVE_MS of silence; a gone
- * client is noticed at the next write and the handler returns. A stream
- * ends itself after PIPEWRIGHT_SSE_MAX_SECONDS (default 55, below the
- * front ends' timeouts) with `retry: 1000`, and the client resumes.
+ * comment `: keepalive` goes out after PIPEWRIGHT_SSE_KEEPALIVE_SECONDS
+ * (default 15) of silence. A gone client is noticed within a tick of the
+ * web server giving up on the request (pw_stream_gone: it closed the
+ * FastCGI connection or aborted), which it does when a write to the
+ * client fails (docs/hosting.md); in CGI mode when a write of ours fails.
+ * The handler then returns, freeing its slot. A stream ends itself after
+ * PIPEWRIGHT_SSE_MAX_SECONDS (default 55, below the front ends' timeouts)
+ * with `retry: 1000`, and the client resumes.
  *
  * Stream limit: a stream keeps its accepting thread busy for its whole
  * life, so a process serves at most PIPEWRIGHT_MAX_STREAMS (default 3, one
@@ -51,9 +55,7 @@
 #include <time.h>
 
 #include "api.h"
-
-/* A handler helper that has answered the request itself (e.g. 400). */
-#define ANSWERED 1
+#include "core.h"   /* pw_stream_gone */
 
 /* The event types, the values ?types= may name. */
 static const char *const event_types[] = {
@@ -352,12 +354,18 @@ out:
 /* --- the live stream (SSE) ------------------------------------------------------ */
 
 #define STREAM_POLL_MS 25        /* PRAGMA data_version check interval */
-#define KEEPALIVE_MS 15000       /* a comment after this much silence */
+#define DEFAULT_KEEPALIVE_S 15   /* a comment after this much silence */
 #define STREAM_BATCH 200         /* events per read transaction */
 #define DEFAULT_MAX_SECONDS 55   /* below lighttpd's and Apache's timeouts */
 #define DEFAULT_MAX_STREAMS 3    /* the default 4 threads, minus one */
 #define RETRY_HINT "retry: 1000\n\n"
 #define KEEPALIVE ": keepalive\n\n"
+/*
+ * The first bytes of every stream: a comment, so that a front end that
+ * holds the head until body bytes come (Apache's mod_proxy_fcgi) sends
+ * the head at once, and the client's EventSource opens at once.
+ */
+#define OPENING ": stream open\n\n"
 
 /* Streams open in this process (all threads). */
 static atomic_int open_streams;
@@ -436,6 +444,7 @@ typedef struct stream {
 	pw_store *store;
 	events_query eq;       /* filters; eq.after_id is the cursor */
 	long long resume;      /* the client's resume point, or -1 */
+	long long keepalive_ms;
 	sbuf out;
 } stream;
 
@@ -566,7 +575,7 @@ static void stream_loop(stream *st, long long max_ms)
 
 	for (;;) {
 		/* A zero-length write does no I/O: it tells a stopping server. */
-		if (pw_stream_write(st->req, "", 0) != 0)
+		if (pw_stream_write(st->req, "", 0) != 0 || pw_stream_gone(st->req))
 			return;
 		now = mono_ms();
 		if (now >= deadline) {
@@ -586,7 +595,7 @@ static void stream_loop(stream *st, long long max_ms)
 			seen = version;
 			first = false;
 		}
-		if (now - quiet_since >= KEEPALIVE_MS) {
+		if (now - quiet_since >= st->keepalive_ms) {
 			if (pw_stream_write(st->req, KEEPALIVE, sizeof KEEPALIVE - 1) != 0 ||
 			    pw_stream_flush(st->req) != 0)
 				return;
@@ -621,6 +630,8 @@ static int events_stream(pw_req *req)
 	long long max_streams = env_int("PIPEWRIGHT_MAX_STREAMS", DEFAULT_MAX_STREAMS, 0, 4096);
 	int rc = PW_ERR;
 
+	st.keepalive_ms = 1000 * env_int("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS",
+					 DEFAULT_KEEPALIVE_S, 1, 3600);
 	if (parse_filters(req, &st.eq) != PW_OK || parse_resume(req, &st.resume) != PW_OK)
 		return 0;
 	if (atomic_fetch_add(&open_streams, 1) >= max_streams) {
@@ -638,7 +649,9 @@ static int events_stream(pw_req *req)
 	    pw_reply_header(req, "X-Accel-Buffering", "no") != 0)
 		goto out;
 	rc = 0;
-	if (pw_stream_begin(req, 200, "text/event-stream") == 0)
+	if (pw_stream_begin(req, 200, "text/event-stream") == 0 &&
+	    pw_stream_write(req, OPENING, sizeof OPENING - 1) == 0 &&
+	    pw_stream_flush(req) == 0)
 		stream_loop(&st, max_s * 1000);
 out:
 	free(st.out.p);

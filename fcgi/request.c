@@ -1,15 +1,20 @@
 /*
  * request.c - reading a request: method, path below the mount prefix,
  * :params, the query string, headers, the body (bounded), the body as a
- * JSON object and its schema check, paging. Parsed once per request into
- * the pw_req; the accessors hand out pointers that live as long as it.
+ * JSON object and its schema check, paging; and watching the connection
+ * of a stream for its client leaving. Parsed once per request into the
+ * pw_req; the accessors hand out pointers that live as long as it.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fastcgi.h>
+#include <fcgiapp.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "api.h"
 #include "core.h"
@@ -280,6 +285,66 @@ void pw_req_release(pw_req *req)
 	free(req->body);
 	json_object_put(req->json);
 	pw_strv_free(&req->headers);
+}
+
+/* --- a stream's client --------------------------------------------------------------- */
+
+#define PEEK_MAX 512   /* bytes looked at for an FCGI_ABORT_REQUEST */
+
+/*
+ * Whether the whole records at the start of p (n bytes, as peeked from a
+ * FastCGI connection) include an FCGI_ABORT_REQUEST for request id. Other
+ * records (the end of stdin that libfcgi has not read) are stepped over.
+ */
+static bool holds_abort(const unsigned char *p, size_t n, int id)
+{
+	while (n >= FCGI_HEADER_LEN) {
+		const FCGI_Header *h = (const FCGI_Header *)p;
+		size_t len = FCGI_HEADER_LEN + h->paddingLength +
+			     ((size_t)h->contentLengthB1 << 8 | h->contentLengthB0);
+		if (h->version != FCGI_VERSION_1)
+			return false;
+		if (h->type == FCGI_ABORT_REQUEST && (h->requestIdB1 << 8 | h->requestIdB0) == id)
+			return true;
+		if (len > n)
+			return false;
+		p += len;
+		n -= len;
+	}
+	return false;
+}
+
+/*
+ * The connection is gone when the web server closed it (end of file,
+ * hang-up, reset: a web server never half-closes a FastCGI connection
+ * whose answer it still wants) or asked to abort. Only ever peeks. (ipcFd
+ * is below fcgiapp.h's "don't use" line; libfcgi 2.4 has it as is.)
+ */
+bool pw_stream_gone(pw_req *req)
+{
+	const FCGX_Request *fr = req->io->ctx;
+	unsigned char buf[PEEK_MAX];
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (req->client_gone)
+		return true;
+	if (!fr || fr->ipcFd < 0)
+		return false;   /* CGI: no connection of ours to watch */
+	pfd = (struct pollfd){.fd = fr->ipcFd, .events = POLLIN | POLLRDHUP};
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;   /* nothing new (or EINTR: the next tick looks again) */
+	if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))
+		goto gone;
+	n = recv(fr->ipcFd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		goto gone;
+	if (n > 0 && holds_abort(buf, (size_t)n, fr->requestId))
+		goto gone;
+	return false;
+gone:
+	req->client_gone = true;
+	return true;
 }
 
 /* --- accessors --------------------------------------------------------------------- */

@@ -6,12 +6,18 @@
  * Last-Event-ID / ?last_event_id= with nothing lost or repeated while the
  * runner writes, the bounded stream ending with `retry:`, events.missed
  * after pruning, and the per-process stream limit (503 at once, ordinary
- * requests still answered, idle streams costing next to no CPU).
+ * requests still answered, idle streams costing next to no CPU). The
+ * test_gone_* tests, each with a lighttpd of its own (G), check that the
+ * slot of a client that left is free again as soon as the FastCGI
+ * connection says so: closed or FCGI_ABORT_REQUEST (straight to
+ * pipewright.fcgi), lighttpd over HTTP/2 (at once) and HTTP/1.1 (at its
+ * first write to the client, a keepalive).
  *
  * A stream whose client this test closes early keeps its server thread
- * (and stream slot) until the server's next write, at the latest the
- * bounded end; opening a stream therefore retries a 503 for a few seconds
- * (sse_open_ok), as a client honouring Retry-After would.
+ * (and stream slot) until lighttpd gives up on it (at its next write to
+ * the client over HTTP/1.1), at the latest the bounded end; opening a
+ * stream therefore retries a 503 for a few seconds (sse_open_ok), as a
+ * client honouring Retry-After would.
  *
  * The SSE client is libcurl's multi interface with a write callback that
  * parses messages as bytes arrive and stamps each with its receive time.
@@ -23,11 +29,15 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define W HR_WAIT_MS
@@ -36,6 +46,7 @@
 
 static hr_project *P;
 static ht_server *S;
+static ht_server *G;     /* the gone-client tests' own lighttpd, or NULL */
 static CURLM *M;
 static bool passed;
 
@@ -210,10 +221,11 @@ static size_t sse_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /*
- * Opens GET path (below the server's base) as a stream; last_event_id >= 0
- * sends the Last-Event-ID header.
+ * Opens GET path (below the base of srv) as a stream over HTTP version
+ * (CURL_HTTP_VERSION_*); last_event_id >= 0 sends the Last-Event-ID header.
  */
-static sse *sse_open(const char *path, long long last_event_id)
+static sse *sse_open_on(const ht_server *srv, const char *path, long long last_event_id,
+			long version)
 {
 	sse *s = calloc(1, sizeof *s);
 	char h[64];
@@ -221,9 +233,9 @@ static sse *sse_open(const char *path, long long last_event_id)
 	assert_non_null(s);
 	s->c = curl_easy_init();
 	assert_non_null(s->c);
-	s->url = malloc(strlen(S->base) + strlen(path) + 1);
+	s->url = malloc(strlen(srv->base) + strlen(path) + 1);
 	assert_non_null(s->url);
-	strcpy(s->url, S->base);
+	strcpy(s->url, srv->base);
 	strcat(s->url, path);
 	s->cur_id = -1;
 	s->last_id = -1;
@@ -245,10 +257,18 @@ static sse *sse_open(const char *path, long long last_event_id)
 	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
+	if (curl_easy_setopt(s->c, CURLOPT_HTTP_VERSION, version) != CURLE_OK)
+		fail_msg("libcurl cannot speak HTTP version %ld", version);
 	s->t_open = ht_now_ms();
 	if (curl_multi_add_handle(M, s->c) != CURLM_OK)
 		fail_msg("curl_multi_add_handle failed");
 	return s;
+}
+
+/* The stream on the group's server, over HTTP/1.1. */
+static sse *sse_open(const char *path, long long last_event_id)
+{
+	return sse_open_on(S, path, last_event_id, CURL_HTTP_VERSION_1_1);
 }
 
 /* Drives every open stream for up to ms milliseconds. */
@@ -553,8 +573,11 @@ static int teardown(void **state)
 	(void)state;
 	if (!passed) {
 		ht_dump_logs(S);
+		ht_dump_logs(G);
 		hr_dump_logs(P);
 	}
+	ht_stop(G);
+	G = NULL;
 	return 0;
 }
 
@@ -958,6 +981,361 @@ static void test_stream_limit(void **state)
 	passed = true;
 }
 
+/* --- gone clients ----------------------------------------------------------------------- */
+
+#define GONE_STREAMS 2          /* PIPEWRIGHT_MAX_STREAMS of G */
+#define GONE_WITHIN_MS 5000     /* a gone client's slot is free again by then */
+/* No such DAG: nothing but keepalives is ever written to these streams. */
+#define NO_DAG "no_such_dag"
+#define GONE_PATH "/api/v1/events?dag_id=" NO_DAG
+
+/*
+ * Starts G: lighttpd with a pipewright.fcgi of at most GONE_STREAMS
+ * streams that last a minute (so that only a gone client frees a slot
+ * within a test) and a keepalive after keepalive_s of silence.
+ */
+static void gone_server(int keepalive_s)
+{
+	char ka[16];
+
+	snprintf(ka, sizeof ka, "%d", keepalive_s);
+	if (setenv("PIPEWRIGHT_MAX_STREAMS", "2", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "60", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS", ka, 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+	G = ht_start(P->dir, NULL);
+	if (setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "2", 1) != 0 ||
+	    unsetenv("PIPEWRIGHT_MAX_STREAMS") != 0 ||
+	    unsetenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS") != 0)
+		fail_msg("setenv: %s", strerror(errno));
+}
+
+/* --- a FastCGI client: pipewright.fcgi of G without lighttpd in between --- */
+
+enum { FC_BEGIN = 1, FC_ABORT = 2, FC_END = 3, FC_PARAMS = 4, FC_STDIN = 5, FC_STDOUT = 6 };
+#define FC_EOF (-1)
+#define FC_TIMEOUT (-2)
+
+static void fc_write(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			fail_msg("fastcgi: write: %s", strerror(errno));
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* One record of request 1, without padding. */
+static void fc_record(int fd, int type, const void *content, size_t len)
+{
+	const unsigned char h[8] = {1, (unsigned char)type, 0, 1,
+				    (unsigned char)(len >> 8), (unsigned char)(len & 0xff), 0, 0};
+	fc_write(fd, h, sizeof h);
+	if (len)
+		fc_write(fd, content, len);
+}
+
+/* Appends a name-value pair (each under 128 bytes) to buf at *len. */
+static void fc_pair(unsigned char *buf, size_t cap, size_t *len, const char *name,
+		    const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	if (nl > 127 || vl > 127 || *len + 2 + nl + vl > cap)
+		fail_msg("fastcgi: parameter %s too long", name);
+	buf[(*len)++] = (unsigned char)nl;
+	buf[(*len)++] = (unsigned char)vl;
+	memcpy(buf + *len, name, nl);
+	memcpy(buf + *len + nl, value, vl);
+	*len += nl + vl;
+}
+
+/*
+ * Connects to G's pipewright.fcgi (lighttpd names its socket "-0" for the
+ * first process) and asks for GONE_PATH as a stream: FCGI_BEGIN_REQUEST
+ * (responder; the connection closes with the request), the parameters,
+ * and with stdin_end the empty FCGI_STDIN record that ends the body.
+ */
+static int fc_open(bool stdin_end)
+{
+	static const unsigned char begin[8] = {0, 1};
+	static const char *const params[][2] = {
+		{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", ""},
+		{"PATH_INFO", "/api/v1/events"}, {"QUERY_STRING", "dag_id=" NO_DAG},
+		{"REQUEST_URI", GONE_PATH}, {"HTTP_ACCEPT", "text/event-stream"},
+		{"SERVER_PROTOCOL", "HTTP/1.1"},
+	};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	unsigned char buf[1024];
+	size_t len = 0;
+	int fd;
+
+	if ((size_t)snprintf(un.sun_path, sizeof un.sun_path, "%s/fcgi.sock-0", G->dir) >=
+	    sizeof un.sun_path)
+		fail_msg("fastcgi: socket path too long");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof un) != 0)
+		fail_msg("fastcgi: connect %s: %s", un.sun_path, strerror(errno));
+	for (size_t i = 0; i < sizeof params / sizeof *params; i++)
+		fc_pair(buf, sizeof buf, &len, params[i][0], params[i][1]);
+	fc_record(fd, FC_BEGIN, begin, sizeof begin);
+	fc_record(fd, FC_PARAMS, buf, len);
+	fc_record(fd, FC_PARAMS, NULL, 0);
+	if (stdin_end)
+		fc_record(fd, FC_STDIN, NULL, 0);
+	return fd;
+}
+
+/* Reads n bytes by the deadline: 1, FC_EOF (or error) or FC_TIMEOUT. */
+static int fc_read(int fd, void *buf, size_t n, long long deadline)
+{
+	char *p = buf;
+
+	while (n > 0) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		long long left = deadline - ht_now_ms();
+		int rc = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0)
+			return FC_TIMEOUT;
+		ssize_t r = rc < 0 ? -1 : read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return FC_EOF;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 1;
+}
+
+/*
+ * The type of the next record (FC_EOF, FC_TIMEOUT after timeout_ms); the
+ * content of FC_STDOUT is appended to out (cap bytes, NUL-terminated).
+ */
+static int fc_next(int fd, char *out, size_t cap, int timeout_ms)
+{
+	static unsigned char body[65535 + 255];
+	unsigned char h[8];
+	long long deadline = ht_now_ms() + timeout_ms;
+	int rc = fc_read(fd, h, sizeof h, deadline);
+	size_t len = (size_t)h[4] << 8 | h[5];
+
+	if (rc == 1)
+		rc = fc_read(fd, body, len + h[6], deadline);
+	if (rc != 1)
+		return rc;
+	if (h[1] == FC_STDOUT && out) {
+		size_t have = strlen(out), add = len < cap - 1 - have ? len : cap - 1 - have;
+		memcpy(out + have, body, add);
+		out[have + add] = '\0';
+	}
+	return h[1];
+}
+
+/*
+ * The status of the answer (its head read within 5 s); a stream's opening
+ * comment, which follows its head at once, is read too.
+ */
+static int fc_status(int fd)
+{
+	char out[4096] = "";
+	long long end = ht_now_ms() + 5000;
+	int st = 0;
+
+	while (!strstr(out, "\r\n\r\n") ||
+	       (strstr(out, "Status: 200") && !strstr(out, ": stream open\n\n"))) {
+		int t = fc_next(fd, out, sizeof out, (int)(end - ht_now_ms()));
+		if (t < 0 || t == FC_END)
+			fail_msg("fastcgi: no answer head (%s): %s",
+				 t == FC_TIMEOUT ? "timed out" : "ended", out);
+	}
+	const char *p = strstr(out, "Status: ");
+	if (!p || sscanf(p, "Status: %d", &st) != 1)
+		fail_msg("fastcgi: no status in %s", out);
+	return st;
+}
+
+/* Whether the request ends (FCGI_END_REQUEST) within timeout_ms. */
+static bool fc_ends(int fd, int timeout_ms)
+{
+	long long end = ht_now_ms() + timeout_ms;
+
+	for (;;) {
+		int t = fc_next(fd, NULL, 0, (int)(end - ht_now_ms()));
+		if (t == FC_END)
+			return true;
+		if (t < 0)
+			return false;
+	}
+}
+
+/* Whether nothing arrives on fd for ms (the request is still going on). */
+static bool fc_quiet(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int rc;
+
+	while ((rc = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+		;
+	return rc == 0;
+}
+
+/* A new stream: its connection when answered 200, -1 when 503. */
+static int fc_try(void)
+{
+	int fd = fc_open(true), st = fc_status(fd);
+
+	if (st == 200)
+		return fd;
+	close(fd);
+	if (st != 503)
+		fail_msg("fastcgi: a stream answered %d", st);
+	return -1;
+}
+
+/* A new stream within GONE_WITHIN_MS of t0 (503s retried); its connection. */
+static int fc_open_by(long long t0, const char *what)
+{
+	int fd;
+
+	while ((fd = fc_try()) < 0 && ht_now_ms() - t0 <= GONE_WITHIN_MS)
+		ht_sleep_ms(50);
+	if (fd < 0 || ht_now_ms() - t0 > GONE_WITHIN_MS)
+		fail_msg("%s: every stream slot is still held after %lld ms", what,
+			 ht_now_ms() - t0);
+	fprintf(stderr, "gone (fastcgi): %s: a new stream after %lld ms\n", what,
+		ht_now_ms() - t0);
+	return fd;
+}
+
+/*
+ * Straight to pipewright.fcgi, with keepalives far off (nothing is ever
+ * written to these streams): a closed connection frees its slot at once;
+ * an FCGI_STDIN end arriving after libfcgi read the request is no sign of
+ * leaving (peeked, not consumed); FCGI_ABORT_REQUEST behind it ends the
+ * request (FCGI_END_REQUEST) and frees the slot.
+ */
+static void test_gone_fastcgi(void **state)
+{
+	(void)state;
+	gone_server(60);
+	int a = fc_open(true), b = fc_open(false);
+
+	if (fc_status(a) != 200 || fc_status(b) != 200)
+		fail_msg("fastcgi: the first %d streams were not accepted", GONE_STREAMS);
+	if (fc_try() >= 0)
+		fail_msg("fastcgi: a stream beyond PIPEWRIGHT_MAX_STREAMS=%d", GONE_STREAMS);
+	/* b's body ends now; libfcgi has long returned the request. */
+	fc_record(b, FC_STDIN, NULL, 0);
+	if (!fc_quiet(b, 500) || fc_try() >= 0)
+		fail_msg("fastcgi: a late FCGI_STDIN end ended the stream");
+
+	long long t0 = ht_now_ms();
+	close(a);
+	a = fc_open_by(t0, "connection closed");
+	if (!fc_quiet(b, 0))
+		fail_msg("fastcgi: the other stream ended");
+
+	t0 = ht_now_ms();
+	fc_record(b, FC_ABORT, NULL, 0);
+	if (!fc_ends(b, GONE_WITHIN_MS))
+		fail_msg("fastcgi: FCGI_ABORT_REQUEST did not end the request");
+	close(b);
+	b = fc_open_by(t0, "FCGI_ABORT_REQUEST");
+	close(a);
+	close(b);
+	passed = true;
+}
+
+/*
+ * Fills G's slots with streams over HTTP version, closes one client and
+ * returns how long until lighttpd accepted a new stream (503s retried;
+ * fails after within_ms). The other stream must live on.
+ */
+static long long slot_freed_after(long version, long long within_ms)
+{
+	sse *s[GONE_STREAMS], *extra;
+	long long t0;
+
+	for (int i = 0; i < GONE_STREAMS; i++)
+		s[i] = sse_open_on(G, GONE_PATH, -1, version);
+	for (int i = 0; i < GONE_STREAMS; i++) {
+		sse_wait_headers(s[i], 1500);
+		if (s[i]->status != 200)
+			fail_msg("stream %d: status %ld %s", i, s[i]->status, s[i]->raw ? s[i]->raw : "");
+	}
+	extra = sse_open_on(G, GONE_PATH, -1, version);
+	sse_wait_headers(extra, 1500);
+	if (extra->status != 503)
+		fail_msg("a stream beyond the limit: status %ld, want 503", extra->status);
+	sse_close(extra);
+
+	t0 = ht_now_ms();
+	sse_close(s[0]);   /* the client leaves */
+	for (;;) {
+		extra = sse_open_on(G, GONE_PATH, -1, version);
+		sse_wait_headers(extra, 1500);
+		if (extra->status == 200 || ht_now_ms() - t0 > within_ms)
+			break;
+		if (extra->status != 503)
+			fail_msg("a new stream: status %ld %s", extra->status,
+				 extra->raw ? extra->raw : "");
+		sse_close(extra);
+		pump(100);
+	}
+	long long took = ht_now_ms() - t0;
+	if (extra->status != 200 || took > within_ms)
+		fail_msg("the slot of a gone client is still held after %lld ms (status %ld)",
+			 took, extra->status);
+	pump(10);
+	if (s[1]->done)
+		fail_msg("the other stream ended (curl: %s)", curl_easy_strerror(s[1]->result));
+	for (int i = 1; i < GONE_STREAMS; i++)
+		sse_close(s[i]);
+	sse_close(extra);
+	return took;
+}
+
+/*
+ * HTTP/2 (one connection per client here): lighttpd closes the FastCGI
+ * connection as soon as the client's goes, and the slot is free at once,
+ * with the keepalive a minute off.
+ */
+static void test_gone_http2(void **state)
+{
+	(void)state;
+	gone_server(60);
+	curl_multi_setopt(M, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+	long long took = slot_freed_after(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, GONE_WITHIN_MS);
+	curl_multi_setopt(M, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	fprintf(stderr, "gone (HTTP/2): a new stream %lld ms after the client left\n", took);
+	passed = true;
+}
+
+/*
+ * HTTP/1.1: lighttpd takes the client's FIN for a half-close and keeps the
+ * FastCGI connection until a write to the client fails: the first
+ * keepalive after the client left (GONE_KEEPALIVE_S after the stream
+ * began). The slot is then free at once (3 s of slack), not a keepalive
+ * later, as it used to be.
+ */
+#define GONE_KEEPALIVE_S 5
+static void test_gone_http1(void **state)
+{
+	(void)state;
+	gone_server(GONE_KEEPALIVE_S);
+	long long took = slot_freed_after(CURL_HTTP_VERSION_1_1, GONE_KEEPALIVE_S * 1000 + 3000);
+	fprintf(stderr, "gone (HTTP/1.1, keepalive %d s): a new stream %lld ms after the "
+		"client left\n", GONE_KEEPALIVE_S, took);
+	passed = true;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -968,6 +1346,9 @@ int main(void)
 		T(test_resume_points),
 		T(test_missed),
 		T(test_stream_limit),
+		T(test_gone_fastcgi),
+		T(test_gone_http2),
+		T(test_gone_http1),
 	};
 	return cmocka_run_group_tests_name("sse", tests, group_setup, group_teardown);
 }

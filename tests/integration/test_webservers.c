@@ -13,7 +13,9 @@
  * front end unbuffered (the first event well before the stream
  * ends itself, after PIPEWRIGHT_SSE_MAX_SECONDS=3) and resumes after
  * Last-Event-ID with nothing lost; while pipewright answers the stream
- * request with the JSON page (no SSE yet), they skip.
+ * request with the JSON page (no SSE yet), they skip. Behind
+ * mod_proxy_fcgi, the stream slot of a client that left is free again once
+ * Apache gives up on the client (test_apache_proxy_fcgi_gone).
  *
  * One project and one server per test; the teardown stops everything the
  * test started, by pid, and prints the logs of a failed test.
@@ -22,10 +24,16 @@
 #include "http.h"
 #include "webserver.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define W HR_WAIT_MS
 
@@ -46,6 +54,10 @@ static int setup(void **state)
 	(void)state;
 	passed = false;
 	S = NULL;
+	/* The servers' programs inherit the environment: only a test sets these. */
+	unsetenv("PIPEWRIGHT_MAX_STREAMS");
+	unsetenv("PIPEWRIGHT_SSE_MAX_SECONDS");
+	unsetenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS");
 	P = hr_project_new(2);
 	hr_dag(P, "hello", DAG_HELLO);
 	ws_share_project(P->dir);
@@ -233,6 +245,125 @@ static void test_apache_proxy_fcgi_sse(void **state)
 	passed = true;
 }
 
+/* --- a client that leaves ------------------------------------------------------ */
+
+#define GONE_KEEPALIVE_S 4
+/* No such DAG: nothing but keepalives is ever written to these streams. */
+#define GONE_PATH WS_PREFIX "/api/v1/events?dag_id=no_such_dag"
+
+/*
+ * Reads until the end of the head into buf; fails after 3 s, less than a
+ * keepalive: Apache sends a stream's head only with its first bytes, so
+ * this checks that a stream writes some (its opening comment) at once.
+ */
+static void read_head(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	long long end = ht_now_ms() + 3000;
+
+	buf[0] = '\0';
+	while (!strstr(buf, "\r\n\r\n")) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		long long left = end - ht_now_ms();
+		int rc = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (rc < 0 && errno == EINTR)
+			continue;
+		ssize_t n = rc > 0 && len + 1 < cap ? read(fd, buf + len, cap - 1 - len) : -1;
+		if (n <= 0)
+			fail_msg("%s: no answer head: %s", ws_name(S->kind), buf);
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+}
+
+/*
+ * GET GONE_PATH as a stream on a connection of its own (HTTP/1.1, basic
+ * auth as WS_USER); *sent_ms is when the request went out. Returns the
+ * connection when answered 200, -1 (closed) when 503; fails else.
+ */
+static int raw_stream(long long *sent_ms)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)S->http.port)};
+	char req[512], head[4096];
+	int st = 0, n, fd;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	n = snprintf(req, sizeof req,
+		     "GET " GONE_PATH " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+		     "Authorization: Basic Ym9iOmJwdw==\r\n" /* WS_USER:WS_PASSWORD */
+		     "Accept: text/event-stream\r\n\r\n", S->http.port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&in, sizeof in) != 0 ||
+	    write(fd, req, (size_t)n) != n)
+		fail_msg("%s: cannot send a request: %s", ws_name(S->kind), strerror(errno));
+	*sent_ms = ht_now_ms();
+	read_head(fd, head, sizeof head);
+	if (sscanf(head, "HTTP/1.1 %d", &st) != 1 || (st != 200 && st != 503))
+		fail_msg("%s: GET %s (SSE): %s", ws_name(S->kind), GONE_PATH, head);
+	if (st == 200)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/*
+ * Leaves the way a client normally does: what arrived is read, then the
+ * connection is closed (a FIN; unread data would make it a reset).
+ */
+static void raw_leave(int fd)
+{
+	char buf[4096];
+	while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+		;
+	close(fd);
+}
+
+/*
+ * Apache + mod_proxy_fcgi over HTTP/1.1, one stream slot, streams that
+ * last a minute: a client leaves. Apache notices only when a write to it
+ * fails, the second after it left (the first still goes out, and the
+ * client's reset comes back); it then closes the FastCGI connection (no
+ * FCGI_ABORT_REQUEST) and pipewright frees the slot at once: the request
+ * that gets it goes out within two keepalives (plus 2.5 s) of the client
+ * leaving, where it used to take three. Each answer's head comes at once,
+ * with the stream's opening comment (read_head).
+ */
+static void test_apache_proxy_fcgi_gone(void **state)
+{
+	(void)state;
+	char ka[16];
+	long long sent;
+	int fd;
+
+	snprintf(ka, sizeof ka, "%d", GONE_KEEPALIVE_S);
+	if (setenv("PIPEWRIGHT_MAX_STREAMS", "1", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "60", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS", ka, 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+	S = ws_new(WS_APACHE_PROXY, P->dir);
+	ws_launch(S);
+
+	int a = raw_stream(&sent);
+	if (a < 0)
+		fail_msg("%s: the first stream was refused", ws_name(S->kind));
+	if ((fd = raw_stream(&sent)) >= 0)
+		fail_msg("%s: a second stream beyond PIPEWRIGHT_MAX_STREAMS=1", ws_name(S->kind));
+	long long t0 = ht_now_ms(), within = 2 * GONE_KEEPALIVE_S * 1000 + 2500;
+	raw_leave(a);
+	while ((fd = raw_stream(&sent)) < 0) {
+		if (ht_now_ms() - t0 > within)
+			break;
+		ht_sleep_ms(100);
+	}
+	if (fd < 0 || sent - t0 > within)
+		fail_msg("%s: the slot of a gone client is still held %lld ms after it left",
+			 ws_name(S->kind), (fd < 0 ? ht_now_ms() : sent) - t0);
+	fprintf(stderr, "%s: a stream asked for %lld ms after the client left got the slot "
+		"(keepalive %d s)\n", ws_name(S->kind), sent - t0, GONE_KEEPALIVE_S);
+	close(fd);
+	passed = true;
+}
+
 static void test_apache_fcgid(void **state)
 {
 	(void)state;
@@ -286,6 +417,7 @@ int main(void)
 		T(test_lighttpd_sse),
 		T(test_apache_proxy_fcgi),
 		T(test_apache_proxy_fcgi_sse),
+		T(test_apache_proxy_fcgi_gone),
 		T(test_apache_fcgid),
 		T(test_apache_fcgid_sse),
 		T(test_apache_cgi),

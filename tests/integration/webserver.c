@@ -418,7 +418,7 @@ static pid_t spawn(const char *const *argv, const char *log, const char *project
 		if (project && setenv("PIPEWRIGHT_PROJECT_PATH", project, 1) != 0)
 			_exit(126);
 		/* lighttpd copies its environment to the programs it starts. */
-		if (setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "3", 1) != 0)
+		if (setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "3", 0) != 0)
 			_exit(126);
 		if (as && as->root &&
 		    (setgroups(0, NULL) != 0 || setgid(as->gid) != 0 || setuid(as->uid) != 0))

@@ -9,7 +9,9 @@
  * basic auth (user WS_USER, password WS_PASSWORD: REMOTE_USER reaches
  * pipewright) and includes the template filled in (@BINDIR@, @PROJECT@,
  * @PREFIX@ = WS_PREFIX, @RUNDIR@). pipewright.fcgi gets
- * PIPEWRIGHT_SSE_MAX_SECONDS=3 so that event streams end quickly.
+ * PIPEWRIGHT_SSE_MAX_SECONDS=3 so that event streams end quickly (under
+ * lighttpd and proxy_fcgi: unless the test's environment sets it; the
+ * rest of the test's environment is passed on too).
  *
  * Running as root, Apache's children (and so pipewright.fcgi under fcgid
  * and cgid, and the proxy_fcgi backend started here) run as "nobody":
