@@ -66,6 +66,8 @@ struct pw_req {
 	bool started;
 	bool streaming;
 	bool client_gone;
+	bool head_only;          /* HEAD: the head is written, the body dropped */
+	bool head_sent;
 };
 
 /* request.c */

@@ -663,7 +663,9 @@ out:
 static bool wants_stream(pw_req *req)
 {
 	const char *accept = pw_req_header(req, "Accept");
-	return accept && strcasestr(accept, "text/event-stream") != NULL;
+	/* HEAD gets the page's head: a stream would never end. */
+	return accept && strcasestr(accept, "text/event-stream") != NULL &&
+	       strcmp(pw_req_method(req), "HEAD") != 0;
 }
 
 int events_get(pw_req *req)

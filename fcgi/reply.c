@@ -62,6 +62,8 @@ static int put(pw_req *req, const char *buf, size_t n)
 {
 	if (req->client_gone)
 		return -1;
+	if (req->head_only && req->head_sent)
+		return 0; /* HEAD: a body is dropped, its Content-Length kept */
 	if (n && req->io->write(req->io, buf, n) != 0) {
 		req->client_gone = true;
 		return -1;
@@ -130,6 +132,14 @@ static void head_format(const pw_req *req, head_buf *h, int status, const char *
 	head_add(h, "\r\n");
 }
 
+/* Writes the head; from then on a HEAD request's body is dropped. */
+static int head_put(pw_req *req, const char *head, size_t n)
+{
+	int rc = put(req, head, n);
+	req->head_sent = true;
+	return rc;
+}
+
 /*
  * Starts the reply: status line, Content-Type (unless NULL), Content-Length
  * (unless < 0), the collected headers and the blank line. Formatted on the
@@ -148,12 +158,12 @@ static int begin(pw_req *req, int status, const char *content_type, long long le
 	if (h.bad)
 		return -1;
 	if (h.len < sizeof small)
-		return put(req, small, h.len);
+		return head_put(req, small, h.len);
 	h = (head_buf){malloc(h.len + 1), h.len + 1, 0, false};
 	if (!h.p)
 		return -1;
 	head_format(req, &h, status, content_type, length);
-	int rc = h.bad || h.len >= h.size ? -1 : put(req, h.p, h.len);
+	int rc = h.bad || h.len >= h.size ? -1 : head_put(req, h.p, h.len);
 	free(h.p);
 	return rc;
 }

@@ -405,7 +405,10 @@ static void dispatch(pw_server *srv, pw_req *req)
 		pw_reply_error(req, st, "%s", why);
 		return;
 	}
-	const pw_route *route = find_route(srv, req->method, req->path, &m);
+	/* HEAD is GET without the body (reply.c drops it). */
+	req->head_only = strcmp(req->method, "HEAD") == 0;
+	const pw_route *route = find_route(srv, req->head_only ? "GET" : req->method,
+					   req->path, &m);
 	if (m.n == 0) {
 		pw_reply_error(req, 404, "no such resource: %s", req->path);
 		return;

@@ -1115,6 +1115,52 @@ static void test_unknown_and_methods(void **state)
 	passed = true;
 }
 
+/* HEAD: GET's status and head (Content-Length included), no body. */
+static void expect_head_like_get(const char *path, const char *const *headers)
+{
+	ht_resp *g = ht_req(S, "GET", path, headers, NULL, 0);
+	ht_resp *h = ht_req(S, "HEAD", path, headers, NULL, 0);
+	char *glen = ht_header(g, "Content-Length"), *hlen = ht_header(h, "Content-Length");
+	char *gtype = ht_header(g, "Content-Type"), *htype = ht_header(h, "Content-Type");
+	if (h->status != g->status || h->body_len != 0)
+		ht_fail(h, "HEAD answers as GET, without a body");
+	if (!glen || !hlen || strcmp(glen, hlen) != 0 || !gtype || !htype ||
+	    strcmp(gtype, htype) != 0)
+		ht_fail(h, "HEAD has GET's Content-Length and Content-Type");
+	free(glen);
+	free(hlen);
+	free(gtype);
+	free(htype);
+	ht_resp_free(g);
+	ht_resp_free(h);
+}
+
+static void test_head(void **state)
+{
+	(void)state;
+	static const char *const sse[] = {"Accept: text/event-stream", NULL};
+	expect_head_like_get("/api/v1/version", NULL);
+	expect_head_like_get("/api/v1/dags", NULL);
+	expect_head_like_get("/api/v1/dags/nosuch", NULL); /* 404, envelope's length */
+	expect_head_like_get("/health", NULL);
+	/* A stream would never end: HEAD gets the JSON page's head instead. */
+	ht_resp *h = ht_req(S, "HEAD", "/api/v1/events", sse, NULL, 0);
+	char *type = ht_header(h, "Content-Type");
+	if (h->status != 200 || !type || !strstr(type, "application/json"))
+		ht_fail(h, "HEAD /api/v1/events as a stream: the page's head");
+	free(type);
+	ht_resp_free(h);
+	h = ht_req(S, "HEAD", "/api/v1/pools/default_pool/nothing", NULL, NULL, 0);
+	if (h->status != 404 || h->body_len != 0)
+		ht_fail(h, "HEAD on an unknown path: 404 without a body");
+	ht_resp_free(h);
+	h = ht_req(S, "HEAD", "/run", NULL, NULL, 0); /* POST only */
+	if (h->status != 405 || h->body_len != 0)
+		ht_fail(h, "HEAD on a POST route: 405 without a body");
+	ht_resp_free(h);
+	passed = true;
+}
+
 static void test_cors(void **state)
 {
 	(void)state;
@@ -1229,6 +1275,7 @@ int main(void)
 		T(test_import_errors),
 		T(test_events),
 		T(test_unknown_and_methods),
+		T(test_head),
 		T(test_cors),
 		T(test_remote_user_and_roles),
 	};
