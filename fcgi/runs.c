@@ -426,18 +426,29 @@ static int queue_run(pw_req *req, const char *dag_id, json_object *body,
 		.options = options,
 		.triggered_by = pw_req_user(req),
 	};
-	rc = pw_store_insert_run(pw_req_store(req), &nr, &run_id);
-	if (rc == PW_CONFLICT) {
-		pw_reply_error(req, 409, "DAG '%s' already has a run '%s'",
-			       dag_id, nr.run_id);
+	/*
+	 * The answer is read in the inserting transaction: after the commit
+	 * the runner may already have claimed the run, and the answer must
+	 * show the run as created (queued).
+	 */
+	pw_store *store = pw_req_store(req);
+	if (pw_store_begin(store) != PW_OK)
+		return FAILED;
+	rc = pw_store_insert_run(store, &nr, &run_id);
+	if (rc == PW_OK)
+		rc = api_run_object(req, dag_id, run_id, &run, NULL);
+	free(run_id);
+	if (rc == PW_OK)
+		rc = pw_store_commit(store);
+	if (rc != PW_OK) {
+		pw_store_rollback(store);
+		json_object_put(run);
+		if (rc != PW_CONFLICT)
+			return FAILED;
+		pw_reply_error(req, 409, "DAG '%s' already has a run '%s'", dag_id, nr.run_id);
 		return ANSWERED;
 	}
-	if (rc != PW_OK)
-		return FAILED;
-	rc = api_run_object(req, dag_id, run_id, &run, NULL);
-	free(run_id);
-	if (rc != PW_OK)
-		return FAILED;
+	pw_store_wake(store);
 	return pw_reply_data(req, 201, run, NULL) == 0 ? ANSWERED : FAILED;
 }
 
