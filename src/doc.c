@@ -862,11 +862,16 @@ static int on_event(struct ybuild *b, const yaml_event_t *ev)
 	}
 }
 
-/* Reports libyaml's error as a ParserError at its line. */
+/*
+ * Reports libyaml's error at its line, typed as PyYAML types it: the
+ * stages of libyaml and PyYAML are the same (reader, scanner, parser).
+ */
 static int yaml_syntax_error(struct ybuild *b, const yaml_parser_t *p,
 			     const char *text, size_t len)
 {
 	const char *problem = p->problem ? p->problem : "invalid YAML";
+	const char *type = p->error == YAML_SCANNER_ERROR ? "ScannerError"
+			 : p->error == YAML_READER_ERROR ? "ReaderError" : "ParserError";
 	int line = (int)p->problem_mark.line + 1;
 
 	if (p->error == YAML_MEMORY_ERROR)
@@ -874,10 +879,9 @@ static int yaml_syntax_error(struct ybuild *b, const yaml_parser_t *p,
 	if (p->error == YAML_READER_ERROR)
 		line = line_at(text, len, p->problem_offset);
 	if (!p->context)
-		return yerr(b, line, "ParserError", "%s", problem);
-	return doc_err(b->errs, b->doc->file, line, "ParserError",
-		       "%s (%s at line %d)", problem, p->context,
-		       (int)p->context_mark.line + 1);
+		return yerr(b, line, type, "%s", problem);
+	return doc_err(b->errs, b->doc->file, line, type, "%s (%s at line %d)", problem,
+		       p->context, (int)p->context_mark.line + 1);
 }
 
 /* Parses YAML text into doc. Returns 0, or -1 with errors added. */

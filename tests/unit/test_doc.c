@@ -344,11 +344,13 @@ static void test_yaml_duplicate_key(void **state)
 static void test_yaml_errors(void **state)
 {
 	(void)state;
-	parse_fails("a: 1\nb: 2\n  c: 3\n", 0, 3, "ParserError",
+	/* Typed as PyYAML types them (checked with PyYAML 6). */
+	parse_fails("a: 1\nb: 2\n  c: 3\n", 0, 3, "ScannerError",
 		    "mapping values are not allowed");
 	parse_fails("a: [1, 2\nb: 3\n", 0, 2, "ParserError",
 		    "expected ',' or ']'");
-	parse_fails("a: \"open\n\n", 0, 3, "ParserError", "quoted scalar");
+	parse_fails("a: \"open\n\n", 0, 3, "ScannerError", "quoted scalar");
+	parse_fails("a: \"\xff\"\n", 0, 1, "ReaderError", "invalid");
 	parse_fails("a: 1\n---\nb: 2\n", 0, 2, NULL, "single document");
 	parse_fails("ok: 1\n? [a, b]\n: 1\n", 0, 2, NULL,
 		    "keys must be scalars");
