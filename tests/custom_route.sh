@@ -65,7 +65,7 @@ compiles_against_install() {
 	pc=$(find "$tmp/inst" -name pipewright.pc)
 	[ -n "$pc" ] || { echo "no pipewright.pc installed"; return 1; }
 	flags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$tmp/inst" \
-		pkg-config --cflags --libs --static pipewright) || return 1
+		pkg-config --cflags --libs pipewright) || return 1
 	echo "pkg-config: $flags"
 	# shellcheck disable=SC2086 # flags are words
 	${PW_CC:-cc} -std=c11 -Wall -Werror -o "$tmp/pipelines" \
