@@ -61,8 +61,7 @@
 
 /* --- small system-call helpers (safe in the shim and the vfork child) ---- */
 
-/* Writes all of buf; returns 0 or -1. Retries on EINTR and short writes. */
-static int write_all(int fd, const void *buf, size_t len)
+int pw_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
@@ -90,7 +89,7 @@ static void write_msg(int fd, const char *const *parts)
 		len += n;
 	}
 	buf[len++] = '\n';
-	(void)write_all(fd, buf, len);
+	(void)pw_write_all(fd, buf, len);
 }
 
 /* The English description of errno e, without locale or allocation. */
@@ -293,7 +292,7 @@ static void line_add(shim_out *so, const char *p, size_t n)
 static void shim_chunk(shim_out *so, const char *buf, size_t n)
 {
 	if (so->log >= 0)
-		(void)write_all(so->log, buf, n);
+		(void)pw_write_all(so->log, buf, n);
 	if (!so->cur)
 		return;
 	const char *p = buf, *end = buf + n;
@@ -502,7 +501,7 @@ static int write_status(const char *path, const char *text)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	int w = write_all(fd, text, strlen(text));
+	int w = pw_write_all(fd, text, strlen(text));
 	if (close(fd) != 0 || w != 0 || rename(tmp, path) != 0) {
 		(void)unlink(tmp);
 		return -1;

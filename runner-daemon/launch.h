@@ -80,6 +80,12 @@ void pw_launch_go_follow(int go_fd);
  */
 _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean);
 
+/*
+ * Writes all of buf: 0, or -1 (errno). Retries on EINTR and short writes.
+ * Async-signal-safe (the shim and the vfork child use it).
+ */
+int pw_write_all(int fd, const void *buf, size_t len);
+
 /* Sets the disposition of every catchable signal to SIG_DFL. */
 void pw_signals_reset(void);
 

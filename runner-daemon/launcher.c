@@ -147,21 +147,6 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-/* Writes all of buf. Returns 0 or -1 (errno). */
-static int write_full(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * A spare shim, before it has a try: waits for its request on go_r and
  * becomes the try's shim. A closed socket (the runner took no try from
@@ -353,7 +338,7 @@ pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_st
 		int fd = take_spare(lr, &pid);
 		if (fd < 0)
 			break;
-		if (write_full(fd, msg, size) == 0) {
+		if (pw_write_all(fd, msg, size) == 0) {
 			*proc_start = pw_proc_start_time(pid);
 			*go_fd = fd;
 		} else {

@@ -311,27 +311,12 @@ static char *sh_quote(const char *s)
 	return q;
 }
 
-/* Writes all of text to fd. 0 or -1. */
-static int write_all(int fd, const char *text)
-{
-	for (size_t len = strlen(text); len > 0;) {
-		ssize_t n = write(fd, text, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes text to path (mode) through path.tmp and rename. 0 or -1. */
 static int write_file(const char *path, const char *text, mode_t mode)
 {
 	char *tmp = pw_asprintf("%s.tmp", path);
 	int fd = tmp ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) : -1;
-	int rc = fd >= 0 ? write_all(fd, text) : -1;
+	int rc = fd >= 0 ? pw_write_all(fd, text, strlen(text)) : -1;
 	if (fd >= 0 && close(fd) != 0)
 		rc = -1;
 	if (rc == 0 && rename(tmp, path) != 0)
