@@ -13,7 +13,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 src="${PW_SRCDIR:-.}"
 build="${PW_BUILDDIR:-.}"
 
-for cmd in munged mungekey slurmctld slurmd sbatch squeue scancel scontrol sinfo; do
+for cmd in munged mungekey slurmctld slurmd sbatch squeue scancel scontrol sinfo timeout; do
 	command -v "$cmd" >/dev/null ||
 		{ echo "slurm: $cmd not found (Debian: munge slurmctld slurmd slurm-client)"; exit 77; }
 done
@@ -108,7 +108,20 @@ wait_for() {
 	done
 }
 
-node_idle() { [ "$(sinfo --noheader --nodes=pwnode --format=%t)" = idle ]; }
+# Whether the node is idle. Bounded: with no controller, sinfo retries for long.
+node_idle() { [ "$(timeout 5 sinfo --noheader --nodes=pwnode --format=%t)" = idle ]; }
+
+# wait_cluster SECONDS: until the node is idle. Fails at once when a daemon
+# died (a port taken between free_port and its bind ends slurmctld).
+wait_cluster() {
+	end=$(($(date +%s) + $1))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		kill -0 "$ctld_pid" 2>/dev/null && kill -0 "$slurmd_pid" 2>/dev/null || return 1
+		node_idle && return 0
+		sleep 0.2
+	done
+	return 1
+}
 
 # munge: its own key, socket, pid file and log.
 mungekey --create --keyfile="$tmp/munge.key"
@@ -130,7 +143,7 @@ for attempt in 1 2 3; do
 	ctld_pid=$!
 	slurmd -D -N pwnode >"$tmp/slurmd.out" 2>&1 &
 	slurmd_pid=$!
-	if wait_for 30 node_idle; then
+	if wait_cluster 30; then
 		break
 	fi
 	echo "slurm: the cluster did not come up on ports $ctld_port, $slurmd_port (attempt $attempt)"
