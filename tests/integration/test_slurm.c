@@ -101,6 +101,15 @@ static void wait_job(hr_project *p, long long id, const char *state, int timeout
 	fail_msg("Slurm job %lld is \"%s\", expected \"%s\"", id, s, state);
 }
 
+/* Waits until the job is no longer active, then expects Slurm's CANCELLED. */
+static void expect_job_cancelled(hr_project *p, long long job)
+{
+	wait_job(p, job, "", W);
+	char *s = job_state(job, false);
+	assert_string_equal(s, "CANCELLED");
+	free(s);
+}
+
 /* Ends every job of the test's cluster (a failed test may leave some). */
 static void cancel_all_jobs(void)
 {
@@ -362,10 +371,7 @@ static void test_timeout_cancels_job(void **state)
 		fail_msg("the timed out try took %lld ms", t[0].ended_at - t[0].started_at);
 	free(t);
 	long long job = try_job(p, "slow", "r1", "sleepy", 1);
-	wait_job(p, job, "", W); /* no longer active */
-	char *s = job_state(job, false);
-	assert_string_equal(s, "CANCELLED");
-	free(s);
+	expect_job_cancelled(p, job);
 	hr_pass(p);
 }
 
@@ -386,10 +392,7 @@ static void test_cancel_scancels_job(void **state)
 	expect_task(p, "long", "r1", "wait", "cancelled");
 	expect_task(p, "long", "r1", "later", "cancelled");
 	assert_int_equal(n_tries(p, "long", "r1", "later"), 0);
-	wait_job(p, job, "", W);
-	char *s = job_state(job, false);
-	assert_string_equal(s, "CANCELLED");
-	free(s);
+	expect_job_cancelled(p, job);
 	hr_pass(p);
 }
 
