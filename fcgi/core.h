@@ -1,6 +1,7 @@
 /*
- * core.h - private to the server core (server.c, request.c, reply.c): the
- * request context behind the opaque pw_req, and the I/O it goes through.
+ * core.h - private to the server core (server.c, request.c, reply.c,
+ * accesslog.c): the request context behind the opaque pw_req, the I/O it
+ * goes through, and the request log.
  * (events.c uses pw_stream_gone only.)
  *
  * One pw_req lives on the stack of the accepting thread for one request.
@@ -100,6 +101,16 @@ void pw_req_release(pw_req *req);
  * write fails, as before.
  */
 bool pw_stream_gone(pw_req *req);
+
+/*
+ * The request log (accesslog.c). pw_log_start starts the flusher thread
+ * that batches lines (0, or -1: lines are then written one by one);
+ * pw_log_stop writes what is left and joins it. pw_log_line logs n bytes
+ * of line (newline included); urgent writes it, and all before it, at once.
+ */
+int pw_log_start(void);
+void pw_log_stop(void);
+void pw_log_line(const char *line, size_t n, bool urgent);
 
 /* "GET /api/v1/dags" style: does the pattern match path? (request.c) */
 bool pw_route_matches(const char *pattern, const char *path);

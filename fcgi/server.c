@@ -455,20 +455,6 @@ static const char *loggable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-/* Writes all of buf to fd (log lines); errors are ignored. */
-static void write_all(int fd, const char *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		buf += w;
-		n -= (size_t)w;
-	}
-}
-
 /*
  * Serves one request from io and logs it, with the thread's connection
  * slot and snapshot reference.
@@ -489,14 +475,14 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 	 * No flush here: FCGX_Finish_r sends the body with the end-of-request
 	 * record in one write (streams flush as they go; CGI at exit).
 	 */
-	/* One write(2) per line, not one per fprintf conversion (stderr is unbuffered). */
 	const char *user = pw_req_user(&req);
 	int n = snprintf(line, sizeof line, "pipewright.fcgi: %s %s %d %lldms user=%s\n",
 			 loggable(req.method, m, sizeof m), loggable(req.path, p, sizeof p),
 			 req.status, mono_ms() - req.t0_ms,
 			 user ? loggable(user, u, sizeof u) : "-");
 	if (n > 0)
-		write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+		pw_log_line(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+			    req.status >= 500);
 	pw_req_release(&req);
 }
 
@@ -718,6 +704,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGUSR1);   /* the graceful stop of mod_fastcgi */
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	(void)pw_log_start();   /* without the flusher, lines go out one by one */
 	for (; started < n; started++) {
 		w[started].srv = srv;
 		if (FCGX_InitRequest(&w[started].fr, srv->listen_fd, 0) != 0 ||
@@ -735,6 +722,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	shutdown(srv->listen_fd, SHUT_RDWR);   /* wakes the threads in accept() */
 	for (size_t i = 0; i < started; i++)
 		pthread_join(w[i].tid, NULL);
+	pw_log_stop();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (atomic_load(&srv->failed))
 		rc = -1;
