@@ -225,6 +225,49 @@ static void test_lighttpd_sse(void **state)
 	passed = true;
 }
 
+/* How many lines of text hold needle followed by a space. */
+static int count_lines_with(const char *text, const char *needle)
+{
+	int n = 0;
+	size_t len = strlen(needle);
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += len)
+		if (p[len] == ' ')
+			n++;
+	return n;
+}
+
+/*
+ * The request log of a FastCGI server (pipewright.fcgi --socket, its
+ * stderr in backend.log) is batched: LOG_REQUESTS answers each get their
+ * line exactly once, within a second, while the server keeps running.
+ */
+#define LOG_REQUESTS 40
+static void check_request_log(void)
+{
+	char log[4096], path[64], needle[96];
+	snprintf(log, sizeof log, "%s/backend.log", S->dir);
+	for (int i = 0; i < LOG_REQUESTS; i++) {
+		snprintf(path, sizeof path, WS_PREFIX "/api/v1/dags/logged%d", i);
+		ht_resp *r = ht_get(&S->http, path);
+		ht_err(r, 404);
+		ht_resp_free(r);
+	}
+	long long end = ht_now_ms() + 1000;
+	for (int i = 0; i < LOG_REQUESTS; i++) {
+		snprintf(needle, sizeof needle, "pipewright.fcgi: GET /api/v1/dags/logged%d 404", i);
+		int n;
+		char *text;
+		while ((n = count_lines_with(text = th_read(log), needle)) == 0 && ht_now_ms() < end) {
+			free(text);
+			ht_sleep_ms(20);
+		}
+		if (n != 1)
+			fail_msg("%s: \"%s\" is in the request log %d times, not once: %.3000s",
+				 ws_name(S->kind), needle, n, text);
+		free(text);
+	}
+}
+
 static void test_apache_proxy_fcgi(void **state)
 {
 	(void)state;
@@ -235,6 +278,7 @@ static void test_apache_proxy_fcgi(void **state)
 	if (json_object_array_length(d) != 1)
 		ht_fail(r, "one successful run");
 	ht_resp_free(r);
+	check_request_log();
 	passed = true;
 }
 
