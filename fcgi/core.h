@@ -2,7 +2,6 @@
  * core.h - private to the server core (server.c, request.c, reply.c,
  * accesslog.c): the request context behind the opaque pw_req, the I/O it
  * goes through, and the request log.
- * (events.c uses pw_stream_gone only.)
  *
  * One pw_req lives on the stack of the accepting thread for one request.
  * Everything it owns is freed by pw_req_release; nothing survives into the
@@ -92,15 +91,6 @@ int pw_req_set_params(pw_req *req, const pw_route *route);
 int pw_req_read_body(pw_req *req);
 /* Frees everything the request holds (not the snapshot: the server's). */
 void pw_req_release(pw_req *req);
-/*
- * Whether the client of a stream has left, without blocking and without
- * consuming a byte that libfcgi would read: the web server closed the
- * FastCGI connection or sent FCGI_ABORT_REQUEST. Sets client_gone, so
- * that the stream's writes fail too. Always false in CGI mode (stdin and
- * stdout: no connection to watch); a gone client is then noticed when a
- * write fails, as before.
- */
-bool pw_stream_gone(pw_req *req);
 
 /*
  * The request log (accesslog.c). pw_log_start starts the flusher thread

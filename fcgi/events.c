@@ -55,7 +55,6 @@
 #include <time.h>
 
 #include "api.h"
-#include "core.h"   /* pw_stream_gone */
 
 /* The event types, the values ?types= may name. */
 static const char *const event_types[] = {

@@ -163,5 +163,13 @@ int pw_stream_begin(pw_req *req, int status, const char *content_type);
 /* Returns 0, or -1 when the client is gone. */
 int pw_stream_write(pw_req *req, const char *data, size_t len);
 int pw_stream_flush(pw_req *req);
+/*
+ * Whether the client of a stream has left, without blocking or reading:
+ * the web server closed the FastCGI connection or aborted the request.
+ * Then the stream's writes fail too. Call it between writes of a stream
+ * that waits a long time for data. Always false for plain CGI (a gone
+ * client shows as a failed write there).
+ */
+bool pw_stream_gone(pw_req *req);
 
 #endif
