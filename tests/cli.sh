@@ -7,21 +7,8 @@ bin="${PW_BUILDDIR:-.}/src/pipewright"
 src="${PW_SRCDIR:-.}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
+. "$src/tests/lib.sh"
 
-check() { # check NAME COMMAND...: counts a pass when COMMAND succeeds
-	name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $name"
-		sed 's/^/# /' "$tmp/out"
-	fi
-}
 
 validate_example() {
 	"$bin" validate --project "$src/examples/iris" | grep -q ': OK$'
@@ -65,5 +52,4 @@ check "PIPEWRIGHT_PROJECT_PATH names the project" env_var_names_project
 check "a bad environment name is refused" bad_env_refused
 check "an unknown command exits 2" unknown_command_exits_2
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli

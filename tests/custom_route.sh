@@ -10,21 +10,8 @@ src="${PW_SRCDIR:-.}"
 bin="$build/examples/custom-route/pipelines"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
+. "$src/tests/lib.sh"
 
-check() { # check NAME COMMAND...: counts a pass when COMMAND succeeds
-	name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $name"
-		sed 's/^/# /' "$tmp/out"
-	fi
-}
 
 cp -R "$src/examples/iris" "$tmp/iris"
 chmod -R u+w "$tmp/iris"
@@ -79,5 +66,4 @@ check "a built-in route still answers" builtin_route_answers
 check "an unknown route is still 404" unknown_route_is_404
 check "the example compiles against an installed copy (pipewright.pc)" compiles_against_install
 
-echo "custom_route: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish custom_route

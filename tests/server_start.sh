@@ -14,21 +14,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-
-check() { # check NAME COMMAND...: counts a pass when COMMAND succeeds
-	name=$1
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $name"
-		sed 's/^/# /' "$tmp/out"
-	fi
-}
+. "$src/tests/lib.sh"
 
 command -v curl >/dev/null || { echo "server_start: curl not found"; exit 77; }
 lighttpd=$(command -v lighttpd || ls /usr/sbin/lighttpd /usr/local/sbin/lighttpd 2>/dev/null | head -1) ||
@@ -52,16 +38,6 @@ done
 [ -n "$port" ] || { echo "server_start: no free port"; exit 99; }
 url="http://127.0.0.1:$port"
 
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds.
-wait_for() {
-	tries=$(($1 * 5))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		tries=$((tries - 1))
-		[ "$tries" -gt 0 ] || return 1
-		sleep 0.2
-	done
-}
 
 alive() { kill -0 "$1" 2>/dev/null; }
 gone() { ! alive "$1"; }
@@ -196,5 +172,4 @@ check "when lighttpd dies the runner is stopped, exit non-zero" dead_lighttpd_st
 check "bad host, port and sub-command are refused" bad_options_refused
 check "a project that cannot be loaded is refused" missing_project_refused
 
-echo "server_start: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish server_start

@@ -83,6 +83,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+. "$src/tests/lib.sh"
 
 # A TCP port in 20000-59999 that nothing listens on and that is not $1.
 free_port() {
@@ -97,16 +98,6 @@ free_port() {
 	echo "$port"
 }
 
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds.
-wait_for() {
-	tries=$(($1 * 5))
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		tries=$((tries - 1))
-		[ "$tries" -gt 0 ] || return 1
-		sleep 0.2
-	done
-}
 
 # Whether the node is idle. Bounded: with no controller, sinfo retries for long.
 node_idle() { [ "$(timeout 5 sinfo --noheader --nodes=pwnode --format=%t)" = idle ]; }
