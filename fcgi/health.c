@@ -11,13 +11,16 @@
  * uptime_s is the age of this server process (0 for each plain CGI call).
  *
  * Each thread reuses the runner row it read last (not an error) for up to
- * RUNNER_CACHE_MS: the runner beats every 2 s and counts as running for
- * RUNNER_FRESH_MS, so an answer at most that much older says the same,
- * and a busy server reads the row a few times a second per thread instead
- * of once per request.
+ * RUNNER_CACHE_MS while the database's WAL file looks the same to stat(2)
+ * (inode, size, mtime): every commit, a heartbeat included, writes to it,
+ * so a row is read again after any change. At worst (a commit within the
+ * same clock tick that leaves the size alone, after a WAL reset) a change
+ * shows RUNNER_CACHE_MS late. A database without a WAL file is read every
+ * time.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,7 +30,7 @@
 /* A heartbeat younger than this means the runner is running. */
 #define RUNNER_FRESH_MS 10000
 /* How long a thread reuses a runner row at most (heartbeat every 2 s). */
-#define RUNNER_CACHE_MS 100
+#define RUNNER_CACHE_MS 1000
 
 /* CLOCK_MONOTONIC at process start, set before main (no first-use race). */
 static struct timespec started;
@@ -55,11 +58,20 @@ typedef struct runner_row {
 	long long heartbeat;
 } runner_row;
 
+/* What stat(2) says of a WAL file: it changes with every commit. */
+typedef struct wal_sig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+} wal_sig;
+
 /* A thread's last runner row, and where and when it was read. */
 typedef struct runner_cache {
 	const pw_store *store;   /* NULL: empty */
 	uint64_t path_hash;      /* of the store's database path */
 	long long read_ms;       /* CLOCK_MONOTONIC */
+	wal_sig wal;
 	runner_row row;
 } runner_cache;
 
@@ -134,25 +146,47 @@ static const char *runner_status(const runner_row *r, long long now)
 	return now - r->heartbeat < RUNNER_FRESH_MS ? "running" : "stale";
 }
 
+/* The signature of db's WAL file. Returns 0, or -1 when there is none. */
+static int wal_stat(const char *db, wal_sig *sig)
+{
+	char path[4096];
+	struct stat st;
+
+	if (snprintf(path, sizeof path, "%s-wal", db) >= (int)sizeof path ||
+	    stat(path, &st) != 0)
+		return -1;
+	*sig = (wal_sig){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+	return 0;
+}
+
+static bool wal_same(const wal_sig *a, const wal_sig *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 /*
  * The runner row (see the top): the thread's cached one while it is for
- * the same database and younger than RUNNER_CACHE_MS, else runner_read's
- * (then cached unless an error).
+ * the same database, younger than RUNNER_CACHE_MS and the WAL file is
+ * unchanged, else runner_read's (then cached unless an error).
  */
 static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 {
 	pw_store *store = pw_req_store(req);
 	long long mono = mono_ms();
+	wal_sig wal;
 
-	if (store && cache.store == store && mono - cache.read_ms < RUNNER_CACHE_MS &&
-	    cache.path_hash == path_hash(pw_store_path(store))) {
+	/* Before the read: a commit after the stat is seen at the next one. */
+	bool have_wal = store && wal_stat(pw_store_path(store), &wal) == 0;
+	if (have_wal && cache.store == store && mono - cache.read_ms < RUNNER_CACHE_MS &&
+	    wal_same(&cache.wal, &wal) && cache.path_hash == path_hash(pw_store_path(store))) {
 		*r = cache.row;
 		return PW_OK;
 	}
 	cache.store = NULL;
 	int rc = runner_read(req, r, err, errlen);
-	if (rc == PW_OK && store)
-		cache = (runner_cache){store, path_hash(pw_store_path(store)), mono, *r};
+	if (rc == PW_OK && have_wal)
+		cache = (runner_cache){store, path_hash(pw_store_path(store)), mono, wal, *r};
 	return rc;
 }
 
