@@ -480,19 +480,15 @@ static int format_event(stream *st, sqlite3_stmt *q)
  */
 static int read_batch(stream *st, bool *more)
 {
-	static const char begin_sql[] = "BEGIN DEFERRED";
 	const char *sql = events_sql[st->eq.dag_id != NULL][st->eq.run_id != NULL];
-	sqlite3_stmt *begin = pw_store_stmt(st->store, begin_sql);
 	sqlite3_stmt *q = pw_store_stmt(st->store, sql);
 	long long first, top = 0;
 	int step = SQLITE_ERROR, n = 0, rc = PW_ERR;
 
 	*more = false;
-	if (!begin || !q)
+	if (!q)
 		return PW_ERR;
-	step = sqlite3_step(begin);
-	sqlite3_reset(begin);
-	if (step != SQLITE_DONE) {
+	if (pw_store_begin_read(st->store) != PW_OK) {
 		fprintf(stderr, "pipewright: events: %s\n",
 			sqlite3_errmsg(pw_store_db(st->store)));
 		return PW_ERR;

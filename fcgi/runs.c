@@ -288,10 +288,21 @@ int runs_list(pw_req *req)
 		return 0;
 	rc = parse_list_query(req, &q);
 	if (rc == GO) {
+		/* One read transaction: the total counts the page's snapshot. */
+		pw_store *store = pw_req_store(req);
 		api_text_init(&t);
 		API_TEXT_LIT(&t, "{\"data\":[");
-		if (count_runs(req, &q, &total) != GO || list_runs(req, &q, total, &t) != GO)
-			rc = FAILED;
+		if (pw_store_begin_read(store) != PW_OK) {
+			rc = api_db_error(req);
+		} else {
+			if (count_runs(req, &q, &total) != GO || list_runs(req, &q, total, &t) != GO)
+				rc = FAILED;
+			if (pw_store_commit(store) != PW_OK) {
+				pw_store_rollback(store);
+				if (rc == GO)
+					rc = api_db_error(req);
+			}
+		}
 		api_text_page_end(&t, total, q.limit, q.offset);
 	}
 	if (rc == GO)

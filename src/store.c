@@ -194,6 +194,7 @@ static const char *const migrations[] = {
 /* The cached statements. */
 enum stmt_id {
 	ST_BEGIN,
+	ST_BEGIN_READ,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_SAVEPOINT,
@@ -211,6 +212,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN DEFERRED",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SAVEPOINT] = "SAVEPOINT pw_store",
@@ -355,6 +357,11 @@ int pw_store_schema_version(pw_store *s)
 int pw_store_begin(pw_store *s)
 {
 	return exec_cached(s, ST_BEGIN);
+}
+
+int pw_store_begin_read(pw_store *s)
+{
+	return exec_cached(s, ST_BEGIN_READ);
 }
 
 int pw_store_commit(pw_store *s)

@@ -43,6 +43,11 @@ int pw_store_latest_version(void);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Return PW_OK or PW_ERR. */
 int pw_store_begin(pw_store *s);
+/*
+ * BEGIN DEFERRED: the reads up to pw_store_commit see one snapshot of the
+ * database (for a count and the page it counts). PW_OK or PW_ERR.
+ */
+int pw_store_begin_read(pw_store *s);
 int pw_store_commit(pw_store *s);
 void pw_store_rollback(pw_store *s);
 
