@@ -548,18 +548,21 @@ static void note_failure(rn_run *run, size_t t, const char *why)
 
 /* --- starting tries ------------------------------------------------------------ */
 
-/* Keeps an ended try's socket until the step commits (rn_commit). */
-static int ack_push(runner *r, int fd)
+/*
+ * Keeps an ended try's socket until the step commits (rn_commit), with
+ * its shim's pid when the shim may serve another try (else 0).
+ */
+static int ack_push(runner *r, int fd, pid_t pid, long long proc_start)
 {
 	if (r->n_ack == r->cap_ack) {
 		size_t cap = r->cap_ack ? r->cap_ack * 2 : 16;
-		int *grown = realloc(r->ack_fds, cap * sizeof *grown);
+		rn_ack *grown = realloc(r->acks, cap * sizeof *grown);
 		if (!grown)
 			return PW_ERR;
-		r->ack_fds = grown;
+		r->acks = grown;
 		r->cap_ack = cap;
 	}
-	r->ack_fds[r->n_ack++] = fd;
+	r->acks[r->n_ack++] = (rn_ack){fd, pid, proc_start};
 	return PW_OK;
 }
 
@@ -578,7 +581,10 @@ static int go_push(runner *r, int fd)
 	return PW_OK;
 }
 
-/* Forks the shim of a local try (through the launcher if there is one). */
+/*
+ * Starts the shim of a local try: through the launcher if there is one (a
+ * shim kept from an earlier try, else a spare: launch.h), else forked.
+ */
 static int fork_shim(runner *r, rn_task *k, const pw_launch *l, long long *proc_start)
 {
 	int go = -1;
@@ -795,10 +801,16 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	if (k->state == TI_UP_FOR_RETRY)
 		run->n_waiting++;
 	k->next_try_at = now + task->retry_delay * 1000LL;
+	/*
+	 * A shim that offers reuse serves another try after the ack, unless
+	 * this one was signalled: a SIGKILL to its group may still be on its
+	 * way to it.
+	 */
+	pid_t keep = found == 0 && res.reuse && k->stop == STOP_NONE ? k->pid : 0;
 	k->pid = 0;
 	slurm_job_free(k->job);
 	k->job = NULL;
-	if (k->end_fd >= 0 && (!k->end_sock || ack_push(r, k->end_fd) != PW_OK))
+	if (k->end_fd >= 0 && (!k->end_sock || ack_push(r, k->end_fd, keep, k->proc_start) != PW_OK))
 		close(k->end_fd); /* an unacked shim writes its status file */
 	k->end_fd = -1;
 	k->end_sock = false;

@@ -4,16 +4,18 @@
  *
  * Process layout of one try:
  *
- *   runner --fork--> shim (setsid; pid = pgid) --vfork+execve--> task
+ *   launcher --fork--> shim (setsid; pid = pgid) --vfork+execve--> task
  *
  * The shim is a fork of the launcher (or of the runner), so it first drops
- * everything it inherited: every descriptor above 2 but its go pipe (the
+ * everything it inherited: every descriptor above 2 but its go socket (the
  * runner's database, its lock file and wake FIFO must not outlive the
  * runner in a shim), stdin/stdout/stderr (pointed at /dev/null), signal
- * handlers and the signal mask; and it looks the command up on PATH. It
- * does all that before go, while the runner commits the try. It never
+ * handlers and the signal mask (pw_shim_detach: a spare does it once,
+ * while it waits for its first try). Before go, while the runner commits
+ * the try, it opens the log and looks the command up on PATH. It never
  * returns into the runner's code and ends with _exit(). It uses no stdio
- * stream; json-c (and so malloc) is used only to encode the status.
+ * stream; malloc only for a try's request, its line buffers and json-c's
+ * status, all freed before a kept shim's next try (launch.h).
  *
  * The task is started with vfork(): the shim's memory is not copied a
  * second time, which matters when 10,000 short tasks are started. The
@@ -251,6 +253,7 @@ typedef struct shim_out {
 	size_t cur_len, last_len;
 	bool cur_blank;   /* cur holds only white space so far */
 	bool have_last;
+	bool out_open;    /* stdout was still open when the shim stopped reading */
 } shim_out;
 
 static bool is_space(unsigned char c)
@@ -380,6 +383,7 @@ static int shim_follow(shim_out *so, int out, pid_t task)
 		close(pidfd);
 	if (so->cur && so->cur_len > 0)
 		line_end(so);
+	so->out_open = !eof;
 	return status;
 }
 
@@ -450,10 +454,11 @@ static void decode_status(int ws, int *code, int *sig)
 }
 
 /*
- * The status JSON for wait status ws and the last line. malloc'd, or NULL
- * when out of memory.
+ * The status JSON for wait status ws and the last line, with "reuse": true
+ * when the shim offers to stay for another try. malloc'd, or NULL when out
+ * of memory.
  */
-static char *status_json(int ws, const shim_out *so)
+static char *status_json(int ws, const shim_out *so, bool reuse)
 {
 	int code, sig;
 	decode_status(ws, &code, &sig);
@@ -477,6 +482,8 @@ static char *status_json(int ws, const shim_out *so)
 	    json_object_object_add(o, "last_line", line))
 		goto out;
 	line = NULL;
+	if (reuse && json_object_object_add(o, "reuse", json_object_new_boolean(1)))
+		goto out;
 	const char *s = json_object_to_json_string_ext(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (s)
@@ -510,8 +517,8 @@ static int write_status(const char *path, const char *text)
 }
 
 /*
- * Gives the status to the runner on the try's socket: the text, end of
- * file, then waits for the runner's ack, which it sends once the end is
+ * Gives the status to the runner on the try's socket: the text (one line),
+ * then waits for the runner's ack, which it sends once the end is
  * committed. Returns true when acked; false when the runner is gone (or
  * never listened): then the status must go to the file.
  */
@@ -529,8 +536,6 @@ static bool tell_runner(int sock, const char *text)
 	}
 	char ack;
 	ssize_t n;
-	if (shutdown(sock, SHUT_WR) != 0)
-		return false;
 	while ((n = read(sock, &ack, 1)) < 0 && errno == EINTR)
 		;
 	return n == 1;
@@ -563,15 +568,7 @@ static int open_log(const char *path, bool *created)
 	return -1;
 }
 
-/*
- * Drops what the shim inherited from its parent: descriptors above 2 but
- * go_r (moved to 3; returned), stdin/stdout/stderr (now /dev/null), the
- * handlers (all of them unless `clean`: the launcher's children only
- * inherit its SIGCHLD, SIGTERM and SIGINT) and the signal mask; then
- * ignores SIGTERM, SIGINT and SIGHUP and starts its own session. Done
- * before go, while the runner commits: none of it is visible outside.
- */
-static int shim_detach(int go_r, bool clean)
+int pw_shim_detach(int go_r, bool clean)
 {
 	if (go_r >= 0 && go_r != 3 && (dup2(go_r, 3) != 3 || close(go_r) != 0))
 		_exit(0); /* cannot wait for go: never start */
@@ -660,17 +657,43 @@ static bool shim_wait_go(int go_r)
 	return n == 1;
 }
 
-/* The shim: runs the try and hands over its status. Never returns. */
-_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean)
+/*
+ * Reaps the shim's exited children: the task's orphans, which the kernel
+ * hands to the shim when it is a child subreaper. Returns true when no
+ * child is left: nothing the try started runs any more.
+ */
+static bool reap_orphans(void)
+{
+	pid_t w;
+	do
+		w = waitpid(-1, NULL, WNOHANG);
+	while (w > 0 || (w < 0 && errno == EINTR));
+	return w < 0 && errno == ECHILD;
+}
+
+/*
+ * The status text of wait status ws: status_json, or when out of memory
+ * one without the last line, in buf. *heap is what to free.
+ */
+static const char *end_text(int ws, const shim_out *so, bool reuse, char *buf,
+			    size_t size, char **heap)
+{
+	int code, sig;
+	if ((*heap = status_json(ws, so, reuse)))
+		return *heap;
+	decode_status(ws, &code, &sig);
+	snprintf(buf, size, "{\"exit_code\":%d,\"signal\":%d,\"last_line\":null%s}\n",
+		 code, sig, reuse ? ",\"reuse\":true" : "");
+	return buf;
+}
+
+void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 {
 	shim_out so = {.log = -1, .cur_blank = true};
 	int pipefd[2] = {-1, -1}, ws = -1;
-	char resolved[PATH_MAX], fallback[96];
+	char resolved[PATH_MAX], fallback[128], *json;
 	bool log_created = false;
 
-	if (go_w >= 0)
-		(void)close(go_w);
-	go_r = shim_detach(go_r, clean);
 	/* Before go, too: the files, the pipe, the command's path. */
 	const char *path_env = env_path(l->env);
 	task_spec ts = {.l = l, .path_env = path_env,
@@ -717,19 +740,29 @@ done:
 		(void)close(pipefd[0]);
 	if (so.log >= 0)
 		(void)close(so.log);
-	char *json = status_json(ws, &so);
-	const char *text = json;
-	if (!json) {
-		int code, sig;
-		decode_status(ws, &code, &sig);
-		snprintf(fallback, sizeof fallback,
-			 "{\"exit_code\":%d,\"signal\":%d,\"last_line\":null}\n",
-			 code, sig);
-		text = fallback;
+	/* Another try only when this one left nothing running behind. */
+	reuse = reuse && go_r >= 0 && !so.out_open && reap_orphans();
+	const char *text = end_text(ws, &so, reuse, fallback, sizeof fallback, &json);
+	bool told = go_r >= 0 && tell_runner(go_r, text);
+	if (!told && reuse) { /* the file promises nothing */
+		free(json);
+		text = end_text(ws, &so, false, fallback, sizeof fallback, &json);
 	}
-	int rc = go_r >= 0 && tell_runner(go_r, text) ? 0 : write_status(l->status_path, text);
+	int rc = told ? 0 : write_status(l->status_path, text);
 	free(json);
+	free(so.cur);
+	free(so.last);
+	if (told && reuse)
+		return;
 	_exit(rc == 0 ? 0 : 1);
+}
+
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
+{
+	if (go_w >= 0)
+		(void)close(go_w);
+	pw_shim_try(l, pw_shim_detach(go_r, false), false);
+	_exit(0); /* not reached: without reuse pw_shim_try exits */
 }
 
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
@@ -745,7 +778,7 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0)
-		pw_shim_main(l, go[0], go[1], false);
+		pw_shim_main(l, go[0], go[1]);
 	int saved = errno;
 	(void)close(go[0]);
 	if (pid < 0) {
@@ -936,6 +969,9 @@ static int parse_status(const char *buf, size_t len, pw_try_result *out)
 	    get_int(o, "exit_code", &out->exit_code) != 0 ||
 	    get_int(o, "signal", &out->signal) != 0)
 		goto out;
+	out->reuse = json_object_object_get_ex(o, "reuse", &line) &&
+		     json_object_is_type(line, json_type_boolean) &&
+		     json_object_get_boolean(line);
 	if (json_object_object_get_ex(o, "last_line", &line) &&
 	    !json_object_is_type(line, json_type_null)) {
 		if (!json_object_is_type(line, json_type_string) ||
@@ -982,12 +1018,15 @@ int pw_launch_read_end(int sock, pw_try_result *out)
 		ssize_t r = read(sock, buf + n, cap - n - 1);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
-			buf[n] = '\0';
-			rc = r < 0 ? -1 : n == 0 ? 1 : parse_status(buf, n, out);
-			break;
+		if (r > 0 && !memchr(buf + n, '\n', (size_t)r)) {
+			n += (size_t)r;
+			continue;
 		}
-		n += (size_t)r;
+		if (r > 0)
+			n += (size_t)r;
+		buf[n] = '\0';
+		rc = r < 0 ? -1 : n == 0 ? 1 : parse_status(buf, n, out);
+		break;
 	}
 	free(buf);
 	return rc;

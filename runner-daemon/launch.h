@@ -16,6 +16,19 @@
  * commit the end (and the file outlives the runner), a runner that is killed
  * and restarted finds out how every task it started ended, and a shim
  * still running is adopted (see recovery.c): no task is lost or run twice.
+ *
+ * A shim of the launcher serves try after try: once the runner has acked
+ * a try's end it waits on the same socket for the next try, as a spare
+ * does, and exits when the socket closes. It does so only when the try
+ * left nothing behind: the shim is a child subreaper, so the task's
+ * orphans become its children; after the task's end it reaps those that
+ * exited, and if one still runs (or stdout stayed open), the shim offers
+ * no reuse and exits after the ack. Its own state (descriptors 0-3,
+ * signals, cwd, umask, session) is the same before every try; the task
+ * gets its environment, cwd and descriptors from the try alone. At any
+ * moment a shim runs at most one try, whose row records the shim's pid
+ * (also the process group): a shim idle between tries owns no try, and
+ * one whose runner died ends its try as above and exits.
  */
 #ifndef PW_LAUNCH_H
 #define PW_LAUNCH_H
@@ -52,12 +65,14 @@ typedef struct pw_launch {
  * pw_launch_go. If the runner closes go_fd without that - or dies - the
  * shim exits at once, writing nothing: a try the database does not know
  * of never runs. After go, go_fd becomes readable when the task has
- * ended: the shim sends its status on it (pw_launch_read_end) and waits
- * for pw_ack_end, which the runner sends once it has committed the end.
- * Only when the runner is gone (or closes go_fd unacked) does the shim
- * write the status file instead, for the next runner to find. In the
+ * ended: the shim sends its status on it (one line, pw_launch_read_end)
+ * and waits for pw_ack_end, which the runner sends once it has committed
+ * the end. Only when the runner is gone (or closes go_fd unacked) does the
+ * shim write the status file instead, for the next runner to find. In the
  * child nothing of the runner's state is touched (no SQLite, no stdio
- * buffers); all descriptors but the log are closed before exec. When exec fails, the log says why and the exit code is 127.
+ * buffers); all descriptors but the log are closed before exec. When exec
+ * fails, the log says why and the exit code is 127. Such a shim is never
+ * reused.
  */
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd);
 
@@ -70,15 +85,32 @@ void pw_launch_go(int go_fd);
 void pw_launch_go_follow(int go_fd);
 
 /*
- * The shim's body, for launcher.c: closes go_w (unless it is -1), drops
- * what it inherited and finds the command on PATH, then waits for go on
- * the socket go_r, runs the try, and hands the status to the runner on
- * go_r (or to the status file). With go_r -1 (a Slurm job, slurm.c) it
- * starts at once and always writes the status file. Never returns.
- * clean: the parent has default signal dispositions but for SIGCHLD,
- * SIGTERM and SIGINT (the launcher), so the shim resets only those.
+ * The shim's body (pw_launch_start; slurm.c with go_r -1, which starts at
+ * once and always writes the status file): closes go_w (unless -1),
+ * detaches (pw_shim_detach) and runs the try (pw_shim_try) without reuse.
  */
-_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w, bool clean);
+_Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w);
+
+/*
+ * Drops what the shim inherited from its parent: descriptors above 2 but
+ * go_r (moved to 3; returned, or -1 when go_r is -1), stdin/stdout/stderr
+ * (now /dev/null), the handlers (all of them unless `clean`: the
+ * launcher's children only inherit its SIGCHLD, SIGTERM and SIGINT) and
+ * the signal mask; then ignores SIGTERM, SIGINT and SIGHUP and starts its
+ * own session. Exits when it cannot move go_r.
+ */
+int pw_shim_detach(int go_r, bool clean);
+
+/*
+ * Runs one try l in a detached shim: opens the log, finds the command on
+ * PATH, waits for go on go_r (unless -1), runs the task and hands its
+ * status to the runner on go_r (or to the status file). With reuse (the
+ * shim is a child subreaper) and a task that left no process and no open
+ * stdout behind, it offers to stay ("reuse" in the status it sends), and
+ * once acked returns, having freed what the try used: the caller waits
+ * for the next try on go_r. Otherwise it exits.
+ */
+void pw_shim_try(const pw_launch *l, int go_r, bool reuse);
 
 /*
  * Writes all of buf: 0, or -1 (errno). Retries on EINTR and short writes.
@@ -97,8 +129,10 @@ void pw_signals_reset(void);
  * low and flat. It forks them ahead of need: a couple of spare shims wait
  * for their try, so starting a try costs one message, not a fork. Its
  * shims are its children, reaped by it as they exit; the runner follows
- * each through its socket. The launcher and the spares exit when the
- * runner closes its ends of their sockets; running shims go on.
+ * each through its socket. A shim whose end the runner acked and that
+ * offered reuse is kept in the handle and serves a later try before any
+ * spare. The launcher, the spares and the kept shims exit when the runner
+ * closes its ends of their sockets; running shims go on.
  */
 typedef struct pw_launcher pw_launcher;
 
@@ -106,7 +140,10 @@ typedef struct pw_launcher pw_launcher;
 pw_launcher *pw_launcher_start(void);
 /* The launcher's pid (the runner reaps it if it dies). */
 pid_t pw_launcher_pid(const pw_launcher *lr);
-/* pw_launch_start through a spare shim of lr. Same results. */
+/*
+ * pw_launch_start through a kept shim of lr (the newest; its start time is
+ * remembered, not read again), else a spare. Same results.
+ */
 pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_start,
 			 int *go_fd);
 /*
@@ -114,7 +151,15 @@ pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_st
  * it sleeps, so that the forks overlap the tasks, not the commits.
  */
 void pw_launcher_refill(pw_launcher *lr);
-/* Closes lr: the launcher and its spares exit; running shims go on. */
+/*
+ * Acks the end on sock (pw_ack_end). When pid (> 0, started at
+ * proc_start) offered reuse (pw_try_result.reuse) and lr keeps fewer than
+ * max shims, lr keeps it for a later try; else sock is closed and the
+ * shim exits. lr may be NULL.
+ */
+void pw_launcher_ack(pw_launcher *lr, int sock, pid_t pid, long long proc_start,
+		     size_t max);
+/* Closes lr: the launcher, its spares and kept shims exit; running shims go on. */
 void pw_launcher_close(pw_launcher *lr);
 
 /* How a try ended, from its status file. */
@@ -122,6 +167,7 @@ typedef struct pw_try_result {
 	int exit_code;     /* 0..255; -1 when the task was killed by a signal */
 	int signal;        /* the signal that killed it, or 0 */
 	char *last_line;   /* last non-empty stdout line (no newline), or NULL */
+	bool reuse;        /* the shim offers to run another try (socket only) */
 } pw_try_result;
 
 /*
@@ -130,12 +176,16 @@ typedef struct pw_try_result {
  */
 int pw_launch_read_status(const char *status_path, pw_try_result *out);
 /*
- * Reads the status the shim sends on its socket (go_fd), up to its end of
- * file. Returns 0 and fills *out, 1 when the shim sent nothing (it is gone
- * without a status, or wrote the file), -1 when it cannot be parsed.
+ * Reads the status the shim sends on its socket (go_fd): one line, or up
+ * to end of file. Returns 0 and fills *out, 1 when the shim sent nothing
+ * (it is gone without a status, or wrote the file), -1 when it cannot be
+ * parsed.
  */
 int pw_launch_read_end(int sock, pw_try_result *out);
-/* Tells the shim its end is committed (it exits writing nothing); closes sock. */
+/*
+ * Tells the shim its end is committed (it writes no status file, and
+ * exits unless it is kept: pw_launcher_ack); closes sock.
+ */
 void pw_ack_end(int sock);
 void pw_try_result_free(pw_try_result *r);
 

@@ -13,10 +13,12 @@
  *                        environment, each NUL-terminated. The spare is
  *                        now the try's shim; the socket carries go and
  *                        the end as launch.h describes.
+ *   runner -> kept shim  the next try, the same way, after the ack of an
+ *                        end in which the shim offered reuse.
  *
  * The launcher ignores SIGCHLD, so the kernel reaps its shims; the runner
  * keeps its end of each try's socket, which becomes readable when the
- * shim has written the status or is gone.
+ * shim has sent the status or is gone, and its end of each kept shim's.
  */
 #include <assert.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -148,25 +151,33 @@ static int read_full(int fd, void *buf, size_t len)
 }
 
 /*
- * A spare shim, before it has a try: waits for its request on go_r and
- * becomes the try's shim. A closed socket (the runner took no try from
- * it, or is gone) ends it, having done nothing.
+ * A spare shim: detaches once, then waits for a try on go_r and runs it,
+ * and again after each try that allows reuse (pw_shim_try). A closed
+ * socket (the runner took no try from it, or is gone) ends it.
  */
 static _Noreturn void spare_main(int go_r)
 {
-	request_head h;
-	pw_launch l;
-	char **argv = NULL, **env = NULL;
-	if (read_full(go_r, &h, sizeof h) != 0 || h.len > REQUEST_MAX)
-		_exit(0);
-	char *msg = malloc(sizeof h + h.len);
-	if (!msg)
-		_exit(0);
-	memcpy(msg, &h, sizeof h);
-	if (read_full(go_r, msg + sizeof h, h.len) != 0 ||
-	    decode(msg, sizeof h + h.len, &l, &argv, &env) != 0)
-		_exit(0);
-	pw_shim_main(&l, go_r, -1, true);
+	/* The task's orphans become ours: how a try is known to be over. */
+	bool reuse = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+	go_r = pw_shim_detach(go_r, true);
+	for (;;) {
+		request_head h;
+		pw_launch l;
+		char **argv = NULL, **env = NULL;
+		if (read_full(go_r, &h, sizeof h) != 0 || h.len > REQUEST_MAX)
+			_exit(0);
+		char *msg = malloc(sizeof h + h.len);
+		if (!msg)
+			_exit(0);
+		memcpy(msg, &h, sizeof h);
+		if (read_full(go_r, msg + sizeof h, h.len) != 0 ||
+		    decode(msg, sizeof h + h.len, &l, &argv, &env) != 0)
+			_exit(0);
+		pw_shim_try(&l, go_r, reuse);
+		free(argv);
+		free(env);
+		free(msg);
+	}
 }
 
 /* Receives one request's go fd. Returns > 0, 0 at EOF, -1 on error. */
@@ -225,11 +236,20 @@ static _Noreturn void launcher_main(int sock)
 /* Spare shims kept ready: enough for a burst of ends at parallelism 2. */
 #define SPARES 2
 
+/* A shim back from an acked try, waiting for another. */
+typedef struct kept_shim {
+	int fd;               /* the runner's end of its socket */
+	pid_t pid;
+	long long proc_start;
+} kept_shim;
+
 struct pw_launcher {
 	int sock;             /* SOCK_SEQPACKET to the launcher */
 	pid_t pid;            /* the launcher's */
 	size_t n_spares;      /* requested, oldest first; replies come in order */
 	int spare_fd[SPARES]; /* the runner's end of each spare's socket */
+	kept_shim *kept;      /* oldest first */
+	size_t n_kept, cap_kept;
 };
 
 pw_launcher *pw_launcher_start(void)
@@ -266,7 +286,10 @@ void pw_launcher_close(pw_launcher *lr)
 		return;
 	for (size_t i = 0; i < lr->n_spares; i++)
 		close(lr->spare_fd[i]); /* each spare exits unstarted */
+	for (size_t i = 0; i < lr->n_kept; i++)
+		close(lr->kept[i].fd); /* and each kept shim */
 	close(lr->sock); /* the launcher exits; running shims go on */
+	free(lr->kept);
 	free(lr);
 }
 
@@ -333,7 +356,19 @@ pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_st
 		errno = ENOMEM;
 		return -1;
 	}
-	/* A spare may have died meanwhile (its write fails): then one more. */
+	/* A kept shim may have been killed meanwhile (its write fails): then
+	 * the next one. The newest first: its pages are the warmest. */
+	while (pid < 0 && lr->n_kept > 0) {
+		kept_shim k = lr->kept[--lr->n_kept];
+		if (pw_write_all(k.fd, msg, size) == 0) {
+			pid = k.pid;
+			*proc_start = k.proc_start;
+			*go_fd = k.fd;
+		} else {
+			close(k.fd);
+		}
+	}
+	/* A spare may have died meanwhile too: then one more. */
 	for (int attempt = 0; attempt < 2 && pid < 0; attempt++) {
 		int fd = take_spare(lr, &pid);
 		if (fd < 0)
@@ -348,6 +383,32 @@ pid_t pw_launcher_launch(pw_launcher *lr, const pw_launch *l, long long *proc_st
 	}
 	free(msg);
 	return pid;
+}
+
+void pw_launcher_ack(pw_launcher *lr, int sock, pid_t pid, long long proc_start, size_t max)
+{
+	if (!lr || pid <= 0 || lr->n_kept >= max) {
+		pw_ack_end(sock); /* the shim exits */
+		return;
+	}
+	if (lr->n_kept == lr->cap_kept) {
+		size_t cap = lr->cap_kept ? lr->cap_kept * 2 : 8;
+		kept_shim *grown = realloc(lr->kept, cap * sizeof *grown);
+		if (!grown) {
+			pw_ack_end(sock);
+			return;
+		}
+		lr->kept = grown;
+		lr->cap_kept = cap;
+	}
+	ssize_t n;
+	while ((n = send(sock, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	if (n != 1) { /* gone: its end is committed all the same */
+		close(sock);
+		return;
+	}
+	lr->kept[lr->n_kept++] = (kept_shim){sock, pid, proc_start};
 }
 
 void pw_launcher_refill(pw_launcher *lr)

@@ -77,13 +77,16 @@ int rn_commit(runner *r)
 	for (size_t i = 0; i < r->n_go; i++)
 		pw_launch_go_follow(r->go_fds[i]);
 	r->n_go = 0;
-	/* Ends committed: their shims exit without a status file. Else they
-	 * write one, for the restart that follows a failed step. */
+	/* Ends committed: their shims write no status file (and may serve
+	 * another try). Else they write one, for the restart that follows a
+	 * failed step. */
 	for (size_t i = 0; i < r->n_ack; i++) {
+		const rn_ack *a = &r->acks[i];
 		if (rc == PW_OK)
-			pw_ack_end(r->ack_fds[i]);
+			pw_launcher_ack(r->launcher, a->fd, a->pid, a->proc_start,
+					(size_t)r->project->max_parallel_tasks);
 		else
-			close(r->ack_fds[i]);
+			close(a->fd);
 	}
 	r->n_ack = 0;
 	return rc;
@@ -356,7 +359,7 @@ static int run_loop(runner *r)
 			r->in_tx = false;
 			exec_drop_unstarted(r);
 			for (size_t i = 0; i < r->n_ack; i++)
-				close(r->ack_fds[i]); /* the shims write status files */
+				close(r->acks[i].fd); /* the shims write status files */
 			r->n_ack = 0;
 			rn_error(r, "a step failed; exiting so that a restart recovers");
 			return 1;
@@ -421,7 +424,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	}
 	free(r->procs);
 	free(r->go_fds);
-	free(r->ack_fds);
+	free(r->acks);
 	free(r->pollfds);
 	free(r->exe);
 	pw_launcher_close(r->launcher); /* running shims go on */

@@ -98,6 +98,13 @@ typedef struct rn_run {
 	struct rn_run *next;
 } rn_run;
 
+/* An ended try's socket, acked after the commit (pw_launcher_ack). */
+typedef struct rn_ack {
+	int fd;
+	pid_t pid;              /* its shim when it offered reuse, else 0 */
+	long long proc_start;
+} rn_ack;
+
 /* A running try: the list the loop scans for exits and timeouts. */
 typedef struct rn_proc {
 	rn_run *run;
@@ -114,8 +121,8 @@ typedef struct runner {
 	size_t n_running, cap_procs;
 	int *go_fds;            /* end_fds of the shims started in this step, */
 	size_t n_go, cap_go;    /* waiting for the commit (pw_launch_go) */
-	int *ack_fds;           /* sockets of the tries ended in this step, */
-	size_t n_ack, cap_ack;  /* acked after the commit (pw_ack_end) */
+	rn_ack *acks;           /* sockets of the tries ended in this step, */
+	size_t n_ack, cap_ack;  /* acked after the commit */
 	json_object *pool_slots;  /* pool name -> slots (refreshed per step) */
 	json_object *pool_used;   /* pool name -> slots held by running tries */
 	bool in_tx;

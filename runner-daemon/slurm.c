@@ -868,7 +868,7 @@ int slurm_job_main(void)
 		.status_path = spec_string(spec, "status"),
 	};
 	if (spec && full && l.workdir && l.log_path && l.status_path && (l.argv || l.shell))
-		pw_shim_main(&l, -1, -1, false); /* never returns */
+		pw_shim_main(&l, -1, -1); /* never returns */
 	fprintf(stderr, "pipewright-runner --slurm-job: cannot read the try's spec on stdin\n");
 	free(full);
 	free(env);
