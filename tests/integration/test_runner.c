@@ -1446,6 +1446,149 @@ static void test_heartbeat_and_sigterm(void **state)
 	hr_pass(p);
 }
 
+/* --- shims serve several tries (launch.h) ------------------------------- */
+
+/* Task i of a chain of n, named t<i> (t1 has no upstream). */
+static void chain_dag(hr_project *p, const char *dag, int n, const char *first,
+		      const char *rest)
+{
+	char yaml[4096];
+	size_t len = (size_t)snprintf(yaml, sizeof yaml, "tasks:\n");
+	for (int i = 1; i <= n; i++)
+		len += (size_t)snprintf(yaml + len, sizeof yaml - len,
+					i == 1 ? "  - {id: t%d, command: %s}\n"
+					       : "  - {id: t%d, command: %s, upstream: [t%d]}\n",
+					i, i == 1 ? first : rest, i - 1);
+	assert_true(len < sizeof yaml);
+	hr_dag(p, dag, yaml);
+}
+
+/* The pid of the shim of task's (only) try. */
+static pid_t try_pid(hr_project *p, const char *dag, const char *task)
+{
+	hr_try t = one_try(p, dag, "r1", task);
+	if (t.pid <= 0)
+		fail_msg("try of %s has no pid", task);
+	return t.pid;
+}
+
+/*
+ * Five tries in a row are served by at most two shims (a chain alternates
+ * between the shim just acked and the one running), and each still gets
+ * only its own environment, cwd, descriptors, XCom and log.
+ */
+static void test_shim_reused_between_tries(void **state)
+{
+	hr_project *p = *state;
+	hr_write(p, "sub/.keep", "");
+	hr_write(p, "scripts/show.sh",
+		 "echo \"task=$PIPEWRIGHT_TASK_ID try=$PIPEWRIGHT_TRY_NUMBER"
+		 " only_t1=${ONLY_T1-unset}\"\n"
+		 "echo \"fds=$(ls /proc/self/fd | tr '\\n' ' ')\"\n"
+		 "echo \"umask=$(umask)\"\n"
+		 "echo \"pwd=$(pwd -P)\"\n"
+		 "echo \"{\\\"me\\\": \\\"$PIPEWRIGHT_TASK_ID\\\"}\" > \"$PIPEWRIGHT_XCOM\"\n"
+		 "umask 077; cd /; export LEAK=1\n"
+		 "echo \"last $PIPEWRIGHT_TASK_ID\"\n");
+	hr_dag(p, "re",
+	       "tasks:\n"
+	       "  - {id: t1, command: 'sh ../scripts/show.sh', cwd: sub, env: {ONLY_T1: yes}}\n"
+	       "  - {id: t2, command: 'sh scripts/show.sh', upstream: [t1]}\n"
+	       "  - {id: t3, command: 'sh scripts/show.sh', upstream: [t2]}\n"
+	       "  - {id: t4, command: 'sh scripts/show.sh', upstream: [t3]}\n"
+	       "  - {id: t5, command: 'sh scripts/show.sh', upstream: [t4]}\n");
+	hr_queue_run(p, "re", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	expect_run(p, "re", "r1", "success", W);
+
+	pid_t pids[5];
+	int distinct = 0;
+	char *sub = hr_path(p, "sub"), *first_fds = NULL, *first_umask = NULL;
+	for (int i = 0; i < 5; i++) {
+		char task[8], want[256];
+		snprintf(task, sizeof task, "t%d", i + 1);
+		pids[i] = try_pid(p, "re", task);
+		bool seen = false;
+		for (int j = 0; j < i; j++)
+			seen = seen || pids[j] == pids[i];
+		distinct += !seen;
+		char *log = hr_try_log(p, "re", "r1", task, 1);
+		assert_non_null(log);
+		snprintf(want, sizeof want, "task=%s try=1 only_t1=%s\n", task,
+			 i == 0 ? "yes" : "unset");
+		if (!strstr(log, want) || count_lines(log) != 5)
+			fail_msg("the log of %s is not its own:\n%s", task, log);
+		char *pwd = env_line(log, "pwd"), *fds = env_line(log, "fds");
+		char *um = env_line(log, "umask");
+		assert_non_null(pwd);
+		assert_non_null(fds);
+		assert_non_null(um);
+		assert_string_equal(pwd, i == 0 ? sub : p->dir);
+		if (strcmp(fds, "0 1 2 3 ") != 0) /* 3: ls's own, of /proc/self/fd */
+			fail_msg("%s has descriptors %s, expected 0 1 2 (and ls's 3)", task, fds);
+		if (i == 0) {
+			first_fds = fds;
+			first_umask = um;
+		} else {
+			assert_string_equal(fds, first_fds);
+			assert_string_equal(um, first_umask);
+			free(fds);
+			free(um);
+		}
+		free(pwd);
+		free(log);
+		snprintf(want, sizeof want, "last %s", task);
+		expect_xcom_string(p, "re", "r1", task, "return_value", want);
+		expect_xcom_string(p, "re", "r1", task, "me", task);
+	}
+	if (distinct > 2)
+		fail_msg("5 tries in a row ran under %d shims (%d %d %d %d %d), expected at most 2",
+			 distinct, (int)pids[0], (int)pids[1], (int)pids[2], (int)pids[3],
+			 (int)pids[4]);
+	free(first_fds);
+	free(first_umask);
+	free(sub);
+	hr_pass(p);
+}
+
+/*
+ * A try that leaves a process running behind retires its shim: no later
+ * try runs under it (in a chain, t3 would have reused t1's shim), and the
+ * next tries still run.
+ */
+static void test_shim_not_reused_after_background_child(void **state)
+{
+	hr_project *p = *state;
+	chain_dag(p, "bg", 4, "'sleep 30 >/dev/null 2>&1 & echo hi'", "'echo ok'");
+	hr_queue_run(p, "bg", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	expect_run(p, "bg", "r1", "success", W);
+
+	pid_t left = try_pid(p, "bg", "t1");
+	expect_xcom_string(p, "bg", "r1", "t1", "return_value", "hi");
+	/* the retired shim exits; its group still holds the sleep */
+	for (int i = 0; i < 500 && kill(left, 0) == 0; i++)
+		hr_sleep_ms(20);
+	bool shim_alive = kill(left, 0) == 0, sleep_alive = kill(-left, 0) == 0;
+	kill(-left, SIGKILL);
+	int reused_by = 0;
+	for (int i = 2; i <= 4; i++) {
+		char task[8];
+		snprintf(task, sizeof task, "t%d", i);
+		expect_task(p, "bg", "r1", task, "success");
+		if (try_pid(p, "bg", task) == left)
+			reused_by = i;
+	}
+	if (reused_by)
+		fail_msg("t%d ran under shim %d, which t1 left a process behind in",
+			 reused_by, (int)left);
+	if (shim_alive)
+		fail_msg("the retired shim %d is still alive", (int)left);
+	if (!sleep_alive)
+		fail_msg("t1's background sleep ended too early");
+	hr_pass(p);
+}
+
 /* --- crash safety ------------------------------------------------------- */
 
 /* Restarts after the runner went away while `work` ran; one try, adopted. */
@@ -1505,6 +1648,45 @@ static void test_kill9_adopts_running_task(void **state)
 	assert_string_equal(hr_task_state(p, "k9", "r1", "work"), "running");
 	hr_runner_start(p, NULL);
 	check_one_adopted_try(p, "k9");
+	assert_true(hr_wait_group_gone(pgid, 10000));
+	hr_pass(p);
+}
+
+/*
+ * The runner is killed while a shim that already ran an earlier try runs
+ * `work`: the restart adopts it by pid and start time, as any other.
+ */
+static void test_kill9_adopts_reused_shim(void **state)
+{
+	hr_project *p = *state;
+	hr_dag(p, "k9r",
+	       "tasks:\n"
+	       "  - {id: t1, command: \"true\"}\n"
+	       "  - {id: t2, command: \"true\", upstream: [t1]}\n"
+	       "  - {id: t3, command: \"true\", upstream: [t2]}\n"
+	       "  - {id: work, command: \"echo start >> starts.txt; sleep 2; echo done\","
+	       " upstream: [t3]}\n"
+	       "  - {id: next, command: \"true\", upstream: [work]}\n");
+	pid_t runner = hr_runner_start(p, NULL);
+	pid_t pgid = start_work(p, "k9r");
+	pid_t earlier[3] = {try_pid(p, "k9r", "t1"), try_pid(p, "k9r", "t2"),
+			    try_pid(p, "k9r", "t3")};
+	if (pgid != earlier[0] && pgid != earlier[1] && pgid != earlier[2])
+		fail_msg("work runs under a new shim %d (earlier: %d %d %d)", (int)pgid,
+			 (int)earlier[0], (int)earlier[1], (int)earlier[2]);
+	hr_runner_kill9(p, runner);
+	hr_sleep_ms(200);
+	if (kill(pgid, 0) != 0)
+		fail_msg("the task's shim died with the runner (%s)", strerror(errno));
+	assert_string_equal(hr_task_state(p, "k9r", "r1", "work"), "running");
+	hr_runner_start(p, NULL);
+	check_one_adopted_try(p, "k9r");
+	for (int i = 1; i <= 3; i++) {
+		char task[8];
+		snprintf(task, sizeof task, "t%d", i);
+		assert_int_equal(n_tries(p, "k9r", "r1", task), 1);
+		expect_task(p, "k9r", "r1", task, "success");
+	}
 	assert_true(hr_wait_group_gone(pgid, 10000));
 	hr_pass(p);
 }
@@ -1611,7 +1793,10 @@ int main(void)
 		T(test_single_instance),
 		T(test_once_drains_and_exits),
 		T(test_heartbeat_and_sigterm),
+		T(test_shim_reused_between_tries),
+		T(test_shim_not_reused_after_background_child),
 		T(test_kill9_adopts_running_task),
+		T(test_kill9_adopts_reused_shim),
 		T(test_kill9_task_ends_while_down),
 		T(test_kill9_lost_try_is_retried),
 		T(test_sigterm_leaves_task_to_next_runner),
