@@ -6,9 +6,11 @@
  * The project is held as a refcounted snapshot. Each thread keeps a
  * reference to the one it served its last request with, and a request
  * uses it while it is still the current one (one atomic load, no lock).
- * At most once a second a request compares the project files' fingerprint
- * with the snapshot's and, when they differ, loads the project again and
- * swaps the new snapshot in. Requests that still hold the old one finish
+ * A request that may write (any method but GET, HEAD and OPTIONS), and a
+ * read at most every RECHECK_MS, first compares the project files'
+ * fingerprint with the snapshot's and, when they differ, loads the
+ * project again and swaps the new snapshot in: a DAG file written just
+ * before its trigger is seen by the trigger. Requests that still hold the old one finish
  * with it; each thread lets go of it at its next request (or its end); the
  * last one frees it.
  */
@@ -34,7 +36,7 @@
 #define MAX_THREADS 256
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define BACKLOG 128
-#define RECHECK_MS 1000
+#define RECHECK_MS 100
 #define MAX_METHODS 8
 #define PREFLIGHT_HEADERS "Accept, Authorization, Content-Type, Last-Event-ID"
 
@@ -167,15 +169,17 @@ static void snap_check(pw_server *srv)
 
 /*
  * The current snapshot for a request of the thread whose reference is
- * *held (NULL at first): checks the files first when the last check is a
- * second old; takes the lock only when the current snapshot is not the one
- * held, and then moves *held to it.
+ * *held (NULL at first): checks the files first when `writes`, or when
+ * the last check is RECHECK_MS old; takes the lock only when the current
+ * snapshot is not the one held, and then moves *held to it.
  */
-static pw_snap *snap_acquire(pw_server *srv, pw_snap **held)
+static pw_snap *snap_acquire(pw_server *srv, pw_snap **held, bool writes)
 {
 	long long now = mono_ms(), last = atomic_load(&srv->checked_ms);
-	if (now - last >= RECHECK_MS &&
-	    atomic_compare_exchange_strong(&srv->checked_ms, &last, now))
+	if (writes)
+		snap_check(srv);
+	else if (now - last >= RECHECK_MS &&
+		 atomic_compare_exchange_strong(&srv->checked_ms, &last, now))
 		snap_check(srv);
 	pw_snap *s = atomic_load(&srv->snap);
 	if (s == *held)
@@ -469,7 +473,10 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 		.max_body = srv->max_body,
 		.t0_ms = mono_ms(),
 	};
-	req.snap = snap_acquire(srv, held);
+	const char *method = io->param(io, "REQUEST_METHOD");
+	bool reads = method && (!strcmp(method, "GET") || !strcmp(method, "HEAD") ||
+				!strcmp(method, "OPTIONS"));
+	req.snap = snap_acquire(srv, held, !reads);
 	dispatch(srv, &req);
 	/*
 	 * No flush here: FCGX_Finish_r sends the body with the end-of-request

@@ -343,12 +343,15 @@ static int run_loop(runner *r)
 				rn_info(r, "pruned %lld old events", n);
 			next_prune = now + PRUNE_EVERY_MS;
 		}
-		if (now >= next_heartbeat) {
+		bool beat = now >= next_heartbeat;
+		if (beat) {
 			heartbeat(r, now);
-			if (reload_if_changed(r) != PW_OK)
-				rn_error(r, "reload: cannot seed pools and DAGs");
 			next_heartbeat = now + HEARTBEAT_MS;
 		}
+		/* Also before new work is claimed: a DAG file written just before
+		 * its trigger must be the one that runs. */
+		if ((beat || r->work_changed) && reload_if_changed(r) != PW_OK)
+			rn_error(r, "reload: cannot seed pools and DAGs");
 		if (step(r, now, &next_wake, &next_cron) != PW_OK) {
 			/*
 			 * Memory may now disagree with the rolled-back database;
