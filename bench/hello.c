@@ -3,7 +3,7 @@
  * can do per request.
  *
  * Started by lighttpd (mod_fastcgi "bin-path"), so the listening socket is
- * fd 0, like pipewright.fcgi. HELLO_THREADS threads (default 4, the default
+ * fd 0, like pipewright.fcgi. HELLO_THREADS threads (default 16, the default
  * of pipewright.fcgi) each accept with FCGX_Accept_r, as pipewright.fcgi
  * does, and answer every request with the same fixed JSON body of
  * HELLO_BYTES bytes (default 100; bench/api sets it to the size of the
@@ -44,7 +44,7 @@ static int env_int(const char *name, int def, int max)
 
 int main(void)
 {
-	int threads = env_int("HELLO_THREADS", 4, 256);
+	int threads = env_int("HELLO_THREADS", 16, 256);
 	int bytes = env_int("HELLO_BYTES", 100, 4096);
 	static const char head[] = "{\"data\":{\"status\":\"ok\",\"pad\":\"";
 	static const char tail[] = "\"},\"error\":null}";

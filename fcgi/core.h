@@ -46,6 +46,9 @@ struct pw_req {
 	pw_snap *snap;
 	pw_store **store;        /* the thread's connection slot (opened lazily) */
 	const atomic_int *stopping;
+	atomic_int *held;        /* the server's held threads (NULL: CGI) */
+	int held_max;            /* at most this many (threads - 1) */
+	bool holding;            /* this request holds one (pw_req_hold) */
 	size_t max_body;
 	long long t0_ms;
 	/* the request, parsed once */

@@ -39,11 +39,11 @@
  * with `retry: 1000`, and the client resumes.
  *
  * Stream limit: a stream keeps its accepting thread busy for its whole
- * life, so a process serves at most PIPEWRIGHT_MAX_STREAMS (default 3, one
- * less than the default 4 threads, leaving one thread for ordinary
- * requests; set it to --threads - 1) streams at once; a stream beyond that
- * is answered 503 unavailable (envelope, Retry-After) at once. 0 turns
- * streams off.
+ * life, so it takes one of the server's long-request slots (pw_req_hold:
+ * every thread but one, shared with waiting POST /run calls; 15 with the
+ * default 16 threads), and PIPEWRIGHT_MAX_STREAMS, when set, caps the
+ * streams of a process lower (0 turns them off). A stream beyond either
+ * is answered 503 unavailable (envelope, Retry-After) at once.
  */
 #include <errno.h>
 #include <limits.h>
@@ -356,7 +356,7 @@ out:
 #define DEFAULT_KEEPALIVE_S 15   /* a comment after this much silence */
 #define STREAM_BATCH 200         /* events per read transaction */
 #define DEFAULT_MAX_SECONDS 55   /* below lighttpd's and Apache's timeouts */
-#define DEFAULT_MAX_STREAMS 3    /* the default 4 threads, minus one */
+#define DEFAULT_MAX_STREAMS 4096 /* the threads decide (pw_req_hold) */
 #define RETRY_HINT "retry: 1000\n\n"
 #define KEEPALIVE ": keepalive\n\n"
 /*
@@ -629,11 +629,11 @@ static int events_stream(pw_req *req)
 					 DEFAULT_KEEPALIVE_S, 1, 3600);
 	if (parse_filters(req, &st.eq) != PW_OK || parse_resume(req, &st.resume) != PW_OK)
 		return 0;
-	if (atomic_fetch_add(&open_streams, 1) >= max_streams) {
+	if (atomic_fetch_add(&open_streams, 1) >= max_streams || !pw_req_hold(req)) {
 		atomic_fetch_sub(&open_streams, 1);
 		pw_reply_header(req, "Retry-After", "5");
-		return pw_reply_error(req, 503, "too many event streams (at most %lld per "
-				      "process); retry later", max_streams);
+		return pw_reply_error(req, 503, "too many event streams and waiting runs "
+				      "in this process; retry later");
 	}
 	if (!st.store)
 		goto out;

@@ -1004,15 +1004,18 @@ static bool run_ended(const run_end *e)
  * Waits until the run has ended, without busy polling: every 20 ms looks
  * at PRAGMA data_version (it changes when another connection, i.e. the
  * runner, commits) and re-reads the run only then, or after a second
- * without a change. Like Kedro's synchronous call there is no time limit.
+ * without a change. Like Kedro's synchronous call there is no time limit,
+ * but a client that has left is not waited for: returns PW_OK then, with
+ * the run (which goes on) not ended in *e.
  */
-static int wait_run(pw_store *store, const char *dag_id, const char *run_id, run_end *e)
+static int wait_run(pw_req *req, const char *dag_id, const char *run_id, run_end *e)
 {
+	pw_store *store = pw_req_store(req);
 	long long seen = data_version(store);
 	double last_read = mono_ms();
 	if (read_run(store, dag_id, run_id, e) != PW_OK)
 		return PW_ERR;
-	while (!run_ended(e)) {
+	while (!run_ended(e) && !pw_stream_gone(req)) {
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
 		long long now = data_version(store);
 		if (now == seen && mono_ms() - last_read < 1000)
@@ -1072,9 +1075,27 @@ static int end_error(const run_end *e, const char *run_id, pw_kerror *err)
 	return pw_kerror_set(err, type, "Run %s was %s", run_id, cancelled ? "cancelled" : "failed");
 }
 
+/*
+ * 503 {"detail": ...} (FastAPI's shape of an HTTPException) when every
+ * thread but one already streams or waits: the run is not queued.
+ */
+static int reply_busy(pw_req *req)
+{
+	json_object *o = json_object_new_object();
+	if (!o || put_str(o, "detail", "too many event streams and waiting runs in this "
+			  "process; retry later") != 0) {
+		json_object_put(o);
+		return -1;
+	}
+	pw_reply_header(req, "Retry-After", "5");
+	return pw_reply_json(req, 503, o);
+}
+
 /* Queues the run, waits for its end and answers. */
 static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, double t0)
 {
+	if (!pw_req_hold(req))
+		return reply_busy(req);
 	pw_store *store = pw_req_store(req);
 	json_object *options = run_options(clean);
 	char *run_id = NULL;
@@ -1089,7 +1110,11 @@ static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, d
 	};
 	int rc = options ? pw_store_insert_run(store, &run, &run_id) : PW_ERR;
 	if (rc == PW_OK)
-		rc = wait_run(store, dag_id, run_id, &e);
+		rc = wait_run(req, dag_id, run_id, &e);
+	if (rc == PW_OK && !run_ended(&e)) {   /* the client left: nobody to answer */
+		rc = pw_reply_error(req, 499, "the client left; run %s goes on", run_id);
+		goto out;
+	}
 	if (rc == PW_OK && strcmp(e.state, "success") != 0) {
 		end_error(&e, run_id, &err);
 		if (!err.type)
@@ -1097,6 +1122,7 @@ static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, d
 	}
 	if (rc == PW_OK)
 		rc = reply_run(req, run_id, t0, err.type ? &err : NULL);
+out:
 	json_object_put(options);
 	free(run_id);
 	run_end_clear(&e);

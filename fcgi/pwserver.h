@@ -171,5 +171,13 @@ int pw_stream_flush(pw_req *req);
  * client shows as a failed write there).
  */
 bool pw_stream_gone(pw_req *req);
+/*
+ * Takes one of the server's slots for a request that keeps its thread
+ * for long (a stream, a wait for a run): true, or false when every
+ * thread but one is held already, so that ordinary requests are still
+ * answered (then answer 503). The slot is given back when the request
+ * ends. Always true for plain CGI (one process per request).
+ */
+bool pw_req_hold(pw_req *req);
 
 #endif

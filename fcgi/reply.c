@@ -32,6 +32,7 @@ static const struct {
 	{413, "Payload Too Large", "payload_too_large"},
 	{415, "Unsupported Media Type", "unsupported_media_type"},
 	{422, "Unprocessable Entity", "unprocessable_entity"},
+	{499, "Client Closed Request", "client_closed"},   /* logged, never read */
 	{500, "Internal Server Error", "internal"},
 	{503, "Service Unavailable", "unavailable"},
 };

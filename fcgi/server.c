@@ -32,7 +32,8 @@
 #include "api.h"
 #include "core.h"
 
-#define DEFAULT_THREADS 4
+/* Threads block in accept when idle; streams and waits each hold one. */
+#define DEFAULT_THREADS 16
 #define MAX_THREADS 256
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define BACKLOG 128
@@ -56,6 +57,8 @@ struct pw_server {
 	size_t max_body;
 	atomic_int stopping;
 	atomic_int failed;        /* a worker could not accept any more */
+	atomic_int held;          /* threads held by long requests (pw_req_hold) */
+	int held_max;             /* threads - 1 */
 	int listen_fd;
 };
 
@@ -470,6 +473,8 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 		.io = io,
 		.store = store,
 		.stopping = &srv->stopping,
+		.held = io->ctx ? &srv->held : NULL,
+		.held_max = srv->held_max,
 		.max_body = srv->max_body,
 		.t0_ms = mono_ms(),
 	};
@@ -478,6 +483,8 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 				!strcmp(method, "OPTIONS"));
 	req.snap = snap_acquire(srv, held, !reads);
 	dispatch(srv, &req);
+	if (req.holding)
+		atomic_fetch_sub(&srv->held, 1);
 	/*
 	 * No flush here: FCGX_Finish_r sends the body with the end-of-request
 	 * record in one write (streams flush as they go; CGI at exit).
@@ -491,6 +498,18 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 		pw_log_line(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
 			    req.status >= 500);
 	pw_req_release(&req);
+}
+
+bool pw_req_hold(pw_req *req)
+{
+	if (!req->held || req->holding)
+		return true;
+	if (atomic_fetch_add(req->held, 1) >= req->held_max) {
+		atomic_fetch_sub(req->held, 1);
+		return false;
+	}
+	req->holding = true;
+	return true;
 }
 
 /* --- I/O: FastCGI and CGI ------------------------------------------------------------------------ */
@@ -690,6 +709,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	size_t n = cfg->threads > 0 ? (size_t)cfg->threads : DEFAULT_THREADS;
 	if (n > MAX_THREADS)
 		n = MAX_THREADS;
+	srv->held_max = (int)n - 1;
 	signal(SIGPIPE, SIG_IGN);   /* a gone client is an error return, not death */
 	if (!cfg->socket && FCGX_IsCGI())
 		return run_cgi(srv);

@@ -168,18 +168,21 @@ static void rmtree(const char *dir)
 
 /* One fastcgi.server entry. */
 static char *fcgi_entry(const ht_server *s, const char *mount, const char *sock,
-			bool fix_root)
+			bool fix_root, int threads)
 {
+	char opt[32] = "";
+	if (threads > 0)
+		snprintf(opt, sizeof opt, " --threads %d", threads);
 	return xasprintf(
 		"  \"%s\" => ((\n"
-		"    \"bin-path\" => \"%s/fcgi/pipewright.fcgi\",\n"
+		"    \"bin-path\" => \"%s/fcgi/pipewright.fcgi%s\",\n"
 		"    \"socket\" => \"%s/%s\",\n"
 		"    \"check-local\" => \"disable\",\n"
 		"    \"max-procs\" => 1,\n"
 		"%s"
 		"    \"bin-environment\" => (\"PIPEWRIGHT_PROJECT_PATH\" => \"%s\"),\n"
 		"  ))",
-		mount, ht_builddir(), s->dir, sock,
+		mount, ht_builddir(), opt, s->dir, sock,
 		fix_root ? "    \"fix-root-scriptname\" => \"enable\",\n" : "",
 		s->project);
 }
@@ -189,8 +192,8 @@ static void write_config(ht_server *s, const ht_opts *o, const char *conf)
 	char *www = xasprintf("%s/www", s->dir);
 	if (mkdir(www, 0755) != 0 && errno != EEXIST)
 		fail_msg("mkdir %s: %s", www, strerror(errno));
-	char *root = fcgi_entry(s, "/", "fcgi.sock", true);
-	char *pre = o->prefix ? fcgi_entry(s, o->prefix, "fcgi-prefix.sock", false)
+	char *root = fcgi_entry(s, "/", "fcgi.sock", true, o->threads);
+	char *pre = o->prefix ? fcgi_entry(s, o->prefix, "fcgi-prefix.sock", false, o->threads)
 			      : xasprintf("%s", "");
 	char *auth = xasprintf("%s", "");
 	if (o->users) {

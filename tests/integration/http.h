@@ -33,6 +33,8 @@ typedef struct ht_opts {
 	 * of lighttpd answering 400 itself (server.http-parseopts).
 	 */
 	bool raw_urls;
+	/* pipewright.fcgi --threads; 0: its default. */
+	int threads;
 } ht_opts;
 
 typedef struct ht_server {

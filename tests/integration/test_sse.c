@@ -22,8 +22,9 @@
  * The SSE client is libcurl's multi interface with a write callback that
  * parses messages as bytes arrive and stamps each with its receive time.
  * Streams end after 2 s here (PIPEWRIGHT_SSE_MAX_SECONDS in lighttpd's
- * environment, which its FastCGI children inherit); PIPEWRIGHT_MAX_STREAMS
- * is left at its default, 3 (4 threads).
+ * environment, which its FastCGI children inherit); pipewright.fcgi runs
+ * with --threads 4 and PIPEWRIGHT_MAX_STREAMS unset, so the threads decide:
+ * 3 long requests (streams and waiting POST /run calls) at once.
  */
 #include "harness.h"
 #include "http.h"
@@ -298,6 +299,39 @@ static void pump(int ms)
 	hr_reap();
 }
 
+/*
+ * POST /run with body on the group's server, in the background (pump
+ * drives it); the answer lands in raw and status.
+ */
+static sse *run_in_background(const char *body)
+{
+	sse *s = calloc(1, sizeof *s);
+	assert_non_null(s);
+	s->c = curl_easy_init();
+	s->url = malloc(strlen(S->base) + sizeof "/run");
+	s->hl = curl_slist_append(NULL, "Content-Type: application/json");
+	assert_true(s->c && s->url && s->hl);
+	strcpy(s->url, S->base);
+	strcat(s->url, "/run");
+	s->cur_id = s->last_id = s->retry_ms = -1;
+	curl_easy_setopt(s->c, CURLOPT_URL, s->url);
+	curl_easy_setopt(s->c, CURLOPT_HTTPHEADER, s->hl);
+	curl_easy_setopt(s->c, CURLOPT_COPYPOSTFIELDS, body);
+	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, sse_on_data);
+	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_HEADERFUNCTION, sse_on_header);
+	curl_easy_setopt(s->c, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(s->c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
+	s->t_open = ht_now_ms();
+	if (curl_multi_add_handle(M, s->c) != CURLM_OK)
+		fail_msg("curl_multi_add_handle failed");
+	return s;
+}
+
 /* Disconnects (if still open) and frees. */
 static void sse_close(sse *s)
 {
@@ -544,7 +578,7 @@ static int group_setup(void **state)
 			 "  - id: t%02d\n    command: \"true\"\n", i);
 	}
 	hr_dag(P, "burst", dag);
-	S = ht_start(P->dir, NULL);
+	S = ht_start(P->dir, &(ht_opts){.threads = MAX_STREAMS + 1});
 	hr_runner_start(P, NULL);
 	M = curl_multi_init();
 	assert_non_null(M);
@@ -945,6 +979,14 @@ static void test_stream_limit(void **state)
 	ht_err(r, 503);
 	ht_resp_free(r);
 	long long t_503 = ht_now_ms() - t0;
+	/* A /run would wait too: 503 in FastAPI's shape, and nothing queued. */
+	long long runs = hr_sql_int(P, -1, "SELECT count(*) FROM runs", NULL);
+	r = ht_send(S, "POST", "/run", "{\"pipeline_names\": [\"other\"]}");
+	if (r->status != 503 || !ht_has(r->json, "detail"))
+		ht_fail(r, "POST /run with every slot held: 503 {\"detail\"}");
+	ht_resp_free(r);
+	if (hr_sql_int(P, -1, "SELECT count(*) FROM runs", NULL) != runs)
+		fail_msg("a refused /run queued a run");
 	r = ht_get(S, "/api/v1/version");
 	ht_ok(r, 200);
 	ht_resp_free(r);
@@ -978,6 +1020,51 @@ static void test_stream_limit(void **state)
 	if (again->status != 200)
 		fail_msg("after the streams ended: status %ld", again->status);
 	sse_close(again);
+	passed = true;
+}
+
+/*
+ * A POST /run waiting for its run holds a thread like a stream: with two
+ * streams and a /run waiting on a paused DAG, the next stream is 503 while
+ * ordinary requests are answered; the /run answers once the DAG is
+ * unpaused, and its slot is free again.
+ */
+static void test_run_holds_a_slot(void **state)
+{
+	(void)state;
+	sse *s[MAX_STREAMS - 1];
+	const char *const accept[] = {"Accept: text/event-stream", NULL};
+
+	hr_sleep_ms(MAX_SECONDS * 1000 + 300);   /* earlier streams have ended */
+	hr_set_paused(P, "other", true);
+	for (int i = 0; i < MAX_STREAMS - 1; i++)
+		s[i] = sse_open_ok("/api/v1/events", -1);
+	sse *run = run_in_background("{\"pipeline_names\": [\"other\"]}");
+	long long end = ht_now_ms() + W;
+	while (hr_sql_int(P, 0, "SELECT count(*) FROM runs WHERE dag_id = 'other'"
+			  " AND state = 'queued'", NULL) == 0) {
+		if (ht_now_ms() > end || run->done)
+			fail_msg("the /run was not queued: status %ld %s", run->status,
+				 run->raw ? run->raw : "");
+		pump(20);
+	}
+	ht_resp *r = ht_req(S, "GET", "/api/v1/events", accept, NULL, 0);
+	ht_err(r, 503);
+	ht_resp_free(r);
+	r = ht_get(S, "/api/v1/health");
+	ht_ok(r, 200);
+	ht_resp_free(r);
+	hr_set_paused(P, "other", false);
+	for (end = ht_now_ms() + W; !run->done; pump(20))
+		if (ht_now_ms() > end)
+			fail_msg("the /run did not answer after the DAG was unpaused");
+	if (run->status != 200 || !run->raw || !strstr(run->raw, "\"success\""))
+		fail_msg("/run: status %ld %s", run->status, run->raw ? run->raw : "");
+	sse_close(run);
+	sse *again = sse_open_ok("/api/v1/events", -1);
+	sse_close(again);
+	for (int i = 0; i < MAX_STREAMS - 1; i++)
+		sse_close(s[i]);
 	passed = true;
 }
 
@@ -1346,6 +1433,7 @@ int main(void)
 		T(test_resume_points),
 		T(test_missed),
 		T(test_stream_limit),
+		T(test_run_holds_a_slot),
 		T(test_gone_fastcgi),
 		T(test_gone_http2),
 		T(test_gone_http1),
