@@ -125,6 +125,11 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
  * Answers 404 itself and returns false otherwise.
  */
 bool api_dag_exists_or_404(pw_req *req, const char *dag_id);
+/*
+ * Whether s can name a pipeline: DAG ids ([A-Za-z0-9_][A-Za-z0-9_.-]*,
+ * 1..250 characters each) joined by '+', as POST /run names a union.
+ */
+bool api_valid_pipeline_id(const char *s);
 
 /*
  * The task instances of a run as a list of objects (task_id, state,

@@ -158,6 +158,14 @@ static int parse_filters(pw_req *req, events_query *eq)
 		eq->dag_id = NULL;
 	if (eq->run_id && !*eq->run_id)
 		eq->run_id = NULL;
+	if (eq->dag_id && !api_valid_pipeline_id(eq->dag_id)) {
+		pw_reply_error(req, 400, "dag_id: not a DAG id");
+		return ANSWERED;
+	}
+	if (eq->run_id && !pw_valid_run_id(eq->run_id)) {
+		pw_reply_error(req, 400, "run_id: not a run id");
+		return ANSWERED;
+	}
 	return parse_types(req, eq);
 }
 

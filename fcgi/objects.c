@@ -452,11 +452,7 @@ out:
 
 /* --- DAG ids ---------------------------------------------------------------------- */
 
-/*
- * Whether s can name a pipeline: DAG ids ([A-Za-z0-9_][A-Za-z0-9_.-]*,
- * 1..250 characters each) joined by '+', as POST /run names a union.
- */
-static bool valid_pipeline_id(const char *s)
+bool api_valid_pipeline_id(const char *s)
 {
 	size_t seg = 0, total = 0;
 
@@ -491,7 +487,7 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
 
 	if (dag_id && p && pw_project_dag(p, dag_id))
 		return true;
-	if (!dag_id || !valid_pipeline_id(dag_id)) {
+	if (!dag_id || !api_valid_pipeline_id(dag_id)) {
 		pw_reply_error(req, 404, "DAG not found");
 		return false;
 	}

@@ -736,6 +736,21 @@ static void test_filters(void **state)
 	(void)state;
 	long long base = max_event_id();
 	ids got = {0}, want = {0};
+	const char *const accept[] = {"Accept: text/event-stream", NULL};
+
+	/* A filter that cannot name a DAG or a run is a 400, page or stream. */
+	static const char *const bad[] = {
+		"/api/v1/events?dag_id=-bad", "/api/v1/events?run_id=%20x",
+		"/api/v1/events?dag_id=a%2Fb", "/api/v1/events?run_id=.x",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ht_resp *r = ht_get(S, bad[i]);
+		ht_err(r, 400);
+		ht_resp_free(r);
+		r = ht_req(S, "GET", bad[i], accept, NULL, 0);
+		ht_err(r, 400);
+		ht_resp_free(r);
+	}
 
 	/* Start after base (no event is lost before the first connection). */
 	trigger("quick", "filt1");
@@ -774,7 +789,6 @@ static void test_filters(void **state)
 	sse_close(s);
 
 	/* A bad filter is a 400 envelope, not a stream. */
-	const char *const accept[] = {"Accept: text/event-stream", NULL};
 	ht_resp *r = ht_req(S, "GET", "/api/v1/events?types=bogus", accept, NULL, 0);
 	ht_err(r, 400);
 	ht_resp_free(r);
