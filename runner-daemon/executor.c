@@ -722,6 +722,18 @@ int exec_start_ready(runner *r, long long now)
 
 /* --- ending tries ----------------------------------------------------------------- */
 
+/* Appends "pipewright: <line>" to the current try's log (best effort). */
+static void append_log(const rn_run *run, size_t t, const char *line)
+{
+	char *log = exec_try_path(run, t, run->tasks[t].try_number, "log");
+	FILE *f = log ? fopen(log, "a") : NULL;
+	if (f) {
+		fprintf(f, "pipewright: %s\n", line);
+		fclose(f);
+	}
+	free(log);
+}
+
 /* Stores the XComs of a successful try; a bad XCom file fails the try. */
 static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *last_line)
 {
@@ -730,13 +742,7 @@ static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *las
 	char *err = NULL;
 	const char *failure = NULL;
 	if (!path || pw_xcom_read(path, &obj, &err) != 0) {
-		char *log = exec_try_path(run, t, run->tasks[t].try_number, "log");
-		FILE *f = log ? fopen(log, "a") : NULL;
-		if (f) {
-			fprintf(f, "pipewright: %s\n", err ? err : "cannot read the XCom file");
-			fclose(f);
-		}
-		free(log);
+		append_log(run, t, err ? err : "cannot read the XCom file");
 		failure = "invalid XCom file";
 	}
 	if (!failure && last_line) {
@@ -746,9 +752,16 @@ static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *las
 		json_object_put(s);
 	}
 	if (!failure && obj) {
-		json_object_object_foreach(obj, key, value)
+		json_object_object_foreach(obj, key, value) {
+			/* return_value is stdout's last line, always a string. */
+			if (!strcmp(key, "return_value")) {
+				append_log(run, t, "the XCom file's return_value is "
+					   "ignored: it is the last line of stdout");
+				continue;
+			}
 			if (st_xcom_put(r, run, t, key, value) != PW_OK)
 				failure = "cannot store XCom";
+		}
 	}
 	json_object_put(obj);
 	free(err);

@@ -626,7 +626,7 @@ static json_object *event_data(const pw_event *ev, long long now)
 		if (json_object_object_add(data, "previous_state", NULL) != 0)
 			goto oom;
 	}
-	if (ev->try_number > 0) {
+	if (ev->task_id) {
 		json_object *n = json_object_new_int(ev->try_number);
 		if (!n || json_object_object_add(data, "try_number", n) != 0) {
 			json_object_put(n);

@@ -51,7 +51,10 @@ int pw_store_begin_read(pw_store *s);
 int pw_store_commit(pw_store *s);
 void pw_store_rollback(pw_store *s);
 
-/* One event; the NULL / 0 fields are left out of its data. */
+/*
+ * One event; the NULL fields are left out of its data, and try_number
+ * too unless the event is about a task (0: not tried yet).
+ */
 typedef struct pw_event {
 	const char *type;           /* run.state task.state dag.updated pool.updated */
 	const char *dag_id;

@@ -941,7 +941,7 @@ static void test_xcom(void **state)
 	hr_project *p = *state;
 	hr_write(p, "scripts/xcom.sh",
 		 "cat > \"$PIPEWRIGHT_XCOM\" <<'EOF'\n"
-		 "{\"n\": 3, \"f\": 1.5, \"s\": \"x\", \"b\": true,"
+		 "{\"n\": 3, \"f\": 1.5, \"s\": \"x\", \"b\": true, \"return_value\": 5,"
 		 " \"o\": {\"k\": [1, 2]}, \"l\": [\"a\"], \"z\": null}\n"
 		 "EOF\n"
 		 "echo done\n");
@@ -961,7 +961,13 @@ static void test_xcom(void **state)
 	expect_task(p, "xc", "r1", "rv", "success");
 	expect_xcom_string(p, "xc", "r1", "rv", "return_value", "last line");
 	expect_task(p, "xc", "r1", "xf", "success");
+	/* The file's return_value is ignored (logged): stdout's line wins. */
 	expect_xcom_string(p, "xc", "r1", "xf", "return_value", "done");
+	char *xf_log = hr_try_log(p, "xc", "r1", "xf", 1);
+	if (!xf_log || !strstr(xf_log, "return_value is ignored"))
+		fail_msg("xf's log does not say the file's return_value was ignored: %s",
+			 xf_log ? xf_log : "(none)");
+	free(xf_log);
 	static const struct {
 		const char *key;
 		json_type type;
@@ -1355,6 +1361,16 @@ static void test_events_for_every_state_change(void **state)
 	if (!(run_running < first_task && last_task < run_end))
 		fail_msg("run events %lld..%lld do not bracket task events %lld..%lld",
 			 run_running, run_end, first_task, last_task);
+	/* Every task event carries try_number: 0 before the first try (d). */
+	long long without = hr_sql_int(p, -1,
+		"SELECT count(*) FROM events WHERE type = 'task.state' AND run_id = ?1"
+		" AND json_type(data, '$.try_number') IS NOT 'integer'", "s", "r1");
+	long long d_try = hr_sql_int(p, -1,
+		"SELECT json_extract(data, '$.try_number') FROM events WHERE type = 'task.state'"
+		" AND run_id = ?1 AND json_extract(data, '$.task_id') = 'd'", "s", "r1");
+	if (without != 0 || d_try != 0)
+		fail_msg("%lld task events without an integer try_number; d's is %lld",
+			 without, d_try);
 	hr_pass(p);
 }
 
