@@ -11,18 +11,21 @@
  * uptime_s is the age of this server process (0 for each plain CGI call).
  *
  * Each thread reuses the runner row it read last (not an error) for up to
- * RUNNER_CACHE_MS while the database's WAL file looks the same to stat(2)
+ * RUNNER_CACHE_MS while the database's WAL file looks the same to fstat(2)
  * (inode, size, mtime): every commit, a heartbeat included, writes to it,
  * so a row is read again after any change. At worst (a commit within the
  * same clock tick that leaves the size alone, after a WAL reset) a change
  * shows RUNNER_CACHE_MS late. A database without a WAL file is read every
  * time.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "api.h"
@@ -146,17 +149,45 @@ static const char *runner_status(const runner_row *r, long long now)
 	return now - r->heartbeat < RUNNER_FRESH_MS ? "running" : "stale";
 }
 
-/* The signature of db's WAL file. Returns 0, or -1 when there is none. */
-static int wal_stat(const char *db, wal_sig *sig)
+/*
+ * One open descriptor of the WAL file, shared by the threads, so that a
+ * request's look at it is an fstat(2), without a path lookup. Reopened
+ * when it is for another database, or when the file is gone (SQLite
+ * removes the WAL when the last connection closes). The lock also keeps
+ * a thread from looking at a descriptor another one is replacing.
+ */
+static struct {
+	pthread_mutex_t lock;
+	int fd;
+	uint64_t path_hash;
+} wal_file = {PTHREAD_MUTEX_INITIALIZER, -1, 0};
+
+/*
+ * The signature of the WAL file of db (whose path hashes to hash).
+ * Returns 0, or -1 when there is none.
+ */
+static int wal_stat(const char *db, uint64_t hash, wal_sig *sig)
 {
 	char path[4096];
 	struct stat st;
+	int rc = -1;
 
-	if (snprintf(path, sizeof path, "%s-wal", db) >= (int)sizeof path ||
-	    stat(path, &st) != 0)
-		return -1;
-	*sig = (wal_sig){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
-	return 0;
+	pthread_mutex_lock(&wal_file.lock);
+	if (wal_file.fd >= 0 && (wal_file.path_hash != hash ||
+				 fstat(wal_file.fd, &st) != 0 || st.st_nlink == 0)) {
+		close(wal_file.fd);
+		wal_file.fd = -1;
+	}
+	if (wal_file.fd < 0 && snprintf(path, sizeof path, "%s-wal", db) < (int)sizeof path) {
+		wal_file.fd = open(path, O_RDONLY | O_CLOEXEC);
+		wal_file.path_hash = hash;
+	}
+	if (wal_file.fd >= 0 && fstat(wal_file.fd, &st) == 0) {
+		*sig = (wal_sig){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+		rc = 0;
+	}
+	pthread_mutex_unlock(&wal_file.lock);
+	return rc;
 }
 
 static bool wal_same(const wal_sig *a, const wal_sig *b)
@@ -174,19 +205,20 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 {
 	pw_store *store = pw_req_store(req);
 	long long mono = mono_ms();
+	uint64_t hash = store ? path_hash(pw_store_path(store)) : 0;
 	wal_sig wal;
 
 	/* Before the read: a commit after the stat is seen at the next one. */
-	bool have_wal = store && wal_stat(pw_store_path(store), &wal) == 0;
+	bool have_wal = store && wal_stat(pw_store_path(store), hash, &wal) == 0;
 	if (have_wal && cache.store == store && mono - cache.read_ms < RUNNER_CACHE_MS &&
-	    wal_same(&cache.wal, &wal) && cache.path_hash == path_hash(pw_store_path(store))) {
+	    wal_same(&cache.wal, &wal) && cache.path_hash == hash) {
 		*r = cache.row;
 		return PW_OK;
 	}
 	cache.store = NULL;
 	int rc = runner_read(req, r, err, errlen);
 	if (rc == PW_OK && have_wal)
-		cache = (runner_cache){store, path_hash(pw_store_path(store)), mono, wal, *r};
+		cache = (runner_cache){store, hash, mono, wal, *r};
 	return rc;
 }
 
