@@ -130,6 +130,11 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id);
  * 1..250 characters each) joined by '+', as POST /run names a union.
  */
 bool api_valid_pipeline_id(const char *s);
+/*
+ * Whether JSON text n bytes long (already parsed) holds the escape
+ * \u0000, the one way a NUL gets into a string or a key (request.c).
+ */
+bool api_json_has_nul(const char *s, size_t n);
 
 /*
  * The task instances of a run as a list of objects (task_id, state,

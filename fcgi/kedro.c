@@ -693,6 +693,19 @@ static int read_body(pw_req *req, json_object **out)
 		json_object_put(v);
 		return rc;
 	}
+	if (api_json_has_nul(body, len)) {   /* a C string of it would be cut short */
+		json_object *ctx = json_object_new_object();
+		int rc = -1;
+		if (ctx && put(ctx, "error", json_object_new_object()) == 0) {
+			rc = reply_one_error(req, (verr){"value_error", NULL, NULL,
+				"Value error, strings and keys must not contain a NUL character",
+				v, ctx});
+			ctx = NULL;
+		}
+		json_object_put(ctx);
+		json_object_put(v);
+		return rc;
+	}
 	*out = v;
 	return 0;
 }

@@ -454,6 +454,70 @@ static bool is_json_type(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * Whether JSON text (already parsed, so a backslash only ever starts an
+ * escape inside a string) holds the escape \u0000: the one way a NUL byte
+ * gets into a key or a string value. json-c keeps such a value whole but
+ * cuts a key at the NUL; every C string made of either would be cut too.
+ */
+bool api_json_has_nul(const char *s, size_t n)
+{
+	const char *end = s + n, *p = memchr(s, '\\', n);
+
+	while (p && end - p >= 2) {
+		if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+			return true;
+		p += 2;   /* past the escaped character: the second '\' of "\\" */
+		p = memchr(p, '\\', (size_t)(end - p));
+	}
+	return false;
+}
+
+/* Whether a string anywhere in v (json-c bounds the depth) holds a NUL. */
+static bool holds_nul(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_string:
+		return strlen(json_object_get_string(v)) !=
+		       (size_t)json_object_get_string_len(v);
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (holds_nul(json_object_array_get_idx(v, i)))
+				return true;
+		return false;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val) {
+			(void)key;
+			if (holds_nul(val))
+				return true;
+		}
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
+/*
+ * Answers 400 when a string of the body object holds a NUL, naming the
+ * field whose value holds it (a key cannot be named: json-c cut it).
+ * Returns 0, or -1 when it answered.
+ */
+static int check_nul(pw_req *req, json_object *obj)
+{
+	if (!api_json_has_nul(req->body, req->body_len))
+		return 0;
+	json_object_object_foreach(obj, key, val) {
+		if (holds_nul(val)) {
+			pw_reply_error(req, 400, "field '%s' must not contain a NUL "
+				       "character (\\u0000)", key);
+			return -1;
+		}
+	}
+	pw_reply_error(req, 400, "object keys must not contain a NUL character (\\u0000)");
+	return -1;
+}
+
 json_object *pw_req_json(pw_req *req)
 {
 	json_tokener *tok;
@@ -503,6 +567,10 @@ json_object *pw_req_json(pw_req *req)
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
 		pw_reply_error(req, 400, "the request body must be a JSON object");
+		return NULL;
+	}
+	if (check_nul(req, obj) != 0) {
+		json_object_put(obj);
 		return NULL;
 	}
 	req->json = obj;

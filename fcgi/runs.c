@@ -470,6 +470,8 @@ int runs_trigger(pw_req *req)
 	const pw_dag *dag = dag_id && p ? pw_project_dag(p, dag_id) : NULL;
 	pw_slice_req sreq = {0};
 	json_object *body, *options = NULL;  /* the request owns body */
+	json_object *empty = NULL;           /* ours: the body of no body */
+	size_t len = 0;
 	int rc;
 
 	if (!dag) {
@@ -477,18 +479,22 @@ int runs_trigger(pw_req *req)
 			return pw_reply_error(req, 404, "DAG '%s' not found", dag_id);
 		return pw_reply_error(req, 404, "DAG not found");
 	}
-	body = pw_req_json(req);
+	/* Every field is optional: no body at all is {}. */
+	pw_req_body(req, &len);
+	body = len == 0 ? (empty = json_object_new_object()) : pw_req_json(req);
 	if (!body)
-		return 0;
-	if (pw_req_check_body(req, body, trigger_fields,
-			      sizeof trigger_fields / sizeof *trigger_fields) != 0)
-		return 0;
-	options = trigger_options(body, &sreq);
-	rc = options ? check_slice(req, dag, &sreq) : FAILED;
+		return len == 0 ? -1 : 0;
+	rc = pw_req_check_body(req, body, trigger_fields,
+			       sizeof trigger_fields / sizeof *trigger_fields) != 0 ? ANSWERED : GO;
+	if (rc == GO) {
+		options = trigger_options(body, &sreq);
+		rc = options ? check_slice(req, dag, &sreq) : FAILED;
+	}
 	if (rc == GO)
 		rc = queue_run(req, dag_id, body, options);
 	pw_slice_req_free(&sreq);
 	json_object_put(options);
+	json_object_put(empty);
 	return rc == FAILED ? -1 : 0;
 }
 
@@ -552,9 +558,30 @@ static const char *const finished_states[] = {"success", "failed", "cancelled"};
 static const char *const retryable_states[] = {"failed", "cancelled"};
 
 /*
+ * The body of a cancel or a retry, which define no fields: none, an empty
+ * one (whatever its Content-Type: Airflow's clients send none) or {}.
+ * Anything else is answered as any other body would be: 415 for another
+ * content type, 400 for malformed JSON or an unknown field. GO or
+ * ANSWERED.
+ */
+static int check_no_fields(pw_req *req)
+{
+	size_t len = 0;
+	json_object *body;   /* owned by req */
+
+	pw_req_body(req, &len);
+	if (len == 0)
+		return GO;
+	body = pw_req_json(req);
+	if (!body || pw_req_check_body(req, body, NULL, 0) != 0)
+		return ANSWERED;
+	return GO;
+}
+
+/*
  * Asks the runner to act on the run of the path (kind "cancel" or "retry")
  * when its state is one of allowed (n of them), else 409; answers 202 with
- * the run.
+ * the run. A body it does not take is refused before anything changes.
  */
 static int request_run(pw_req *req, const char *kind,
 		       const char *const *allowed, size_t n, bool allow)
@@ -564,6 +591,8 @@ static int request_run(pw_req *req, const char *kind,
 	const char *run_id = pw_req_param(req, "run_id");
 	int rc = find_run(req, &run, NULL);
 
+	if (rc == GO)
+		rc = check_no_fields(req);
 	if (rc == GO && in_list(run_state(run), allowed, n) != allow) {
 		pw_reply_error(req, 409, "cannot %s run '%s': it is %s", kind,
 			       run_id, run_state(run));

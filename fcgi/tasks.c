@@ -289,9 +289,12 @@ int tasks_get(pw_req *req)
 
 /* --- GET .../tasks/:task_id/xcom ------------------------------------------------- */
 
+static const char xcom_count_sql[] =
+	"SELECT count(*) FROM xcom WHERE run_pk = ?1 AND task_id = ?2";
+/* The primary key (run_pk, task_id, key) serves the order and the page. */
 static const char xcom_sql[] =
 	"SELECT key, value FROM xcom WHERE run_pk = ?1 AND task_id = ?2"
-	" ORDER BY key";
+	" ORDER BY key LIMIT ?3 OFFSET ?4";
 
 /*
  * An XCom value as JSON: the stored text parsed (so values keep their
@@ -329,34 +332,67 @@ static json_object *xcom_from_row(sqlite3_stmt *st)
 	return o;
 }
 
-int tasks_xcom(pw_req *req)
+/*
+ * The task's XComs, ordered by key: how many into *total, the page of
+ * limit from offset into *list. GO or FAILED.
+ */
+static int xcom_page(pw_req *req, long long pk, const char *task_id, int limit,
+		     long long offset, long long *total, json_object **list)
 {
-	json_object *list = NULL;
-	const char *task_id = NULL;
-	sqlite3_stmt *st = NULL;
-	long long pk = 0;
-	int rc = find_task(req, &pk, &task_id), step = SQLITE_DONE;
+	pw_store *store = pw_req_store(req);
+	sqlite3_stmt *st = pw_store_stmt(store, xcom_count_sql);
+	int rc = GO, step = SQLITE_DONE;
 
-	if (rc == GO && (!(list = json_object_new_array()) ||
-			 !(st = pw_store_stmt(pw_req_store(req), xcom_sql))))
-		rc = FAILED;
-	if (rc == GO) {
-		sqlite3_bind_int64(st, 1, pk);
-		sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
-	}
+	if (!st)
+		return FAILED;
+	sqlite3_bind_int64(st, 1, pk);
+	sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
+	if (one_row(req, st, total) != GO ||
+	    !(st = pw_store_stmt(store, xcom_sql)) ||
+	    !(*list = json_object_new_array()))
+		return FAILED;
+	sqlite3_bind_int64(st, 1, pk);
+	sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	sqlite3_bind_int64(st, 4, offset);
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		json_object *x = xcom_from_row(st);
-		if (!x || json_object_array_add(list, x) != 0) {
+		if (!x || json_object_array_add(*list, x) != 0) {
 			json_object_put(x);
 			rc = FAILED;
 		}
 	}
 	if (rc == GO && step != SQLITE_DONE)
 		rc = api_db_error(req);
-	if (st)
-		api_stmt_done(st);
+	api_stmt_done(st);
+	return rc;
+}
+
+int tasks_xcom(pw_req *req)
+{
+	json_object *list = NULL, *meta = NULL;
+	const char *task_id = NULL;
+	long long pk = 0, total = 0, offset = 0;
+	int limit = 0, rc = find_task(req, &pk, &task_id);
+
+	if (rc == GO && pw_req_paging(req, &limit, &offset) != 0)
+		rc = ANSWERED;
 	if (rc == GO) {
-		rc = reply(req, list, NULL);
+		/* One read transaction: the total counts the page's snapshot. */
+		pw_store *store = pw_req_store(req);
+		if (pw_store_begin_read(store) != PW_OK)
+			return api_db_error(req), -1;
+		rc = xcom_page(req, pk, task_id, limit, offset, &total, &list);
+		if (pw_store_commit(store) != PW_OK) {
+			pw_store_rollback(store);
+			if (rc == GO)
+				rc = api_db_error(req);
+		}
+	}
+	if (rc == GO && !(meta = api_page_meta(total, limit, offset)))
+		rc = FAILED;
+	if (rc == GO) {
+		rc = reply(req, list, meta);
 		list = NULL;
 	}
 	json_object_put(list);

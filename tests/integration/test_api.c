@@ -586,7 +586,7 @@ static void test_trigger_and_run(void **state)
 		fail_msg("generated run id %s is not like 2024-01-01T00.00.00.000Z", gen);
 	json_object_put(wait_run("quick", gen, "success"));
 	free(gen);
-	/* Also with no body at all? A trigger's body is optional JSON; bad ones fail. */
+	/* Bad bodies fail (no body at all is {}: test_kedro's fresh DAG). */
 	send_err("POST", "/api/v1/dags/quick/runs", "{\"run_id\": 5}", 400);
 	send_err("POST", "/api/v1/dags/quick/runs", "{\"bogus\": 1}", 400);
 	send_err("POST", "/api/v1/dags/quick/runs", "{\"conf\": [1]}", 400);
@@ -671,6 +671,50 @@ static void test_task_instances(void **state)
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/xcom", 404);
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/logs", 404);
 	get_err("/api/v1/dags/quick/runs/nope/tasks", 404);
+	passed = true;
+}
+
+/* XCom lists page like every list: total, limit, offset; ordered by key. */
+static void test_xcom_paging(void **state)
+{
+	(void)state;
+	static const char path[] = "/api/v1/dags/quick/runs/r1/tasks/b/xcom";
+	ht_resp *r = ht_get(S, path);
+	json_object *all = json_object_get(ht_ok(r, 200));
+	size_t n = json_object_array_length(all);
+	if (n < 4)
+		ht_fail(r, "b has at least 4 XComs (num, flag, obj, s)");
+	expect_meta(r, (long long)n, 100, 0);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(ht_str(json_object_array_get_idx(all, i - 1), "key"),
+			   ht_str(json_object_array_get_idx(all, i), "key")) >= 0)
+			ht_fail(r, "XComs are ordered by key");
+	ht_resp_free(r);
+
+	r = getf("%s?limit=2&offset=1", path);
+	json_object *d = ht_ok(r, 200);
+	expect_meta(r, (long long)n, 2, 1);
+	if (json_object_array_length(d) != 2 ||
+	    strcmp(ht_str(d, "0.key"), ht_str(all, "1.key")) != 0 ||
+	    strcmp(ht_str(d, "1.key"), ht_str(all, "2.key")) != 0)
+		ht_fail(r, "limit=2&offset=1: the 2nd and 3rd XComs");
+	ht_resp_free(r);
+	r = getf("%s?offset=%zu&limit=1000", path, n);
+	d = ht_ok(r, 200);
+	expect_meta(r, (long long)n, 1000, (long long)n);
+	if (json_object_array_length(d) != 0)
+		ht_fail(r, "offset=total: an empty page");
+	ht_resp_free(r);
+	json_object_put(all);
+
+	static const char *const bad[] = {"limit=0", "limit=1001", "limit=abc",
+					  "offset=-1", "offset=x", "limit="};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		r = getf("%s?%s", path, bad[i]);
+		ht_err(r, 400);
+		ht_resp_free(r);
+	}
+	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/xcom?limit=2", 404);
 	passed = true;
 }
 
@@ -995,6 +1039,176 @@ static void test_pools(void **state)
 	passed = true;
 }
 
+/* --- bodies: NUL characters, bodies of cancel and retry ----------------------- */
+
+/* method path body: 400 whose message names field (NULL: not checked). */
+static void expect_400_naming(const char *method, const char *path, const char *body,
+			      const char *field)
+{
+	ht_resp *r = ht_send(S, method, path, body);
+	ht_err(r, 400);
+	if (field && !strstr(ht_str(r->json, "error.message"), field))
+		ht_fail(r, "the message names the field");
+	ht_resp_free(r);
+}
+
+/* An escaped NUL (\u0000) in any string or key of a body is a 400, not a cut string. */
+static void test_body_nul(void **state)
+{
+	(void)state;
+	static const char runs[] = "/api/v1/dags/quick/runs";
+	expect_400_naming("POST", runs, "{\"run_id\": \"x\\u0000y\"}", "'run_id'");
+	get_err("/api/v1/dags/quick/runs/x", 404);
+	expect_400_naming("POST", runs, "{\"run_id\": \"nul2\", \"task_ids\": [\"a\\u0000b\"]}",
+			  "'task_ids'");
+	get_err("/api/v1/dags/quick/runs/nul2", 404);
+	expect_400_naming("POST", runs, "{\"run_id\": \"nul3\", \"conf\": {\"k\": [1, \"\\u0000\"]}}",
+			  "'conf'");
+	get_err("/api/v1/dags/quick/runs/nul3", 404);
+	/* keys: json-c would cut "k\0" to "k", "run_id\0x" to "run_id" */
+	expect_400_naming("POST", runs, "{\"run_id\": \"nul4\", \"conf\": {\"k\\u0000\": 1}}", NULL);
+	get_err("/api/v1/dags/quick/runs/nul4", 404);
+	expect_400_naming("POST", runs, "{\"run_id\\u0000x\": \"nul5\"}", NULL);
+	get_err("/api/v1/dags/quick/runs/nul5", 404);
+
+	expect_400_naming("POST", "/api/v1/pools",
+			  "{\"name\": \"pa\\u0000 evil\", \"slots\": 1}", "'name'");
+	json_object *d = get_data("/api/v1/pools");
+	if (ht_find(d, "name", "pa"))
+		fail_msg("no pool pa: %s", json_object_to_json_string(d));
+	char *desc = strdup(json_object_to_json_string(
+		ht_at(ht_find(d, "name", "default_pool"), "description")));
+	assert_non_null(desc);
+	json_object_put(d);
+	expect_400_naming("PATCH", "/api/v1/pools/default_pool",
+			  "{\"description\": \"d\\u0000x\"}", "'description'");
+	d = get_data("/api/v1/pools");
+	if (strcmp(desc, json_object_to_json_string(
+			   ht_at(ht_find(d, "name", "default_pool"), "description"))) != 0)
+		fail_msg("default_pool's description is unchanged: %s",
+			 json_object_to_json_string(d));
+	json_object_put(d);
+	free(desc);
+
+	/* An escaped backslash before u0000 is no NUL. */
+	ht_resp *r = ht_send(S, "POST", "/api/v1/pools",
+			     "{\"name\": \"pnul\", \"slots\": 1, \"description\": \"a\\\\u0000b\"}");
+	expect_str(ht_ok(r, 201), "description", "a\\u0000b");
+	ht_resp_free(r);
+	r = ht_send(S, "DELETE", "/api/v1/pools/pnul", NULL);
+	if (r->status != 204)
+		ht_fail(r, "DELETE pnul");
+	ht_resp_free(r);
+	passed = true;
+}
+
+/* Sends body (NULL: none) with Content-Type ctype (NULL: JSON, or none without body). */
+static ht_resp *send_typed(const char *method, const char *path, const char *ctype,
+			   const char *body)
+{
+	char ct[128];
+	const char *hdrs[2] = {NULL, NULL};
+	if (ctype) {
+		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+		hdrs[0] = ct;
+	}
+	return ht_req(S, method, path, hdrs, body, body ? strlen(body) : 0);
+}
+
+/* Bodies that cancel and retry refuse (they define no fields). */
+static const struct {
+	const char *ctype, *body;
+	long status;
+} refused_bodies[] = {
+	{NULL, "{\"x\": 1}", 400},
+	{NULL, "{\"dry_run\": false}", 400},
+	{NULL, "{", 400},
+	{NULL, "null", 400},
+	{NULL, "[]", 400},
+	{NULL, " ", 400},
+	{"text/plain", "{}", 415},
+	{"text/plain", "retry", 415},
+	{"application/x-www-form-urlencoded", "x=1", 415},
+};
+
+/* Sends every refused body; each must answer its status and change nothing. */
+static void expect_bodies_refused(const char *method, const char *dag, const char *run,
+				  const char *path)
+{
+	const char *before = hr_run_state(P, dag, run);
+	char *state = strdup(before ? before : "");
+	assert_non_null(state);
+	for (size_t i = 0; i < sizeof refused_bodies / sizeof *refused_bodies; i++) {
+		ht_resp *r = send_typed(method, path, refused_bodies[i].ctype,
+					refused_bodies[i].body);
+		ht_err(r, refused_bodies[i].status);
+		ht_resp_free(r);
+	}
+	long long n = hr_sql_int(P, -1, "SELECT count(*) FROM commands WHERE run_pk = ?1",
+				 "l", hr_run_pk(P, dag, run));
+	if (n != 0)
+		fail_msg("%s %s: a refused body made %lld commands", method, path, n);
+	if (strcmp(state, hr_run_state(P, dag, run)) != 0)
+		fail_msg("%s %s: the run was %s, is %s", method, path, state,
+			 hr_run_state(P, dag, run));
+	free(state);
+}
+
+/* Waits until task f of always_fails run rb1 has failed its try n. */
+static void wait_failed_try(int n)
+{
+	long long end = ht_now_ms() + W;
+	for (;;) {
+		json_object *cur = get_data("/api/v1/dags/always_fails/runs/rb1");
+		json_object *f = ht_find(ht_arr(cur, "task_instances"), "task_id", "f");
+		bool done = f && ht_int(f, "try_number") >= n &&
+			    !strcmp(ht_str(cur, "state"), "failed");
+		json_object_put(cur);
+		if (done)
+			return;
+		if (ht_now_ms() > end)
+			fail_msg("timed out waiting for try %d of rb1 to fail", n);
+		hr_sleep_ms(20);
+	}
+}
+
+static void test_retry_body(void **state)
+{
+	(void)state;
+	static const char path[] = "/api/v1/dags/always_fails/runs/rb1/retry";
+	need_runner();
+	free(trigger("always_fails", "{\"run_id\": \"rb1\"}"));
+	json_object_put(wait_run("always_fails", "rb1", "failed"));
+	expect_bodies_refused("POST", "always_fails", "rb1", path);
+
+	/* {} and an empty body (JSON, another or no Content-Type) are taken. */
+	static const struct {
+		const char *ctype, *body;
+	} taken[] = {{NULL, "{}"}, {NULL, ""}, {"text/plain", ""}, {NULL, NULL}};
+	for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+		ht_resp *r = send_typed("POST", path, taken[i].ctype, taken[i].body);
+		expect_str(ht_ok(r, 202), "run_id", "rb1");
+		ht_resp_free(r);
+		wait_failed_try((int)i + 2);
+	}
+	passed = true;
+}
+
+static void test_cancel_body(void **state)
+{
+	(void)state;
+	static const char path[] = "/api/v1/dags/sleeper/runs/cb1";
+	need_runner();
+	free(trigger("sleeper", "{\"run_id\": \"cb1\"}"));
+	wait_task("sleeper", "cb1", "nap", "running");
+	expect_bodies_refused("DELETE", "sleeper", "cb1", path);
+	ht_resp *r = send_typed("DELETE", path, NULL, "{}");
+	expect_str(ht_ok(r, 202), "run_id", "cb1");
+	ht_resp_free(r);
+	json_object_put(wait_run("sleeper", "cb1", "cancelled"));
+	passed = true;
+}
+
 /* --- import errors, events -------------------------------------------------- */
 
 static void test_import_errors(void **state)
@@ -1265,6 +1479,7 @@ int main(void)
 		T(test_pause),
 		T(test_trigger_and_run),
 		T(test_task_instances),
+		T(test_xcom_paging),
 		T(test_retries),
 		T(test_cancel),
 		T(test_retry_run),
@@ -1272,6 +1487,9 @@ int main(void)
 		T(test_stats),
 		T(test_metrics),
 		T(test_pools),
+		T(test_body_nul),
+		T(test_retry_body),
+		T(test_cancel_body),
 		T(test_import_errors),
 		T(test_events),
 		T(test_unknown_and_methods),

@@ -428,6 +428,10 @@ typedef struct bad {
 static const bad BAD[] = {
 	{"{\"env\": \"prod\"}", "extra_forbidden", "body.env",
 	 "Extra inputs are not permitted", "\"prod\""},
+	/* a NUL would cut the C string: "hello\0x" would run hello */
+	{"{\"pipeline_names\": [\"hello\\u0000x\"]}", "value_error", "body",
+	 "Value error, strings and keys must not contain a NUL character", NULL},
+	{"{\"pipeline_names\\u0000x\": [\"hello\"]}", "value_error", "body", NULL, NULL},
 	{"{\"conf_source\": \"/tmp\"}", "extra_forbidden", "body.conf_source",
 	 "Extra inputs are not permitted", "\"/tmp\""},
 	{"{\"tags\": \"a\"}", "list_type", "body.tags", "Input should be a valid list", "\"a\""},
@@ -522,14 +526,18 @@ static void test_run_fresh_dag_file(void **state)
 	ht_resp_free(g);
 	ht_resp_free(r);
 
-	/* The same through the Airflow-style trigger of a DAG new to the API. */
+	/*
+	 * The same through the Airflow-style trigger of a DAG new to the API,
+	 * with no body at all (every field is optional: {}).
+	 */
 	hr_dag(P, "fresh2", "tasks:\n  - id: only\n    command: [\"true\"]\n");
-	r = ht_send(S, "POST", "/api/v1/dags/fresh2/runs", "{\"run_id\": \"f1\"}");
-	ht_ok(r, 201);
+	r = ht_req(S, "POST", "/api/v1/dags/fresh2/runs", NULL, NULL, 0);
+	char *id = strdup(ht_str(ht_ok(r, 201), "run_id"));
 	ht_resp_free(r);
-	const char *end = hr_wait_run_end(P, "fresh2", "f1", 30000);
+	const char *end = hr_wait_run_end(P, "fresh2", id, 30000);
 	if (strcmp(end, "success") != 0)
-		fail_msg("fresh2/f1 ended %s, not success", end);
+		fail_msg("fresh2/%s ended %s, not success", id, end);
+	free(id);
 	passed = true;
 }
 

@@ -67,6 +67,11 @@ static const row ROWS[] = {
 	{"POST", RUNS, JSON, "{\"unknown\": 1}", 400},
 	{"POST", RUNS, JSON, "{\"run_id\": \"ok\", \"env\": \"prod\"}", 400},
 	{"POST", RUNS, JSON, NUL_BODY, 400},
+	/* an escaped NUL: json-c keeps it, C strings would cut at it */
+	{"POST", RUNS, JSON, "{\"run_id\": \"x\\u0000y\"}", 400},
+	{"POST", RUNS, JSON, "{\"run_id\": \"nt\", \"task_ids\": [\"t\\u0000\"]}", 400},
+	{"POST", RUNS, JSON, "{\"run_id\": \"nc\", \"conf\": {\"a\": {\"b\": \"\\u0000\"}}}", 400},
+	{"POST", RUNS, JSON, "{\"run_id\\u0000\": \"nk\"}", 400},
 	{"POST", RUNS, JSON, BAD_UTF8, 400},
 	{"POST", RUNS, JSON, DEEP, 400},
 	{"POST", RUNS, JSON, BIG, 413},
@@ -97,10 +102,20 @@ static const row ROWS[] = {
 	{"POST", POOLS, JSON, "{\"name\": \"" ID251 "\", \"slots\": 1}", 400},
 	{"POST", POOLS, JSON, "{\"name\": \"p\", \"slots\": 1, \"open\": 1}", 400},
 	{"POST", POOLS, "text/plain", "{\"name\": \"p\", \"slots\": 1}", 415},
+	{"POST", POOLS, JSON, "{\"name\": \"pa\\u0000 evil\", \"slots\": 1}", 400},
+	{"PATCH", POOLS "/default_pool", JSON, "{\"description\": \"\\u0000\"}", 400},
 	{"PATCH", POOLS "/default_pool", JSON, "{\"slots\": \"x\"}", 400},
 	{"PATCH", POOLS "/default_pool", JSON, "{\"slots\": -1}", 400},
 	{"PATCH", POOLS "/default_pool", JSON, "{\"name\": \"y\"}", 400},
 	{"PATCH", POOLS "/default_pool", JSON, "{\"slots\":", 400},
+	/* --- cancel and retry take no fields --- */
+	{"POST", RUNS "/r1/retry", JSON, "{\"x\": 1}", 400},
+	{"POST", RUNS "/r1/retry", JSON, "{", 400},
+	{"POST", RUNS "/r1/retry", JSON, "[]", 400},
+	{"POST", RUNS "/r1/retry", "text/plain", "{}", 415},
+	{"DELETE", RUNS "/r1", JSON, "{\"x\": 1}", 400},
+	{"DELETE", RUNS "/r1", JSON, "not json", 400},
+	{"DELETE", RUNS "/r1", "text/plain", "cancel", 415},
 	/* --- ids in paths --- */
 	{"GET", "/api/v1/dags/..%2F..%2Fetc%2Fpasswd", NULL, NULL, 404},
 	{"GET", "/api/v1/dags/%2e%2e/runs", NULL, NULL, 404},
@@ -334,6 +349,19 @@ static void test_malformed_table(void **state)
 	r = ht_get(S, RUNS "/r1");
 	ht_ok(r, 200);
 	ht_resp_free(r);
+	/* Refused requests changed nothing: r1 still queued, no runs or pools made. */
+	const char *st = hr_run_state(P, "d", "r1");
+	if (!st || strcmp(st, "queued") != 0)
+		fail_msg("r1 is %s, expected queued", st ? st : "gone");
+	if (hr_sql_int(P, -1, "SELECT count(*) FROM commands", "") != 0)
+		fail_msg("a refused cancel or retry made a command");
+	if (hr_sql_int(P, -1, "SELECT count(*) FROM runs", "") != 1)
+		fail_msg("a refused trigger made a run");
+	if (hr_sql_int(P, -1, "SELECT count(*) FROM pools WHERE name <> 'default_pool'", "") != 0)
+		fail_msg("a refused request made a pool");
+	if (hr_sql_int(P, -1, "SELECT count(*) FROM pools WHERE name = 'default_pool'"
+		       " AND description = 'Default pool'", "") != 1)
+		fail_msg("a refused PATCH changed default_pool");
 	if (failures) {
 		ht_dump_logs(S);
 		fail_msg("%d of %zu malformed requests were not answered as expected",
