@@ -225,6 +225,22 @@ static size_t sse_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
  * Opens GET path (below the base of srv) as a stream over HTTP version
  * (CURL_HTTP_VERSION_*); last_event_id >= 0 sends the Last-Event-ID header.
  */
+/* The options every request of s shares: its URL, headers and callbacks. */
+static void easy_setup(sse *s)
+{
+	curl_easy_setopt(s->c, CURLOPT_URL, s->url);
+	curl_easy_setopt(s->c, CURLOPT_HTTPHEADER, s->hl);
+	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, sse_on_data);
+	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_HEADERFUNCTION, sse_on_header);
+	curl_easy_setopt(s->c, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(s->c, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(s->c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
+}
+
 static sse *sse_open_on(const ht_server *srv, const char *path, long long last_event_id,
 			long version)
 {
@@ -247,17 +263,7 @@ static sse *sse_open_on(const ht_server *srv, const char *path, long long last_e
 		s->hl = curl_slist_append(s->hl, h);
 	}
 	assert_non_null(s->hl);
-	curl_easy_setopt(s->c, CURLOPT_URL, s->url);
-	curl_easy_setopt(s->c, CURLOPT_HTTPHEADER, s->hl);
-	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, sse_on_data);
-	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(s->c, CURLOPT_HEADERFUNCTION, sse_on_header);
-	curl_easy_setopt(s->c, CURLOPT_HEADERDATA, s);
-	curl_easy_setopt(s->c, CURLOPT_PRIVATE, s);
-	curl_easy_setopt(s->c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
+	easy_setup(s);
 	if (curl_easy_setopt(s->c, CURLOPT_HTTP_VERSION, version) != CURLE_OK)
 		fail_msg("libcurl cannot speak HTTP version %ld", version);
 	s->t_open = ht_now_ms();
@@ -314,18 +320,8 @@ static sse *run_in_background(const char *body)
 	strcpy(s->url, S->base);
 	strcat(s->url, "/run");
 	s->cur_id = s->last_id = s->retry_ms = -1;
-	curl_easy_setopt(s->c, CURLOPT_URL, s->url);
-	curl_easy_setopt(s->c, CURLOPT_HTTPHEADER, s->hl);
+	easy_setup(s);
 	curl_easy_setopt(s->c, CURLOPT_COPYPOSTFIELDS, body);
-	curl_easy_setopt(s->c, CURLOPT_WRITEFUNCTION, sse_on_data);
-	curl_easy_setopt(s->c, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(s->c, CURLOPT_HEADERFUNCTION, sse_on_header);
-	curl_easy_setopt(s->c, CURLOPT_HEADERDATA, s);
-	curl_easy_setopt(s->c, CURLOPT_PRIVATE, s);
-	curl_easy_setopt(s->c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(s->c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(s->c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(s->c, CURLOPT_FORBID_REUSE, 1L);
 	s->t_open = ht_now_ms();
 	if (curl_multi_add_handle(M, s->c) != CURLM_OK)
 		fail_msg("curl_multi_add_handle failed");
