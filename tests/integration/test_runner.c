@@ -1651,19 +1651,28 @@ static pid_t start_work(hr_project *p, const char *dag)
 	return pgid;
 }
 
+/*
+ * kill -9 of runner while the shim pgid runs `work` of dag: the shim lives
+ * on, the task stays running, and a new runner adopts that one try.
+ */
+static void kill9_and_adopt(hr_project *p, const char *dag, pid_t runner, pid_t pgid)
+{
+	hr_runner_kill9(p, runner);
+	hr_sleep_ms(200);
+	if (kill(pgid, 0) != 0)
+		fail_msg("the task's shim died with the runner (%s)", strerror(errno));
+	assert_string_equal(hr_task_state(p, dag, "r1", "work"), "running");
+	hr_runner_start(p, NULL);
+	check_one_adopted_try(p, dag);
+}
+
 static void test_kill9_adopts_running_task(void **state)
 {
 	hr_project *p = *state;
 	hr_dag(p, "k9", crash_dag("2"));
 	pid_t runner = hr_runner_start(p, NULL);
 	pid_t pgid = start_work(p, "k9");
-	hr_runner_kill9(p, runner);
-	hr_sleep_ms(200);
-	if (kill(pgid, 0) != 0)
-		fail_msg("the task's shim died with the runner (%s)", strerror(errno));
-	assert_string_equal(hr_task_state(p, "k9", "r1", "work"), "running");
-	hr_runner_start(p, NULL);
-	check_one_adopted_try(p, "k9");
+	kill9_and_adopt(p, "k9", runner, pgid);
 	assert_true(hr_wait_group_gone(pgid, 10000));
 	hr_pass(p);
 }
@@ -1690,13 +1699,7 @@ static void test_kill9_adopts_reused_shim(void **state)
 	if (pgid != earlier[0] && pgid != earlier[1] && pgid != earlier[2])
 		fail_msg("work runs under a new shim %d (earlier: %d %d %d)", (int)pgid,
 			 (int)earlier[0], (int)earlier[1], (int)earlier[2]);
-	hr_runner_kill9(p, runner);
-	hr_sleep_ms(200);
-	if (kill(pgid, 0) != 0)
-		fail_msg("the task's shim died with the runner (%s)", strerror(errno));
-	assert_string_equal(hr_task_state(p, "k9r", "r1", "work"), "running");
-	hr_runner_start(p, NULL);
-	check_one_adopted_try(p, "k9r");
+	kill9_and_adopt(p, "k9r", runner, pgid);
 	for (int i = 1; i <= 3; i++) {
 		char task[8];
 		snprintf(task, sizeof task, "t%d", i);
