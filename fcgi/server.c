@@ -683,12 +683,18 @@ bad_tcp:
 	return -1;
 }
 
-/* Answers the one request of a CGI process. */
+/*
+ * Answers the one request of a CGI process. libfcgi's set-up caught
+ * SIGTERM for its own graceful stop; a web server giving up on a CGI
+ * request (a client that left, a timeout) sends SIGTERM and expects an
+ * end, also of a `/run` waiting on its run (the run goes on).
+ */
 static int run_cgi(pw_server *srv)
 {
 	pw_io io = {cgi_param, cgi_read, cgi_write, cgi_flush, NULL};
 	pw_store *store = NULL;
 	pw_snap *snap = NULL;
+	signal(SIGTERM, SIG_DFL);
 	serve(srv, &io, &store, &snap);
 	cgi_flush(&io);
 	pw_store_close(store);

@@ -368,6 +368,39 @@ stats_and_metrics() {
 		body_has '"runner":{"last_heartbeat":null' # --once removed its row
 }
 
+# queued_runs: how many runs of iris_training are queued (the list's total)
+queued_runs() {
+	req plain GET /api/v1/dags/iris_training/runs QUERY_STRING=state=queued &&
+		sed -n 's/.*"meta":{"total":\([0-9]*\),.*/\1/p' "$tmp/resp"
+}
+
+# A waiting Kedro /run (no runner here) ends on the web server's SIGTERM;
+# its run stays queued.
+run_ends_on_sigterm() {
+	before=$(queued_runs) && [ -n "$before" ] || return 1
+	body '{"pipeline_names":["iris_training"]}'
+	env -i PIPEWRIGHT_PROJECT_PATH="$tmp/plain" GATEWAY_INTERFACE=CGI/1.1 \
+		REQUEST_METHOD=POST PATH_INFO=/run CONTENT_TYPE=application/json \
+		CONTENT_LENGTH=$(wc -c <"$tmp/body") "$bin" <"$tmp/body" >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	i=0
+	until [ "$(queued_runs)" = $((before + 1)) ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { kill -9 $pid; echo "no queued run"; return 1; }
+		sleep 0.05
+	done
+	kill -TERM $pid || return 1
+	i=0
+	while kill -0 $pid 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 40 ] || { kill -9 $pid; echo "still waiting after SIGTERM"; return 1; }
+		sleep 0.05
+	done
+	status=0
+	wait $pid || status=$?
+	[ "$status" -eq 143 ] && [ "$(queued_runs)" = $((before + 1)) ]
+}
+
 if [ -x "$runner" ]; then
 	passed=0
 	failed=0
@@ -376,6 +409,7 @@ if [ -x "$runner" ]; then
 	check "runs list: state, order_by, since/until and bad values" runs_list_queries
 	check "cancel and retry: 202 and 409" runs_cancel_retry
 	check "DAG stats and metrics" stats_and_metrics
+	check "a waiting /run ends on SIGTERM, its run stays queued" run_ends_on_sigterm
 	echo "cgi (runs): $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 fi
