@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -662,13 +663,60 @@ out:
 	return rc;
 }
 
-/* Whether the client asks for the stream (Accept names text/event-stream). */
+/* The q parameter of one Accept range [p, end), times 1000; 1000 without one. */
+static int range_q(const char *p, const char *end)
+{
+	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
+		p += 1 + strspn(p + 1, " \t");
+		if ((*p == 'q' || *p == 'Q') && p[1] == '=') {
+			double v = strtod(p + 2, NULL);
+			return v >= 0 && v <= 1 ? (int)(v * 1000 + 0.5) : 1000;
+		}
+	}
+	return 1000;
+}
+
+/*
+ * How much an Accept header wants type, as the q (times 1000) of its most
+ * specific range naming it: the type itself, else (when wildcards) its
+ * major type with any subtype, else any type. -1 when no range names it.
+ */
+static int accept_q(const char *accept, const char *type, bool wildcards)
+{
+	size_t major = strcspn(type, "/") + 1;   /* "application/" */
+	int best_rank = 0, best_q = -1;
+	for (const char *p = accept; *p;) {
+		const char *end = p + strcspn(p, ","), *media = p + strspn(p, " \t");
+		size_t len = strcspn(media, ";, \t");
+		int rank = 0;
+		if (len == strlen(type) && !strncasecmp(media, type, len))
+			rank = 3;
+		else if (wildcards && len == major + 1 && !strncasecmp(media, type, major) &&
+			 media[major] == '*')
+			rank = 2;
+		else if (wildcards && len == 3 && !strncmp(media, "*/*", 3))
+			rank = 1;
+		if (rank > best_rank) {
+			best_rank = rank;
+			best_q = range_q(media, end);
+		}
+		p = *end ? end + 1 : end;
+	}
+	return best_q;
+}
+
+/*
+ * Whether the client asks for the stream: Accept names text/event-stream
+ * itself, with a q above 0 and not below JSON's. HEAD gets the page's
+ * head: a stream would never end.
+ */
 static bool wants_stream(pw_req *req)
 {
 	const char *accept = pw_req_header(req, "Accept");
-	/* HEAD gets the page's head: a stream would never end. */
-	return accept && strcasestr(accept, "text/event-stream") != NULL &&
-	       strcmp(pw_req_method(req), "HEAD") != 0;
+	if (!accept || !strcmp(pw_req_method(req), "HEAD"))
+		return false;
+	int sse = accept_q(accept, "text/event-stream", false);
+	return sse > 0 && sse >= accept_q(accept, "application/json", true);
 }
 
 int events_get(pw_req *req)

@@ -264,6 +264,22 @@ cgi_ignores_arguments() {
 		grep -q '^Status: 200 ' "$tmp/out"
 }
 
+# events_as ACCEPT TYPE: GET /api/v1/events with that Accept header answers
+# TYPE (a stream ends after a second here)
+events_as() {
+	req plain GET /api/v1/events HTTP_ACCEPT="$1" PIPEWRIGHT_SSE_MAX_SECONDS=1 &&
+		status_is 200 && header_has "Content-Type: $2"
+}
+
+accept_negotiation() {
+	events_as 'text/event-stream' text/event-stream &&
+		events_as 'application/json;q=0.5, TEXT/EVENT-STREAM' text/event-stream &&
+		events_as 'text/event-stream; q=0.1, application/json' application/json &&
+		events_as 'text/event-stream;q=0' application/json &&
+		events_as 'text/*, */*' application/json &&
+		events_as 'application/*;q=0.9, text/event-stream;q=0.8' application/json
+}
+
 check "GET /api/v1/version" version
 check "a prefix mount (SCRIPT_NAME) routes on PATH_INFO" prefix_mount
 check "REQUEST_URI when there is no PATH_INFO" request_uri_without_path_info
@@ -286,6 +302,7 @@ check "roles: 401 without a user, 403 below the route's role" roles
 check "no roles mapping: everything allowed" no_roles_everything_allowed
 check "no project: a 500 envelope, even as CGI" missing_project_500
 check "arguments of a CGI request are ignored" cgi_ignores_arguments
+check "events: Accept and its q-values choose stream or page" accept_negotiation
 
 echo "cgi: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
