@@ -47,6 +47,7 @@ int version_get(pw_req *req);
 
 /* pools.c */
 int pools_list(pw_req *req);
+int pools_get(pw_req *req);
 int pools_create(pw_req *req);
 int pools_patch(pw_req *req);
 int pools_delete(pw_req *req);

@@ -1,5 +1,5 @@
 /*
- * pools.c - /api/v1/pools: list, create, change and delete pools.
+ * pools.c - /api/v1/pools: list, read, create, change and delete pools.
  *
  * A pool object is {name, slots, occupied_slots, running_slots,
  * queued_slots, open_slots, description}:
@@ -148,18 +148,22 @@ static int pools_count(pw_req *req, long long *n)
 	return step == SQLITE_ROW ? PW_OK : PW_ERR;
 }
 
-/* Answers status with the pool name's object. Returns 0 or -1. */
+/*
+ * Answers status with the pool name's object, as the list shows it; 404
+ * when there is no such pool (any more). Returns 0 or -1.
+ */
 static int reply_pool(pw_req *req, int status, const char *name)
 {
 	json_object *data = json_object_new_array();
 
-	if (!data || pools_query(req, one_sql, 1, 0, name, data) != PW_OK ||
-	    json_object_array_length(data) != 1) {
+	if (!data || pools_query(req, one_sql, 1, 0, name, data) != PW_OK) {
 		json_object_put(data);
 		return -1;
 	}
 	json_object *pool = json_object_get(json_object_array_get_idx(data, 0));
 	json_object_put(data);
+	if (!pool)
+		return pw_reply_error(req, 404, "pool '%s' not found", name);
 	return pw_reply_data(req, status, pool, NULL);
 }
 
@@ -184,6 +188,25 @@ out:
 	json_object_put(data);
 	json_object_put(meta);
 	return rc;
+}
+
+/* The pool of the :name parameter, or NULL after answering 404. */
+static const char *name_or_404(pw_req *req)
+{
+	const char *name = pw_req_param(req, "name");
+
+	if (name && pw_valid_pool_name(name))
+		return name;
+	pw_reply_error(req, 404, "pool not found");
+	return NULL;
+}
+
+/* GET -> 200 with the pool, the object the list shows for it. */
+int pools_get(pw_req *req)
+{
+	const char *name = name_or_404(req);
+
+	return name ? reply_pool(req, 200, name) : 0;
 }
 
 /* --- changing pools ------------------------------------------------------------ */
@@ -337,17 +360,6 @@ static int change_from_body(pw_req *req, json_object *body, pool_change *c)
 	if (json_object_object_get_ex(body, "description", &v) && v)
 		c->description = json_object_get_string(v);
 	return 0;
-}
-
-/* The pool of the :name parameter, or NULL after answering 404. */
-static const char *name_or_404(pw_req *req)
-{
-	const char *name = pw_req_param(req, "name");
-
-	if (name && pw_valid_pool_name(name))
-		return name;
-	pw_reply_error(req, 404, "pool not found");
-	return NULL;
 }
 
 /*

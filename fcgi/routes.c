@@ -34,6 +34,7 @@ const pw_route pw_builtin_routes[] = {
 	/* pools */
 	{"GET", "/api/v1/pools", pools_list, R},
 	{"POST", "/api/v1/pools", pools_create, A},
+	{"GET", "/api/v1/pools/:name", pools_get, R},
 	{"PATCH", "/api/v1/pools/:name", pools_patch, A},
 	{"DELETE", "/api/v1/pools/:name", pools_delete, A},
 	/* the system */

@@ -36,6 +36,8 @@ static const char DAG_QUICK[] =
 	"  - id: b\n"
 	"    upstream: [a]\n"
 	"    command: [\"sh\", \"-c\", \"printf '{\\\"num\\\": 7, \\\"flag\\\": true, "
+	"\\\"big\\\": 12345678901234567890, \\\"neg\\\": -9223372036854775808, "
+	"\\\"f\\\": 1.5e300, "
 	"\\\"obj\\\": {\\\"k\\\": [1, 2]}, \\\"s\\\": \\\"str\\\"}' > \\\"$PIPEWRIGHT_XCOM\\\"\"]\n"
 	"  - id: c\n"
 	"    command: \"true\"\n"
@@ -276,6 +278,15 @@ static void expect_meta(ht_resp *r, long long total, long long limit, long long 
 			 total, limit, offset);
 		ht_fail(r, what);
 	}
+}
+
+/* The raw body holds {"key":key,"value":value} with value's exact text. */
+static void expect_xcom_text(ht_resp *r, const char *key, const char *value)
+{
+	char want[256];
+	snprintf(want, sizeof want, "{\"key\":\"%s\",\"value\":%s}", key, value);
+	if (!strstr(r->body, want))
+		ht_fail(r, want);
 }
 
 /* The ISO-8601 "YYYY-MM-DDTHH:MM:SS...Z" shape. */
@@ -651,6 +662,13 @@ static void test_task_instances(void **state)
 	if (!x || strcmp(ht_str(x, "value"), "str") != 0)
 		fail_msg("s is \"str\": %s", json_object_to_json_string(d));
 	json_object_put(d);
+	/* Numbers come back as the task wrote them, digit for digit. */
+	r = ht_get(S, "/api/v1/dags/quick/runs/r1/tasks/b/xcom");
+	ht_ok(r, 200);
+	expect_xcom_text(r, "big", "12345678901234567890");
+	expect_xcom_text(r, "neg", "-9223372036854775808");
+	expect_xcom_text(r, "f", "1.5e300");
+	ht_resp_free(r);
 
 	/* Logs: text/plain, the latest try or ?try_number. */
 	r = ht_get(S, "/api/v1/dags/quick/runs/r1/tasks/a/logs");
@@ -976,6 +994,19 @@ static void test_metrics(void **state)
 
 /* --- pools ------------------------------------------------------------------- */
 
+/* GET /api/v1/pools/name answers the object the list shows for the pool. */
+static void expect_pool_as_listed(const char *name)
+{
+	json_object *list = get_data("/api/v1/pools");
+	ht_resp *r = getf("/api/v1/pools/%s", name);
+	json_object *listed = ht_find(list, "name", name);
+
+	if (!listed || !json_object_equal(ht_ok(r, 200), listed))
+		ht_fail(r, "the pool is the object the list shows");
+	ht_resp_free(r);
+	json_object_put(list);
+}
+
 static void test_pools(void **state)
 {
 	(void)state;
@@ -1025,12 +1056,25 @@ static void test_pools(void **state)
 	if (!p1 || ht_int(p1, "slots") != 5 || ht_int(p1, "open_slots") != 5)
 		fail_msg("p1: 5 slots, 5 open: %s", json_object_to_json_string(d));
 	json_object_put(d);
+	expect_pool_as_listed("p1");
+	d = get_data("/api/v1/pools/default_pool");
+	expect_str(d, "name", "default_pool");
+	expect_int(d, "slots", 128);
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		if (!ht_has(d, keys[i]))
+			fail_msg("a pool field is missing: %s", json_object_to_json_string(d));
+	json_object_put(d);
+	get_err("/api/v1/pools/nope", 404);
+	get_err("/api/v1/pools/a:b+c", 404);     /* a valid name, no such pool */
+	get_err("/api/v1/pools/bad%20name", 404); /* never a pool name */
+	get_err("/api/v1/pools/_x", 404);
 
 	r = ht_send(S, "DELETE", "/api/v1/pools/p1", NULL);
 	if (r->status != 204 || r->body_len != 0)
 		ht_fail(r, "DELETE answers 204 without a body");
 	ht_resp_free(r);
 	send_err("DELETE", "/api/v1/pools/p1", NULL, 404);
+	get_err("/api/v1/pools/p1", 404);
 	send_err("DELETE", "/api/v1/pools/default_pool", NULL, 400);
 	d = get_data("/api/v1/pools");
 	if (ht_find(d, "name", "p1") || !ht_find(d, "name", "default_pool"))
