@@ -27,8 +27,12 @@
 typedef struct pw_server pw_server;
 typedef struct pw_req pw_req;
 
-/* Roles, weakest first; a route needs at least its role. */
+/*
+ * Roles, weakest first; a route needs at least its role. A public route
+ * (health, version) needs no user even when settings.roles is set.
+ */
 typedef enum pw_role {
+	PW_ROLE_PUBLIC,
 	PW_ROLE_READ,
 	PW_ROLE_OPERATE,
 	PW_ROLE_ADMIN,

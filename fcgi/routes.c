@@ -5,13 +5,14 @@
  */
 #include "api.h"
 
+#define P PW_ROLE_PUBLIC
 #define R PW_ROLE_READ
 #define O PW_ROLE_OPERATE
 #define A PW_ROLE_ADMIN
 
 const pw_route pw_builtin_routes[] = {
 	/* Kedro's HTTP server */
-	{"GET", "/health", kedro_health, R},
+	{"GET", "/health", kedro_health, P},
 	{"GET", "/snapshot", kedro_snapshot, R},
 	{"POST", "/run", kedro_run, O},
 	/* DAGs */
@@ -39,8 +40,8 @@ const pw_route pw_builtin_routes[] = {
 	{"DELETE", "/api/v1/pools/:name", pools_delete, A},
 	/* the system */
 	{"GET", "/api/v1/metrics", stats_metrics, R},
-	{"GET", "/api/v1/health", health_get, R},
-	{"GET", "/api/v1/version", version_get, R},
+	{"GET", "/api/v1/health", health_get, P},
+	{"GET", "/api/v1/version", version_get, P},
 	{"GET", "/api/v1/events", events_get, R},
 };
 

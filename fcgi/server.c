@@ -72,6 +72,7 @@ typedef struct worker {
 } worker;
 
 static const char *const role_names[] = {
+	[PW_ROLE_PUBLIC] = "public",
 	[PW_ROLE_READ] = "read",
 	[PW_ROLE_OPERATE] = "operate",
 	[PW_ROLE_ADMIN] = "admin",
@@ -292,18 +293,22 @@ static bool add_cors(pw_req *req)
 /*
  * Whether REMOTE_USER may use a route that needs role `need`. With no
  * settings.roles everything is allowed (authentication is the web
- * server's business). Answers 401/403 itself and returns -1 when not.
+ * server's business), and public routes always are. Answers 401/403
+ * itself and returns -1 when not.
  */
 static int check_role(pw_req *req, pw_role need)
 {
 	json_object *roles = NULL, *role;
 	const char *user = pw_req_user(req);
 
-	if (!json_object_object_get_ex(req->snap->project->settings, "roles", &roles) ||
+	if (need == PW_ROLE_PUBLIC ||
+	    !json_object_object_get_ex(req->snap->project->settings, "roles", &roles) ||
 	    !json_object_is_type(roles, json_type_object))
 		return 0;
-	if (!user)
+	if (!user) {
+		pw_reply_header(req, "WWW-Authenticate", "Basic realm=\"pipewright\"");
 		return pw_reply_error(req, 401, "authentication required"), -1;
+	}
 	if (!json_object_object_get_ex(roles, user, &role) ||
 	    !json_object_is_type(role, json_type_string))
 		return pw_reply_error(req, 403, "user '%s' has no role", user), -1;

@@ -228,9 +228,10 @@ cors_on_answers() {
 }
 
 roles() {
-	req roles GET /api/v1/version && error_is 401 unauthorized &&
-		req roles GET /api/v1/version REMOTE_USER=carol && error_is 403 forbidden &&
-		req roles GET /api/v1/version REMOTE_USER=alice && status_is 200 &&
+	req roles GET /api/v1/dags && error_is 401 unauthorized &&
+		header_has 'WWW-Authenticate: Basic realm="pipewright"' &&
+		req roles GET /api/v1/dags REMOTE_USER=carol && error_is 403 forbidden &&
+		req roles GET /api/v1/dags REMOTE_USER=alice && status_is 200 &&
 		req roles GET /api/v1/dags REMOTE_USER=bob && status_is 200 &&
 		body '{"name":"p3","slots":1}' &&
 		req roles POST /api/v1/pools REMOTE_USER=alice CONTENT_TYPE=application/json \
@@ -239,6 +240,15 @@ roles() {
 			CONTENT_LENGTH=23 && error_is 403 forbidden &&
 		req roles POST /api/v1/pools REMOTE_USER=bob CONTENT_TYPE=application/json \
 			CONTENT_LENGTH=23 && status_is 201
+}
+
+# Health checks and the version answer anyone, as in Airflow and Kedro.
+roles_public_routes() {
+	req roles GET /health && status_is 200 && body_has '"status":"healthy"' &&
+		req roles GET /api/v1/health && status_is 200 &&
+		req roles GET /api/v1/version && status_is 200 &&
+		req roles GET /api/v1/version REMOTE_USER=carol && status_is 200 &&
+		req roles GET /snapshot && error_is 401 unauthorized
 }
 
 no_roles_everything_allowed() {
@@ -299,6 +309,7 @@ check "CORS preflight from an allowed origin" cors_preflight_allowed
 check "CORS preflight from other origins" cors_preflight_denied
 check "CORS headers on every answer to an allowed origin" cors_on_answers
 check "roles: 401 without a user, 403 below the route's role" roles
+check "roles: health and version need no user" roles_public_routes
 check "no roles mapping: everything allowed" no_roles_everything_allowed
 check "no project: a 500 envelope, even as CGI" missing_project_500
 check "arguments of a CGI request are ignored" cgi_ignores_arguments
