@@ -53,6 +53,8 @@
 /* How long stdout is still drained after the task ended (background
  * children may hold it open). */
 #define PW_DRAIN_MS 100
+/* How often a shim reaps the orphans a running task leaves it. */
+#define PW_ORPHAN_REAP_MS 1000
 /* Poll interval for the task's end when pidfd_open is not available. */
 #define PW_REAP_POLL_MS 50
 /* Largest XCom file accepted, and largest status file read. */
@@ -336,11 +338,35 @@ static pid_t wait_eintr(pid_t pid, int *status, int flags)
 }
 
 /*
+ * Reaps the shim's exited children without blocking. For the task, puts
+ * its wait status in *status (-1 if it cannot be waited for) and returns
+ * true. The others are the task's orphans, which the kernel hands to the
+ * shim (a child subreaper); unreaped, they would stay zombies until the
+ * task ends.
+ */
+static bool reap_children(pid_t task, int *status)
+{
+	bool task_ended = false;
+	int ws;
+	pid_t w;
+	while ((w = waitpid(-1, &ws, WNOHANG)) > 0 || (w < 0 && errno == EINTR))
+		if (w == task) {
+			*status = ws;
+			task_ended = true;
+		}
+	if (w < 0 && errno == ECHILD && !task_ended) {
+		*status = -1;   /* not ours to wait for any more */
+		task_ended = true;
+	}
+	return task_ended;
+}
+
+/*
  * Copies the task's stdout (fd out) into so until the task has ended and
  * stdout reached end of file, or for at most PW_DRAIN_MS after the task
  * ended (a background child may keep stdout open). Follows the task with a
- * pidfd, or by polling when pidfds are not supported. Returns the task's
- * wait status, or -1 if waiting failed.
+ * pidfd, or by polling when pidfds are not supported, and reaps orphans
+ * meanwhile. Returns the task's wait status, or -1 if waiting failed.
  */
 static int shim_follow(shim_out *so, int out, pid_t task)
 {
@@ -355,8 +381,8 @@ static int shim_follow(shim_out *so, int out, pid_t task)
 			if (left <= 0)
 				break;
 			timeout = (int)left;
-		} else if (pidfd < 0) {
-			timeout = PW_REAP_POLL_MS;
+		} else {
+			timeout = pidfd < 0 ? PW_REAP_POLL_MS : PW_ORPHAN_REAP_MS;
 		}
 		struct pollfd fds[2] = {{.fd = out, .events = POLLIN},
 					{.fd = ended ? -1 : pidfd,
@@ -366,14 +392,10 @@ static int shim_follow(shim_out *so, int out, pid_t task)
 			break;
 		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			eof = shim_read(so, out) != 0;
-		if (!ended && (pidfd < 0 || (r > 0 && fds[1].revents))) {
-			pid_t w = wait_eintr(task, &status, WNOHANG);
-			if (w != 0) {
-				if (w < 0)
-					status = -1;
-				ended = true;
-				deadline = now_ms() + PW_DRAIN_MS;
-			}
+		if (!ended && (r == 0 || pidfd < 0 || fds[1].revents) &&
+		    reap_children(task, &status)) {
+			ended = true;
+			deadline = now_ms() + PW_DRAIN_MS;
 		}
 	}
 	/* stdout is closed (or stays open): wait for the task itself. */

@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -1605,6 +1606,55 @@ static void test_shim_not_reused_after_background_child(void **state)
 	hr_pass(p);
 }
 
+/* Zombie children of pid: processes in state Z whose parent is pid. */
+static int zombies_of(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[512], state;
+		int ppid;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		const char *after = strrchr(buf, ')');   /* past "pid (comm)" */
+		if (after && sscanf(after + 1, " %c %d", &state, &ppid) == 2 && state == 'Z' &&
+		    ppid == pid)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A shim reaps the orphans of a task while the task still runs. */
+static void test_shim_reaps_orphans_during_task(void **state)
+{
+	hr_project *p = *state;
+	hr_dag(p, "orph", "tasks:\n"
+	       "  - id: t1\n"
+	       "    command: '(sleep 0.2 &); while [ ! -e go ]; do sleep 0.05; done; echo done'\n");
+	hr_queue_run(p, "orph", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	hr_wait_task_state(p, "orph", "r1", "t1", "running", W);
+	pid_t shim = try_pid(p, "orph", "t1");
+	hr_sleep_ms(1800);   /* the orphan ends at 0.2 s; a reap comes each second */
+	int zombies = zombies_of(shim);
+	hr_write(p, "go", "");
+	expect_run(p, "orph", "r1", "success", W);
+	expect_xcom_string(p, "orph", "r1", "t1", "return_value", "done");
+	if (zombies)
+		fail_msg("%d zombie(s) under shim %d while its task ran", zombies, (int)shim);
+	hr_pass(p);
+}
+
 /* --- crash safety ------------------------------------------------------- */
 
 /* Restarts after the runner went away while `work` ran; one try, adopted. */
@@ -1814,6 +1864,7 @@ int main(void)
 		T(test_heartbeat_and_sigterm),
 		T(test_shim_reused_between_tries),
 		T(test_shim_not_reused_after_background_child),
+		T(test_shim_reaps_orphans_during_task),
 		T(test_kill9_adopts_running_task),
 		T(test_kill9_adopts_reused_shim),
 		T(test_kill9_task_ends_while_down),
