@@ -1,6 +1,8 @@
 /* harness.c - see harness.h. */
 #include "harness.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -817,4 +819,40 @@ bool hr_wait_group_gone(pid_t pgid, int timeout_ms)
 			return false;
 		hr_sleep_ms(POLL_MS);
 	}
+}
+
+int hr_children(pid_t parent, const char *comm, char state, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < max) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		/* pid (comm) state ppid ... ; comm may hold spaces or ')' */
+		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+		if (!open || !close || close < open)
+			continue;
+		*close = '\0';
+		int ppid = 0;
+		char st;
+		if (sscanf(close + 1, " %c %d", &st, &ppid) != 2)
+			continue;
+		if (ppid == parent && (!comm || !strncmp(open + 1, comm, strlen(comm))) &&
+		    (!state || st == state))
+			out[n++] = (pid_t)atoi(e->d_name);
+	}
+	closedir(d);
+	return n;
 }

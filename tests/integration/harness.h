@@ -228,4 +228,11 @@ void hr_wait_for(hr_project *p, bool (*pred)(hr_project *, void *), void *arg,
  */
 bool hr_wait_group_gone(pid_t pgid, int timeout_ms);
 
+/*
+ * The children of parent (from /proc) whose name starts with comm (NULL:
+ * any) and whose state letter is state (0: any), at most max into out.
+ * Returns how many.
+ */
+int hr_children(pid_t parent, const char *comm, char state, pid_t *out, int max);
+
 #endif

@@ -1,5 +1,6 @@
 /* http.c - see http.h. */
 #include "http.h"
+#include "harness.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -324,48 +325,13 @@ ht_server *ht_start(const char *project, const ht_opts *opts)
 	return s;
 }
 
-/* The children of pid named pipewright.fcgi (from /proc). */
-static int fcgi_children(pid_t parent, pid_t *out, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)) && n < max) {
-		if (!isdigit((unsigned char)e->d_name[0]))
-			continue;
-		char path[300], buf[512];
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		/* pid (comm) state ppid ... ; comm may hold spaces or ')' */
-		char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-		if (!open || !close || close < open)
-			continue;
-		*close = '\0';
-		int ppid = 0;
-		char state;
-		if (sscanf(close + 1, " %c %d", &state, &ppid) != 2)
-			continue;
-		if (ppid == parent && strncmp(open + 1, "pipewright.fcg", 14) == 0)
-			out[n++] = (pid_t)atoi(e->d_name);
-	}
-	closedir(d);
-	return n;
-}
 
 pid_t ht_fcgi_pid(ht_server *s)
 {
 	pid_t pids[4];
 	if (!s || s->pid <= 0)
 		return 0;
-	return fcgi_children(s->pid, pids, 4) > 0 ? pids[0] : 0;
+	return hr_children(s->pid, "pipewright.fcg", 0, pids, 4) > 0 ? pids[0] : 0;
 }
 
 void ht_stop(ht_server *s)
@@ -376,7 +342,7 @@ void ht_stop(ht_server *s)
 	if (!s)
 		return;
 	if (s->pid > 0) {
-		n = fcgi_children(s->pid, kids, 8);
+		n = hr_children(s->pid, "pipewright.fcg", 0, kids, 8);
 		stop_pid(s->pid);
 	}
 	/* lighttpd ends its backends; make sure (they may be ours now). */

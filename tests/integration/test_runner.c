@@ -9,7 +9,6 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -1606,34 +1605,6 @@ static void test_shim_not_reused_after_background_child(void **state)
 	hr_pass(p);
 }
 
-/* Zombie children of pid: processes in state Z whose parent is pid. */
-static int zombies_of(pid_t pid)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		char path[300], buf[512], state;
-		int ppid;
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t len = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[len] = '\0';
-		const char *after = strrchr(buf, ')');   /* past "pid (comm)" */
-		if (after && sscanf(after + 1, " %c %d", &state, &ppid) == 2 && state == 'Z' &&
-		    ppid == pid)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* A shim reaps the orphans of a task while the task still runs. */
 static void test_shim_reaps_orphans_during_task(void **state)
 {
@@ -1646,7 +1617,8 @@ static void test_shim_reaps_orphans_during_task(void **state)
 	hr_wait_task_state(p, "orph", "r1", "t1", "running", W);
 	pid_t shim = try_pid(p, "orph", "t1");
 	hr_sleep_ms(1800);   /* the orphan ends at 0.2 s; a reap comes each second */
-	int zombies = zombies_of(shim);
+	pid_t zombie[8];
+	int zombies = hr_children(shim, NULL, 'Z', zombie, 8);
 	hr_write(p, "go", "");
 	expect_run(p, "orph", "r1", "success", W);
 	expect_xcom_string(p, "orph", "r1", "t1", "return_value", "done");
