@@ -663,14 +663,18 @@ out:
 	return rc;
 }
 
-/* The q parameter of one Accept range [p, end), times 1000; 1000 without one. */
+/*
+ * The q parameter of one Accept range [p, end), times 1000; 1000 without
+ * one or when it does not parse as 0..1.
+ */
 static int range_q(const char *p, const char *end)
 {
 	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
 		p += 1 + strspn(p + 1, " \t");
 		if ((*p == 'q' || *p == 'Q') && p[1] == '=') {
-			double v = strtod(p + 2, NULL);
-			return v >= 0 && v <= 1 ? (int)(v * 1000 + 0.5) : 1000;
+			char *after;
+			double v = strtod(p + 2, &after);
+			return after > p + 2 && v >= 0 && v <= 1 ? (int)(v * 1000 + 0.5) : 1000;
 		}
 	}
 	return 1000;
