@@ -686,11 +686,8 @@ static bool shim_wait_go(int go_r)
  */
 static bool reap_orphans(void)
 {
-	pid_t w;
-	do
-		w = waitpid(-1, NULL, WNOHANG);
-	while (w > 0 || (w < 0 && errno == EINTR));
-	return w < 0 && errno == ECHILD;
+	int ignored;
+	return reap_children(0, &ignored);   /* no child is pid 0: true only at ECHILD */
 }
 
 /*
