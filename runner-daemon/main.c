@@ -115,8 +115,8 @@ static int setup_signals(void)
 }
 
 /*
- * Takes the single-instance lock "<database>.lock". Returns the lock fd, or
- * -1 after saying why (another runner holds it, or an I/O error).
+ * Takes the single-instance lock "<database>.lock". Returns the lock fd;
+ * -2 when another runner holds it; -1 on an I/O error. Says why.
  */
 static int take_lock(const char *database)
 {
@@ -129,10 +129,10 @@ static int take_lock(const char *database)
 		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
 		pid[n > 0 ? n : 1] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		fprintf(stderr, "pipewright-runner: another runner (pid %s) is active on %s\n",
-			pid, database);
+		fprintf(stderr, "pipewright-runner: another runner is active on %s (pid %s)\n",
+			database, pid);
 		close(fd);
-		fd = -1;
+		fd = -2;
 	} else {
 		char pid[32];
 		int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
@@ -459,8 +459,12 @@ int main(int argc, char **argv)
 	if (setup_signals() != 0 || load_project(&r) != 0)
 		goto out;
 	r.fingerprint = pw_project_fingerprint(r.project);
-	if (pw_mkdirs_for(r.project->database) != 0 || (lock_fd = take_lock(r.project->database)) < 0)
+	if (pw_mkdirs_for(r.project->database) != 0 || (lock_fd = take_lock(r.project->database)) < 0) {
+		/* --once from cron beside a daemon: nothing to do, not an error */
+		if (lock_fd == -2 && r.once)
+			status = 0;
 		goto out;
+	}
 	if (pw_store_open(r.project->database, &r.store, &err) != PW_OK) {
 		fprintf(stderr, "pipewright-runner: %s\n", err);
 		goto out;

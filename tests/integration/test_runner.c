@@ -1399,6 +1399,25 @@ static void test_single_instance(void **state)
 	hr_pass(p);
 }
 
+/* --once from cron beside a running daemon: a line, status 0, nothing done. */
+static void test_once_beside_a_runner(void **state)
+{
+	hr_project *p = *state;
+	hr_dag(p, "ob", "tasks:\n  - {id: a, command: \"true\"}\n");
+	pid_t first = hr_runner_start(p, NULL);
+	wait_runner_ready(p, first);
+	pid_t once = hr_runner_start(p, (const char *const[]){"--once", NULL});
+	int st = 0;
+	if (!hr_runner_wait(p, once, 10000, &st))
+		fail_msg("--once beside a running runner kept running");
+	char *log = hr_runner_log(p, once);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !strstr(log, "another runner is active"))
+		fail_msg("--once beside a runner: status %d, said: %s", st, log);
+	free(log);
+	assert_true(hr_runner_wait(p, first, 0, NULL) == false);
+	hr_pass(p);
+}
+
 static void test_once_drains_and_exits(void **state)
 {
 	hr_project *p = *state;
@@ -1832,6 +1851,7 @@ int main(void)
 		T(test_only_missing_outputs),
 		T(test_events_for_every_state_change),
 		T(test_single_instance),
+		T(test_once_beside_a_runner),
 		T(test_once_drains_and_exits),
 		T(test_heartbeat_and_sigterm),
 		T(test_shim_reused_between_tries),
