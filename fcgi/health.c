@@ -4,9 +4,11 @@
  * Health: {status, database: {status, error?}, runner: {status,
  * last_heartbeat, pid, host}, uptime_s}.
  *   healthy     the database answers and the runner beat less than
- *               RUNNER_FRESH_MS ago (it beats every 2 s);
- *   degraded    the database answers, the runner is stale or absent (the
- *               API still works: reads answer, triggers queue);
+ *               RUNNER_FRESH_MS ago (it beats every 2 s) and, when it ran
+ *               on this host, its pid is still alive;
+ *   degraded    the database answers, the runner is stale, absent or down
+ *               (its process on this host is gone: killed, crashed or
+ *               stopped; the API still works: reads answer, triggers queue);
  *   unhealthy   the database does not answer: HTTP 503, same body.
  * uptime_s is the age of this server process (0 for each plain CGI call).
  *
@@ -18,8 +20,11 @@
  * shows RUNNER_CACHE_MS late. A database without a WAL file is read every
  * time.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -141,11 +146,28 @@ static void database_text(api_text *t, int db_rc, const char *err)
 	API_TEXT_LIT(t, "}");
 }
 
+/*
+ * Whether the runner of r ran on this host and its process is gone: a
+ * kill -9 shows at once, not RUNNER_FRESH_MS later. EPERM (another
+ * user's process) counts as alive.
+ */
+static bool runner_gone(const runner_row *r)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+
+	if (r->pid <= 0 || r->pid > INT_MAX || !r->host[0] ||
+	    gethostname(host, sizeof host - 1) != 0 || strcmp(host, r->host) != 0)
+		return false;
+	return kill((pid_t)r->pid, 0) != 0 && errno == ESRCH;
+}
+
 /* The runner's status word for r, seen at now (ms). */
 static const char *runner_status(const runner_row *r, long long now)
 {
 	if (!r->found)
 		return "absent";
+	if (runner_gone(r))
+		return "down";
 	return now - r->heartbeat < RUNNER_FRESH_MS ? "running" : "stale";
 }
 

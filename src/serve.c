@@ -1,6 +1,10 @@
 /*
  * serve.c - `pipewright server start`: runs lighttpd (mod_fastcgi starting
- * pipewright.fcgi) and pipewright-runner as children in the foreground. The lighttpd configuration, the FastCGI
+ * pipewright.fcgi) and pipewright-runner as children in the foreground and
+ * supervises them: a child that dies, even by SIGKILL, is started again
+ * after 1 s, doubling up to 30 s while it keeps dying (reset once it has run
+ * a minute), each restart logged with its cause; only SIGINT/SIGTERM (or
+ * SIGHUP) stop everything. The lighttpd configuration, the FastCGI
  * socket and an empty document root live in a fresh runtime directory,
  * $XDG_RUNTIME_DIR (else $TMPDIR, else /tmp)/pipewright-XXXXXX, mode 0700,
  * removed on exit: short enough for a unix socket path, private to the
@@ -248,80 +252,155 @@ static pid_t spawn(char *const argv[], const sigset_t *oldmask)
 	_exit(127);
 }
 
-/* Prints how a child ended ("exited with status 1", "killed by signal 9"). */
-static void say_ended(const char *name, int status)
+/* "exited with status 1", "was killed by signal 9 (Killed)" into buf. */
+static void ended_text(int status, char *buf, size_t len)
 {
-	if (WIFEXITED(status))
-		fprintf(stderr, "pipewright: %s exited with status %d\n", name,
-			WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		fprintf(stderr, "pipewright: %s was killed by signal %d (%s)\n", name,
-			WTERMSIG(status), strsignal(WTERMSIG(status)));
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-/* The children of a running server; a pid is 0 once reaped. */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One supervised child: how to start it, and when to start it again. */
+typedef struct serve_kid {
+	const char *name;     /* "lighttpd", "the runner" */
+	char **argv;
+	pid_t pid;            /* 0: not running */
+	long long started_ms; /* CLOCK_MONOTONIC of its last start */
+	long long due_ms;     /* when to start it again; 0: not waiting */
+	int delay_s;          /* the delay after its next death */
+	int status;           /* its last wait status */
+} serve_kid;
+
+enum { KID_WEB, KID_RUNNER, KIDS };
+
+/* The children of a running server. */
 typedef struct serve_kids {
-	pid_t lighttpd;
-	pid_t runner;
-	const char *fcgi;  /* realpath of pipewright.fcgi */
+	serve_kid kid[KIDS];
+	const char *fcgi;      /* realpath of pipewright.fcgi */
+	const sigset_t *old;   /* the signal mask children get */
 } serve_kids;
+
+/* Restart delays: 1 s, doubling to RESTART_MAX_S; back to 1 s after a
+ * child has run RESTART_RESET_S. */
+#define RESTART_MAX_S 30
+#define RESTART_RESET_S 60
 
 /*
  * We are a child subreaper: a pipewright.fcgi whose lighttpd ended (even
  * by SIGKILL) is now our child. Sends it SIGTERM; reap_kids reaps it.
+ * Returns how many there were.
  */
-static void stop_orphans(const serve_kids *k)
+static int stop_orphans(const serve_kids *k)
 {
+	int n = 0;
 	char path[64], exe[PATH_MAX];
 	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)getpid());
 	FILE *f = fopen(path, "r");
 	long pid;
 	while (f && fscanf(f, "%ld", &pid) == 1) {
 		snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-		ssize_t n = readlink(path, exe, sizeof exe - 1);
-		if (n > 0 && (exe[n] = '\0', strcmp(exe, k->fcgi) == 0))
+		ssize_t len = readlink(path, exe, sizeof exe - 1);
+		if (len > 0 && (exe[len] = '\0', strcmp(exe, k->fcgi) == 0)) {
 			kill((pid_t)pid, SIGTERM);
+			n++;
+		}
 	}
 	if (f)
 		fclose(f);
+	return n;
 }
 
 /* Sends sig to every child still alive. */
 static void signal_kids(const serve_kids *k, int sig)
 {
-	if (k->lighttpd > 0)
-		kill(k->lighttpd, sig);
-	if (k->runner > 0)
-		kill(k->runner, sig);
+	for (int i = 0; i < KIDS; i++)
+		if (k->kid[i].pid > 0)
+			kill(k->kid[i].pid, sig);
+}
+
+/* Starts kid c now. Returns 0, or -1 (fork failed; said why). */
+static int kid_start(serve_kids *k, serve_kid *c)
+{
+	c->due_ms = 0;
+	c->started_ms = mono_ms();
+	if ((c->pid = spawn(c->argv, k->old)) < 0) {
+		fprintf(stderr, "pipewright: cannot start %s: fork: %s\n", c->name,
+			strerror(errno));
+		c->pid = 0;
+		return -1;
+	}
+	return 0;
 }
 
 /*
- * Reaps ended children. Returns the number reaped; *died names the first
- * one that ended with stopping false (for the message).
+ * Kid c ended with status at now: says so and, unless stopping, when it
+ * will be started again (the delay doubles while it keeps dying young).
  */
-static int reap_kids(serve_kids *k, bool stopping, bool *died)
+static void kid_ended(serve_kid *c, int status, bool stopping, long long now)
 {
-	int status, n = 0;
+	char how[96];
+	c->pid = 0;
+	c->status = status;
+	if (stopping)
+		return;
+	ended_text(status, how, sizeof how);
+	if (now - c->started_ms >= RESTART_RESET_S * 1000LL || c->delay_s < 1)
+		c->delay_s = 1;
+	fprintf(stderr, "pipewright: %s %s; starting it again in %d s\n", c->name, how,
+		c->delay_s);
+	c->due_ms = now + c->delay_s * 1000LL;
+	c->delay_s = c->delay_s * 2 > RESTART_MAX_S ? RESTART_MAX_S : c->delay_s * 2;
+}
+
+/* Reaps ended children (orphaned grandchildren too, as a subreaper). */
+static void reap_kids(serve_kids *k, bool stopping)
+{
+	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		const char *name = NULL;
-		if (pid == k->lighttpd) {
-			k->lighttpd = 0;
-			name = "lighttpd";
-			stop_orphans(k);
-		} else if (pid == k->runner) {
-			k->runner = 0;
-			name = "the runner";
-		} else {
-			continue;
-		}
-		n++;
-		if (!stopping) {
-			say_ended(name, status);
-			*died = true;
+		for (int i = 0; i < KIDS; i++) {
+			if (pid != k->kid[i].pid)
+				continue;
+			kid_ended(&k->kid[i], status, stopping, mono_ms());
+			if (i == KID_WEB)
+				stop_orphans(k);
 		}
 	}
-	return n;
+}
+
+/*
+ * Starts the children whose restart is due. A restart that cannot fork is
+ * tried again after the next delay. Returns ms until the next one is due
+ * (at most 1000).
+ */
+static long long restart_due(serve_kids *k)
+{
+	long long now = mono_ms(), wait = 1000;
+	for (int i = 0; i < KIDS; i++) {
+		serve_kid *c = &k->kid[i];
+		if (c->pid != 0 || c->due_ms == 0)
+			continue;
+		if (c->due_ms <= now) {
+			if (kid_start(k, c) == 0) {
+				fprintf(stderr, "pipewright: %s started again (pid %ld)\n",
+					c->name, (long)c->pid);
+				continue;
+			}
+			c->due_ms = now + c->delay_s * 1000LL;
+		}
+		if (c->due_ms - now < wait)
+			wait = c->due_ms - now;
+	}
+	return wait < 10 ? 10 : wait;
 }
 
 /*
@@ -331,13 +410,16 @@ static int reap_kids(serve_kids *k, bool stopping, bool *died)
 static int wait_listening(serve_kids *k, struct in_addr addr, int port, const sigset_t *set)
 {
 	struct timespec tick = {0, 50 * 1000 * 1000};
-	bool died = false;
 	for (int i = 0; i < START_SECONDS * 20; i++) {
 		if (port_answers(addr, port))
 			return 0;
-		reap_kids(k, false, &died);
-		if (died)
+		reap_kids(k, true);
+		if (k->kid[KID_WEB].pid == 0) {
+			char how[96];
+			ended_text(k->kid[KID_WEB].status, how, sizeof how);
+			fprintf(stderr, "pipewright: lighttpd %s\n", how);
 			return -1;
+		}
 		int sig = sigtimedwait(set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
 			return 1;
@@ -348,34 +430,30 @@ static int wait_listening(serve_kids *k, struct in_addr addr, int port, const si
 }
 
 /*
- * Runs until a stop signal (forwarded as SIGTERM; a second one SIGKILLs)
- * or until a child ends (then the other is stopped). Returns the exit
- * status: 0 after a clean stop on a signal, 1 otherwise.
+ * Runs until a stop signal (forwarded as SIGTERM; a second one, or
+ * STOP_GRACE_SECONDS, SIGKILLs): a child that ends meanwhile is started
+ * again after its delay. With stopping, only waits for the children to
+ * end. Returns the exit status: 0 after a clean stop, 1 when a child had
+ * to be killed.
  */
 static int supervise(serve_kids *k, const sigset_t *set, bool stopping)
 {
-	bool died = false, killed = false;
-	time_t deadline = stopping ? time(NULL) + STOP_GRACE_SECONDS : 0;
+	bool killed = false;
+	long long deadline = stopping ? mono_ms() + STOP_GRACE_SECONDS * 1000LL : 0;
 	for (;;) {
-		bool was = died;
-		reap_kids(k, stopping, &died);
-		if (died && !was && !stopping) {
-			if (k->lighttpd > 0 || k->runner > 0)
-				fprintf(stderr, "pipewright: stopping the %s\n",
-					k->lighttpd > 0 ? "web server" : "runner");
-			stopping = true;
-			deadline = time(NULL) + STOP_GRACE_SECONDS;
-			signal_kids(k, SIGTERM);
-		}
-		if (k->lighttpd <= 0 && k->runner <= 0)
+		reap_kids(k, stopping);
+		long long wait = stopping ? 50 : restart_due(k);
+		/* done when lighttpd, the runner and their pipewright.fcgi are */
+		if (stopping && k->kid[KID_WEB].pid <= 0 && k->kid[KID_RUNNER].pid <= 0 &&
+		    (killed || stop_orphans(k) == 0))
 			break;
-		if (stopping && time(NULL) >= deadline && !killed) {
+		if (stopping && mono_ms() >= deadline && !killed) {
 			fprintf(stderr, "pipewright: still running after %d s, killing\n",
 				STOP_GRACE_SECONDS);
 			signal_kids(k, SIGKILL);
 			killed = true;
 		}
-		struct timespec tick = {1, 0};
+		struct timespec tick = {wait / 1000, (wait % 1000) * 1000000};
 		int sig = sigtimedwait(set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
 			if (stopping) {
@@ -385,11 +463,11 @@ static int supervise(serve_kids *k, const sigset_t *set, bool stopping)
 				fprintf(stderr, "pipewright: stopping\n");
 				signal_kids(k, SIGTERM);
 				stopping = true;
-				deadline = time(NULL) + STOP_GRACE_SECONDS;
+				deadline = mono_ms() + STOP_GRACE_SECONDS * 1000LL;
 			}
 		}
 	}
-	return died || killed ? 1 : 0;
+	return killed ? 1 : 0;
 }
 
 /* Checks host and port; prints why not. Returns 0 or -1. */
@@ -502,10 +580,13 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
 		perror("pipewright: prctl(PR_SET_CHILD_SUBREAPER)");
 	char *web_argv[] = {lighttpd, "-D", "-f", conf, NULL};
-	if ((kids.lighttpd = spawn(web_argv, &old)) < 0) {
-		fprintf(stderr, "pipewright: fork: %s\n", strerror(errno));
+	char *run_argv[] = {runner, "--project", p->root, "--env", p->env,
+			    "--conf-source", p->conf_source, NULL};
+	kids.kid[KID_WEB] = (serve_kid){.name = "lighttpd", .argv = web_argv};
+	kids.kid[KID_RUNNER] = (serve_kid){.name = "the runner", .argv = run_argv};
+	kids.old = &old;
+	if (kid_start(&kids, &kids.kid[KID_WEB]) != 0)
 		goto out;
-	}
 	int started = wait_listening(&kids, addr, port, &set);
 	if (started < 0) {
 		fprintf(stderr, "pipewright: the web server did not start (port %d busy? "
@@ -515,17 +596,14 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 		goto out;
 	}
 	if (started == 0) {
-		char *run_argv[] = {runner, "--project", p->root, "--env", p->env,
-				    "--conf-source", p->conf_source, NULL};
-		if ((kids.runner = spawn(run_argv, &old)) < 0) {
-			fprintf(stderr, "pipewright: fork: %s\n", strerror(errno));
+		if (kid_start(&kids, &kids.kid[KID_RUNNER]) != 0) {
 			signal_kids(&kids, SIGTERM);
 			supervise(&kids, &set, true);
 			goto out;
 		}
 		printf("pipewright: serving %s at http://%s:%d/ (lighttpd pid %ld, runner pid "
-		       "%ld)\n", p->root, host, port, (long)kids.lighttpd,
-		       (long)kids.runner);
+		       "%ld)\n", p->root, host, port, (long)kids.kid[KID_WEB].pid,
+		       (long)kids.kid[KID_RUNNER].pid);
 		printf("pipewright: press Ctrl-C to stop\n");
 		fflush(stdout);
 	} else {

@@ -1,8 +1,11 @@
 #!/bin/sh
 # server_start.sh - `pipewright server start` as a user runs it: lighttpd
 # and the runner come up on a free port, /health answers, a triggered run
-# succeeds, Ctrl-C (SIGINT) stops everything with status 0; a busy port
-# and bad options are refused. Every wait is bounded.
+# succeeds; it supervises: a runner or lighttpd killed with SIGKILL comes
+# back (health says the runner is down meanwhile); SIGTERM and Ctrl-C
+# (SIGINT) stop everything with status 0, leaving no process, socket or
+# runtime folder; a busy port and bad options are refused. Every wait is
+# bounded.
 set -eu
 
 bin="${PW_BUILDDIR:-.}/src/pipewright"
@@ -42,8 +45,30 @@ url="http://127.0.0.1:$port"
 alive() { kill -0 "$1" 2>/dev/null; }
 gone() { ! alive "$1"; }
 
-"$bin" server start --project "$tmp/iris" --port "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+# The runtime folder goes under $tmp/rt: what is left there after a stop
+# is a leak.
+mkdir "$tmp/rt"
+TMPDIR="$tmp/rt" "$bin" server start --project "$tmp/iris" --port "$port" \
+	>"$tmp/server.out" 2>"$tmp/server.err" &
 server=$!
+fcgi=$(readlink -f "${PW_BUILDDIR:-.}/fcgi/pipewright.fcgi")
+
+# "STATUS PID" of the runner as /api/v1/health says.
+health_runner() {
+	curl -s --max-time 5 "$url/api/v1/health" |
+		sed -n 's/.*"runner":{"status":"\([a-z]*\)"[^}]*"pid":\([0-9]*\).*/\1 \2/p'
+}
+
+# The pids of the pipewright.fcgi processes serving $tmp/iris.
+fcgi_pids() {
+	for d in /proc/[0-9]*; do
+		if [ "$(readlink "$d/exe" 2>/dev/null)" = "$fcgi" ] &&
+			tr '\0' '\n' <"$d/environ" 2>/dev/null |
+			grep -qx "PIPEWRIGHT_PROJECT_PATH=$tmp/iris"; then
+			echo "${d#/proc/}"
+		fi
+	done
+}
 
 starts_and_prints_url() {
 	wait_for 20 grep -q '^pipewright: serving ' "$tmp/server.out" ||
@@ -68,23 +93,111 @@ trigger_runs_to_success() {
 		{ curl -s --max-time 5 "$url/api/v1/dags/hello/runs/from-test"; return 1; }
 }
 
-sigint_stops_everything() {
-	pids=$(sed -n 's/.*(lighttpd pid \([0-9]*\), runner pid \([0-9]*\)).*/\1 \2/p' \
-		"$tmp/server.out")
-	[ -n "$pids" ] || return 1
-	kill -INT "$server"
-	st=0
-	wait_for 20 gone "$server" || { echo "still running after 20 s"; return 1; }
-	wait "$server" || st=$?
-	server=""
-	echo "exit status $st"
-	[ "$st" -eq 0 ] || { cat "$tmp/server.err"; return 1; }
-	for pid in $pids; do
-		wait_for 5 gone "$pid" || { echo "pid $pid still alive"; return 1; }
+# Health says "down" for killed, or the runner came back as another pid.
+down_or_back() {
+	set -- "$1" $(health_runner)
+	[ "$2" = down ] && [ "$3" = "$1" ] && return 0
+	[ "$2" = running ] && [ "$3" != "$1" ]
+}
+
+runner_killed_comes_back() {
+	# Between the kill and the restart (1 s, then 2, then 4) health must
+	# say down; should a busy machine miss one window, the next is longer.
+	seen_down=""
+	for try in 1 2 3; do
+		wait_for 20 sh -c "curl -sf --max-time 5 '$url/api/v1/health' |
+			grep -q '\"status\":\"healthy\"'" || { echo "not healthy"; return 1; }
+		set -- $(health_runner)
+		killed=$2
+		kill -KILL "$killed"
+		wait_for 10 gone "$killed" || { echo "runner $killed survived SIGKILL"; return 1; }
+		# lighttpd goes on serving
+		curl -sf --max-time 5 "$url/health" || { echo "/health does not answer"; return 1; }
+		wait_for 20 down_or_back "$killed" || { health_runner; return 1; }
+		set -- $(health_runner)
+		if [ "$1" = down ]; then
+			seen_down=$killed
+			break
+		fi
 	done
+	[ -n "$seen_down" ] || { echo "health never said down"; return 1; }
+	echo "health: runner $seen_down down"
+	# it comes back as a new process, and works
+	wait_for 40 sh -c "curl -sf --max-time 5 '$url/api/v1/health' |
+		grep -q '\"runner\":{\"status\":\"running\"'" || { health_runner; return 1; }
+	set -- $(health_runner)
+	[ "$2" != "$seen_down" ] && alive "$2" || { echo "runner pid $2"; return 1; }
+	grep "^pipewright: the runner was killed by signal 9 (Killed); starting it again in 1 s" \
+		"$tmp/server.err" || return 1
+	grep "^pipewright: the runner started again (pid $2)" "$tmp/server.err" || return 1
+	curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' \
+		-d '{"run_id": "after-kill"}' "$url/api/v1/dags/hello/runs" >/dev/null || return 1
+	wait_for 30 sh -c "curl -sf --max-time 5 '$url/api/v1/dags/hello/runs/after-kill' |
+		grep -q '\"state\":\"success\"'" ||
+		{ curl -s --max-time 5 "$url/api/v1/dags/hello/runs/after-kill"; return 1; }
+	alive "$server"
+}
+
+lighttpd_killed_comes_back() {
+	web=$(sed -n 's/.*(lighttpd pid \([0-9]*\),.*/\1/p' "$tmp/server.out")
+	old_fcgi=$(fcgi_pids)
+	[ -n "$web" ] && [ -n "$old_fcgi" ] || { echo "lighttpd $web fcgi $old_fcgi"; return 1; }
+	kill -KILL "$web"
+	wait_for 10 gone "$web" || return 1
+	# its pipewright.fcgi must not outlive it
+	for pid in $old_fcgi; do
+		wait_for 10 gone "$pid" || { echo "orphan fcgi $pid"; return 1; }
+	done
+	wait_for 20 grep -q '^pipewright: lighttpd started again (pid [0-9]*)' "$tmp/server.err" ||
+		{ cat "$tmp/server.err"; return 1; }
+	grep '^pipewright: lighttpd was killed by signal 9 (Killed); starting it again in 1 s' \
+		"$tmp/server.err" || return 1
+	new=$(sed -n 's/^pipewright: lighttpd started again (pid \([0-9]*\))/\1/p' \
+		"$tmp/server.err")
+	[ "$new" != "$web" ] && alive "$new" || return 1
+	wait_for 20 sh -c "curl -sf --max-time 5 '$url/api/v1/health' |
+		grep -q '\"status\":\"healthy\"'" || { curl -s --max-time 5 "$url/api/v1/health"; return 1; }
+	curl -sf --max-time 5 "$url/api/v1/dags/hello/runs/after-kill" | grep -q '"state":"success"'
+}
+
+# Stops the server at $1 (pid) with signal $2; checks that exit status is 0
+# and that nothing is left: no child, no pipewright.fcgi, no runtime folder.
+stops_leaving_nothing() {
+	stop_pid=$1
+	pids="$(cat /proc/"$stop_pid"/task/*/children) $(fcgi_pids | tr '\n' ' ')"
+	echo "children: $pids"
+	[ -n "$(ls "$tmp/rt")" ] || { echo "no runtime folder in $tmp/rt"; return 1; }
+	kill "-$2" "$stop_pid"
+	st=0
+	wait_for 20 gone "$stop_pid" || { echo "still running after 20 s"; return 1; }
+	wait "$stop_pid" || st=$?
+	echo "exit status $st"
+	[ "$st" -eq 0 ] || return 1
+	for pid in $pids; do
+		gone "$pid" || { echo "pid $pid still alive"; return 1; }
+	done
+	[ -z "$(fcgi_pids)" ] || { echo "pipewright.fcgi left: $(fcgi_pids)"; return 1; }
+	[ -z "$(ls "$tmp/rt")" ] || { echo "left in the runtime folder:"; ls -R "$tmp/rt"; return 1; }
 	st=0
 	curl -s -o /dev/null --max-time 2 "$url/health" || st=$?
 	[ "$st" -eq 7 ]
+}
+
+sigterm_stops_everything() {
+	stops_leaving_nothing "$server" TERM || { cat "$tmp/server.err"; return 1; }
+	server=""
+	grep -q '^pipewright: stopped' "$tmp/server.out"
+}
+
+sigint_stops_everything() {
+	TMPDIR="$tmp/rt" "$bin" server start --project "$tmp/iris" --port "$port" \
+		>"$tmp/int.out" 2>"$tmp/int.err" &
+	server=$!
+	wait_for 20 grep -q '^pipewright: serving ' "$tmp/int.out" ||
+		{ cat "$tmp/int.out" "$tmp/int.err"; return 1; }
+	wait_for 20 sh -c "curl -sf --max-time 5 '$url/api/v1/health' >/dev/null" || return 1
+	stops_leaving_nothing "$server" INT || { cat "$tmp/int.err"; return 1; }
+	server=""
 }
 
 busy_port_refused() {
@@ -110,33 +223,6 @@ CONF
 	[ "$st" -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$port: Address already in use" \
 		"$tmp/busy.err" && [ "$st2" -eq 1 ] &&
 		grep -q "warning: .*no authentication" "$tmp/busy2.err"
-}
-
-dead_lighttpd_stops_runner() {
-	"$bin" server start --project "$tmp/iris" --port "$port" >"$tmp/dead.out" \
-		2>"$tmp/dead.err" &
-	server=$!
-	wait_for 20 grep -q '^pipewright: serving ' "$tmp/dead.out" ||
-		{ cat "$tmp/dead.out" "$tmp/dead.err"; return 1; }
-	set -- $(sed -n 's/.*(lighttpd pid \([0-9]*\), runner pid \([0-9]*\)).*/\1 \2/p' \
-		"$tmp/dead.out")
-	kill -KILL "$1"
-	wait_for 20 gone "$server" || { echo "still running after 20 s"; return 1; }
-	# its pipewright.fcgi must not outlive it
-	fcgi=$(readlink -f "${PW_BUILDDIR:-.}/fcgi/pipewright.fcgi")
-	for d in /proc/[0-9]*; do
-		if [ "$(readlink "$d/exe" 2>/dev/null)" = "$fcgi" ] &&
-			tr '\0' '\n' <"$d/environ" 2>/dev/null |
-			grep -qx "PIPEWRIGHT_PROJECT_PATH=$tmp/iris"; then
-			wait_for 5 gone "${d#/proc/}" || { echo "orphan fcgi ${d#/proc/}"; return 1; }
-		fi
-	done
-	st=0
-	wait "$server" || st=$?
-	server=""
-	cat "$tmp/dead.err"
-	wait_for 5 gone "$2" || { echo "runner $2 still alive"; return 1; }
-	[ "$st" -ne 0 ] && grep -q '^pipewright: lighttpd was killed by signal 9' "$tmp/dead.err"
 }
 
 bad_options_refused() {
@@ -166,9 +252,13 @@ missing_project_refused() {
 check "server start prints its URL and pids" starts_and_prints_url
 check "/health answers healthy" health_is_healthy
 check "a triggered run of hello succeeds" trigger_runs_to_success
-check "SIGINT stops lighttpd and the runner, exit 0" sigint_stops_everything
+check "a runner killed by SIGKILL: health says down, it comes back, runs work" \
+	runner_killed_comes_back
+check "lighttpd killed by SIGKILL comes back, its pipewright.fcgi does not linger" \
+	lighttpd_killed_comes_back
+check "SIGTERM stops everything, exit 0, nothing left behind" sigterm_stops_everything
+check "SIGINT stops everything, exit 0, nothing left behind" sigint_stops_everything
 check "a busy port is refused with a message" busy_port_refused
-check "when lighttpd dies the runner is stopped, exit non-zero" dead_lighttpd_stops_runner
 check "bad host, port and sub-command are refused" bad_options_refused
 check "a project that cannot be loaded is refused" missing_project_refused
 
