@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,7 +118,7 @@ static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
 
 	if (!q) {
 		snprintf(err, errlen, "%s", store ? sqlite3_errmsg(pw_store_db(store))
-						  : "the database cannot be opened");
+						  : pw_req_store_problem());
 		return PW_ERR;
 	}
 	int step = sqlite3_step(q);
@@ -132,6 +133,50 @@ static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
 	}
 	sqlite3_reset(q);
 	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
+}
+
+/* Less free space than this where the database lives counts as full. */
+#define DISK_FULL_BYTES (64 * 1024)
+
+/*
+ * Whether path (the database, or the logs folder) can be written: its file
+ * system is writable and not full, and access(2) allows it. Returns 0, or
+ * -1 with the reason in err. Two system calls, no write.
+ */
+static int writable(const char *path, const char *what, char *err, size_t errlen)
+{
+	struct statvfs vfs;
+
+	if (statvfs(path, &vfs) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (vfs.f_flag & ST_RDONLY) {
+		snprintf(err, errlen, "%s %s is on a read-only file system", what, path);
+		return -1;
+	}
+	if ((unsigned long long)vfs.f_bavail * vfs.f_frsize < DISK_FULL_BYTES) {
+		snprintf(err, errlen, "the disk holding %s %s is full (%llu bytes free)", what,
+			 path, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+		return -1;
+	}
+	if (access(path, W_OK) != 0) {
+		snprintf(err, errlen, "%s %s is not writable: %s", what, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* "logs": {status: "ok"} or {status: "error", error}. */
+static void logs_text(api_text *t, int rc, const char *err)
+{
+	if (rc == 0) {
+		API_TEXT_LIT(t, ",\"logs\":{\"status\":\"ok\"}");
+		return;
+	}
+	API_TEXT_LIT(t, ",\"logs\":{\"status\":\"error\",\"error\":");
+	api_text_str(t, err);
+	API_TEXT_LIT(t, "}");
 }
 
 /* "database": {status: "ok"} or {status: "error", error}. */
@@ -277,9 +322,18 @@ int health_get(pw_req *req)
 	runner_row r = {0};
 	char err[512] = "";
 	long long now = pw_now_ms();
+	char logs_err[512] = "";
+	const pw_project *p = pw_req_project(req);
 	int db_rc = runner_get(req, &r, err, sizeof err);
+	if (db_rc == PW_OK && writable(p->database, "the database", err, sizeof err) != 0)
+		db_rc = PW_ERR;
+	/* The runner writes task logs there: tasks cannot run, the API can. */
+	/* (a folder not made yet is the runner's to create) */
+	int logs_rc = p->logs_dir && access(p->logs_dir, F_OK) == 0
+		      ? writable(p->logs_dir, "the logs folder", logs_err, sizeof logs_err) : 0;
 	const char *status = db_rc != PW_OK ? "unhealthy"
-			     : strcmp(runner_status(&r, now), "running") == 0 ? "healthy"
+			     : strcmp(runner_status(&r, now), "running") == 0 && logs_rc == 0
+			     ? "healthy"
 			     : "degraded";
 	api_text t;
 
@@ -288,6 +342,7 @@ int health_get(pw_req *req)
 	api_text_str(&t, status);
 	database_text(&t, db_rc, err);
 	runner_text(&t, &r, now);
+	logs_text(&t, logs_rc, logs_err);
 	API_TEXT_LIT(&t, ",\"uptime_s\":");
 	api_text_int(&t, uptime_s());
 	API_TEXT_LIT(&t, "},\"meta\":{}}");

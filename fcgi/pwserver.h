@@ -108,6 +108,8 @@ json_object *pw_req_json(pw_req *req);
 const pw_project *pw_req_project(const pw_req *req);
 /* The thread's store connection. */
 pw_store *pw_req_store(const pw_req *req);
+/* Why the last pw_req_store of this thread returned NULL. */
+const char *pw_req_store_problem(void);
 
 /* --- validating input --------------------------------------------------------- */
 
@@ -153,6 +155,9 @@ int pw_reply_header(pw_req *req, const char *name, const char *value);
 int pw_reply_data(pw_req *req, int status, json_object *data, json_object *meta);
 /* {"data": null, "error": {"code", "message"}} with status. Returns 0. */
 int pw_reply_error(pw_req *req, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 503 `unavailable` with a Retry-After header (seconds). Returns 0. */
+int pw_reply_unavailable(pw_req *req, const char *retry_after, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Any JSON value as the whole body (Kedro's endpoints). Takes ownership. */
 int pw_reply_json(pw_req *req, int status, json_object *body);

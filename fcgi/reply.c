@@ -211,10 +211,62 @@ int pw_reply_data(pw_req *req, int status, json_object *data, json_object *meta)
 	return pw_reply_json(req, status, env);
 }
 
+/*
+ * Database faults that pass by themselves, or once an operator acts: a
+ * handler's 500 caused by one is answered 503 `unavailable` with
+ * Retry-After (seconds), so that clients retry instead of giving up.
+ */
+static const struct {
+	int code;            /* primary SQLite result code */
+	const char *what;
+	const char *retry_after;
+} db_faults[] = {
+	{SQLITE_BUSY, "the database is locked by another connection", "2"},
+	{SQLITE_LOCKED, "the database is locked by another connection", "2"},
+	{SQLITE_FULL, "the disk holding the database is full", "30"},
+	{SQLITE_IOERR, "the database cannot be read or written (I/O error)", "10"},
+	{SQLITE_READONLY, "the database is read-only", "30"},
+	{SQLITE_CANTOPEN, "the database cannot be opened", "10"},
+};
+
+/* The db_faults index of the request's connection's last error, or -1. */
+static int db_fault(const pw_req *req)
+{
+	pw_store *store = req->store ? *req->store : NULL;
+	int code = store ? sqlite3_errcode(pw_store_db(store)) & 0xff : SQLITE_OK;
+
+	for (size_t i = 0; i < sizeof db_faults / sizeof *db_faults; i++)
+		if (db_faults[i].code == code)
+			return (int)i;
+	return -1;
+}
+
+int pw_reply_unavailable(pw_req *req, const char *retry_after, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = pw_vasprintf(fmt, ap);
+	va_end(ap);
+	pw_reply_header(req, "Retry-After", retry_after);
+	pw_reply_error(req, 503, "%s", msg ? msg : "service unavailable");
+	free(msg);
+	return 0;
+}
+
 int pw_reply_error(pw_req *req, int status, const char *fmt, ...)
 {
 	static const char fallback[] =
 		"{\"data\":null,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	int fault = status == 500 ? db_fault(req) : -1;
+	if (fault >= 0) {
+		pw_store *store = *req->store;
+		fprintf(stderr, "pipewright.fcgi: %s %s: %s: %s\n", req->method ? req->method : "-",
+			req->path ? req->path : "-", db_faults[fault].what,
+			sqlite3_errmsg(pw_store_db(store)));
+		return pw_reply_unavailable(req, db_faults[fault].retry_after,
+					    "%s (%s); retry later", db_faults[fault].what,
+					    sqlite3_errmsg(pw_store_db(store)));
+	}
 	va_list ap;
 	va_start(ap, fmt);
 	char *msg = pw_vasprintf(fmt, ap);

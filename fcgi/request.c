@@ -413,27 +413,59 @@ const api_dags *api_req_dags(const pw_req *req)
 	return req->snap->dags;
 }
 
+/* Why the thread's database is not open ("" when it is); see pw_req_store. */
+static _Thread_local char store_problem[512];
+/* Whether the problem was logged: once per problem, not once per request. */
+static _Thread_local bool store_problem_logged;
+
+/* Records (and logs once) why the database cannot be used. */
+static void store_unusable(const char *why)
+{
+	if (strcmp(store_problem, why) == 0 && store_problem_logged)
+		return;
+	snprintf(store_problem, sizeof store_problem, "%s", why);
+	fprintf(stderr, "pipewright.fcgi: %s\n", store_problem);
+	store_problem_logged = true;
+}
+
+/*
+ * The thread's connection. It is opened on first use, never creating the
+ * file (the runner and the CLI do), and checked on every call: a file
+ * deleted or replaced under it (one stat(2)) closes it, and the next call
+ * opens whatever is at the path now, so a database the runner recreated
+ * is picked up. NULL with pw_req_store_problem saying why.
+ */
 pw_store *pw_req_store(const pw_req *req)
 {
 	const char *db = req->snap->project->database;
 	pw_store **slot = req->store;
+	const char *moved = NULL;
 	char *err = NULL;
 
-	if (*slot && strcmp(pw_store_path(*slot), db) == 0)
+	if (*slot && strcmp(pw_store_path(*slot), db) == 0 && !(moved = pw_store_moved(*slot)))
 		return *slot;
-	pw_store_close(*slot);   /* the project moved its database */
+	pw_store_close(*slot);   /* the project moved its database, or it went */
 	*slot = NULL;
-	if (pw_mkdirs_for(db) != 0) {
-		fprintf(stderr, "pipewright.fcgi: %s: cannot create its folder: %s\n", db,
-			strerror(errno));
-		return NULL;
-	}
-	if (pw_store_open(db, slot, &err) != PW_OK) {
-		fprintf(stderr, "pipewright.fcgi: %s: %s\n", db, err ? err : "cannot open");
+	if (pw_store_open_existing(db, slot, &err) != PW_OK) {
+		char why[sizeof store_problem];
+		snprintf(why, sizeof why, "%s%s%s", moved ? moved : "", moved ? "; " : "",
+			 err ? err : "the database cannot be opened");
+		store_unusable(why);
 		free(err);
 		*slot = NULL;
+		return NULL;
 	}
+	if (store_problem[0] || moved)
+		fprintf(stderr, "pipewright.fcgi: %s: %s%sopened again\n", db,
+			moved ? moved : "", moved ? "; " : "");
+	store_problem[0] = '\0';
+	store_problem_logged = false;
 	return *slot;
+}
+
+const char *pw_req_store_problem(void)
+{
+	return store_problem[0] ? store_problem : "the database cannot be opened";
 }
 
 /* --- the body as JSON -------------------------------------------------------------------- */

@@ -446,7 +446,7 @@ static void dispatch(pw_server *srv, pw_req *req)
 	if (check_role(req, route->role) != 0 || pw_req_read_body(req) != 0)
 		return;
 	if (!store_optional(route) && !pw_req_store(req)) {
-		pw_reply_error(req, 503, "the database cannot be opened");
+		pw_reply_unavailable(req, "5", "%s", pw_req_store_problem());
 		return;
 	}
 	int rc = route->handler(req);

@@ -6,6 +6,7 @@
  *   pipewright dags     [--project PATH] [--env ENV] [--conf-source DIR]
  *   pipewright trigger DAG [--conf JSON] [--run-id ID] [--project PATH] ...
  *   pipewright server start [-H HOST] [-p PORT] [--reload] [--project PATH] ...
+ *   pipewright db migrate [--project PATH] ...
  *   pipewright version
  */
 #include <errno.h>
@@ -183,6 +184,47 @@ static int cmd_server(const cli_opts *opts)
 	return 2;
 }
 
+/*
+ * `db migrate`: creates the database, or applies its pending migrations
+ * (the runner does the same when it starts; the API's handlers never do).
+ */
+static int cmd_db_migrate(const cli_opts *opts)
+{
+	pw_project *p = load_or_complain(opts);
+	pw_store *store = NULL;
+	char *err = NULL;
+	int rc = 1;
+	if (!p)
+		return 1;
+	if (pw_mkdirs_for(p->database) != 0 ||
+	    pw_store_open(p->database, &store, &err) != PW_OK) {
+		fprintf(stderr, "pipewright: %s\n", err ? err : strerror(errno));
+		goto out;
+	}
+	printf("%s: schema version %d\n", p->database, pw_store_schema_version(store));
+	rc = 0;
+out:
+	free(err);
+	pw_store_close(store);
+	pw_project_free(p);
+	return rc;
+}
+
+/* The sub-commands of `pipewright db`. */
+static const struct subcommand db_commands[] = {
+	{"migrate", cmd_db_migrate},
+};
+
+static int cmd_db(const cli_opts *opts)
+{
+	for (size_t i = 0; opts->arg && i < sizeof db_commands / sizeof *db_commands; i++)
+		if (strcmp(opts->arg, db_commands[i].name) == 0)
+			return db_commands[i].run(opts);
+	fprintf(stderr, "pipewright: usage: pipewright db migrate [--project PATH] [--env ENV] "
+			"[--conf-source DIR]\n");
+	return 2;
+}
+
 static int cmd_version(const cli_opts *opts)
 {
 	(void)opts;
@@ -206,6 +248,7 @@ static const struct command {
 	{"server", cmd_server, OPT_SERVER,
 	 "start: serve the project with lighttpd and run the runner, until Ctrl-C"},
 	{"version", cmd_version, 0, "print the version"},
+	{"db", cmd_db, 0, "migrate: create the database or apply its pending migrations"},
 };
 
 static void usage(FILE *out)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "serve.h"
+#include "store.h"
 
 
 #ifndef PW_BINDIR
@@ -528,6 +529,8 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 	char *dir = NULL, *conf = NULL, *text = NULL, *www = NULL;
 	char port_s[16], bind_to[INET_ADDRSTRLEN];
 	serve_kids kids = {.fcgi = fcgi};
+	pw_store *store = NULL;
+	char *err = NULL;
 	sigset_t set, old;
 	bool masked = false;
 
@@ -551,6 +554,12 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 			strerror(errno));
 		goto out;
 	}
+	/* The API never creates the database: it must exist before lighttpd. */
+	if (pw_store_open(p->database, &store, &err) != PW_OK) {
+		fprintf(stderr, "pipewright: %s\n", err);
+		goto out;
+	}
+	pw_store_close(store);
 	if (!(dir = make_runtime_dir()))
 		goto out;
 	/* sun_path holds 108 bytes; lighttpd appends "-N" to the socket name. */
@@ -617,6 +626,7 @@ out:
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	if (dir)
 		remove_tree(dir);
+	free(err);
 	free(text);
 	free(www);
 	free(conf);

@@ -9,7 +9,10 @@
 #include "store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
@@ -254,6 +257,8 @@ typedef struct extern_stmt {
 struct pw_store {
 	sqlite3 *db;
 	char *path;
+	dev_t dev;         /* the file opened, to notice it deleted or replaced */
+	ino_t ino;
 	sqlite3_stmt *stmt[ST_COUNT];
 	extern_stmt *ext;  /* pw_store_stmt's cache */
 	size_t n_ext;
@@ -537,10 +542,38 @@ static int configure(pw_store *s, char **msg)
 	return PW_OK;
 }
 
-int pw_store_open(const char *path, pw_store **out, char **err)
+/*
+ * An existing file's schema must be this binary's: handlers neither create
+ * nor migrate. Returns PW_OK, or PW_ERR with *msg malloc'd.
+ */
+static int check_version(pw_store *s, char **msg)
+{
+	int version = 0;
+
+	if (read_user_version(s, &version) != PW_OK) {
+		*msg = pw_asprintf("user_version: %s", sqlite3_errmsg(s->db));
+		return PW_ERR;
+	}
+	if (version == N_MIGRATIONS)
+		return PW_OK;
+	*msg = pw_asprintf("database schema version %d, this pipewright needs %d: %s",
+			   version, N_MIGRATIONS,
+			   version < N_MIGRATIONS
+			   ? "start the runner (pipewright-runner or `pipewright server "
+			     "start`) or run `pipewright db migrate`"
+			   : "this pipewright is older than the database");
+	return PW_ERR;
+}
+
+/*
+ * Opens path; with create, creating it and applying migrations, else only
+ * an existing database of this schema. See pw_store_open.
+ */
+static int store_open(const char *path, bool create, pw_store **out, char **err)
 {
 	char *msg = NULL;
 	pw_store *s = calloc(1, sizeof *s);
+	struct stat before, after;
 
 	*out = NULL;
 	if (err)
@@ -549,14 +582,33 @@ int pw_store_open(const char *path, pw_store **out, char **err)
 		msg = pw_asprintf("out of memory");
 		goto fail;
 	}
+	if (!create && stat(path, &before) != 0) {
+		msg = pw_asprintf("%s", errno == ENOENT
+			? "no database yet: start the runner (pipewright-runner, or "
+			  "`pipewright server start`) or run `pipewright db migrate`, "
+			  "which create it"
+			: strerror(errno));
+		goto fail;
+	}
 	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		msg = pw_asprintf("%s", s->db ? sqlite3_errmsg(s->db)
 					      : "out of memory");
 		goto fail;
 	}
-	if (configure(s, &msg) != PW_OK || migrate(s, &msg) != PW_OK)
+	/* The file we opened: the same before and after, else it moved. */
+	if (!create && (stat(path, &after) != 0 || before.st_dev != after.st_dev ||
+			before.st_ino != after.st_ino)) {
+		msg = pw_asprintf("the file changed while it was opened");
+		goto fail;
+	}
+	if (create && stat(path, &after) != 0)
+		after = (struct stat){0};  /* ":memory:" */
+	s->dev = after.st_dev;
+	s->ino = after.st_ino;
+	if (configure(s, &msg) != PW_OK ||
+	    (create ? migrate(s, &msg) : check_version(s, &msg)) != PW_OK)
 		goto fail;
 	*out = s;
 	return PW_OK;
@@ -570,6 +622,27 @@ fail:
 	free(msg);
 	pw_store_close(s);
 	return PW_ERR;
+}
+
+int pw_store_open(const char *path, pw_store **out, char **err)
+{
+	return store_open(path, true, out, err);
+}
+
+int pw_store_open_existing(const char *path, pw_store **out, char **err)
+{
+	return store_open(path, false, out, err);
+}
+
+const char *pw_store_moved(pw_store *s)
+{
+	struct stat st;
+
+	if (stat(s->path, &st) != 0)
+		return errno == ENOENT ? "the database file was deleted" : "the database file cannot be read";
+	if (st.st_dev != s->dev || st.st_ino != s->ino)
+		return "the database file was replaced";
+	return NULL;
 }
 
 void pw_store_close(pw_store *s)

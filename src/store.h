@@ -32,6 +32,19 @@ typedef struct pw_store pw_store;
  * *err set to a malloc'd message.
  */
 int pw_store_open(const char *path, pw_store **out, char **err);
+/*
+ * Opens the existing database at path, of this binary's schema, without
+ * creating or migrating anything (the API's handlers: the runner and the
+ * CLI own creation and migrations). Same returns as pw_store_open; a
+ * missing file's message says what creates it.
+ */
+int pw_store_open_existing(const char *path, pw_store **out, char **err);
+/*
+ * Whether the file at the store's path is still the one it opened: NULL,
+ * or why not ("the database file was deleted", "... replaced"). One
+ * stat(2).
+ */
+const char *pw_store_moved(pw_store *s);
 void pw_store_close(pw_store *s);
 
 /* The connection, for modules that read with their own statements. */

@@ -290,6 +290,25 @@ accept_negotiation() {
 		events_as 'application/*;q=0.9, text/event-stream;q=0.8' application/json
 }
 
+# A fresh install: the API never creates the database. Until the runner
+# (or `pipewright db migrate`) has, it answers 503 saying so, and health
+# says unhealthy; then it answers.
+cli="${PW_BUILDDIR:-.}/src/pipewright"
+fresh_install() {
+	req plain GET /api/v1/dags && error_is 503 unavailable &&
+		header_has 'Retry-After: ' && body_has 'no database yet' &&
+		body_has 'pipewright db migrate' || return 1
+	req plain GET /api/v1/health && status_is 503 && body_has '"status":"unhealthy"' &&
+		body_has 'no database yet' || return 1
+	[ ! -e "$tmp/plain/var/pipewright.db" ] || { echo "the API created the database"; return 1; }
+	"$cli" db migrate --project "$tmp/plain" | grep -q 'pipewright.db: schema version [0-9]' ||
+		return 1
+	req plain GET /api/v1/dags && status_is 200
+}
+check "a fresh install: 503 until the database exists, then 200" fresh_install
+for p in plain cors roles; do
+	"$cli" db migrate --project "$tmp/$p" >/dev/null
+done
 check "GET /api/v1/version" version
 check "a prefix mount (SCRIPT_NAME) routes on PATH_INFO" prefix_mount
 check "REQUEST_URI when there is no PATH_INFO" request_uri_without_path_info

@@ -16,6 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 cp -R "$src/examples/iris" "$tmp/iris"
 chmod -R u+w "$tmp/iris"
 rm -rf "$tmp/iris/var"
+"$build/src/pipewright" db migrate --project "$tmp/iris" >/dev/null
 
 # cgi PROGRAM PATH: one GET as CGI; the body (after the blank line) on stdout.
 cgi() {
