@@ -11,10 +11,12 @@
 #include <fcgiapp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "core.h"
@@ -415,17 +417,39 @@ const api_dags *api_req_dags(const pw_req *req)
 
 /* Why the thread's database is not open ("" when it is); see pw_req_store. */
 static _Thread_local char store_problem[512];
-/* Whether the problem was logged: once per problem, not once per request. */
-static _Thread_local bool store_problem_logged;
+/* Whether this thread has opened it once (store_usable was called). */
+static _Thread_local bool store_opened;
+/* The problem logged last, by any thread: each is logged once, not per request. */
+static struct {
+	pthread_mutex_t lock;
+	char text[512];
+	bool ever_open;  /* a database was open: a missing one went away */
+} store_log = {PTHREAD_MUTEX_INITIALIZER, "", false};
 
-/* Records (and logs once) why the database cannot be used. */
+/* Records why the database cannot be used; logs it unless just logged. */
 static void store_unusable(const char *why)
 {
-	if (strcmp(store_problem, why) == 0 && store_problem_logged)
-		return;
 	snprintf(store_problem, sizeof store_problem, "%s", why);
-	fprintf(stderr, "pipewright.fcgi: %s\n", store_problem);
-	store_problem_logged = true;
+	pthread_mutex_lock(&store_log.lock);
+	if (strcmp(store_log.text, why) != 0) {
+		snprintf(store_log.text, sizeof store_log.text, "%s", why);
+		fprintf(stderr, "pipewright.fcgi: %s\n", why);
+	}
+	pthread_mutex_unlock(&store_log.lock);
+}
+
+/* Notes the database usable again; logs it when a problem was logged. */
+static void store_usable(const char *db, const char *moved)
+{
+	store_problem[0] = '\0';
+	store_opened = true;
+	pthread_mutex_lock(&store_log.lock);
+	if (store_log.text[0] || moved)
+		fprintf(stderr, "pipewright.fcgi: %s: %s%sopened again\n", db,
+			moved ? moved : "", moved ? "; " : "");
+	store_log.text[0] = '\0';
+	store_log.ever_open = true;
+	pthread_mutex_unlock(&store_log.lock);
 }
 
 /*
@@ -448,18 +472,18 @@ pw_store *pw_req_store(const pw_req *req)
 	*slot = NULL;
 	if (pw_store_open_existing(db, slot, &err) != PW_OK) {
 		char why[sizeof store_problem];
-		snprintf(why, sizeof why, "%s%s%s", moved ? moved : "", moved ? "; " : "",
-			 err ? err : "the database cannot be opened");
+		pthread_mutex_lock(&store_log.lock);
+		bool went = store_log.ever_open && access(db, F_OK) != 0;
+		pthread_mutex_unlock(&store_log.lock);
+		snprintf(why, sizeof why, "%s%s", went ? "the database file is gone (deleted or "
+			 "moved away); " : "", err ? err : "the database cannot be opened");
 		store_unusable(why);
 		free(err);
 		*slot = NULL;
 		return NULL;
 	}
-	if (store_problem[0] || moved)
-		fprintf(stderr, "pipewright.fcgi: %s: %s%sopened again\n", db,
-			moved ? moved : "", moved ? "; " : "");
-	store_problem[0] = '\0';
-	store_problem_logged = false;
+	if (store_problem[0] || moved || !store_opened)
+		store_usable(db, moved);
 	return *slot;
 }
 
