@@ -135,6 +135,27 @@ static void check_reachable(const web_user *w, const char *path)
 	free(p);
 }
 
+/*
+ * Copies the program src to dst, mode 0755: what Apache's user runs must
+ * not depend on where the build tree is (a clone in a private folder).
+ */
+static void stage_program(const char *src, const char *dst)
+{
+	char buf[65536];
+	ssize_t n = 0;
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+
+	if (in < 0 || out < 0)
+		fail_msg("copy %s to %s: %s", src, dst, strerror(errno));
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			break;
+	if (n != 0 || fchmod(out, 0755) != 0 || close(out) != 0)
+		fail_msg("copy %s to %s: %s", src, dst, strerror(errno));
+	close(in);
+}
+
 static bool wait_gone(pid_t pid, int ms)
 {
 	for (long long end = ht_now_ms() + ms; ht_now_ms() < end;) {
@@ -325,7 +346,9 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 				 : s->kind == WS_APACHE_FCGID ? "fcgid"
 							      : "cgid";
 	char *frag = ws_asprintf("%s/pipewright.conf", s->dir);
-	char *bindir = ws_asprintf("%s/fcgi", ht_builddir());
+	char *bindir = strdup(s->bin);
+	assert_non_null(bindir);
+	*strrchr(bindir, '/') = '\0';
 	char *rundir = ws_asprintf("%s/run", s->dir);
 	const ws_var vars[] = {
 		{"BINDIR", bindir}, {"PROJECT", s->http.project},
@@ -433,7 +456,8 @@ static pid_t spawn(const char *const *argv, const char *log, const char *project
 /* Starts pipewright.fcgi --socket <dir>/run/pipewright.sock as the web user. */
 static void start_backend(ws_server *s, const web_user *w)
 {
-	char *bin = ws_asprintf("%s/fcgi/pipewright.fcgi", ht_builddir());
+	char *bin = strdup(s->bin);
+	assert_non_null(bin);
 	char *sock = ws_asprintf("%s/run/pipewright.sock", s->dir);
 	char *log = ws_asprintf("%s/backend.log", s->dir);
 	const char *argv[] = {bin, "--socket", sock, NULL};
@@ -473,9 +497,19 @@ void ws_launch(ws_server *s)
 	char *bin = ws_asprintf("%s/fcgi/pipewright.fcgi", ht_builddir());
 	if (access(bin, X_OK) != 0)
 		fail_msg("%s: %s", bin, strerror(errno));
-	if (kind != WS_LIGHTTPD)
-		check_reachable(&w, bin);
-	free(bin);
+	ws_mkdir(s->dir, 0755);
+	free(s->bin);
+	if (kind != WS_LIGHTTPD) {
+		char *stage = ws_asprintf("%s/bin", s->dir);
+		ws_mkdir(stage, 0755);
+		s->bin = ws_asprintf("%s/pipewright.fcgi", stage);
+		stage_program(bin, s->bin);
+		check_reachable(&w, s->bin);
+		free(stage);
+		free(bin);
+	} else {
+		s->bin = bin;
+	}
 	const char *exe = kind == WS_LIGHTTPD ? LIGHTTPD : APACHE;
 	if (access(exe, X_OK) != 0)
 		fail_msg("%s: %s (install lighttpd, apache2, libapache2-mod-fcgid)", exe,
@@ -488,7 +522,6 @@ void ws_launch(ws_server *s)
 	}
 
 	/* Apache's children (the web user) reach the sockets and fcgid's folder. */
-	ws_mkdir(s->dir, 0755);
 	char *sub = ws_asprintf("%s/www", s->dir);
 	ws_mkdir(sub, 0755);
 	free(sub);
@@ -567,6 +600,7 @@ void ws_stop(ws_server *s)
 		th_rmtree(s->dir); /* frees the path */
 	}
 	free(s->http.project);
+	free(s->bin);
 	free(s);
 }
 

@@ -17,7 +17,10 @@
  * and cgid, and the proxy_fcgi backend started here) run as "nobody":
  * ws_share_project hands the project to that user, the way a real install
  * makes the project writable by www-data. Not root: everything runs as the
- * current user and ws_share_project does nothing.
+ * current user and ws_share_project does nothing. What Apache's user runs
+ * is staged in the scratch folder (mode 0755, under $TMPDIR or /tmp): a
+ * copy of pipewright.fcgi, so that a build tree in a private folder (a
+ * clone in /root) works too.
  *
  * Like http.h, every helper fails the test (cmocka's fail_msg) instead of
  * returning an error. ws_stop stops the server by pid (SIGTERM, bounded
@@ -47,6 +50,7 @@ typedef struct ws_server {
 	pid_t pid;         /* lighttpd or the apache2 parent */
 	pid_t backend;     /* pipewright.fcgi --socket (proxy_fcgi), else 0 */
 	char *dir;         /* scratch folder: configs, logs, sockets */
+	char *bin;         /* the pipewright.fcgi it runs (Apache: a copy in dir) */
 } ws_server;
 
 /* "lighttpd", "apache+proxy_fcgi", ... */
