@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
@@ -566,6 +567,27 @@ static int check_version(pw_store *s, char **msg)
 }
 
 /*
+ * Why a database that exists may fail to open for writing: "" or a
+ * sentence (its file system is read-only; the file or its folder, where
+ * SQLite makes its -wal and -shm files, cannot be written by this user).
+ */
+static const char *open_hint(const char *path)
+{
+	struct statvfs vfs;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
+		 slash ? (slash == path ? "/" : path) : ".");
+	if (statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+		return " (its file system is read-only)";
+	if (access(path, W_OK) != 0 || access(dir, W_OK) != 0)
+		return " (this user cannot write the file or its folder, where SQLite "
+		       "makes its -wal and -shm files)";
+	return "";
+}
+
+/*
  * Opens path; with create, creating it and applying migrations, else only
  * an existing database of this schema. See pw_store_open.
  */
@@ -615,7 +637,8 @@ static int store_open(const char *path, bool create, pw_store **out, char **err)
 
 fail:
 	if (err)
-		*err = pw_asprintf("%s: %s", path, msg ? msg : "out of memory");
+		*err = pw_asprintf("%s: %s%s", path, msg ? msg : "out of memory",
+				   s && s->db ? open_hint(path) : "");
 	else
 		fprintf(stderr, "pipewright: store: %s: %s\n", path,
 			msg ? msg : "out of memory");

@@ -220,7 +220,8 @@ read_only_reported() {
 	: >"$tmp/cgibody"
 	cgi REQUEST_METHOD=GET PATH_INFO=/api/v1/health
 	cat "$tmp/cgi"
-	grep -q '"status":"unhealthy"' "$tmp/cgi" && grep -q 'read-only file system' "$tmp/cgi" ||
+	grep -q '"status":"unhealthy"' "$tmp/cgi" &&
+		grep -q '"database":{"status":"error","error":"[^"]*read-only' "$tmp/cgi" ||
 		return 1
 	umount "$var"
 	mounted="$mnt"
