@@ -108,6 +108,12 @@ json_object *pw_req_json(pw_req *req);
 const pw_project *pw_req_project(const pw_req *req);
 /* The thread's store connection. */
 pw_store *pw_req_store(const pw_req *req);
+/*
+ * Before a request: closes the thread's connection when the database file
+ * was deleted or replaced since it was opened (one stat(2)); the next
+ * pw_req_store opens the file now at the path, if any.
+ */
+void pw_req_store_check(const pw_req *req);
 /* Why the last pw_req_store of this thread returned NULL. */
 const char *pw_req_store_problem(void);
 

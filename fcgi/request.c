@@ -452,23 +452,38 @@ static void store_usable(const char *db, const char *moved)
 	pthread_mutex_unlock(&store_log.lock);
 }
 
+/* Why this thread closed its connection at the last pw_req_store_check. */
+static _Thread_local const char *store_moved;
+
+void pw_req_store_check(const pw_req *req)
+{
+	pw_store **slot = req->store;
+	const char *moved;
+
+	if (*slot && (moved = pw_store_moved(*slot))) {
+		pw_store_close(*slot);
+		*slot = NULL;
+		store_moved = moved;
+	}
+}
+
 /*
- * The thread's connection. It is opened on first use, never creating the
- * file (the runner and the CLI do), and checked on every call: a file
- * deleted or replaced under it (one stat(2)) closes it, and the next call
- * opens whatever is at the path now, so a database the runner recreated
- * is picked up. NULL with pw_req_store_problem saying why.
+ * The thread's connection, opened on first use, never creating the file
+ * (the runner and the CLI do). pw_req_store_check, before each request,
+ * closes it when its file was deleted or replaced, so this opens whatever
+ * is at the path now: a database the runner recreated is picked up. NULL
+ * with pw_req_store_problem saying why.
  */
 pw_store *pw_req_store(const pw_req *req)
 {
 	const char *db = req->snap->project->database;
 	pw_store **slot = req->store;
-	const char *moved = NULL;
+	const char *moved = store_moved;
 	char *err = NULL;
 
-	if (*slot && strcmp(pw_store_path(*slot), db) == 0 && !(moved = pw_store_moved(*slot)))
+	if (*slot && strcmp(pw_store_path(*slot), db) == 0)
 		return *slot;
-	pw_store_close(*slot);   /* the project moved its database, or it went */
+	pw_store_close(*slot);   /* the project moved its database */
 	*slot = NULL;
 	if (pw_store_open_existing(db, slot, &err) != PW_OK) {
 		char why[sizeof store_problem];
@@ -482,6 +497,7 @@ pw_store *pw_req_store(const pw_req *req)
 		*slot = NULL;
 		return NULL;
 	}
+	store_moved = NULL;
 	if (store_problem[0] || moved || !store_opened)
 		store_usable(db, moved);
 	return *slot;

@@ -445,6 +445,7 @@ static void dispatch(pw_server *srv, pw_req *req)
 	}
 	if (check_role(req, route->role) != 0 || pw_req_read_body(req) != 0)
 		return;
+	pw_req_store_check(req);
 	if (!store_optional(route) && !pw_req_store(req)) {
 		pw_reply_unavailable(req, "5", "%s", pw_req_store_problem());
 		return;
