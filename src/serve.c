@@ -298,7 +298,8 @@ typedef struct serve_kids {
 /*
  * We are a child subreaper: a pipewright.fcgi whose lighttpd ended (even
  * by SIGKILL) is now our child. Sends it SIGTERM; reap_kids reaps it.
- * Returns how many there were.
+ * Returns how many there were, children on their way out (whose exe is
+ * gone already) included.
  */
 static int stop_orphans(const serve_kids *k)
 {
@@ -310,7 +311,9 @@ static int stop_orphans(const serve_kids *k)
 	while (f && fscanf(f, "%ld", &pid) == 1) {
 		snprintf(path, sizeof path, "/proc/%ld/exe", pid);
 		ssize_t len = readlink(path, exe, sizeof exe - 1);
-		if (len > 0 && (exe[len] = '\0', strcmp(exe, k->fcgi) == 0)) {
+		if (len <= 0) {
+			n++;  /* exiting (no exe any more), not yet reapable */
+		} else if (exe[len] = '\0', strcmp(exe, k->fcgi) == 0) {
 			kill((pid_t)pid, SIGTERM);
 			n++;
 		}
@@ -444,7 +447,11 @@ static int supervise(serve_kids *k, const sigset_t *set, bool stopping)
 	for (;;) {
 		reap_kids(k, stopping);
 		long long wait = stopping ? 50 : restart_due(k);
-		/* done when lighttpd, the runner and their pipewright.fcgi are */
+		/*
+		 * Done when lighttpd, the runner and their pipewright.fcgi are
+		 * gone and reaped: else, once we exit, a late one would be left
+		 * for init.
+		 */
 		if (stopping && k->kid[KID_WEB].pid <= 0 && k->kid[KID_RUNNER].pid <= 0 &&
 		    (killed || stop_orphans(k) == 0))
 			break;
