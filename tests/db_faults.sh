@@ -189,6 +189,34 @@ replaced_is_reopened() {
 	works_again replaced
 }
 
+read_only_logs_no_crash_loop() {
+	[ -n "$mounted" ] || { echo "skipped: no bind mounts (not root, or mount failed)"; return 0; }
+	logs="$mnt/iris/var/logs"
+	mkdir -p "$logs"
+	runner=$(curl -sf --max-time 5 "$url/api/v1/health" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+	restarts=$(grep -c 'starting it again' "$tmp/server.err" || :)
+	mount --bind "$logs" "$logs" && mounted="$logs $mounted" &&
+		mount -o remount,bind,ro "$logs" || return 1
+	get /api/v1/health
+	show
+	grep -q '"status":"degraded"' "$tmp/body" &&
+		grep -q '"logs":{"status":"error","error":"the logs folder .* read-only' "$tmp/body" ||
+		return 1
+	post_run rologs && status_is 201 || { show; return 1; }
+	wait_for 30 sh -c "curl -sf --max-time 5 '$url/api/v1/dags/hello/runs/rologs' |
+		grep -q '\"state\":\"failed\"'" || return 1
+	get /api/v1/dags/hello/runs/rologs
+	show
+	grep -q 'Read-only file system' "$tmp/body" || return 1
+	# the same runner: it did not die over it
+	alive "$runner" && [ "$(grep -c 'starting it again' "$tmp/server.err")" = "$restarts" ] ||
+		{ echo "runner $runner"; return 1; }
+	umount "$logs"
+	mounted="$mnt"
+	wait_for 20 healthy || return 1
+	works_again rologs-after
+}
+
 # req VAR=VALUE...: one plain CGI request to the project, answer in $tmp/cgi.
 cgi() {
 	env -i PIPEWRIGHT_PROJECT_PATH="$mnt/iris" GATEWAY_INTERFACE=CGI/1.1 \
@@ -250,6 +278,8 @@ check "disk full: 503 + Retry-After, health names it, then recovers" disk_full_5
 check "database deleted: 503 and unhealthy, not recreated by the API; reopened once the runner makes it" \
 	deleted_503_until_recreated
 check "database replaced: the API opens the new file" replaced_is_reopened
+check "read-only logs folder: health degraded, the run fails saying why, no crash loop" \
+	read_only_logs_no_crash_loop
 check "read-only database or logs folder: 503 and a clear health report" read_only_reported
 echo "# server log:"
 sed 's/^/#   /' "$tmp/server.err"
