@@ -334,6 +334,10 @@ static json_object *run_from_row(sqlite3_stmt *st)
 	if (tok) {
 		o = json_tokener_parse_ex(tok, t.pb->buf, printbuf_length(t.pb));
 		json_tokener_free(tok);
+		if (o && pw_json_keep_numbers(&o, t.pb->buf, (size_t)printbuf_length(t.pb)) != 0) {
+			json_object_put(o);
+			o = NULL;
+		}
 	}
 	api_text_free(&t);
 	return o;
