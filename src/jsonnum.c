@@ -44,7 +44,7 @@ bool pw_json_number_text(const char *s, size_t len)
  */
 static char *json_form(const char *s, size_t len)
 {
-	char *out = malloc(len + 3), *o = out;
+	char *out = malloc(2 * len + 3), *o = out; /* any text: each "." may gain a 0 */
 	size_t i = 0;
 	if (!out)
 		return NULL;
@@ -163,6 +163,15 @@ static int walk_number(struct nwalk *w, json_object *v, json_object **repl)
 		return 0;
 	const char *printed = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 	if (printed && strlen(printed) == n && memcmp(printed, s, n) == 0)
+		return 0;
+	/* only the value json-c made of this very literal (not of a later
+	 * duplicate key) is replaced */
+	char *lit = strndup(s, n);
+	json_object *same = lit ? json_tokener_parse(lit) : NULL;
+	bool mine = same && json_object_equal(same, v);
+	json_object_put(same);
+	free(lit);
+	if (!mine)
 		return 0;
 	*repl = pw_json_number_new(s, n);
 	return *repl ? 0 : -1;
