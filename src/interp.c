@@ -37,6 +37,8 @@ typedef struct resolver {
 	size_t copies;
 	bool deferred; /* the current top-level value waits for a run */
 	json_object *done; /* "%p" of resolved strings that still hold "${" */
+	json_object *waiting; /* "%p" of strings that wait for a run */
+	int eval_depth;    /* nesting of eval_string */
 } resolver;
 
 enum { FOUND = 0, FAILED = -1, MISSING = 1 };
@@ -194,6 +196,14 @@ static bool needs_eval(const resolver *r, json_object *v)
 	return !json_object_object_get_ex(r->done, key, NULL);
 }
 
+/* Whether string v was found to wait for a run (evaluated once only). */
+static bool is_waiting(const resolver *r, const json_object *v)
+{
+	char key[32];
+	ptr_key(v, key, sizeof key);
+	return json_object_object_get_ex(r->waiting, key, NULL);
+}
+
 /* Marks the strings of a resolved value that hold "${" (an escaped
  * \${ became one) as results, never evaluated again. */
 static int mark_done(resolver *r, json_object *v)
@@ -244,7 +254,9 @@ static int resolve_at(resolver *r, json_object *parent, const char *key, const c
 	*val = NULL;
 	if (!found)
 		return MISSING;
-	if (needs_eval(r, v)) { /* "\${" too: its backslash goes */
+	if (needs_eval(r, v) && is_waiting(r, v)) {
+		r->deferred = true; /* known to wait: no second evaluation */
+	} else if (needs_eval(r, v)) { /* "\${" too: its backslash goes */
 		for (size_t i = 0; i < r->n; i++)
 			if (r->stack[i].str == v)
 				return fail(r, "InterpolationResolutionError",
@@ -278,7 +290,11 @@ static int resolve_at(resolver *r, json_object *parent, const char *key, const c
 		if (rc != FOUND)
 			return FAILED;
 		if (deferred) {
+			char pk[32];
 			json_object_put(nv);
+			ptr_key(v, pk, sizeof pk);
+			if (json_object_object_add(r->waiting, pk, NULL) != 0)
+				return oom(r);
 		} else {
 			if (mark_done(r, nv) != FOUND) {
 				json_object_put(nv);
@@ -569,6 +585,11 @@ static int eval_string(resolver *r, const char *s, json_object **out)
 	*out = NULL;
 	if (!pb)
 		return oom(r);
+	if (++r->eval_depth > INTERP_MAX_DEPTH) {
+		r->eval_depth--;
+		printbuf_free(pb);
+		return fail(r, "InterpolationResolutionError", "interpolations nest too deeply");
+	}
 	while (s[i] && rc == FOUND && !r->deferred) {
 		if (s[i] == '\\' && s[i + 1] == '$' && s[i + 2] == '{') {
 			rc = printbuf_memappend(pb, "${", 2) >= 0 ? FOUND : oom(r);
@@ -590,6 +611,7 @@ static int eval_string(resolver *r, const char *s, json_object **out)
 		if (rc == FOUND && i == 0 && !s[end + 1] && !r->deferred) {
 			*out = v;   /* the whole string: the value, typed */
 			printbuf_free(pb);
+			r->eval_depth--;
 			return FOUND;
 		}
 		if (rc == FOUND && !r->deferred && append_text(pb, v) != 0)
@@ -601,18 +623,22 @@ static int eval_string(resolver *r, const char *s, json_object **out)
 	    !(*out = json_object_new_string_len(pb->buf, printbuf_length(pb))))
 		rc = oom(r);
 	printbuf_free(pb);
+	r->eval_depth--;
 	return rc;
 }
 
 int pw_interp_resolve(json_object *root, pw_interp_ctx *ctx, pw_kerror *err)
 {
-	resolver r = {.root = root, .ctx = ctx, .err = err, .done = json_object_new_object()};
+	resolver r = {.root = root, .ctx = ctx, .err = err, .done = json_object_new_object(),
+		      .waiting = json_object_new_object()};
 	int rc = 0;
 	json_object *ignored;
 
-	if (!json_object_is_type(root, json_type_object) || !r.done) {
+	if (!json_object_is_type(root, json_type_object) || !r.done || !r.waiting) {
+		bool ok = !json_object_is_type(root, json_type_object) || (r.done && r.waiting);
 		json_object_put(r.done);
-		return r.done || !root ? 0 : pw_kerror_set(err, "MemoryError", "out of memory");
+		json_object_put(r.waiting);
+		return ok ? 0 : pw_kerror_set(err, "MemoryError", "out of memory");
 	}
 	json_object_object_foreach(root, key, value) {
 		(void)value;
@@ -624,6 +650,7 @@ int pw_interp_resolve(json_object *root, pw_interp_ctx *ctx, pw_kerror *err)
 	}
 	free(r.stack);
 	json_object_put(r.done);
+	json_object_put(r.waiting);
 	if (rc != 0 && !err->type)
 		pw_kerror_set(err, "MemoryError", "out of memory");
 	return rc;

@@ -927,7 +927,7 @@ static int resolve_location(pw_project *p, const pw_project_opts *opts, char **e
 	}
 	p->root = strdup(resolved);
 	p->env = strdup(env);
-	p->env_explicit = named;
+	p->env_explicit = named && strcmp(env, DEFAULT_ENV) != 0; /* serve passes local on */
 	p->conf_source = p->root ? pw_path_join(p->root, conf && *conf ? conf : "conf") : NULL;
 	return p->root && p->env && p->conf_source ? 0 : -1;
 }

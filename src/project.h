@@ -46,7 +46,7 @@ typedef struct pw_project {
 	json_object *pools;
 	json_object *globals;     /* globals* files, resolved */
 	bool params_runtime;      /* parameters use ${runtime_params:...} */
-	bool env_explicit;        /* the environment was named, not the default */
+	bool env_explicit;        /* named, and not "local": its folder must exist */
 	pw_kerror conf_error;     /* type NULL when the configuration is fine */
 	pw_dag **dags;            /* loaded DAGs, sorted by id */
 	size_t n_dags;

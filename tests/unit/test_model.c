@@ -176,6 +176,35 @@ static void test_interp_errors(void **state)
 			    "optional default");
 }
 
+/* A waiting value is evaluated once: 40 levels of doubling stay quick. */
+static void test_interp_waiting_once(void **state)
+{
+	(void)state;
+	char yaml[8192] = "a0: ${runtime_params:x}\n";
+	for (int i = 1; i <= 40; i++) {
+		char line[128];
+		snprintf(line, sizeof line, "a%d: \"${a%d}${a%d}\"\n", i, i - 1, i - 1);
+		strcat(yaml, line);
+	}
+	pw_kerror err = {0};
+	char *got = resolve(yaml, NULL, NULL, &err);
+	assert_non_null(got);
+	assert_non_null(strstr(got, "\"a40\":\"${a39}${a39}\""));
+	free(got);
+	/* nesting of defaults is bounded too */
+	char deep[4096] = "a: ";
+	for (int i = 0; i < 100; i++)
+		strcat(deep, "${globals:x, ");
+	strcat(deep, "1");
+	for (int i = 0; i < 100; i++)
+		strcat(deep, "}");
+	strcat(deep, "\n");
+	got = resolve(deep, NULL, NULL, &err);
+	assert_null(got);
+	assert_string_equal(err.type, "InterpolationResolutionError");
+	pw_kerror_clear(&err);
+}
+
 /* Exponential references stop at the copy budget instead of eating memory. */
 static void test_interp_copy_budget(void **state)
 {
@@ -520,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_interp_globals),
 		cmocka_unit_test(test_interp_runtime_params),
 		cmocka_unit_test(test_interp_errors),
+		cmocka_unit_test(test_interp_waiting_once),
 		cmocka_unit_test(test_interp_copy_budget),
 		cmocka_unit_test(test_number_text),
 		cmocka_unit_test(test_json_round_trip),
