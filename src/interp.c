@@ -344,7 +344,7 @@ static int lookup(resolver *r, const char *keypath, json_object **out)
 		}
 	}
 	path = base && *base ? pw_asprintf("%s.%s", base, norm) : strdup(norm);
-	if (!path || (dots && !base)) {
+	if (!path || (dots && r->n && !base)) {
 		rc = oom(r);
 		goto out;
 	}

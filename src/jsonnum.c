@@ -128,7 +128,7 @@ static void skip_string(struct nwalk *w)
 	w->pos++;
 	while (w->pos < w->len && w->s[w->pos] != '"')
 		w->pos += w->s[w->pos] == '\\' ? 2 : 1;
-	w->pos++;
+	w->pos = w->pos < w->len ? w->pos + 1 : w->len + 1; /* past the end: give up */
 }
 
 /* The decoded key of the string literal at s[start..end), or NULL. */
@@ -196,7 +196,11 @@ static int walk_container(struct nwalk *w, json_object *v)
 		char *key = NULL;
 		if (is_obj) {
 			size_t ks = w->pos;
+			if (w->s[w->pos] != '"')
+				return -2; /* not the text json-c read (a comment?): give up */
 			skip_string(w);
+			if (w->pos > w->len)
+				return -2;
 			if (!(key = decode_key(w->s, ks, w->pos)))
 				return -1;
 			skip_ws(w);
@@ -236,10 +240,12 @@ static int walk_value(struct nwalk *w, json_object *v, json_object **repl)
 	}
 	if (c == '"') {
 		skip_string(w);
-		return 0;
+		return w->pos > w->len ? -2 : 0;
 	}
 	if (c == '-' || (c >= '0' && c <= '9'))
 		return walk_number(w, v, repl);
+	if (c < 'a' || c > 'z')
+		return -2; /* not JSON as json-c's strict mode reads it: give up */
 	while (w->pos < w->len && w->s[w->pos] >= 'a' && w->s[w->pos] <= 'z')
 		w->pos++; /* true, false, null */
 	return 0;
