@@ -357,7 +357,7 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 					   filters[i].key);
 	if (rc == PW_OK && pw_slice(run->dag, &req, selected, err) != 0)
 		rc = PW_ERR;
-	pw_catalog_view cat = {r->project->root, r->project->catalog, run->load_versions};
+	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
 	if (rc == PW_OK &&
 	    json_object_get_boolean(json_object_object_get(options, "only_missing_outputs")) &&
 	    pw_only_missing_outputs(run->dag, &cat, selected) != 0)
@@ -405,7 +405,7 @@ static int run_params(runner *r, rn_run *run, json_object *conf, json_object **o
 	for (size_t i = 0; selected && i < run->dag->n_tasks; i++)
 		selected[i] = run->tasks[i].selected;
 	if (!*out || !selected ||
-	    pw_free_inputs_missing(run->dag, selected, r->project->catalog, *out, &missing) != 0)
+	    pw_free_inputs_missing(run->dag, selected, run->catalog, *out, &missing) != 0)
 		pw_kerror_set(err, "MemoryError", "out of memory");
 	else if (missing.n)
 		pw_free_inputs_error(&missing, err);
@@ -463,6 +463,11 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	for (size_t i = 0; i < run->dag->n_tasks; i++)
 		run->tasks[i].end_fd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
+	/* dataset paths may use ${runtime_params:...}: this run's catalog */
+	if (r->project->conf_error.type)
+		run->catalog = json_object_get(r->project->catalog);
+	else if (pw_project_run_catalog(r->project, conf, &run->catalog, &err) != 0)
+		goto fail;
 	if (select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
 		goto fail;
 	if (r->project->conf_error.type) {
@@ -511,6 +516,7 @@ void exec_run_free(rn_run *run)
 	json_object_put(run->load_versions);
 	json_object_put(run->run_outputs);
 	json_object_put(run->params);
+	json_object_put(run->catalog);
 	free(run);
 }
 
@@ -642,7 +648,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 {
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
-	pw_catalog_view cat = {r->project->root, r->project->catalog, run->load_versions};
+	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
 	pw_strv env = {0};
 	char *status = exec_try_path(run, t, k->try_number, "status");
 	char *xcom = exec_try_path(run, t, k->try_number, "xcom.json");

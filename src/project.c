@@ -640,23 +640,40 @@ static int load_conf_key(const pw_project *p, const char *key, conf_resolve *res
 	return rc;
 }
 
-int pw_project_run_parameters(const pw_project *p, json_object *runtime, json_object **out,
-			      pw_kerror *err)
+/*
+ * One configuration key as a run sees it: loaded again and resolved with
+ * the run's params when it uses ${runtime_params:...} (uses_runtime), else
+ * a new reference to the value loaded with the project.
+ */
+static int run_conf(const pw_project *p, const char *key, bool uses_runtime,
+		    json_object *loaded, json_object *runtime, json_object **out, pw_kerror *err)
 {
 	conf_resolve res = {p->globals, runtime, 0};
 	bool found;
 	*out = NULL;
-	if (!p->params_runtime) {
-		*out = json_object_get(p->parameters);
+	if (!uses_runtime) {
+		*out = json_object_get(loaded);
 		return 0;
 	}
-	if (load_conf_key(p, "parameters", &res, out, &found, err) == 0)
+	if (load_conf_key(p, key, &res, out, &found, err) == 0)
 		return 0;
 	json_object_put(*out);
 	*out = NULL;
 	if (!err->type)
 		pw_kerror_set(err, "MemoryError", "out of memory");
 	return -1;
+}
+
+int pw_project_run_parameters(const pw_project *p, json_object *runtime, json_object **out,
+			      pw_kerror *err)
+{
+	return run_conf(p, "parameters", p->params_runtime, p->parameters, runtime, out, err);
+}
+
+int pw_project_run_catalog(const pw_project *p, json_object *runtime, json_object **out,
+			   pw_kerror *err)
+{
+	return run_conf(p, "catalog", p->catalog_runtime, p->catalog, runtime, out, err);
 }
 
 /* Checks catalog entries: type, filepath and versioned have their types. */
@@ -761,6 +778,8 @@ static int load_conf(pw_project *p)
 		}
 		if (k == CONF_PARAMETERS)
 			p->params_runtime = res.runtime_uses > 0;
+		if (k == CONF_CATALOG)
+			p->catalog_runtime = res.runtime_uses > 0;
 	}
 	if (!p->conf_error.type && !found[CONF_CATALOG])
 		pw_kerror_set(&p->conf_error, "MissingConfigException",

@@ -30,7 +30,10 @@ static int group_setup(void **state)
 		   "_text: &text {type: text.TextDataset}\n"
 		   "raw:\n"
 		   "  <<: *text\n"
-		   "  filepath: ${globals:folder}/raw.txt\n");
+		   "  filepath: ${globals:folder}/raw.txt\n"
+		   "out_file:\n"
+		   "  <<: *text\n"
+		   "  filepath: ${runtime_params:out_dir, data}/out.txt\n");
 	hr_parameters(P,
 		      "top_n: 5\n"
 		      "model:\n"
@@ -66,6 +69,12 @@ static int group_setup(void **state)
 	       "    inputs: [\"params:model.lr\"]\n"
 	       "  - id: xcom\n"
 	       "    command: [sh, scripts/xcom.sh]\n");
+	hr_dag(P, "paths",
+	       "tasks:\n"
+	       "  - id: w\n"
+	       "    command: 'mkdir -p \"$(dirname \"$PIPEWRIGHT_OUTPUT_OUT_FILE\")\" &&"
+	       " echo hi > \"$PIPEWRIGHT_OUTPUT_OUT_FILE\"'\n"
+	       "    outputs: out_file\n");
 	S = ht_start(P->dir, NULL);
 	hr_runner_start(P, NULL);
 	return 0;
@@ -273,6 +282,15 @@ static void test_runtime_params_per_run(void **state)
 		fail_msg("size without params is the default 10, not %s", v);
 	free(v);
 	ht_resp_free(r);
+	/* the catalog too: a dataset's path follows the run's params */
+	r = run("{\"pipeline_names\": [\"paths\"], \"params\": {\"out_dir\": \"alt\"}}");
+	expect_str(r, r->json, "status", "success");
+	ht_resp_free(r);
+	r = run("{\"pipeline_names\": [\"paths\"]}");
+	expect_str(r, r->json, "status", "success");
+	ht_resp_free(r);
+	if (!hr_exists(P, "alt/out.txt") || !hr_exists(P, "data/out.txt"))
+		fail_msg("out_file went to alt/ with params {out_dir: alt}, else to data/");
 	passed = true;
 }
 

@@ -512,6 +512,10 @@ static void test_project_conf(void **state)
 					 "parameter 'need' not found and no default value provided.");
 	json_object_put(rt);
 	pw_kerror_clear(&err);
+	/* the catalog has no runtime_params: the loaded one, shared */
+	assert_int_equal(pw_project_run_catalog(p, NULL, &out, &err), 0);
+	assert_ptr_equal(out, p->catalog);
+	json_object_put(out);
 	/* free inputs: the DAG loads, with warnings at the reading lines */
 	pw_dag *d = pw_project_dag(p, "d");
 	assert_non_null(d);
@@ -523,6 +527,20 @@ static void test_project_conf(void **state)
 			    "Pipeline input(s) {'params:topn'} not found in the DataCatalog");
 	assert_int_equal(d->warnings.v[1].line, 4);
 	assert_string_equal(d->warnings.v[1].file, "dags/d.yml");
+	pw_project_free(p);
+
+	/* a catalog using runtime params is resolved per run */
+	th_write(dir, "conf/base/catalog.yml",
+		 "raw: {type: t, filepath: \"${runtime_params:dir, data}/raw.csv\"}\n");
+	p = load(dir, NULL);
+	assert_true(p->catalog_runtime);
+	rt = json_tokener_parse("{\"dir\": \"alt\"}");
+	assert_int_equal(pw_project_run_catalog(p, rt, &out, &err), 0);
+	assert_string_equal(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
+							   JSON_C_TO_STRING_NOSLASHESCAPE),
+			    "{\"raw\":{\"type\":\"t\",\"filepath\":\"alt/raw.csv\"}}");
+	json_object_put(out);
+	json_object_put(rt);
 	pw_project_free(p);
 
 	/* an error in an interpolation names file, line and key */
