@@ -276,7 +276,8 @@ void pw_errors_free(pw_errors *errs)
 
 /* Keys other orchestrators use, and ours. */
 static const char *const key_synonyms[][2] = {
-	{"name", "id"}, {"task_id", "id"}, {"node", "id"}, {"func", "command"},
+	{"name", "id"}, {"name", "project_name"}, {"task_id", "id"}, {"node", "id"},
+	{"func", "command"},
 	{"cmd", "command"}, {"bash_command", "command"}, {"run", "command"},
 	{"script", "command"}, {"input", "inputs"}, {"output", "outputs"},
 	{"depends_on", "upstream"}, {"dependencies", "upstream"}, {"deps", "upstream"},
