@@ -457,24 +457,47 @@ static size_t dag_index(const pw_project *p, const pw_dag *dag)
 }
 
 /*
- * Writes dag's detail after its fixed text: params and tasks. The
+ * Writes dag's detail after its fixed text: params, tasks and warnings
+ * ({file, line, message, type}: free inputs nothing defines). The
  * project's JSON is shared between threads, so params is a deep copy
  * (json-c reference counts and serialisation buffers are not thread-safe).
  */
+static json_object *error_object(const char *file, int line, const char *type,
+				 const char *message);
+
+/* The DAG's warnings as import-error objects; NULL when out of memory. */
+static json_object *warnings_array(const pw_dag *dag)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < dag->warnings.n; i++) {
+		const pw_error *e = &dag->warnings.v[i];
+		json_object *o = error_object(e->file, e->line, e->type, e->message);
+		if (!o || json_object_array_add(a, o) != 0) {
+			json_object_put(o);
+			json_object_put(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static void detail_text(api_text *t, const pw_dag *dag)
 {
-	json_object *params = NULL, *tasks = tasks_array(dag);
+	json_object *params = NULL, *tasks = tasks_array(dag), *warnings = warnings_array(dag);
 
-	if (json_object_deep_copy(dag->params, &params, NULL) != 0 || !tasks) {
+	if (json_object_deep_copy(dag->params, &params, NULL) != 0 || !tasks || !warnings) {
 		t->failed = true;
 	} else {
 		API_TEXT_LIT(t, ",\"params\":");
 		api_text_json(t, params);
 		API_TEXT_LIT(t, ",\"tasks\":");
 		api_text_json(t, tasks);
+		API_TEXT_LIT(t, ",\"warnings\":");
+		api_text_json(t, warnings);
 	}
 	json_object_put(params);
 	json_object_put(tasks);
+	json_object_put(warnings);
 }
 
 /* Answers 200 with dag's object (detail or not). Returns 0 or -1. */

@@ -10,6 +10,7 @@
  * in FastAPI's shape ({"detail": [pydantic v2 errors]}), every error of
  * the body listed; a run that fails answers 200 with "status": "failure".
  */
+#include "jsonnum.h"
 #include "config.h"
 
 #include <math.h>
@@ -678,6 +679,10 @@ static int read_body(pw_req *req, json_object **out)
 	bool bad = json_tokener_get_error(tok) != json_tokener_success;
 	size_t end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
+	if (!bad && pw_json_keep_numbers(&v, body, len) != 0) {
+		json_object_put(v);
+		return -1;
+	}
 	if (bad) {   /* Python accepts it, json-c does not (e.g. too deep) */
 		json_object_put(v);
 		j.msg = "Expecting value";

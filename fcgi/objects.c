@@ -7,6 +7,7 @@
  * pw_store_stmt; the statement is reset (and its bindings cleared) before
  * the function returns, whatever happened.
  */
+#include "jsonnum.h"
 #include "api.h"
 
 #include <json-c/printbuf.h>
@@ -96,7 +97,7 @@ static int put_duration(json_object *o, long long started, long long ended,
 static json_object *col_object(sqlite3_stmt *st, int i)
 {
 	const char *text = (const char *)sqlite3_column_text(st, i);
-	json_object *v = text ? json_tokener_parse(text) : NULL;
+	json_object *v = pw_json_parse_exact(text);
 
 	if (v && json_object_is_type(v, json_type_object))
 		return v;
@@ -333,6 +334,10 @@ static json_object *run_from_row(sqlite3_stmt *st)
 	if (tok) {
 		o = json_tokener_parse_ex(tok, t.pb->buf, printbuf_length(t.pb));
 		json_tokener_free(tok);
+		if (o && pw_json_keep_numbers(&o, t.pb->buf, (size_t)printbuf_length(t.pb)) != 0) {
+			json_object_put(o);
+			o = NULL;
+		}
 	}
 	api_text_free(&t);
 	return o;

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "jsonnum.h"
 #include "api.h"
 #include "core.h"
 #include "dag.h"
@@ -629,6 +630,12 @@ json_object *pw_req_json(pw_req *req)
 		}
 	}
 	json_tokener_free(tok);
+	if (jerr == json_tokener_success &&
+	    pw_json_keep_numbers(&obj, req->body, req->body_len) != 0) {
+		json_object_put(obj);
+		pw_reply_error(req, 500, "out of memory");
+		return NULL;
+	}
 	if (jerr != json_tokener_success) {
 		json_object_put(obj);
 		pw_reply_error(req, 400, "malformed JSON: %s",

@@ -6,6 +6,7 @@
  * exist, else 404. A log is only ever read from the log_path the runner
  * recorded in task_tries, never from a path built from the request.
  */
+#include "jsonnum.h"
 #include "api.h"
 
 #include <errno.h>
@@ -309,8 +310,8 @@ static int xcom_value(const char *text, json_object **v)
 	if (!text)
 		return 0;
 	*v = json_tokener_parse_verbose(text, &jerr);
-	if (jerr == json_tokener_success)
-		return 0;   /* *v may be NULL: the text was "null" */
+	if (jerr == json_tokener_success)   /* *v may be NULL: the text was "null" */
+		return pw_json_keep_numbers(v, text, strlen(text));
 	json_object_put(*v);
 	*v = json_object_new_string(text);
 	return *v ? 0 : -1;

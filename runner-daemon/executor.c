@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jsonnum.h"
 #include "launch.h"
 #include "runner.h"
 
@@ -356,7 +357,7 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 					   filters[i].key);
 	if (rc == PW_OK && pw_slice(run->dag, &req, selected, err) != 0)
 		rc = PW_ERR;
-	pw_catalog_view cat = {r->project->root, r->project->catalog, run->load_versions};
+	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
 	if (rc == PW_OK &&
 	    json_object_get_boolean(json_object_object_get(options, "only_missing_outputs")) &&
 	    pw_only_missing_outputs(run->dag, &cat, selected) != 0)
@@ -384,16 +385,44 @@ static int choose_runner(runner *r, rn_run *run, json_object *options, pw_kerror
 	return PW_OK;
 }
 
-/* Writes the run's effective parameters: conf < DAG params < run conf. */
-static int write_params(runner *r, rn_run *run, json_object *conf)
+/*
+ * The run's effective parameters into *out: conf parameters (resolved with
+ * the run's conf as runtime_params) < DAG params < run conf. Then Kedro's
+ * check that every free input of the selected tasks is defined.
+ */
+static int run_params(runner *r, rn_run *run, json_object *conf, json_object **out,
+		      pw_kerror *err)
 {
-	json_object *a = pw_params_merge(r->project->parameters, run->dag->params);
-	json_object *merged = a ? pw_params_merge(a, conf) : NULL;
-	int rc = merged && json_object_to_file_ext(run->params_path, merged,
-						   JSON_C_TO_STRING_PLAIN) == 0 ? PW_OK : PW_ERR;
+	json_object *base = NULL, *a = NULL;
+	pw_strv missing = {0};
+	int rc = PW_ERR;
+	*out = NULL;
+	if (pw_project_run_parameters(r->project, conf, &base, err) != 0)
+		return PW_ERR;
+	a = pw_params_merge(base, run->dag->params);
+	*out = a ? pw_params_merge(a, conf) : NULL;
+	bool *selected = calloc(run->dag->n_tasks + 1, sizeof *selected);
+	for (size_t i = 0; selected && i < run->dag->n_tasks; i++)
+		selected[i] = run->tasks[i].selected;
+	if (!*out || !selected ||
+	    pw_free_inputs_missing(run->dag, selected, run->catalog, *out, &missing) != 0)
+		pw_kerror_set(err, "MemoryError", "out of memory");
+	else if (missing.n)
+		pw_free_inputs_error(&missing, err);
+	else
+		rc = PW_OK;
+	free(selected);
+	pw_strv_free(&missing);
+	json_object_put(base);
 	json_object_put(a);
-	json_object_put(merged);
 	return rc;
+}
+
+/* Writes the run's effective parameters, numbers as written. */
+static int write_params(rn_run *run, json_object *params)
+{
+	return json_object_to_file_ext(run->params_path, params, JSON_C_TO_STRING_PLAIN |
+				       JSON_C_TO_STRING_NOSLASHESCAPE) == 0 ? PW_OK : PW_ERR;
 }
 
 /* Fills the set of datasets that the run's selected tasks write. */
@@ -419,6 +448,7 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 		     char **etype, char **emsg)
 {
 	pw_kerror err = {0};
+	json_object *params = NULL;
 	rn_run *run = calloc(1, sizeof *run);
 	*etype = *emsg = NULL;
 	if (!run || !(run->dag_id = strdup(dag_id)) || !(run->run_id = strdup(run_id)))
@@ -433,6 +463,11 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	for (size_t i = 0; i < run->dag->n_tasks; i++)
 		run->tasks[i].end_fd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
+	/* dataset paths may use ${runtime_params:...}: this run's catalog */
+	if (r->project->conf_error.type)
+		run->catalog = json_object_get(r->project->catalog);
+	else if (pw_project_run_catalog(r->project, conf, &run->catalog, &err) != 0)
+		goto fail;
 	if (select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
 		goto fail;
 	if (r->project->conf_error.type) {
@@ -440,15 +475,20 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 			      r->project->conf_error.message);
 		goto fail;
 	}
+	if (run_params(r, run, conf, &params, &err) != PW_OK)
+		goto fail;
+	run->params = json_object_get(params);
 	run->dir = pw_asprintf("%s/%s/%s", r->project->logs_dir, dag_id, run_id);
 	run->params_path = run->dir ? pw_asprintf("%s/params.json", run->dir) : NULL;
-	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(r, run, conf) != PW_OK) {
+	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(run, params) != PW_OK) {
 		pw_kerror_set(&err, "OSError", "cannot write %s: %s",
 			      run->dir ? run->dir : "the run's folder", strerror(errno));
 		goto fail;
 	}
+	json_object_put(params);
 	return run;
 fail:
+	json_object_put(params);
 	*etype = err.type;
 	*emsg = err.message;
 	exec_run_free(run);
@@ -475,6 +515,8 @@ void exec_run_free(rn_run *run)
 	free(run->run_id);
 	json_object_put(run->load_versions);
 	json_object_put(run->run_outputs);
+	json_object_put(run->params);
+	json_object_put(run->catalog);
 	free(run);
 }
 
@@ -606,7 +648,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 {
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
-	pw_catalog_view cat = {r->project->root, r->project->catalog, run->load_versions};
+	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
 	pw_strv env = {0};
 	char *status = exec_try_path(run, t, k->try_number, "status");
 	char *xcom = exec_try_path(run, t, k->try_number, "xcom.json");
@@ -616,7 +658,7 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	int rc = PW_ERR;
 	*log_path = exec_try_path(run, t, k->try_number, "log");
 	pw_task_env in = {r->environ, run->dag_id, run->run_id, task, k->try_number,
-			  run->params_path, xcom, &cat, run->run_outputs};
+			  run->params_path, xcom, &cat, run->run_outputs, run->params};
 	/* The shim creates the task's folder (before go, off this path). */
 	if (!status || !xcom || !workdir || !*log_path || pw_task_env_build(&in, &env) != 0 ||
 	    !(envv = pw_env_vector(&env)))

@@ -27,6 +27,8 @@
  * than PW_LINE_MAX keeps its first PW_LINE_MAX bytes. Invalid UTF-8 in it
  * is replaced by U+FFFD so that it can become a JSON string.
  */
+#include "interp.h"
+#include "jsonnum.h"
 #include "launch.h"
 
 #include <errno.h>
@@ -894,8 +896,12 @@ static bool json_blank(const char *s, size_t n)
 static bool has_nonfinite(json_object *v)
 {
 	switch (json_object_get_type(v)) {
-	case json_type_double:
-		return !isfinite(json_object_get_double(v));
+	case json_type_double: {
+		/* 1e400 is a JSON number (kept as written); NaN is not */
+		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		return !isfinite(json_object_get_double(v)) &&
+		       !(text && pw_json_number_text(text, strlen(text)));
+	}
 	case json_type_array:
 		for (size_t i = 0; i < json_object_array_length(v); i++)
 			if (has_nonfinite(json_object_array_get_idx(v, i)))
@@ -951,6 +957,8 @@ static json_object *parse_one(const char *s, size_t n, const char **why,
 		*why = "there is text after the JSON value";
 	else if (has_nonfinite(v))
 		*why = "NaN and Infinity are not JSON numbers";
+	else if (pw_json_keep_numbers(&v, s, n) != 0)
+		*why = "out of memory";
 	else
 		goto out;
 	*at = end;
@@ -1278,7 +1286,31 @@ static int env_datasets(env_builder *b, const pw_task_env *in,
 	return 0;
 }
 
-/* base, the PIPEWRIGHT_* variables, datasets, then the task's env. */
+/* PIPEWRIGHT_PARAM_<NAME> for each "params:<name>" input params defines. */
+static int env_params(env_builder *b, const pw_task_env *in)
+{
+	const pw_strv *names = &in->task->inputs;
+	for (size_t i = 0; in->params && i < names->n; i++) {
+		bool found = false;
+		if (strncmp(names->v[i], "params:", 7) != 0)
+			continue;
+		json_object *v = pw_json_path_get(in->params, names->v[i] + 7, &found);
+		if (!found)
+			continue;
+		const char *text = json_object_is_type(v, json_type_string)
+			? json_object_get_string(v)
+			: json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
+		char *var = dataset_var("PARAM", names->v[i] + 7);
+		int rc = var && text ? env_set(b, var, text) : -1;
+		free(var);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* base, the PIPEWRIGHT_* variables, datasets, parameters, then the task's env. */
 static int env_fill(env_builder *b, const pw_task_env *in)
 {
 	char try_s[24];
@@ -1302,6 +1334,8 @@ static int env_fill(env_builder *b, const pw_task_env *in)
 		return 0;
 	if (in->catalog && (env_datasets(b, in, &t->inputs, false) ||
 			    env_datasets(b, in, &t->outputs, true)))
+		return -1;
+	if (env_params(b, in) != 0)
 		return -1;
 	if (!t->env)
 		return 0;

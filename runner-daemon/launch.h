@@ -218,6 +218,7 @@ typedef struct pw_task_env {
 	const pw_catalog_view *catalog;
 	json_object *run_outputs;   /* set (name -> true) of datasets that
 				     * tasks of this run write, or NULL */
+	json_object *params;        /* the effective parameters, or NULL */
 } pw_task_env;
 
 /*
@@ -226,7 +227,9 @@ typedef struct pw_task_env {
  * PIPEWRIGHT_DAG_ID, _RUN_ID,
  * _TASK_ID (the task's name), _TRY_NUMBER, _PARAMS, _XCOM, then
  * PIPEWRIGHT_INPUT_<NAME> / PIPEWRIGHT_OUTPUT_<NAME> for every input and
- * output with a filepath (NAME upper-cased, other characters '_'), then
+ * output with a filepath (NAME upper-cased, other characters '_'),
+ * PIPEWRIGHT_PARAM_<NAME> for every "params:<name>" input that params
+ * defines (a string as is, other values as compact JSON), then
  * the task's env: entries. A later entry replaces an earlier one of the
  * same name. An output's path is its save path (version = run id); an
  * input's is the load path, except that a versioned dataset written in

@@ -92,6 +92,8 @@ typedef struct rn_run {
 	size_t n_open;          /* selected tasks not in a final state */
 	char *dir;              /* <logs_dir>/<dag_id>/<run_id> */
 	char *params_path;      /* dir/params.json */
+	json_object *params;    /* the effective parameters written there */
+	json_object *catalog;   /* the catalog as this run resolves it */
 	json_object *load_versions; /* or NULL */
 	json_object *run_outputs;   /* set of datasets written by this run */
 	char *first_failure;    /* message for error_message, or NULL */

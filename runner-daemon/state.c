@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonnum.h"
 #include "runner.h"
 
 static void log_sql_error(runner *r)
@@ -465,7 +466,7 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 		sqlite3_reset(st);
 	for (size_t i = 0; i < n; i++) {
 		copied_row *c = &rows[i];
-		json_object *conf = c->conf ? json_tokener_parse(c->conf) : NULL;
+		json_object *conf = pw_json_parse_exact(c->conf);
 		json_object *opts = c->options ? json_tokener_parse(c->options) : NULL;
 		st_command cmd = {c->id, c->kind, {c->pk, c->dag_id, c->run_id, c->state, conf, opts}};
 		if (rc == PW_OK && c->kind && c->dag_id && c->run_id && c->state)
@@ -512,7 +513,7 @@ int st_each_run(runner *r, const char *state, st_run_fn fn, void *arg)
 	}
 	for (size_t i = 0; i < n; i++) {
 		copied_row *c = &rows[i];
-		json_object *conf = c->conf ? json_tokener_parse(c->conf) : NULL;
+		json_object *conf = pw_json_parse_exact(c->conf);
 		json_object *opts = c->options ? json_tokener_parse(c->options) : NULL;
 		st_run_row row = {c->pk, c->dag_id, c->run_id, state, conf, opts};
 		if (rc == PW_OK && c->dag_id && c->run_id)

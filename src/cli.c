@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonnum.h"
 #include "config.h"
 #include "project.h"
 #include "serve.h"
@@ -47,7 +48,8 @@ static pw_project *load_or_complain(const cli_opts *opts)
 	return p;
 }
 
-/* Prints the configuration error and every import error to stderr. */
+/* Prints the configuration error, every import error and every DAG's
+ * warnings (free inputs nothing defines) to stderr. */
 static size_t print_problems(const pw_project *p)
 {
 	size_t n = 0;
@@ -59,6 +61,12 @@ static size_t print_problems(const pw_project *p)
 		char *line = pw_error_format(&p->import_errors.v[i]);
 		fprintf(stderr, "%s\n", line ? line : p->import_errors.v[i].message);
 		free(line);
+	}
+	for (size_t d = 0; d < p->n_dags; d++) {
+		const pw_errors *w = &p->dags[d]->warnings;
+		for (size_t i = 0; i < w->n; i++, n++)
+			fprintf(stderr, "%s:%d: %s: %s\n", w->v[i].file, w->v[i].line,
+				w->v[i].type ? w->v[i].type : "ValueError", w->v[i].message);
 	}
 	return n;
 }
@@ -113,7 +121,7 @@ static int cmd_dags(const cli_opts *opts)
 /* Queues a manual run, as POST /api/v1/dags/:dag_id/runs does. */
 static int cmd_trigger(const cli_opts *opts)
 {
-	json_object *conf = opts->conf ? json_tokener_parse(opts->conf) : NULL;
+	json_object *conf = pw_json_parse_exact(opts->conf);
 	if (!opts->arg || (opts->conf && !json_object_is_type(conf, json_type_object)) ||
 	    (opts->run_id && !pw_valid_run_id(opts->run_id))) {
 		fprintf(stderr, "pipewright: trigger needs a DAG id; --conf must be a JSON "

@@ -327,6 +327,7 @@ void pw_dag_free(pw_dag *dag)
 		task_free(&dag->tasks[i]);
 	free(dag->tasks);
 	free(dag->order);
+	pw_errors_free(&dag->warnings);
 	free(dag);
 }
 
@@ -531,7 +532,7 @@ static int h_int(struct vctx *c, const struct field *f, json_object *obj,
 }
 
 /*
- * Reads a list of non-empty strings into out (duplicates dropped), with each
+ * Reads a list of non-empty strings, or one string, into out (duplicates dropped), with each
  * kept item's line in lines when non-NULL. Outputs may not be "params:*".
  * Returns 0 or -1 (out of memory).
  */
@@ -541,11 +542,12 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 {
 	int rc = -1;
 	struct strmap seen = { 0 };
+	bool one = json_object_is_type(val, json_type_string); /* Kedro's node(inputs="a") */
 
-	if (!json_object_is_type(val, json_type_array))
+	if (!one && !json_object_is_type(val, json_type_array))
 		return verr(c, key_line(c, obj, key, val),
-			    "'%s' must be a list of strings", key);
-	size_t n = json_object_array_length(val);
+			    "'%s' must be a string or a list of strings", key);
+	size_t n = one ? 1 : json_object_array_length(val);
 	/* Short lists are searched directly; long ones through a map. */
 	bool use_map = n > 16;
 	if (use_map && map_init(&seen, n) != 0)
@@ -554,7 +556,7 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 	if (lines)
 		lines->n = 0;
 	for (size_t i = 0; i < n; i++) {
-		json_object *item = json_object_array_get_idx(val, i);
+		json_object *item = one ? val : json_object_array_get_idx(val, i);
 		int line = item_line(c, obj, key, item);
 		const char *s = json_object_get_string(item);
 		if (!json_object_is_type(item, json_type_string) || !*s) {
@@ -880,6 +882,32 @@ static const struct field task_fields[] = {
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /*
+ * Reports an unknown key with the keys allowed there and the nearest one:
+ * "unknown key 'name' in task #1 (did you mean 'id'? allowed: id, ...)".
+ * Returns 0, or -1 when out of memory.
+ */
+static int unknown_key(struct vctx *c, int line, const char *key, const struct field *tab,
+		       size_t n, unsigned need_flags)
+{
+	const char *allowed[32];
+	size_t na = 0;
+	for (size_t i = 0; i < n && na < 32; i++)
+		if ((tab[i].flags & need_flags) == need_flags)
+			allowed[na++] = tab[i].key;
+	char *hint = pw_key_hint(key, allowed, na);
+	char saved[sizeof c->where];
+	size_t wl = strlen(c->where);
+	memcpy(saved, c->where, sizeof saved);
+	c->where[0] = '\0';
+	/* "task 'x': " -> " in task 'x'" */
+	int rc = hint ? verr(c, line, "unknown key '%s'%s%.*s %s", key, wl ? " in " : "",
+			     (int)(wl >= 2 ? wl - 2 : 0), saved, hint) : -1;
+	memcpy(c->where, saved, sizeof saved);
+	free(hint);
+	return rc;
+}
+
+/*
  * Runs every key of the mapping obj through its handler in tab (only the
  * entries with all of need_flags); other keys are "unknown key" errors.
  * Returns 0, or -1 when out of memory.
@@ -900,8 +928,8 @@ static int apply_fields(struct vctx *c, json_object *obj,
 			    strcmp(tab[i].key, key) == 0)
 				f = &tab[i];
 		if (!f) {
-			if (verr(c, key_line(c, obj, key, val),
-				 "unknown key '%s'", key) != 0)
+			if (unknown_key(c, key_line(c, obj, key, val), key, tab, n,
+					need_flags) != 0)
 				return -1;
 			continue;
 		}

@@ -70,6 +70,9 @@ typedef struct pw_dag {
 	pw_task *tasks;
 	size_t n_tasks;
 	size_t *order;     /* task indices in topological order */
+	/* Problems that leave the DAG loaded: free inputs the catalog and
+	 * parameters do not define (a run needing them fails). */
+	pw_errors warnings;
 } pw_dag;
 
 /*

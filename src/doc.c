@@ -9,6 +9,7 @@
  * the same reason (a shared object would have two places in the text).
  */
 #include "doc.h"
+#include "jsonnum.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -260,11 +261,9 @@ static int is_float(const char *s, size_t len)
 static json_object *new_int(const char *s, size_t len, int base, size_t skip)
 {
 	errno = 0;
-	long long v = strtoll(base == 10 ? s : s + skip, NULL, base);
+	long long v = strtoll(s + skip, NULL, base);
 	if (errno != ERANGE)
 		return json_object_new_int64(v);
-	if (base == 10)
-		return json_object_new_double(strtod(s, NULL));
 	double d = 0;
 	for (size_t i = skip; i < len; i++) {
 		int c = s[i];
@@ -290,10 +289,10 @@ static int resolve_plain(const char *s, size_t len, json_object **out)
 		return 0;
 	if (one_of(s, len, trues) || one_of(s, len, falses))
 		*out = json_object_new_boolean(one_of(s, len, trues));
-	else if ((base = int_form(s, len, &skip)) != 0)
+	else if ((base = int_form(s, len, &skip)) == 10 || (!base && is_float(s, len)))
+		*out = pw_json_number_new(s, len); /* keeps the text (jsonnum.h) */
+	else if (base)
 		*out = new_int(s, len, base, skip);
-	else if (is_float(s, len))
-		*out = json_object_new_double(strtod(s, NULL));
 	else if (one_of(s + sign, len - sign, infs))
 		*out = json_object_new_double(s[0] == '-' ? -INFINITY : INFINITY);
 	else if (one_of(s, len, nans))
@@ -301,6 +300,14 @@ static int resolve_plain(const char *s, size_t len, json_object **out)
 	else
 		*out = json_object_new_string_len(s, (int)len);
 	return *out ? 0 : -1;
+}
+
+int pw_doc_plain_scalar(const char *s, size_t len, json_object **out)
+{
+	char *copy = strndup(s, len);
+	int rc = copy ? resolve_plain(copy, len, out) : -1;
+	free(copy);
+	return rc;
 }
 
 /* ---- YAML: building the tree from events -------------------------------- */
@@ -429,20 +436,14 @@ static void build_free(struct ybuild *b)
 	free(b->anc);
 }
 
-/* Deep copy of a scalar (not null). NULL when out of memory. */
+/* Deep copy of a scalar (not null), numbers with their text. NULL when
+ * out of memory. */
 static json_object *copy_scalar(json_object *src)
 {
-	switch (json_object_get_type(src)) {
-	case json_type_boolean:
-		return json_object_new_boolean(json_object_get_boolean(src));
-	case json_type_int:
-		return json_object_new_int64(json_object_get_int64(src));
-	case json_type_double:
-		return json_object_new_double(json_object_get_double(src));
-	default:
-		return json_object_new_string_len(json_object_get_string(src),
-						  json_object_get_string_len(src));
-	}
+	json_object *dst = NULL;
+	if (json_object_deep_copy(src, &dst, NULL) != 0)
+		return NULL;
+	return dst;
 }
 
 static int copy_value(struct ybuild *b, json_object *src, int line,
@@ -1115,6 +1116,10 @@ static int parse_json(pw_doc *doc, const char *text, size_t len,
 	jskip_ws(&w);
 	if (w.pos < len) {
 		json_syntax_error(doc, errs, text, len, w.pos, "extra data");
+		goto out;
+	}
+	if (pw_json_keep_numbers(&root, text, len) != 0) {
+		doc_err(errs, doc->file, 0, NULL, "out of memory");
 		goto out;
 	}
 	doc->root = root;

@@ -63,6 +63,13 @@ int pw_doc_end_line(const pw_doc *doc, const json_object *value);
 int pw_doc_key_line(const pw_doc *doc, const json_object *obj,
 		    const char *key);
 
+/*
+ * The value of a YAML plain scalar s[0..len) by the core schema (null,
+ * booleans, numbers keeping their text, else a string) into *out (NULL for
+ * null). Returns 0, or -1 when out of memory.
+ */
+int pw_doc_plain_scalar(const char *s, size_t len, json_object **out);
+
 void pw_doc_free(pw_doc *doc);
 
 #endif

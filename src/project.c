@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "doc.h"
+#include "interp.h"
+#include "slice.h"
 #include "store.h"
 
 #define PROJECT_FILE "pipewright.yml"
@@ -26,9 +28,9 @@
 #define BASE_ENV "base"
 
 /* The configuration keys read from conf/<env>/<key>*.{yml,yaml,json}. */
-enum conf_key { CONF_CATALOG, CONF_PARAMETERS, CONF_POOLS, CONF_NKEYS };
+enum conf_key { CONF_GLOBALS, CONF_CATALOG, CONF_PARAMETERS, CONF_POOLS, CONF_NKEYS };
 static const char *const conf_key_names[CONF_NKEYS] = {
-	"catalog", "parameters", "pools",
+	"globals", "catalog", "parameters", "pools",
 };
 
 static const char *const config_extensions[] = {".yml", ".yaml", ".json"};
@@ -357,7 +359,13 @@ static int apply_settings(pw_project *p, const pw_doc *doc, json_object *setting
 			;
 		int line = pw_doc_key_line(doc, settings, key);
 		if (i == n) {
-			*err = pw_asprintf(PROJECT_FILE ":%d: unknown setting '%s'", line, key);
+			const char *allowed[sizeof settings_table / sizeof *settings_table];
+			for (size_t k = 0; k < n; k++)
+				allowed[k] = settings_table[k].key;
+			char *hint = pw_key_hint(key, allowed, n);
+			*err = hint ? pw_asprintf(PROJECT_FILE ":%d: unknown setting '%s' %s", line,
+						  key, hint) : NULL;
+			free(hint);
 			return -1;
 		}
 		char *why = NULL;
@@ -438,8 +446,11 @@ static int load_project_file(pw_project *p, char **err)
 			for (i = 0; i < n && strcmp(known[i], key); i++)
 				;
 			if (i == n) {
-				*err = pw_asprintf(PROJECT_FILE ":%d: unknown key '%s'",
-						   pw_doc_key_line(doc, root, key), key);
+				char *hint = pw_key_hint(key, known, n);
+				*err = hint ? pw_asprintf(PROJECT_FILE ":%d: unknown key '%s' %s",
+							  pw_doc_key_line(doc, root, key), key,
+							  hint) : NULL;
+				free(hint);
 				goto out_doc;
 			}
 		}
@@ -476,14 +487,46 @@ typedef struct env_conf {
 	json_object *values;  /* key -> value */
 	json_object *sources; /* key -> file name (string) */
 	bool found;           /* at least one matching file exists */
+	pw_doc **docs;        /* the files, kept for the lines of values */
+	size_t n_docs;
 } env_conf;
+
+/* How values are interpolated (interp.h) while one key is loaded. */
+typedef struct conf_resolve {
+	json_object *globals;  /* resolved globals, or NULL */
+	json_object *runtime;  /* the run's params, or NULL at load time */
+	int runtime_uses;      /* out */
+} conf_resolve;
+
+static void env_conf_free(env_conf *ec)
+{
+	json_object_put(ec->values);
+	json_object_put(ec->sources);
+	for (size_t i = 0; i < ec->n_docs; i++)
+		pw_doc_free(ec->docs[i]);
+	free(ec->docs);
+}
+
+/* Keeps doc (taken over) in ec. Returns 0 or -1 (freed). */
+static int env_keep_doc(env_conf *ec, pw_doc *doc)
+{
+	pw_doc **grown = realloc(ec->docs, (ec->n_docs + 1) * sizeof *grown);
+	if (!grown) {
+		pw_doc_free(doc);
+		return -1;
+	}
+	ec->docs = grown;
+	ec->docs[ec->n_docs++] = doc;
+	return 0;
+}
 
 /*
  * Reads every <key>* file of one environment folder into ec. A top-level key
  * in two files is Kedro's "Duplicate keys found" ValueError. Returns 0, or
- * -1 with p->conf_error set (or out of memory).
+ * -1 with err set (or out of memory).
  */
-static int read_env_key(pw_project *p, const char *dir, const char *key, env_conf *ec)
+static int read_env_key(const pw_project *p, const char *dir, const char *key, env_conf *ec,
+			pw_kerror *err)
 {
 	pw_strv files = {0};
 	int rc = list_config_files(dir, key, &files);
@@ -496,16 +539,15 @@ static int read_env_key(pw_project *p, const char *dir, const char *key, env_con
 		ec->found = true;
 		if (!doc) {
 			char *msg = errs.n ? pw_error_format(&errs.v[0]) : NULL;
-			rc = msg ? pw_kerror_set(&p->conf_error, errs.v[0].type, "%s", msg) : -1;
+			rc = msg ? pw_kerror_set(err, errs.v[0].type, "%s", msg) : -1;
 			free(msg);
 		} else if (root && !json_object_is_type(root, json_type_object)) {
-			rc = pw_kerror_set(&p->conf_error, "ValueError",
-					   "%s: must be a mapping", rel);
+			rc = pw_kerror_set(err, "ValueError", "%s: must be a mapping", rel);
 		} else if (root) {
 			json_object_object_foreach(root, k, v) {
 				json_object *src = json_object_object_get(ec->sources, k);
 				if (src) {
-					rc = pw_kerror_set(&p->conf_error, "ValueError",
+					rc = pw_kerror_set(err, "ValueError",
 							   "Duplicate keys found in %s and %s: ['%s']",
 							   json_object_get_string(src), rel, k);
 					break;
@@ -514,7 +556,8 @@ static int read_env_key(pw_project *p, const char *dir, const char *key, env_con
 				json_object_object_add(ec->sources, k, json_object_new_string(rel));
 			}
 		}
-		pw_doc_free(doc);
+		if (doc && env_keep_doc(ec, doc) != 0)
+			rc = -1;
 		pw_errors_free(&errs);
 		free(rel);
 		free(path);
@@ -523,12 +566,56 @@ static int read_env_key(pw_project *p, const char *dir, const char *key, env_con
 	return rc;
 }
 
+/* interp.h's locate: the file and line of key in obj, from ec's docs. */
+static void env_locate(void *arg, const json_object *obj, const char *key, const char **file,
+		       int *line)
+{
+	const env_conf *ec = arg;
+	for (size_t i = 0; i < ec->n_docs; i++) {
+		const json_object *in = obj == ec->values ? pw_doc_root(ec->docs[i]) : obj;
+		int l = pw_doc_key_line(ec->docs[i], in, key);
+		if (l) {
+			*file = pw_doc_file(ec->docs[i]);
+			*line = l;
+			return;
+		}
+	}
+}
+
+/*
+ * Resolves the interpolations of one environment's values, as Kedro's
+ * OmegaConfigLoader does per folder, then drops the templates: top-level
+ * keys starting with '_'. Returns 0 or -1 with err set.
+ */
+static int resolve_env(env_conf *ec, conf_resolve *res, pw_kerror *err)
+{
+	pw_interp_ctx ctx = {
+		.globals = res->globals, .runtime_params = res->runtime,
+		.defer_runtime = res->runtime == NULL,
+		.locate = env_locate, .locate_arg = ec,
+	};
+	int rc = pw_interp_resolve(ec->values, &ctx, err);
+	res->runtime_uses += ctx.runtime_uses;
+	pw_strv templates = {0};
+	json_object_object_foreach(ec->values, k, v) {
+		(void)v;
+		if (k[0] == '_' && pw_strv_push(&templates, k) != 0)
+			rc = pw_kerror_set(err, "MemoryError", "out of memory");
+	}
+	for (size_t i = 0; i < templates.n; i++)
+		json_object_object_del(ec->values, templates.v[i]);
+	pw_strv_free(&templates);
+	return rc;
+}
+
 /*
  * Loads one configuration key: base, with the run environment read over it
- * (a top-level key of the environment replaces base's). *out gets a new
- * object; *found whether any file matched. Returns 0 or -1 (conf_error).
+ * (a top-level key of the environment replaces base's), interpolations
+ * resolved by res. *out gets a new object; *found whether any file matched.
+ * Returns 0 or -1 with err set.
  */
-static int load_conf_key(pw_project *p, const char *key, json_object **out, bool *found)
+static int load_conf_key(const pw_project *p, const char *key, conf_resolve *res,
+			 json_object **out, bool *found, pw_kerror *err)
 {
 	const char *envs[] = {BASE_ENV, strcmp(p->env, BASE_ENV) ? p->env : NULL};
 	int rc = 0;
@@ -537,19 +624,56 @@ static int load_conf_key(pw_project *p, const char *key, json_object **out, bool
 	if (!*out)
 		return -1;
 	for (size_t e = 0; rc == 0 && e < 2 && envs[e]; e++) {
-		env_conf ec = {json_object_new_object(), json_object_new_object(), false};
+		env_conf ec = {json_object_new_object(), json_object_new_object(), false, NULL, 0};
 		char *dir = pw_path_join(p->conf_source, envs[e]);
-		rc = dir && ec.values && ec.sources ? read_env_key(p, dir, key, &ec) : -1;
+		rc = dir && ec.values && ec.sources ? read_env_key(p, dir, key, &ec, err) : -1;
+		if (rc == 0)
+			rc = resolve_env(&ec, res, err);
 		if (rc == 0) {
 			json_object_object_foreach(ec.values, k, v)
 				json_object_object_add(*out, k, json_object_get(v));
 		}
 		*found |= ec.found;
-		json_object_put(ec.values);
-		json_object_put(ec.sources);
+		env_conf_free(&ec);
 		free(dir);
 	}
 	return rc;
+}
+
+/*
+ * One configuration key as a run sees it: loaded again and resolved with
+ * the run's params when it uses ${runtime_params:...} (uses_runtime), else
+ * a new reference to the value loaded with the project.
+ */
+static int run_conf(const pw_project *p, const char *key, bool uses_runtime,
+		    json_object *loaded, json_object *runtime, json_object **out, pw_kerror *err)
+{
+	conf_resolve res = {p->globals, runtime, 0};
+	bool found;
+	*out = NULL;
+	if (!uses_runtime) {
+		*out = json_object_get(loaded);
+		return 0;
+	}
+	if (load_conf_key(p, key, &res, out, &found, err) == 0)
+		return 0;
+	json_object_put(*out);
+	*out = NULL;
+	if (!err->type)
+		pw_kerror_set(err, "MemoryError", "out of memory");
+	return -1;
+}
+
+int pw_project_run_parameters(const pw_project *p, json_object *runtime, json_object **out,
+			      pw_kerror *err)
+{
+	return run_conf(p, "parameters", p->params_runtime, p->parameters, runtime, out, err);
+}
+
+int pw_project_run_catalog(const pw_project *p, json_object *runtime, json_object **out,
+			   pw_kerror *err)
+{
+	return run_conf(p, "catalog", p->catalog_runtime, p->catalog, runtime, out, err);
 }
 
 /* Checks catalog entries: type, filepath and versioned have their types. */
@@ -600,14 +724,30 @@ static int check_pools(pw_project *p)
 	return 0;
 }
 
+/* An environment named explicitly (--env, PIPEWRIGHT_ENV) must exist. */
+static int check_env_folder(pw_project *p)
+{
+	struct stat st;
+	char *dir = pw_path_join(p->conf_source, p->env);
+	if (!dir)
+		return -1;
+	if (p->env_explicit && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+		pw_kerror_set(&p->conf_error, "MissingConfigException",
+			      "Given configuration path either does not exist or is not a valid "
+			      "directory: %s", dir);
+	free(dir);
+	return 0;
+}
+
 /*
- * Loads catalog, parameters and pools. A missing catalog is Kedro's
+ * Loads globals, then catalog, parameters and pools with their
+ * interpolations resolved. A missing catalog is Kedro's
  * MissingConfigException. Returns 0; problems land in p->conf_error, and
  * only running out of memory returns -1.
  */
 static int load_conf(pw_project *p)
 {
-	json_object **slots[CONF_NKEYS] = {&p->catalog, &p->parameters, &p->pools};
+	json_object **slots[CONF_NKEYS] = {&p->globals, &p->catalog, &p->parameters, &p->pools};
 	bool found[CONF_NKEYS] = {false};
 	struct stat st;
 
@@ -622,14 +762,24 @@ static int load_conf(pw_project *p)
 			      p->conf_source);
 		return p->conf_error.message ? 0 : -1;
 	}
+	if (check_env_folder(p) != 0)
+		return -1;
 	for (int k = 0; k < CONF_NKEYS && !p->conf_error.type; k++) {
 		json_object *value = NULL;
-		if (load_conf_key(p, conf_key_names[k], &value, &found[k]) == 0) {
+		conf_resolve res = {k == CONF_GLOBALS ? NULL : p->globals, NULL, 0};
+		if (load_conf_key(p, conf_key_names[k], &res, &value, &found[k],
+				  &p->conf_error) == 0) {
 			json_object_put(*slots[k]);
 			*slots[k] = value;
 		} else {
 			json_object_put(value);
+			if (!p->conf_error.type)
+				return -1;
 		}
+		if (k == CONF_PARAMETERS)
+			p->params_runtime = res.runtime_uses > 0;
+		if (k == CONF_CATALOG)
+			p->catalog_runtime = res.runtime_uses > 0;
 	}
 	if (!p->conf_error.type && !found[CONF_CATALOG])
 		pw_kerror_set(&p->conf_error, "MissingConfigException",
@@ -646,6 +796,58 @@ static int load_conf(pw_project *p)
 static int compare_dags(const void *a, const void *b)
 {
 	return strcmp((*(pw_dag *const *)a)->id, (*(pw_dag *const *)b)->id);
+}
+
+/* The line where a task of the DAG file doc names input `name`, or 0. */
+static int input_line(const pw_doc *doc, const char *name)
+{
+	json_object *tasks = json_object_object_get(pw_doc_root(doc), "tasks");
+	for (size_t i = 0; i < json_object_array_length(tasks); i++) {
+		json_object *in = json_object_object_get(json_object_array_get_idx(tasks, i),
+							 "inputs");
+		if (json_object_is_type(in, json_type_string) &&
+		    strcmp(json_object_get_string(in), name) == 0)
+			return pw_doc_line(doc, in);
+		for (size_t k = 0; json_object_is_type(in, json_type_array) &&
+				   k < json_object_array_length(in); k++) {
+			json_object *item = json_object_array_get_idx(in, k);
+			if (json_object_is_type(item, json_type_string) &&
+			    strcmp(json_object_get_string(item), name) == 0)
+				return pw_doc_line(doc, item);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Records in dag->warnings the DAG's free inputs that neither the catalog
+ * nor the parameters (conf < DAG params) define, each at the line that
+ * first reads it. Skipped when the configuration itself is broken.
+ * Returns 0 or -1 (out of memory).
+ */
+static int check_free_inputs(const pw_project *p, pw_dag *dag, const pw_doc *doc)
+{
+	pw_strv missing = {0};
+	if (p->conf_error.type)
+		return 0;
+	json_object *params = pw_params_merge(p->parameters, dag->params);
+	int rc = params ? pw_free_inputs_missing(dag, NULL, p->catalog, params, &missing) : -1;
+	for (size_t i = 0; rc == 0 && i < missing.n; i++) {
+		pw_strv one = {0};
+		pw_kerror e = {0};
+		if (pw_strv_push(&one, missing.v[i]) == 0)
+			pw_free_inputs_error(&one, &e);
+		if (!e.message || !e.type)
+			rc = -1;
+		else
+			rc = pw_errors_add(&dag->warnings, dag->file, input_line(doc, missing.v[i]),
+					   e.type, "%s", e.message);
+		pw_kerror_clear(&e);
+		pw_strv_free(&one);
+	}
+	json_object_put(params);
+	pw_strv_free(&missing);
+	return rc;
 }
 
 /* Loads one DAG file into p->dags, or its errors into p->import_errors. */
@@ -673,6 +875,11 @@ static int load_dag_file(pw_project *p, const char *dir, const char *name, pw_st
 		goto out;
 	pw_doc *doc = pw_doc_load(path, rel, &errs);
 	pw_dag *dag = doc ? pw_dag_from_doc(stem, doc, &errs) : NULL;
+	if (dag && check_free_inputs(p, dag, doc) != 0) {
+		pw_dag_free(dag);
+		pw_doc_free(doc);
+		goto out;
+	}
 	pw_doc_free(doc);
 	if (dag) {
 		pw_dag **grown = realloc(p->dags, (p->n_dags + 1) * sizeof *grown);
@@ -725,7 +932,8 @@ static int resolve_location(pw_project *p, const pw_project_opts *opts, char **e
 
 	if (!path || !*path)
 		path = ".";
-	if (!env || !*env)
+	bool named = env && *env;
+	if (!named)
 		env = DEFAULT_ENV;
 	if (!realpath(path, resolved)) {
 		*err = pw_asprintf("project folder '%s': %s", path, strerror(errno));
@@ -738,6 +946,7 @@ static int resolve_location(pw_project *p, const pw_project_opts *opts, char **e
 	}
 	p->root = strdup(resolved);
 	p->env = strdup(env);
+	p->env_explicit = named && strcmp(env, DEFAULT_ENV) != 0; /* serve passes local on */
 	p->conf_source = p->root ? pw_path_join(p->root, conf && *conf ? conf : "conf") : NULL;
 	return p->root && p->env && p->conf_source ? 0 : -1;
 }
@@ -777,6 +986,7 @@ void pw_project_free(pw_project *p)
 	json_object_put(p->catalog);
 	json_object_put(p->parameters);
 	json_object_put(p->pools);
+	json_object_put(p->globals);
 	json_object_put(p->settings);
 	free(p->root);
 	free(p->env);

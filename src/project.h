@@ -44,6 +44,10 @@ typedef struct pw_project {
 	json_object *catalog;
 	json_object *parameters;
 	json_object *pools;
+	json_object *globals;     /* globals* files, resolved */
+	bool params_runtime;      /* parameters use ${runtime_params:...} */
+	bool catalog_runtime;     /* the catalog does */
+	bool env_explicit;        /* named, and not "local": its folder must exist */
 	pw_kerror conf_error;     /* type NULL when the configuration is fine */
 	pw_dag **dags;            /* loaded DAGs, sorted by id */
 	size_t n_dags;
@@ -88,6 +92,19 @@ typedef enum pw_runner_kind {
  */
 int pw_runner_resolve(const pw_project *p, const char *name, pw_runner_kind fallback,
 		      pw_kerror *err);
+
+/*
+ * The project's parameters as a run with these params (its conf) sees
+ * them: when the parameters use ${runtime_params:...}, the parameters
+ * files are read again and resolved with runtime; otherwise a reference
+ * to p->parameters. Returns 0 with *out, or -1 with err set (an
+ * unresolvable interpolation names file, line and key).
+ */
+int pw_project_run_parameters(const pw_project *p, json_object *runtime, json_object **out,
+			      pw_kerror *err);
+/* The same for the catalog (dataset paths may use runtime params). */
+int pw_project_run_catalog(const pw_project *p, json_object *runtime, json_object **out,
+			   pw_kerror *err);
 
 /* true when name matches [A-Za-z0-9_-]+ (environment names). */
 bool pw_valid_env_name(const char *name);

@@ -1,6 +1,8 @@
 /* slice.c - see slice.h. */
 #include "slice.h"
 
+#include "interp.h"
+
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -739,4 +741,48 @@ out:
 	free(needed);
 	free(keep);
 	return rc;
+}
+
+/* --- free inputs ------------------------------------------------------- */
+
+/* Whether the catalog or the parameters define dataset name. */
+static bool input_defined(const char *name, json_object *catalog, json_object *params)
+{
+	bool found = false;
+	if (strcmp(name, "parameters") == 0)
+		return true;
+	if (strncmp(name, "params:", 7) == 0) {
+		pw_json_path_get(params, name + 7, &found);
+		return found && name[7];
+	}
+	return json_object_object_get_ex(catalog, name, NULL);
+}
+
+int pw_free_inputs_missing(const pw_dag *dag, const bool *selected, json_object *catalog,
+			   json_object *params, pw_strv *missing)
+{
+	pw_strv inputs = {0}, outputs = {0};
+	int rc = pw_dag_io(dag, selected, &inputs, &outputs);
+	for (size_t i = 0; rc == 0 && i < inputs.n; i++)
+		if (!input_defined(inputs.v[i], catalog, params))
+			rc = pw_strv_push(missing, inputs.v[i]);
+	pw_strv_free(&inputs);
+	pw_strv_free(&outputs);
+	return rc;
+}
+
+int pw_free_inputs_error(const pw_strv *missing, pw_kerror *err)
+{
+	char *list = pw_pylist_repr(missing);
+	if (!list)
+		return pw_kerror_set(err, "MemoryError", "out of memory");
+	/* a Python set prints like the list, in braces */
+	size_t n = strlen(list);
+	if (n >= 2) {
+		list[0] = '{';
+		list[n - 1] = '}';
+	}
+	pw_kerror_set(err, "ValueError", "Pipeline input(s) %s not found in the DataCatalog", list);
+	free(list);
+	return -1;
 }

@@ -81,4 +81,21 @@ bool pw_dataset_exists(const pw_catalog_view *cat, const char *name);
 int pw_only_missing_outputs(const pw_dag *dag, const pw_catalog_view *cat,
 			    bool *selected);
 
+/*
+ * The free inputs of dag (of the selected tasks when selected is non-NULL:
+ * datasets read by one of them and written by none) that neither the
+ * catalog nor params define, sorted, into missing. "parameters" is always
+ * defined; "params:a.b" is when params has a, and a has b. Returns 0 or -1
+ * (out of memory).
+ */
+int pw_free_inputs_missing(const pw_dag *dag, const bool *selected, json_object *catalog,
+			   json_object *params, pw_strv *missing);
+
+/*
+ * Kedro's error for missing free inputs, into err:
+ * ValueError "Pipeline input(s) {'a', 'b'} not found in the DataCatalog".
+ * Returns -1.
+ */
+int pw_free_inputs_error(const pw_strv *missing, pw_kerror *err);
+
 #endif

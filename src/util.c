@@ -1,6 +1,7 @@
 /* util.c - see util.h. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/printbuf.h>
 #include <limits.h>
@@ -271,6 +272,88 @@ void pw_errors_free(pw_errors *errs)
 	}
 	free(errs->v);
 	*errs = (pw_errors){0};
+}
+
+/* Keys other orchestrators use, and ours. */
+static const char *const key_synonyms[][2] = {
+	{"name", "id"}, {"name", "project_name"}, {"task_id", "id"}, {"node", "id"},
+	{"func", "command"},
+	{"cmd", "command"}, {"bash_command", "command"}, {"run", "command"},
+	{"script", "command"}, {"input", "inputs"}, {"output", "outputs"},
+	{"depends_on", "upstream"}, {"dependencies", "upstream"}, {"deps", "upstream"},
+	{"after", "upstream"}, {"upstream_tasks", "upstream"}, {"retry", "retries"},
+	{"max_retries", "retries"}, {"execution_timeout", "timeout"},
+	{"environment", "env"}, {"working_dir", "cwd"}, {"workdir", "cwd"},
+	{"cron", "schedule"}, {"schedule_interval", "schedule"}, {"is_paused", "paused"},
+	{"parameters", "params"}, {"default_args", "defaults"}, {"nodes", "tasks"},
+	{"steps", "tasks"}, {"doc", "description"}, {"doc_md", "description"},
+	{"project", "project_name"}, {"package", "package_name"}, {"db", "database"},
+	{"database_path", "database"}, {"log_dir", "logs_dir"}, {"logs", "logs_dir"},
+	{"parallelism", "max_parallel_tasks"}, {"max_parallel", "max_parallel_tasks"},
+};
+
+/* Levenshtein distance of a and b, ignoring case (short strings only). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65];
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t cost = tolower((unsigned char)a[i - 1]) !=
+				      tolower((unsigned char)b[j - 1]);
+			size_t best = diag + cost;
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* The allowed key nearest to key, or NULL when none is near. */
+static const char *nearest_key(const char *key, const char *const *allowed, size_t n)
+{
+	for (size_t s = 0; s < sizeof key_synonyms / sizeof *key_synonyms; s++)
+		for (size_t i = 0; strcmp(key, key_synonyms[s][0]) == 0 && i < n; i++)
+			if (strcmp(allowed[i], key_synonyms[s][1]) == 0)
+				return allowed[i];
+	const char *best = NULL;
+	size_t best_d = (size_t)-1, len = strlen(key);
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(key, allowed[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = allowed[i];
+		}
+	}
+	return best && best_d <= (len < 4 ? 1 : len / 2) ? best : NULL;
+}
+
+char *pw_key_hint(const char *key, const char *const *allowed, size_t n)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(allowed[i]) + 2;
+	char *list = malloc(len), *o = list;
+	if (!list)
+		return NULL;
+	*o = '\0';
+	for (size_t i = 0; i < n; i++)
+		o += sprintf(o, "%s%s", i ? ", " : "", allowed[i]);
+	const char *near = nearest_key(key, allowed, n);
+	char *hint = near ? pw_asprintf("(did you mean '%s'? allowed: %s)", near, list)
+			  : pw_asprintf("(allowed: %s)", list);
+	free(list);
+	return hint;
 }
 
 char *pw_error_format(const pw_error *e)

@@ -84,6 +84,15 @@ void pw_errors_free(pw_errors *errs);
 /* "file:line: message" (or without the parts that are unknown). malloc'd. */
 char *pw_error_format(const pw_error *e);
 
+/*
+ * The hint after an unknown key: "(did you mean 'id'? allowed: id, command)",
+ * or "(allowed: ...)" when no allowed key is near. The nearest key is a
+ * known synonym (name -> id, cmd -> command, depends_on -> upstream, as
+ * Airflow and Kedro users write them) or the closest by edit distance.
+ * allowed has n entries. malloc'd or NULL.
+ */
+char *pw_key_hint(const char *key, const char *const *allowed, size_t n);
+
 /* Return codes shared by the store and the handlers. */
 enum {
 	PW_OK = 0,

@@ -13,8 +13,8 @@ out=$(mktemp -d)
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc
 	$(pkg-config --cflags json-c yaml-0.1)"
 libs="$(pkg-config --libs json-c yaml-0.1) -lm"
-lib="src/util.c src/doc.c src/dag.c src/slice.c src/cron.c"
-for target in doc dag cron; do
+lib="src/util.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/slice.c src/cron.c"
+for target in doc dag cron interp; do
 	# shellcheck disable=SC2086
 	clang $flags -o "$out/fuzz_$target" "tests/fuzz/fuzz_$target.c" $lib $libs
 	mkdir -p "$out/corpus_$target"

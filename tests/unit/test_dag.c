@@ -376,13 +376,14 @@ static void test_unknown_keys(void **state)
 		     "  - id: a\n"
 		     "    command: x\n"
 		     "    colour: null\n",
-		     4, "task 'a': unknown key 'colour'");
+		     4, "unknown key 'colour' in task 'a' (allowed: id, command,");
 	expect_error("defaults:\n"
 		     "  retries: 1\n"
 		     "  env: {A: b}\n"
 		     "tasks:\n"
 		     "  - {id: a, command: x}\n",
-		     3, "defaults: unknown key 'env'");
+		     3, "unknown key 'env' in defaults (allowed: retries, retry_delay, timeout, "
+			"pool, pool_slots, trigger_rule)");
 }
 
 static void test_wrong_types(void **state)
@@ -432,8 +433,8 @@ static void test_wrong_types(void **state)
 	expect_error("tasks:\n"
 		     "  - id: a\n"
 		     "    command: x\n"
-		     "    tags: solo\n",
-		     4, "'tags' must be a list of strings");
+		     "    tags: {solo: 1}\n",
+		     4, "'tags' must be a string or a list of strings");
 	expect_error("tasks:\n"
 		     "  - id: a\n"
 		     "    command: []\n",

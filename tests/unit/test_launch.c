@@ -16,6 +16,7 @@
 
 #include "testhelp.h"
 
+#include "jsonnum.h"
 #include "launch.h"
 
 /* --- helpers ------------------------------------------------------------ */
@@ -681,6 +682,36 @@ static void test_task_env(void **state)
 }
 
 /* The built env really reaches a task. */
+/* PIPEWRIGHT_PARAM_<NAME> for each params: input the parameters define. */
+static void test_task_env_params(void **state)
+{
+	(void)state;
+	pw_task t;
+	memset(&t, 0, sizeof t);
+	t.name = "t";
+	strv_add(&t.inputs, (const char *[]){"params:top_n", "params:model.lr", "params:name",
+					     "params:model", "params:nope", "raw", NULL});
+	json_object *params = pw_json_parse_exact(
+		"{\"top_n\": 5, \"name\": \"a b\", \"model\": {\"lr\": 0.10,"
+		" \"big\": 123456789012345678901234567890}}");
+	assert_non_null(params);
+	char *const base[] = {"PATH=/bin", NULL};
+	pw_task_env in = {.base = base, .dag_id = "d", .run_id = "r", .task = &t,
+			  .try_number = 1, .params = params};
+	pw_strv env = {0};
+	assert_int_equal(pw_task_env_build(&in, &env), 0);
+	assert_string_equal(env_get(&env, "PIPEWRIGHT_PARAM_TOP_N"), "5");
+	assert_string_equal(env_get(&env, "PIPEWRIGHT_PARAM_MODEL_LR"), "0.10");
+	assert_string_equal(env_get(&env, "PIPEWRIGHT_PARAM_NAME"), "a b");
+	assert_string_equal(env_get(&env, "PIPEWRIGHT_PARAM_MODEL"),
+			    "{\"lr\":0.10,\"big\":123456789012345678901234567890}");
+	assert_null(env_get(&env, "PIPEWRIGHT_PARAM_NOPE"));
+	assert_null(env_get(&env, "PIPEWRIGHT_PARAM_RAW"));
+	pw_strv_free(&env);
+	pw_strv_free(&t.inputs);
+	json_object_put(params);
+}
+
 static void test_task_env_reaches_task(void **state)
 {
 	(void)state;
@@ -733,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_pidfd),
 		cmocka_unit_test(test_xcom),
 		cmocka_unit_test(test_task_env),
+		cmocka_unit_test(test_task_env_params),
 		cmocka_unit_test(test_task_env_reaches_task),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

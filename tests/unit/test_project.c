@@ -109,7 +109,9 @@ static void test_bad_settings_fail_with_line(void **state)
 		const char *message;
 	} cases[] = {
 		{"project_name: x\nsettings:\n  colour: red\n",
-		 "pipewright.yml:3: unknown setting 'colour'"},
+		 "pipewright.yml:3: unknown setting 'colour' (allowed: database, logs_dir, "
+		 "max_parallel_tasks, events_keep_days, events_keep_max, runners, cors_origins, "
+		 "roles)"},
 		{"settings:\n  max_parallel_tasks: many\n",
 		 "pipewright.yml:2: setting 'max_parallel_tasks' must be an integer from 1 to 4096"},
 		{"settings:\n  roles: {alice: root}\n",
@@ -134,7 +136,8 @@ static void test_bad_settings_fail_with_line(void **state)
 		{"settings:\n  runners: {fast: {type: slurm, partition: \"\"}}\n",
 		 "pipewright.yml:2: setting 'runners' entry 'fast': option 'partition'"
 		 " must be a non-empty string"},
-		{"project_name: x\nowner: me\n", "pipewright.yml:2: unknown key 'owner'"},
+		{"project_name: x\nowner: me\n", "pipewright.yml:2: unknown key 'owner' (allowed: "
+		 "project_name, package_name, version, settings)"},
 		{"project_name: [x]\n", "pipewright.yml:1: 'project_name' must be a string"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
