@@ -622,7 +622,8 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	    !(envv = pw_env_vector(&env)))
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
-	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
+	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status,
+		       r->project->max_log_bytes};
 	rc = run->slurm ? slurm_prepare(r, run, t, &l) : fork_shim(r, k, &l, proc_start);
 out:
 	if (rc != PW_OK)
@@ -1050,4 +1051,23 @@ void exec_drop_unstarted(runner *r)
 		close(r->go_fds[i]);
 	}
 	r->n_go = 0;
+}
+
+void exec_forget(runner *r)
+{
+	exec_drop_unstarted(r);
+	for (size_t i = 0; i < r->n_ack; i++)
+		close(r->acks[i].fd); /* unacked: the shim keeps its end */
+	r->n_ack = 0;
+	while (r->runs) {
+		rn_run *next = r->runs->next;
+		exec_run_free(r->runs); /* closes the sockets of running tries */
+		r->runs = next;
+	}
+	r->n_running = 0;
+	json_object_object_foreach(r->pool_used, pool, used) {
+		(void)used;
+		json_object_object_add(r->pool_used, pool, json_object_new_int(0));
+	}
+	r->work_changed = true;
 }

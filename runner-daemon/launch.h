@@ -41,6 +41,9 @@
 #include "slice.h"
 #include "util.h"
 
+/* The time between the SIGTERM of a cancel or timeout and the SIGKILL. */
+#define PW_KILL_GRACE_MS 5000
+
 /* Everything one try needs to start. */
 typedef struct pw_launch {
 	const char *workdir;        /* absolute: project root or its cwd: */
@@ -51,6 +54,8 @@ typedef struct pw_launch {
 	const char *log_path;       /* stdout and stderr, appended */
 	const char *status_path;    /* written by the shim when the task ends,
 				     * in log_path's folder */
+	long long max_log;          /* bytes of task output kept in the log
+				     * (settings.max_log_bytes); 0: all */
 } pw_launch;
 
 /*
@@ -196,6 +201,22 @@ void pw_try_result_free(pw_try_result *r);
  * object") when it holds anything else.
  */
 int pw_xcom_read(const char *path, json_object **out, char **err);
+
+/* A process below a shim (proctree.c). */
+typedef struct pw_proc {
+	pid_t pid;
+	pid_t pgid;   /* its process group */
+} pw_proc;
+typedef struct pw_procs {
+	pw_proc *v;
+	size_t n;
+} pw_procs;
+/*
+ * Every live descendant of root (its children, theirs, ...), from /proc,
+ * parents before children. Returns 0 (free with pw_procs_free) or -1.
+ */
+int pw_descendants(pid_t root, pw_procs *out);
+void pw_procs_free(pw_procs *p);
 
 /* Start time of a process (field 22 of /proc/PID/stat), or -1. */
 long long pw_proc_start_time(pid_t pid);

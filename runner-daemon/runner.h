@@ -157,7 +157,9 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
 int rn_tx(runner *r);
 /*
  * Commits the step's transaction, then lets the shims started in it run
- * (or, if the commit fails, makes them exit unstarted). PW_OK or PW_ERR.
+ * and acks the ends it recorded. PW_OK, or PW_ERR with the transaction,
+ * the shims and the ends left as they are: the caller rolls back and
+ * forgets them (main.c's settle, exec_forget).
  */
 int rn_commit(runner *r);
 
@@ -214,6 +216,14 @@ int exec_check_watched(runner *r, long long now);
  * it (they exit unstarted) and forgets them.
  */
 void exec_drop_unstarted(runner *r);
+/*
+ * A step failed and was rolled back: drops every active run from memory,
+ * as a restart would (the database is the truth; recover() rebuilds). The
+ * sockets of unacked and running tries are closed, so their shims keep
+ * their ends (the status file, retried while the disk is full) and are
+ * adopted again; shims started in the step exit unstarted.
+ */
+void exec_forget(runner *r);
 /* The active run with this pk, or NULL. */
 rn_run *exec_find_run(runner *r, long long pk);
 /* Paths of a try's files: "<dir>/<task>/<try>.<ext>", malloc'd. */
