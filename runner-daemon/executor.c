@@ -670,6 +670,8 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	int rc = procs_add(r, run, t);
 	if (rc == PW_OK)
 		rc = st_try_start(r, run, t, proc_start, log_path, now);
+	if (rc == PW_OK && k->try_number > 1) /* an earlier try's XComs go */
+		rc = st_xcom_clear(r, run, t);
 	free(log_path);
 	return rc;
 }
@@ -735,7 +737,11 @@ static void append_log(const rn_run *run, size_t t, const char *line)
 	free(log);
 }
 
-/* Stores the XComs of a successful try; a bad XCom file fails the try. */
+/*
+ * Stores the XComs of a try: return_value (last_line: a successful try's)
+ * and the keys of its XCom file. Returns why the try must fail (a bad
+ * XCom file, said in the log), or NULL.
+ */
 static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *last_line)
 {
 	char *path = exec_try_path(run, t, run->tasks[t].try_number, "xcom.json");
@@ -808,6 +814,9 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 		k->state = TI_SUCCESS;
 	else
 		k->state = k->try_number < k->max_tries ? TI_UP_FOR_RETRY : TI_FAILED;
+	if (k->state != TI_SUCCESS && !xcom_failure)
+		store_xcoms(r, run, t, NULL); /* kept, as Airflow keeps them; a bad
+					       * file is only noted in the log */
 	if (xcom_failure)
 		snprintf(why, sizeof why, "%s", xcom_failure);
 	if (k->state == TI_FAILED)

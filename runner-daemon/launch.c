@@ -270,6 +270,7 @@ typedef struct shim_out {
 	size_t pend_len;
 	int pend_errno;   /* why the last write was short */
 	long long lost;   /* output dropped: pend was full, or the log failed */
+	bool mid_line;    /* the log does not end with a newline */
 	long long term_at; /* when the shim got SIGTERM (a cancel, a timeout), or 0 */
 	int passed;       /* signal last passed on to escaped processes, or 0 */
 } shim_out;
@@ -341,10 +342,17 @@ static void pend_add(shim_out *so, const char *buf, size_t n, int e)
 	so->lost += (long long)(n - take);
 }
 
-/*
- * Appends task output to the log: up to the cap (the rest is counted in
- * cut), and behind whatever a full disk made it keep back.
- */
+/* Appends to the log behind whatever a full disk made it keep back. */
+static void log_raw(shim_out *so, const char *buf, size_t n)
+{
+	if (n > 0)
+		so->mid_line = buf[n - 1] != '\n';
+	size_t w = pend_flush(so) ? write_some(so->log, buf, n) : 0;
+	if (w < n)
+		pend_add(so, buf + w, n - w, w == 0 && so->pend_len ? so->pend_errno : errno);
+}
+
+/* Appends task output to the log, up to the cap (the rest is counted in cut). */
 static void log_output(shim_out *so, const char *buf, size_t n)
 {
 	if (so->log < 0)
@@ -355,17 +363,14 @@ static void log_output(shim_out *so, const char *buf, size_t n)
 		n = keep;
 	}
 	so->given += (long long)n;
-	if (n == 0)
-		return;
-	size_t w = pend_flush(so) ? write_some(so->log, buf, n) : 0;
-	if (w < n)
-		pend_add(so, buf + w, n - w, w == 0 && so->pend_len ? so->pend_errno : errno);
+	if (n > 0)
+		log_raw(so, buf, n);
 }
 
 /*
- * Before the task's end is handed on: writes what a full disk kept back,
- * waiting (100 ms, doubling to 2 s) as long as the disk stays full, so
- * that the log is complete when the end is recorded.
+ * Writes what a full disk kept back, waiting (100 ms, doubling to 2 s) as
+ * long as the disk stays full. The shim does so after it has handed the
+ * task's end on, which a full disk must not hold up.
  */
 static void pend_drain(shim_out *so)
 {
@@ -448,13 +453,14 @@ static void shim_read(shim_out *so, int *fd, bool lines)
 		shim_lines(so, buf, (size_t)n);
 }
 
-/* Appends "pipewright: " text "\n" to the log, past the cap (best effort). */
+/* Appends "pipewright: " text "\n" to the log, past the cap. */
 static void log_note(shim_out *so, const char *text)
 {
-	if (so->log < 0)
-		return;
-	pend_drain(so);
-	write_msg(so->log, (const char *const[]){"pipewright: ", text, NULL});
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%spipewright: %s\n",
+			 so->mid_line ? "\n" : "", text);
+	if (so->log >= 0 && n > 0)
+		log_raw(so, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* Appends " <pid>" for each of d (at most 20) to buf of size (NUL-terminated). */
@@ -598,7 +604,7 @@ static bool reap_orphans(void);
  * Says in the log what the task left behind when its process ended:
  * processes still running (they are left running, as Airflow leaves a
  * BashOperator's background jobs, but the shim serves no other try), and
- * whether they still hold its output (copied on by shim_linger).
+ * whether they still hold its output (copied on by shim_copy).
  */
 static void note_leftovers(shim_out *so)
 {
@@ -626,16 +632,21 @@ out:
 }
 
 /*
- * After the task's end was handed on: copies what its leftovers still
- * write to its output into the log (within the cap) until they close it,
- * reaping them as they exit.
+ * Copies what is still written to the task's output into the log (within
+ * the cap, no more lines) until it is closed, or for ms at most (< 0: no
+ * limit), reaping the shim's children as they exit. After the task's end
+ * was handed on, its leftovers write there until they close it.
  */
-static void shim_linger(shim_out *so)
+static void shim_copy(shim_out *so, long long ms)
 {
+	long long until = now_ms() + ms;
 	while (so->out >= 0 || so->err >= 0) {
 		struct pollfd fds[2] = {{.fd = so->out, .events = POLLIN},
 					{.fd = so->err, .events = POLLIN}};
-		int r = poll(fds, 2, PW_ORPHAN_REAP_MS);
+		long long left = ms < 0 ? PW_ORPHAN_REAP_MS : until - now_ms();
+		if (left <= 0)
+			break;
+		int r = poll(fds, 2, (int)(left < PW_ORPHAN_REAP_MS ? left : PW_ORPHAN_REAP_MS));
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -647,11 +658,43 @@ static void shim_linger(shim_out *so)
 	}
 }
 
+/*
+ * A try that was signalled (cancel, timeout) leaves nothing running: what
+ * the task started gets until PW_ESCAPED_KILL_EARLY_MS before the runner's
+ * SIGKILL to end after the SIGTERM passed on to it (output still copied),
+ * then SIGKILL.
+ */
+static void stop_leftovers(shim_out *so)
+{
+	int ignored;
+	while (so->term_at && !reap_children(0, &ignored)) {
+		struct pollfd fds[2] = {{.fd = so->out, .events = POLLIN},
+					{.fd = so->err, .events = POLLIN}};
+		pass_signals(so);
+		if (so->passed == SIGKILL) {
+			pw_procs d;
+			if (pw_descendants(getpid(), &d) == 0) {
+				for (size_t i = 0; i < d.n; i++)
+					(void)kill(d.v[i].pid, SIGKILL);
+				pw_procs_free(&d);
+			}
+		}
+		int r = poll(fds, 2, PW_REAP_POLL_MS);
+		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->out, false);
+		if (r > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->err, false);
+	}
+	if (so->term_at) { /* the rest of what they wrote */
+		shim_copy(so, PW_DRAIN_MS);
+		so->out_open = so->out >= 0 || so->err >= 0;
+	}
+}
+
 /* The notes of the cap and of output a full disk made the shim drop. */
 static void note_cut(shim_out *so)
 {
 	char text[256];
-	pend_drain(so);
 	if (so->cut > 0) {
 		snprintf(text, sizeof text, "the log reached settings.max_log_bytes (%lld "
 			 "bytes of output); %lld more bytes were not kept", so->cap, so->cut);
@@ -1038,12 +1081,12 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 		goto done;
 	}
 	ws = shim_follow(&so, task);
+	stop_leftovers(&so);
 	note_leftovers(&so);
-	note_cut(&so);
 done:
 	set_handler(SIGTERM, SIG_IGN);
 	/* Another try only when this one left nothing running behind. */
-	reuse = reuse && go_r >= 0 && !so.out_open && reap_orphans();
+	reuse = reuse && go_r >= 0 && !so.out_open && !so.pend_len && reap_orphans();
 	const char *text = end_text(ws, &so, reuse, fallback, sizeof fallback, &json);
 	bool told = go_r >= 0 && tell_runner(go_r, text);
 	if (!told && reuse) { /* the file promises nothing */
@@ -1052,10 +1095,10 @@ done:
 	}
 	int rc = told ? 0 : keep_status(l->status_path, text);
 	free(json);
-	if (so.out >= 0 || so.err >= 0) { /* what the leftovers still write */
-		shim_linger(&so);
-		note_cut(&so);
-	}
+	shim_copy(&so, -1); /* what the leftovers still write */
+	pend_drain(&so);
+	note_cut(&so);
+	pend_drain(&so);
 	if (so.log >= 0)
 		(void)close(so.log);
 	free(so.cur);

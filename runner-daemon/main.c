@@ -70,6 +70,11 @@ int rn_commit(runner *r)
 		if (pw_store_commit(r->store) != PW_OK)
 			return PW_ERR; /* settle() rolls back, with the cause */
 		r->in_tx = false;
+		if (r->stuck_since) {
+			rn_info(r, "the database takes writes again, after %lld ms",
+				pw_now_ms() - r->stuck_since);
+			r->stuck_since = 0;
+		}
 	}
 	for (size_t i = 0; i < r->n_go; i++)
 		pw_launch_go_follow(r->go_fds[i]);
@@ -362,21 +367,21 @@ static bool backoff(long long ms)
  * In-flight ends are not lost meanwhile: their shims were never acked, so
  * they keep them (the status file, which they retry while the disk is
  * full) and recovery records them exactly once. One line says that the
- * runner waits and why, one that it goes on. PW_OK, or PW_ERR when a stop
+ * runner waits and why, and rn_commit one when a write commits again. PW_OK, or PW_ERR when a stop
  * was requested while waiting. failed: a step failed (else: the start).
  */
 static int settle(runner *r, bool failed)
 {
-	long long delay = RETRY_FIRST_MS, since = pw_now_ms();
-	bool waiting = failed;
-	char cause[256] = "";
-	for (;;) {
+	long long delay = RETRY_FIRST_MS;
+	for (bool waiting = failed;; waiting = true) {
 		if (waiting) {
-			if (!*cause) {
+			if (!r->stuck_since) { /* once per episode */
+				char cause[256];
 				note_cause(r, cause, sizeof cause);
 				rn_error(r, "cannot write to the database: %s; waiting and "
 					 "retrying (running tasks go on, their ends are kept)",
 					 cause);
+				r->stuck_since = pw_now_ms();
 			}
 			if (r->in_tx)
 				pw_store_rollback(r->store);
@@ -386,15 +391,9 @@ static int settle(runner *r, bool failed)
 				return PW_ERR;
 			delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
 		}
-		waiting = true;
-		long long now = pw_now_ms();
-		if (seed(r) == PW_OK && recover(r, now) == PW_OK && rn_commit(r) == PW_OK)
-			break;
+		if (seed(r) == PW_OK && recover(r, pw_now_ms()) == PW_OK && rn_commit(r) == PW_OK)
+			return PW_OK;
 	}
-	if (*cause)
-		rn_info(r, "the database takes writes again after %lld ms; went on from it",
-			pw_now_ms() - since);
-	return PW_OK;
 }
 
 /* The loop. Returns the exit status. */

@@ -140,6 +140,8 @@ typedef struct runner {
 	char *exe;              /* this program (Slurm jobs exec it), or NULL */
 	long long slurm_due;    /* when slurm_step has work, or 0: none */
 	long long slurm_poll_at; /* when to ask Slurm about its jobs next */
+	long long stuck_since;  /* a write failed then (main.c's settle), and
+				 * none has committed since; or 0 */
 } runner;
 
 /* exit_code argument meaning "the try has no exit code" (it was lost). */
@@ -286,6 +288,8 @@ int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
 int st_try_end(runner *r, rn_run *run, size_t t, ti_state prev, int exit_code,
 	       const char *reason, long long now);
 int st_xcom_put(runner *r, rn_run *run, size_t t, const char *key, json_object *value);
+/* Drops the XComs of task t, as a new try starts (Airflow's clear_xcom_data). */
+int st_xcom_clear(runner *r, rn_run *run, size_t t);
 /* Loads the task instances of a run row into run->tasks (recovery, retry). */
 int st_ti_load(runner *r, rn_run *run);
 /* The pid and proc_start of a running try (recovery). */
