@@ -14,8 +14,9 @@
  * while it waits for its first try). Before go, while the runner commits
  * the try, it opens the log and looks the command up on PATH. It never
  * returns into the runner's code and ends with _exit(). It uses no stdio
- * stream; malloc only for a try's request, its line buffers and json-c's
- * status, all freed before a kept shim's next try (launch.h).
+ * stream; malloc only for a try's request, its line buffers, output a
+ * full disk refused, /proc scans (proctree.c) and json-c's status, all
+ * freed before a kept shim's next try (launch.h).
  *
  * The task is started with vfork(): the shim's memory is not copied a
  * second time, which matters when 10,000 short tasks are started. The
