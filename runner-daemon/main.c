@@ -10,7 +10,9 @@
  * anything is written), reaps ended tries, applies commands, fires
  * schedules, claims queued runs, handles timers, starts ready tries and
  * ends finished runs; then it commits and the loop sleeps in poll() until
- * a FIFO poke, a signal, an adopted shim's exit, or the next timer.
+ * a FIFO poke, a signal, an adopted shim's exit, or the next timer. A step
+ * that cannot commit (the database locked or the disk full) is rolled
+ * back and retried from the database (settle), never a reason to exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -367,8 +369,9 @@ static bool backoff(long long ms)
  * In-flight ends are not lost meanwhile: their shims were never acked, so
  * they keep them (the status file, which they retry while the disk is
  * full) and recovery records them exactly once. One line says that the
- * runner waits and why, and rn_commit one when a write commits again. PW_OK, or PW_ERR when a stop
- * was requested while waiting. failed: a step failed (else: the start).
+ * runner waits and why, and rn_commit one when a write commits again.
+ * failed: a step failed (else: the start). PW_OK, or PW_ERR when a stop
+ * was requested while waiting.
  */
 static int settle(runner *r, bool failed)
 {
