@@ -776,6 +776,25 @@ static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *las
 	return failure;
 }
 
+/*
+ * Says in the log of a try the runner signalled what it did: SIGTERM to
+ * the group, and SIGKILL when the shim did not report (the SIGKILL ended
+ * it with the task).
+ */
+static void note_stop(const rn_run *run, size_t t, bool reported)
+{
+	char line[160];
+	if (run->tasks[t].stop == STOP_TIMEOUT)
+		snprintf(line, sizeof line, "timeout after %d s: ", run->dag->tasks[t].timeout);
+	else
+		snprintf(line, sizeof line, "cancelled: ");
+	size_t len = strlen(line);
+	snprintf(line + len, sizeof line - len, "%s", reported
+		 ? "SIGTERM sent to the task's process group"
+		 : "SIGTERM sent to the task's process group, then SIGKILL");
+	append_log(run, t, line);
+}
+
 /* Why a try that did not succeed ended, for its reason and the run's error. */
 static void describe_end(const rn_run *run, size_t t, int found, const pw_try_result *res,
 			 char *why, size_t size)
@@ -807,6 +826,8 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	char why[96];
 
 	describe_end(run, t, found, &res, why, sizeof why);
+	if (k->stop != STOP_NONE && !k->job)
+		note_stop(run, t, found == 0);
 	if (k->stop == STOP_CANCEL)
 		k->state = TI_CANCELLED;
 	else if (found == 0 && res.exit_code == 0 && k->stop == STOP_NONE &&

@@ -424,6 +424,36 @@ static void test_cancel_reaches_setsid_daemons(void **state)
 }
 
 /*
+ * A task that ignores SIGTERM runs into its timeout: SIGKILL follows the
+ * grace, the try fails by timeout, and its log says what was sent.
+ */
+static void test_sigterm_ignored(void **state)
+{
+	hr_project *p = *state;
+	hr_dag(p, "ign", "tasks:\n"
+	       "  - id: t\n"
+	       "    timeout: 1\n"
+	       "    command: 'trap \"\" TERM; echo stubborn; while :; do sleep 0.1; done'\n");
+	hr_queue_run(p, "ign", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	pid_t pgid = hr_wait_try_pid(p, "ign", "r1", "t", 1, W);
+	expect_run(p, "ign", "r1", "failed");
+	expect_task(p, "ign", "r1", "t", "failed");
+	hr_try *t;
+	if (hr_tries(p, "ign", "r1", "t", &t) != 1 || strcmp(t[0].reason, "timeout after 1 s") != 0)
+		fail_msg("the try's reason is \"%s\", expected \"timeout after 1 s\"",
+			 t ? t[0].reason : "(no try)");
+	free(t);
+	if (!hr_wait_group_gone(pgid, W))
+		fail_msg("group %d still has processes", (int)pgid);
+	char *log = log_with(p, "ign", "r1", "t", "pipewright: timeout after 1 s: SIGTERM sent "
+			     "to the task's process group, then SIGKILL\n");
+	expect_in(log, "stubborn\n", "the log");
+	free(log);
+	hr_pass(p);
+}
+
+/*
  * 100 MB of output with settings.max_log_bytes 1 MiB: the log keeps the
  * first MiB and says how much was cut; the last line still becomes the
  * return_value.
@@ -527,6 +557,7 @@ int main(void)
 		T(test_disk_full),
 		T(test_background_keeps_output),
 		T(test_cancel_reaches_setsid_daemons),
+		T(test_sigterm_ignored),
 		T(test_log_cap),
 		T(test_log_cap_setting),
 		T(test_odd_output),
