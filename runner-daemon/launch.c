@@ -1056,6 +1056,12 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 		write_msg(so.log, (const char *const[]){
 			  "pipewright: cannot create a pipe: ",
 			  err_text(pipe_errno), NULL});
+		for (int i = 0; i < 2; i++) { /* the one that was made */
+			if (out[i] >= 0)
+				(void)close(out[i]);
+			if (err[i] >= 0)
+				(void)close(err[i]);
+		}
 		goto done;
 	}
 	so.cur = malloc(PW_LINE_MAX);
