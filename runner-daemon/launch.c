@@ -290,6 +290,15 @@ static bool is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Sleeps *delay ms, then doubles *delay up to max: waiting for disk space. */
+static void backoff_sleep(long long *delay, long long max)
+{
+	struct timespec ts = {*delay / 1000, (*delay % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	*delay = *delay * 2 > max ? max : *delay * 2;
+}
+
 /* Whether errno e means "the disk has no room now" (worth a retry). */
 static bool disk_full(int e)
 {
@@ -382,10 +391,7 @@ static void pend_drain(shim_out *so)
 			so->pend_len = 0;
 			break;
 		}
-		struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
-		delay = delay * 2 > 2000 ? 2000 : delay * 2;
+		backoff_sleep(&delay, 2000);
 	}
 }
 
@@ -852,10 +858,7 @@ static int keep_status(const char *path, const char *text)
 	while (write_status(path, text) != 0) {
 		if (!disk_full(errno))
 			return -1;
-		struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
-		delay = delay * 2 > 5000 ? 5000 : delay * 2;
+		backoff_sleep(&delay, 5000);
 	}
 	return 0;
 }
@@ -910,6 +913,22 @@ static int open_log(const char *path, bool *created)
 			return -1;
 	}
 	return -1;
+}
+
+/*
+ * open_log, retried while the disk is full (0.1 s, doubling to 5 s): a
+ * try whose log cannot be made yet waits, as `running`, instead of
+ * failing for want of space. Returns the fd, or -1 on another error.
+ */
+static int wait_for_log(const char *path)
+{
+	long long delay = 100;
+	bool created;
+	int fd;
+	while ((fd = open_log(path, &created)) < 0 && disk_full(errno)) {
+		backoff_sleep(&delay, 5000);
+	}
+	return fd;
 }
 
 int pw_shim_detach(int go_r, bool clean)
@@ -1042,6 +1061,7 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
 							   sizeof resolved) : NULL};
 	so.log = open_log(l->log_path, &log_created);
+	bool full = so.log < 0 && disk_full(errno);
 	int pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
 	int pipe_errno = errno;
 	if (go_r >= 0 && !shim_wait_go(go_r)) {
@@ -1049,6 +1069,11 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 		if (log_created)
 			(void)unlink(l->log_path);
 		_exit(0);
+	}
+	if (full) { /* the task starts once its log can be made */
+		so.log = wait_for_log(l->log_path);
+		pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
+		pipe_errno = errno;
 	}
 	if (so.log < 0)
 		goto done;

@@ -29,10 +29,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	hr_project *p = *state;
-	char *var = hr_path(p, "var");
-	/* A tmpfs of test_disk_full: detached, so the folder can go. */
-	(void)umount2(var, MNT_DETACH);
-	free(var);
+	/* The tmpfs of the disk-full tests: detached, so the folder can go. */
+	for (int i = 0; i < 2; i++) {
+		char *dir = hr_path(p, i ? "logs" : "var");
+		(void)umount2(dir, MNT_DETACH);
+		free(dir);
+	}
 	hr_project_free(p);
 	return 0;
 }
@@ -263,10 +265,10 @@ static void truncate_wal(hr_project *p)
 	fail_msg("cannot empty the WAL");
 }
 
-/* Writes var/fill until the file system is full. */
-static void fill_disk(hr_project *p)
+/* Writes <rel> until its file system is full. */
+static void fill_file(hr_project *p, const char *rel)
 {
-	char *path = hr_path(p, "var/fill"), buf[65536];
+	char *path = hr_path(p, rel), buf[65536];
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	memset(buf, 'f', sizeof buf);
 	if (fd < 0)
@@ -310,7 +312,7 @@ static void test_disk_full(void **state)
 	hr_wait_task_state(p, "df", "r1", "a", "running", W);
 
 	truncate_wal(p);
-	fill_disk(p);
+	fill_file(p, "var/fill");
 	touch(p, "go");
 	log_wait w = {runner, "cannot write to the database: database or disk is full"};
 	hr_wait_for(p, runner_said, &w, "the runner's wait line", W);
@@ -331,6 +333,102 @@ static void test_disk_full(void **state)
 			  (const char *const[]){"queued,running,success",
 						"pending,queued,running,success"});
 	expect_said_once(p, runner, "cannot write to the database");
+	hr_pass(p);
+}
+
+/* Creates empty files <dir>/inode-N until no inode is left; returns N. */
+static int fill_inodes(hr_project *p, const char *dir)
+{
+	int n = 0;
+	for (;; n++) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "%s/inode-%d", dir, n);
+		char *path = hr_path(p, rel);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		free(path);
+		if (fd < 0) {
+			if (errno != ENOSPC)
+				fail_msg("creating %s: %s", rel, strerror(errno));
+			return n;
+		}
+		close(fd);
+	}
+}
+
+static void free_inodes(hr_project *p, const char *dir, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "%s/inode-%d", dir, i);
+		char *path = hr_path(p, rel);
+		unlink(path);
+		free(path);
+	}
+}
+
+/*
+ * Only the logs' disk is full (no page, no inode); the database is
+ * fine. A running task's output waits in its shim and reaches the log
+ * once there is room; the try's end is recorded at once. The next task
+ * waits, `running`, until its log can be made, then runs. Nothing fails.
+ */
+static void test_logs_disk_full(void **state)
+{
+	hr_project *p = *state;
+	char *logs = hr_path(p, "logs");
+	if (mkdir(logs, 0755) != 0 ||
+	    mount("tmpfs", logs, "tmpfs", 0, "size=1m,nr_inodes=64,mode=0755") != 0) {
+		print_message("mount tmpfs on %s: %s (needs root): skipped\n", logs,
+			      strerror(errno));
+		free(logs);
+		hr_pass(p);
+		skip();
+	}
+	free(logs);
+	hr_settings(p, "max_parallel_tasks: 4, logs_dir: logs");
+	hr_dag(p, "ld", "tasks:\n"
+	       "  - id: t1\n"
+	       "    command: 'head -c 4095 /dev/zero | tr \"\\\\0\" f; echo;"
+	       " while [ ! -e go ]; do sleep 0.05; done; echo second-line'\n"
+	       "  - id: t2\n"
+	       "    upstream: [t1]\n"
+	       "    command: 'echo t2-line'\n");
+	hr_queue_run(p, "ld", "r1", NULL, NULL);
+	pid_t runner = hr_runner_start(p, NULL);
+	/* 4096 bytes: the log's page is full, the next byte needs another. */
+	char *log = log_with(p, "ld", "r1", "t1", "ff\n");
+	free(log);
+	fill_file(p, "logs/fill");
+	int n = fill_inodes(p, "logs");
+	touch(p, "go");
+	hr_wait_task_state(p, "ld", "r1", "t1", "success", W);
+	hr_wait_task_state(p, "ld", "r1", "t2", "running", W);
+	hr_sleep_ms(500); /* t2's shim waits for room meanwhile */
+	log = hr_try_log(p, "ld", "r1", "t1", 1);
+	if (log && strstr(log, "second-line"))
+		fail_msg("the log of t1 got its output while the disk was full:\n%s", log);
+	free(log);
+	log = hr_try_log(p, "ld", "r1", "t2", 1);
+	if (log)
+		fail_msg("t2 has a log on a disk without inodes:\n%s", log);
+	free_inodes(p, "logs", n);
+	char *fill = hr_path(p, "logs/fill");
+	unlink(fill);
+	free(fill);
+
+	expect_run(p, "ld", "r1", "success");
+	one_try(p, "ld", "r1", "t1", 0);
+	one_try(p, "ld", "r1", "t2", 0);
+	expect_xcom(p, "ld", "r1", "t1", "return_value", "\"second-line\"");
+	expect_xcom(p, "ld", "r1", "t2", "return_value", "\"t2-line\"");
+	log = log_with(p, "ld", "r1", "t1", "second-line\n");
+	free(log);
+	log = log_with(p, "ld", "r1", "t2", "t2-line\n");
+	free(log);
+	char *said = hr_runner_log(p, runner);
+	if (strstr(said, "cannot write to the database"))
+		fail_msg("the database was not full:\n%s", said);
+	free(said);
 	hr_pass(p);
 }
 
@@ -406,6 +504,8 @@ static void test_cancel_reaches_setsid_daemons(void **state)
 	hr_queue_run(p, "esc", "r1", NULL, NULL);
 	hr_runner_start(p, NULL);
 	pid_t d1 = read_pid(p, "d1.pid"), d2 = read_pid(p, "d2.pid");
+	for (int i = 0; i < W / 20 && (getpgid(d1) != d1 || getpgid(d2) != d2); i++)
+		hr_sleep_ms(20); /* setsid may come just after the pid file */
 	if (getpgid(d1) != d1 || getpgid(d2) != d2)
 		fail_msg("the daemons did not leave the task's group");
 	hr_request(p, "esc", "r1", "cancel");
@@ -555,6 +655,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_locked_database),
 		T(test_disk_full),
+		T(test_logs_disk_full),
 		T(test_background_keeps_output),
 		T(test_cancel_reaches_setsid_daemons),
 		T(test_sigterm_ignored),
