@@ -466,6 +466,49 @@ static void test_proc_start_time(void **state)
 	assert_int_equal(pw_proc_start_time(pid), -1); /* reaped */
 }
 
+/* pw_descendants finds a child and a grandchild in its own session. */
+static void test_descendants(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(p[0]);
+		pid_t grand = fork();
+		if (grand == 0) {
+			(void)setsid();
+			(void)write(p[1], "g", 1);
+			pause();
+			_exit(0);
+		}
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	pw_procs d;
+	assert_int_equal(pw_descendants(getpid(), &d), 0);
+	pid_t grand = 0;
+	bool saw_child = false;
+	for (size_t i = 0; i < d.n; i++) {
+		if (d.v[i].pid == child)
+			saw_child = true;
+		else if (d.v[i].pgid == d.v[i].pid)
+			grand = d.v[i].pid; /* setsid: its own group */
+	}
+	pw_procs_free(&d);
+	assert_true(saw_child);
+	assert_true(grand > 0);
+	assert_int_equal(getpgid(grand), grand);
+	kill(grand, SIGKILL);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 static void test_pidfd(void **state)
 {
 	(void)state;
@@ -744,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_read_status),
 		cmocka_unit_test(test_proc_start_time),
 		cmocka_unit_test(test_pidfd),
+		cmocka_unit_test(test_descendants),
 		cmocka_unit_test(test_xcom),
 		cmocka_unit_test(test_task_env),
 		cmocka_unit_test(test_task_env_reaches_task),
