@@ -393,6 +393,8 @@ static int settle(runner *r, bool failed)
 			if (!backoff(delay))
 				return PW_ERR;
 			delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+			if (!st_can_write(r))
+				continue; /* still locked: no statement fails, nothing logged */
 		}
 		if (seed(r) == PW_OK && recover(r, pw_now_ms()) == PW_OK && rn_commit(r) == PW_OK)
 			return PW_OK;

@@ -312,6 +312,12 @@ int st_each_command(runner *r, st_command_fn fn, void *arg);
 int st_command_done(runner *r, long long id, long long now);
 /* Removes the heartbeat row of a runner that stops cleanly (autocommit). */
 int st_runner_stopped(runner *r, int pid);
+/*
+ * Whether the write lock can be taken now (BEGIN IMMEDIATE, waiting the
+ * busy timeout, then ROLLBACK), without logging: a cheap probe while
+ * another process holds it. Outside rn_tx.
+ */
+bool st_can_write(runner *r);
 /* data_version: a change by another connection since the last call. */
 int st_changed(runner *r, bool *changed);
 

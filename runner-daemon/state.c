@@ -560,6 +560,15 @@ int st_changed(runner *r, bool *changed)
 	return v < 0 ? PW_ERR : PW_OK;
 }
 
+bool st_can_write(runner *r)
+{
+	sqlite3 *db = pw_store_db(r->store);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return true;
+}
+
 int st_runner_stopped(runner *r, int pid)
 {
 	static const char sql[] = "DELETE FROM runner WHERE pid = ?1";
