@@ -7,12 +7,15 @@
  *   recovery.c   a restarted runner takes over what the last one left
  *   state.c      every SQL statement the runner runs
  *   launch.c     the shim that runs one try (launch.h)
+ *   proctree.c   the processes below a shim, from /proc (launch.h)
  *   slurm.c      tries of runs whose runner is a Slurm cluster
  *
  * The runner is the only writer of execution state. While a run is active
  * (claimed and not ended) its task states live in memory (rn_run) and every
  * change is written through state.c, with its event, in the transaction
- * the loop holds for one step (rn_tx).
+ * the loop holds for one step (rn_tx). A step that cannot commit is
+ * rolled back and memory is rebuilt from the database, as by a restart
+ * (main.c's settle: exec_forget, then recover).
  */
 #ifndef PW_RUNNER_H
 #define PW_RUNNER_H
