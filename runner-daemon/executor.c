@@ -443,6 +443,10 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	run->dir = pw_asprintf("%s/%s/%s", r->project->logs_dir, dag_id, run_id);
 	run->params_path = run->dir ? pw_asprintf("%s/params.json", run->dir) : NULL;
 	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(r, run, conf) != PW_OK) {
+		if (run->params_path && (errno == ENOSPC || errno == EDQUOT)) { /* wait */
+			rn_fault(r, "cannot write %s: %s", run->dir, strerror(errno));
+			goto fail;
+		}
 		pw_kerror_set(&err, "OSError", "cannot write %s: %s",
 			      run->dir ? run->dir : "the run's folder", strerror(errno));
 		goto fail;

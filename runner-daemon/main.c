@@ -56,6 +56,14 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
 	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
 }
 
+void rn_fault(runner *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->fault, sizeof r->fault, fmt, ap);
+	va_end(ap);
+}
+
 int rn_tx(runner *r)
 {
 	if (r->in_tx)
@@ -73,9 +81,10 @@ int rn_commit(runner *r)
 			return PW_ERR; /* settle() rolls back, with the cause */
 		r->in_tx = false;
 		if (r->stuck_since) {
-			rn_info(r, "the database takes writes again, after %lld ms",
+			rn_info(r, "writes commit again, after %lld ms of waiting",
 				pw_now_ms() - r->stuck_since);
 			r->stuck_since = 0;
+			r->retry_ms = 0;
 		}
 	}
 	for (size_t i = 0; i < r->n_go; i++)
@@ -331,18 +340,22 @@ static void wait_for_work(runner *r, long long deadline)
 }
 
 /*
- * Why the last write failed, from the connection, before the rollback
- * clears it: "database is locked", "database or disk is full", ...
+ * Why the step failed: rn_fault's reason, else the connection's last
+ * error before the rollback clears it ("database is locked", "database or
+ * disk is full", ...).
  */
 static void note_cause(runner *r, char *buf, size_t size)
 {
 	sqlite3 *db = pw_store_db(r->store);
 	int code = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
-	if (code == SQLITE_OK || code == SQLITE_DONE || code == SQLITE_ROW)
-		snprintf(buf, size, "out of memory or a file error");
+	if (r->fault[0])
+		snprintf(buf, size, "%s", r->fault);
+	else if (code == SQLITE_OK || code == SQLITE_DONE || code == SQLITE_ROW)
+		snprintf(buf, size, "cannot go on: out of memory or a file error");
 	else
-		snprintf(buf, size, "%s (SQLite error %d)",
+		snprintf(buf, size, "cannot write to the database: %s (SQLite error %d)",
 			 db ? sqlite3_errmsg(db) : "no database", code);
+	r->fault[0] = '\0';
 }
 
 /* Sleeps ms unless a stop is requested. Returns false when one is. */
@@ -375,24 +388,24 @@ static bool backoff(long long ms)
  */
 static int settle(runner *r, bool failed)
 {
-	long long delay = RETRY_FIRST_MS;
 	for (bool waiting = failed;; waiting = true) {
 		if (waiting) {
+			char cause[300];
+			note_cause(r, cause, sizeof cause);
 			if (!r->stuck_since) { /* once per episode */
-				char cause[256];
-				note_cause(r, cause, sizeof cause);
-				rn_error(r, "cannot write to the database: %s; waiting and "
-					 "retrying (running tasks go on, their ends are kept)",
-					 cause);
+				rn_error(r, "%s; waiting and retrying (running tasks go on, "
+					 "their ends are kept)", cause);
 				r->stuck_since = pw_now_ms();
+				r->retry_ms = RETRY_FIRST_MS;
 			}
 			if (r->in_tx)
 				pw_store_rollback(r->store);
 			r->in_tx = false;
 			exec_forget(r);
-			if (!backoff(delay))
+			if (!backoff(r->retry_ms))
 				return PW_ERR;
-			delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+			r->retry_ms = r->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+								   : r->retry_ms * 2;
 			if (!st_can_write(r))
 				continue; /* still locked: no statement fails, nothing logged */
 		}

@@ -145,6 +145,9 @@ typedef struct runner {
 	long long slurm_poll_at; /* when to ask Slurm about its jobs next */
 	long long stuck_since;  /* a write failed then (main.c's settle), and
 				 * none has committed since; or 0 */
+	long long retry_ms;     /* settle's next delay in that episode */
+	char fault[256];        /* why the step failed, when it was not an
+				 * SQLite error (rn_fault), or "" */
 } runner;
 
 /* exit_code argument meaning "the try has no exit code" (it was lost). */
@@ -154,6 +157,11 @@ typedef struct runner {
 /* One log line to stderr: "pipewright-runner: <level> <message>". */
 void rn_log(const runner *r, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Says why the step must fail and be retried when the cause is not the
+ * database (a full disk under logs_dir); main.c's settle logs it.
+ */
+void rn_fault(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define rn_info(r, ...) rn_log((r), "info", __VA_ARGS__)
 #define rn_error(r, ...) rn_log((r), "error", __VA_ARGS__)
 #define rn_debug(r, ...) \

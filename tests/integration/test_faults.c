@@ -225,7 +225,7 @@ static void test_locked_database(void **state)
 						"queued,running,failed",
 						"pending,queued,running,success"});
 	expect_said_once(p, runner, "cannot write to the database");
-	expect_said_once(p, runner, "the database takes writes again");
+	expect_said_once(p, runner, "writes commit again, after ");
 	/* The failed step and perhaps its heartbeat; then only quiet probes. */
 	char *log = hr_runner_log(p, runner);
 	if (count(log, "pipewright: store: database is locked") > 2)
@@ -375,7 +375,8 @@ static void free_inodes(hr_project *p, const char *dir, int n)
  * Only the logs' disk is full (no page, no inode); the database is
  * fine. A running task's output waits in its shim and reaches the log
  * once there is room; the try's end is recorded at once. The next task
- * waits, `running`, until its log can be made, then runs. Nothing fails.
+ * waits, `running`, until its log can be made, then runs; a run claimed
+ * meanwhile stays queued until its folder can be made. Nothing fails.
  */
 static void test_logs_disk_full(void **state)
 {
@@ -416,6 +417,15 @@ static void test_logs_disk_full(void **state)
 	log = hr_try_log(p, "ld", "r1", "t2", 1);
 	if (log)
 		fail_msg("t2 has a log on a disk without inodes:\n%s", log);
+	/* A run claimed now cannot make its folder: it waits, queued. */
+	hr_dag(p, "ld2", "tasks:\n  - {id: only, command: 'echo only-line'}\n");
+	hr_queue_run(p, "ld2", "r2", NULL, NULL);
+	log_wait w = {runner, "cannot write "};
+	hr_wait_for(p, runner_said, &w, "the runner's wait line", W);
+	const char *r2 = hr_run_state(p, "ld2", "r2");
+	if (!r2 || strcmp(r2, "queued") != 0)
+		fail_msg("run ld2/r2 is %s while the logs' disk is full, expected queued",
+			 r2 ? r2 : "(none)");
 	free_inodes(p, "logs", n);
 	char *fill = hr_path(p, "logs/fill");
 	unlink(fill);
@@ -430,6 +440,9 @@ static void test_logs_disk_full(void **state)
 	free(log);
 	log = log_with(p, "ld", "r1", "t2", "t2-line\n");
 	free(log);
+	expect_run(p, "ld2", "r2", "success");
+	expect_xcom(p, "ld2", "r2", "only", "return_value", "\"only-line\"");
+	expect_said_once(p, runner, ": No space left on device; waiting and retrying");
 	char *said = hr_runner_log(p, runner);
 	if (strstr(said, "cannot write to the database"))
 		fail_msg("the database was not full:\n%s", said);
