@@ -481,6 +481,10 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	run->dir = pw_asprintf("%s/%s/%s", r->project->logs_dir, dag_id, run_id);
 	run->params_path = run->dir ? pw_asprintf("%s/params.json", run->dir) : NULL;
 	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(run, params) != PW_OK) {
+		if (run->params_path && (errno == ENOSPC || errno == EDQUOT)) { /* wait */
+			rn_fault(r, "cannot write %s: %s", run->dir, strerror(errno));
+			goto fail;
+		}
 		pw_kerror_set(&err, "OSError", "cannot write %s: %s",
 			      run->dir ? run->dir : "the run's folder", strerror(errno));
 		goto fail;
@@ -664,7 +668,8 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 	    !(envv = pw_env_vector(&env)))
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
-	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status};
+	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status,
+		       r->project->max_log_bytes};
 	rc = run->slurm ? slurm_prepare(r, run, t, &l) : fork_shim(r, k, &l, proc_start);
 out:
 	if (rc != PW_OK)
@@ -711,6 +716,8 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	int rc = procs_add(r, run, t);
 	if (rc == PW_OK)
 		rc = st_try_start(r, run, t, proc_start, log_path, now);
+	if (rc == PW_OK && k->try_number > 1) /* an earlier try's XComs go */
+		rc = st_xcom_clear(r, run, t);
 	free(log_path);
 	return rc;
 }
@@ -776,7 +783,11 @@ static void append_log(const rn_run *run, size_t t, const char *line)
 	free(log);
 }
 
-/* Stores the XComs of a successful try; a bad XCom file fails the try. */
+/*
+ * Stores the XComs of a try: return_value (last_line: a successful try's)
+ * and the keys of its XCom file. Returns why the try must fail (a bad
+ * XCom file, said in the log), or NULL.
+ */
 static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *last_line)
 {
 	char *path = exec_try_path(run, t, run->tasks[t].try_number, "xcom.json");
@@ -811,6 +822,25 @@ static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *las
 	return failure;
 }
 
+/*
+ * Says in the log of a try the runner signalled what it did: SIGTERM to
+ * the group, and SIGKILL when the shim did not report (the SIGKILL ended
+ * it with the task).
+ */
+static void note_stop(const rn_run *run, size_t t, bool reported)
+{
+	char line[160];
+	if (run->tasks[t].stop == STOP_TIMEOUT)
+		snprintf(line, sizeof line, "timeout after %d s: ", run->dag->tasks[t].timeout);
+	else
+		snprintf(line, sizeof line, "cancelled: ");
+	size_t len = strlen(line);
+	snprintf(line + len, sizeof line - len, "%s", reported
+		 ? "SIGTERM sent to the task's process group"
+		 : "SIGTERM sent to the task's process group, then SIGKILL");
+	append_log(run, t, line);
+}
+
 /* Why a try that did not succeed ended, for its reason and the run's error. */
 static void describe_end(const rn_run *run, size_t t, int found, const pw_try_result *res,
 			 char *why, size_t size)
@@ -842,6 +872,8 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	char why[96];
 
 	describe_end(run, t, found, &res, why, sizeof why);
+	if (k->stop != STOP_NONE && !k->job)
+		note_stop(run, t, found == 0);
 	if (k->stop == STOP_CANCEL)
 		k->state = TI_CANCELLED;
 	else if (found == 0 && res.exit_code == 0 && k->stop == STOP_NONE &&
@@ -849,6 +881,9 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 		k->state = TI_SUCCESS;
 	else
 		k->state = k->try_number < k->max_tries ? TI_UP_FOR_RETRY : TI_FAILED;
+	if (k->state != TI_SUCCESS && !xcom_failure)
+		store_xcoms(r, run, t, NULL); /* kept, as Airflow keeps them; a bad
+					       * file is only noted in the log */
 	if (xcom_failure)
 		snprintf(why, sizeof why, "%s", xcom_failure);
 	if (k->state == TI_FAILED)
@@ -1092,4 +1127,23 @@ void exec_drop_unstarted(runner *r)
 		close(r->go_fds[i]);
 	}
 	r->n_go = 0;
+}
+
+void exec_forget(runner *r)
+{
+	exec_drop_unstarted(r);
+	for (size_t i = 0; i < r->n_ack; i++)
+		close(r->acks[i].fd); /* unacked: the shim keeps its end */
+	r->n_ack = 0;
+	while (r->runs) {
+		rn_run *next = r->runs->next;
+		exec_run_free(r->runs); /* closes the sockets of running tries */
+		r->runs = next;
+	}
+	r->n_running = 0;
+	json_object_object_foreach(r->pool_used, pool, used) {
+		(void)used;
+		json_object_object_add(r->pool_used, pool, json_object_new_int(0));
+	}
+	r->work_changed = true;
 }

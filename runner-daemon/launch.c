@@ -14,8 +14,9 @@
  * while it waits for its first try). Before go, while the runner commits
  * the try, it opens the log and looks the command up on PATH. It never
  * returns into the runner's code and ends with _exit(). It uses no stdio
- * stream; malloc only for a try's request, its line buffers and json-c's
- * status, all freed before a kept shim's next try (launch.h).
+ * stream; malloc only for a try's request, its line buffers, output a
+ * full disk refused, /proc scans (proctree.c) and json-c's status, all
+ * freed before a kept shim's next try (launch.h).
  *
  * The task is started with vfork(): the shim's memory is not copied a
  * second time, which matters when 10,000 short tasks are started. The
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,6 +59,11 @@
 #define PW_DRAIN_MS 100
 /* How often a shim reaps the orphans a running task leaves it. */
 #define PW_ORPHAN_REAP_MS 1000
+/* Output a full disk refused, kept in the shim until it has room. */
+#define PW_PEND_MAX (4 * 1024 * 1024)
+/* Escaped descendants get SIGKILL this long before the runner's SIGKILL
+ * to the group (PW_KILL_GRACE_MS after its SIGTERM) ends the shim. */
+#define PW_ESCAPED_KILL_EARLY_MS 1000
 /* Poll interval for the task's end when pidfd_open is not available. */
 #define PW_REAP_POLL_MS 50
 /* Largest XCom file accepted, and largest status file read. */
@@ -162,7 +169,7 @@ typedef struct task_spec {
 	const char *path_env; /* PATH of the task's environment */
 	const char *resolved; /* argv[0] found on PATH before go, or NULL */
 	int out_w;            /* write end of the stdout pipe */
-	int log;              /* log file */
+	int err_w;            /* write end of the stderr pipe */
 } task_spec;
 
 /*
@@ -218,7 +225,7 @@ static _Noreturn void task_child(const task_spec *ts)
 {
 	const pw_launch *l = ts->l;
 
-	if (dup2(ts->out_w, 1) < 0 || dup2(ts->log, 2) < 0)
+	if (dup2(ts->out_w, 1) < 0 || dup2(ts->err_w, 2) < 0)
 		_exit(127);
 	if (chdir(l->workdir) != 0) {
 		int e = errno;
@@ -250,19 +257,144 @@ static _Noreturn void task_child(const task_spec *ts)
 
 /* --- the shim -------------------------------------------------------------- */
 
-/* The shim's view of the task's stdout. */
+/* The shim's view of the task's output. */
 typedef struct shim_out {
 	int log;          /* log file, or -1 */
+	int out, err;     /* read ends of the task's stdout and stderr; -1 once closed */
 	char *cur, *last; /* line being read / last non-blank line */
 	size_t cur_len, last_len;
 	bool cur_blank;   /* cur holds only white space so far */
 	bool have_last;
-	bool out_open;    /* stdout was still open when the shim stopped reading */
+	bool out_open;    /* its output was still open when the task's end was sent */
+	long long cap;    /* bytes of output the log keeps (max_log_bytes), 0: all */
+	long long given;  /* bytes of output given to the log so far */
+	long long cut;    /* bytes past the cap, not kept */
+	char *pend;       /* output the log refused (disk full), kept for later */
+	size_t pend_len;
+	int pend_errno;   /* why the last write was short */
+	long long lost;   /* output dropped: pend was full, or the log failed */
+	bool mid_line;    /* the log does not end with a newline */
+	long long term_at; /* when the shim got SIGTERM (a cancel, a timeout), or 0 */
+	int passed;       /* signal last passed on to escaped processes, or 0 */
 } shim_out;
+
+/* Set by SIGTERM while a try runs (the shim ignores it otherwise). */
+static volatile sig_atomic_t term_seen;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	term_seen = 1;
+}
 
 static bool is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Sleeps *delay ms, then doubles *delay up to max: waiting for disk space. */
+static void backoff_sleep(long long *delay, long long max)
+{
+	struct timespec ts = {*delay / 1000, (*delay % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	*delay = *delay * 2 > max ? max : *delay * 2;
+}
+
+/* Whether errno e means "the disk has no room now" (worth a retry). */
+static bool disk_full(int e)
+{
+	return e == ENOSPC || e == EDQUOT;
+}
+
+/* Writes what fd takes of buf now. Returns the bytes written; errno when short. */
+static size_t write_some(int fd, const char *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	return done;
+}
+
+/* Writes the output kept back earlier. Returns true when none is left. */
+static bool pend_flush(shim_out *so)
+{
+	if (so->pend_len == 0)
+		return true;
+	size_t n = write_some(so->log, so->pend, so->pend_len);
+	if (n < so->pend_len)
+		so->pend_errno = errno;
+	memmove(so->pend, so->pend + n, so->pend_len - n);
+	so->pend_len -= n;
+	return so->pend_len == 0;
+}
+
+/*
+ * Keeps n bytes the log refused for a later write, up to PW_PEND_MAX in
+ * all; beyond that, and after an error other than a full disk, they are
+ * counted as lost.
+ */
+static void pend_add(shim_out *so, const char *buf, size_t n, int e)
+{
+	size_t take = 0;
+	so->pend_errno = e;
+	if (disk_full(e) && (so->pend || (so->pend = malloc(PW_PEND_MAX)))) {
+		take = PW_PEND_MAX - so->pend_len;
+		if (take > n)
+			take = n;
+		memcpy(so->pend + so->pend_len, buf, take);
+		so->pend_len += take;
+	}
+	so->lost += (long long)(n - take);
+}
+
+/* Appends to the log behind whatever a full disk made it keep back. */
+static void log_raw(shim_out *so, const char *buf, size_t n)
+{
+	if (n > 0)
+		so->mid_line = buf[n - 1] != '\n';
+	size_t w = pend_flush(so) ? write_some(so->log, buf, n) : 0;
+	if (w < n)
+		pend_add(so, buf + w, n - w, w == 0 && so->pend_len ? so->pend_errno : errno);
+}
+
+/* Appends task output to the log, up to the cap (the rest is counted in cut). */
+static void log_output(shim_out *so, const char *buf, size_t n)
+{
+	if (so->log < 0)
+		return;
+	if (so->cap > 0 && so->given + (long long)n > so->cap) {
+		size_t keep = so->given < so->cap ? (size_t)(so->cap - so->given) : 0;
+		so->cut += (long long)(n - keep);
+		n = keep;
+	}
+	so->given += (long long)n;
+	if (n > 0)
+		log_raw(so, buf, n);
+}
+
+/*
+ * Writes what a full disk kept back, waiting (100 ms, doubling to 2 s) as
+ * long as the disk stays full. The shim does so after it has handed the
+ * task's end on, which a full disk must not hold up.
+ */
+static void pend_drain(shim_out *so)
+{
+	long long delay = 100;
+	while (so->log >= 0 && !pend_flush(so)) {
+		if (!disk_full(so->pend_errno)) {
+			so->lost += (long long)so->pend_len;
+			so->pend_len = 0;
+			break;
+		}
+		backoff_sleep(&delay, 2000);
+	}
 }
 
 /* Ends the current line: it becomes the last line unless it is blank. */
@@ -295,15 +427,11 @@ static void line_add(shim_out *so, const char *p, size_t n)
 	so->cur_len += n;
 }
 
-/* Copies one chunk of stdout to the log and follows its lines. */
-static void shim_chunk(shim_out *so, const char *buf, size_t n)
+/* Follows the lines of one chunk of stdout. */
+static void shim_lines(shim_out *so, const char *buf, size_t n)
 {
-	if (so->log >= 0)
-		(void)pw_write_all(so->log, buf, n);
-	if (!so->cur)
-		return;
 	const char *p = buf, *end = buf + n;
-	while (p < end) {
+	while (so->cur && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		line_add(so, p, (size_t)((nl ? nl : end) - p));
 		if (!nl)
@@ -314,19 +442,83 @@ static void shim_chunk(shim_out *so, const char *buf, size_t n)
 }
 
 /*
- * Reads what is available on fd into so. Returns 1 at end of file (or on
- * a read error), 0 otherwise.
+ * Reads what is available on *fd (the task's stdout when lines, else its
+ * stderr) into the log. At end of file (or on a read error) closes *fd
+ * and sets it to -1.
  */
-static int shim_read(shim_out *so, int fd)
+static void shim_read(shim_out *so, int *fd, bool lines)
 {
 	char buf[16384];
-	ssize_t n = read(fd, buf, sizeof buf);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : 1;
-	if (n == 0)
-		return 1;
-	shim_chunk(so, buf, (size_t)n);
-	return 0;
+	ssize_t n = read(*fd, buf, sizeof buf);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		(void)close(*fd);
+		*fd = -1;
+		return;
+	}
+	log_output(so, buf, (size_t)n);
+	if (lines)
+		shim_lines(so, buf, (size_t)n);
+}
+
+/* Appends "pipewright: " text "\n" to the log, past the cap. */
+static void log_note(shim_out *so, const char *text)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%spipewright: %s\n",
+			 so->mid_line ? "\n" : "", text);
+	if (so->log >= 0 && n > 0)
+		log_raw(so, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+/* Appends " <pid>" for each of d (at most 20) to buf of size (NUL-terminated). */
+static void pids_text(const pw_procs *d, bool escaped, char *buf, size_t size)
+{
+	size_t len = strlen(buf), shown = 0;
+	for (size_t i = 0; i < d->n && shown < 20 && len + 16 < size; i++) {
+		if (escaped && d->v[i].pgid == getpid())
+			continue;
+		len += (size_t)snprintf(buf + len, size - len, " %ld", (long)d->v[i].pid);
+		shown++;
+	}
+	if (shown == 20 && len + 5 < size)
+		memcpy(buf + len, " ...", 5);
+}
+
+/*
+ * A SIGTERM to the task's group (cancel, timeout) also reaches the shim,
+ * which passes it on to its descendants that left the group (setsid
+ * daemons: the subreaper keeps them below it), and SIGKILLs them just
+ * before the runner's SIGKILL to the group (PW_KILL_GRACE_MS after the
+ * SIGTERM) would end the shim, which could not reach them then.
+ */
+static void pass_signals(shim_out *so)
+{
+	if (term_seen && !so->term_at)
+		so->term_at = now_ms();
+	int sig = !so->term_at ? 0
+		  : now_ms() >= so->term_at + PW_KILL_GRACE_MS - PW_ESCAPED_KILL_EARLY_MS
+		  ? SIGKILL : SIGTERM;
+	if (sig == 0 || sig == so->passed)
+		return;
+	so->passed = sig;
+	pw_procs d;
+	if (pw_descendants(getpid(), &d) != 0)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < d.n; i++)
+		if (d.v[i].pgid != getpid() && kill(d.v[i].pid, sig) == 0)
+			n++;
+	if (n > 0) {
+		char text[512];
+		snprintf(text, sizeof text, "%s passed on to %zu process%s outside the "
+			 "task's process group:", sig == SIGKILL ? "SIGKILL" : "SIGTERM",
+			 n, n == 1 ? "" : "es");
+		pids_text(&d, true, text, sizeof text);
+		log_note(so, text);
+	}
+	pw_procs_free(&d);
 }
 
 /* waitpid that retries on EINTR. flags as for waitpid. */
@@ -364,19 +556,20 @@ static bool reap_children(pid_t task, int *status)
 }
 
 /*
- * Copies the task's stdout (fd out) into so until the task has ended and
- * stdout reached end of file, or for at most PW_DRAIN_MS after the task
- * ended (a background child may keep stdout open). Follows the task with a
- * pidfd, or by polling when pidfds are not supported, and reaps orphans
- * meanwhile. Returns the task's wait status, or -1 if waiting failed.
+ * Copies the task's stdout and stderr into the log until the task has
+ * ended and both reached end of file, or for at most PW_DRAIN_MS after the
+ * task ended (what it left behind may keep them open: note_leftovers).
+ * Follows the task with a pidfd, or by polling when pidfds are not
+ * supported, reaps orphans meanwhile, and passes a SIGTERM on to escaped
+ * descendants. Returns the task's wait status, or -1 if waiting failed.
  */
-static int shim_follow(shim_out *so, int out, pid_t task)
+static int shim_follow(shim_out *so, pid_t task)
 {
 	int pidfd = pw_pidfd_open(task), status = 0;
-	bool eof = false, ended = false;
+	bool ended = false;
 	long long deadline = 0;
 
-	while (!eof) {
+	while (!ended || so->out >= 0 || so->err >= 0) {
 		int timeout = -1;
 		if (ended) {
 			long long left = deadline - now_ms();
@@ -384,31 +577,145 @@ static int shim_follow(shim_out *so, int out, pid_t task)
 				break;
 			timeout = (int)left;
 		} else {
-			timeout = pidfd < 0 ? PW_REAP_POLL_MS : PW_ORPHAN_REAP_MS;
+			timeout = pidfd < 0 || so->term_at ? PW_REAP_POLL_MS : PW_ORPHAN_REAP_MS;
 		}
-		struct pollfd fds[2] = {{.fd = out, .events = POLLIN},
-					{.fd = ended ? -1 : pidfd,
-					 .events = POLLIN}};
-		int r = poll(fds, 2, timeout);
+		struct pollfd fds[3] = {{.fd = so->out, .events = POLLIN},
+					{.fd = so->err, .events = POLLIN},
+					{.fd = ended ? -1 : pidfd, .events = POLLIN}};
+		int r = poll(fds, 3, timeout);
 		if (r < 0 && errno != EINTR)
 			break;
+		if (!ended)
+			pass_signals(so);
 		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			eof = shim_read(so, out) != 0;
-		if (!ended && (r == 0 || pidfd < 0 || fds[1].revents) &&
+			shim_read(so, &so->out, true);
+		if (r > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->err, false);
+		if (!ended && (r == 0 || pidfd < 0 || fds[2].revents) &&
 		    reap_children(task, &status)) {
 			ended = true;
 			deadline = now_ms() + PW_DRAIN_MS;
 		}
 	}
-	/* stdout is closed (or stays open): wait for the task itself. */
 	if (!ended && wait_eintr(task, &status, 0) < 0)
 		status = -1;
 	if (pidfd >= 0)
 		close(pidfd);
 	if (so->cur && so->cur_len > 0)
 		line_end(so);
-	so->out_open = !eof;
+	so->out_open = so->out >= 0 || so->err >= 0;
 	return status;
+}
+
+static bool reap_orphans(void);
+
+/*
+ * Says in the log what the task left behind when its process ended:
+ * processes still running (they are left running, as Airflow leaves a
+ * BashOperator's background jobs, but the shim serves no other try), and
+ * whether they still hold its output (copied on by shim_copy).
+ */
+static void note_leftovers(shim_out *so)
+{
+	pw_procs d = {0};
+	if (!so->out_open && reap_orphans())
+		return; /* the usual case: nothing left, no /proc scan */
+	if (pw_descendants(getpid(), &d) != 0)
+		d.n = 0;
+	if (d.n == 0 && !so->out_open)
+		goto out;
+	char text[768];
+	if (d.n == 0)
+		snprintf(text, sizeof text, "the task's process exited");
+	else
+		snprintf(text, sizeof text, "the task's process exited; left running: "
+			 "%zu process%s it started (pids", d.n, d.n == 1 ? "" : "es");
+	pids_text(&d, false, text, sizeof text);
+	size_t len = strlen(text);
+	snprintf(text + len, sizeof text - len, "%s%s", d.n ? ")" : "",
+		 so->out_open ? "; its output is still open: what is written to it goes "
+		 "on into this log until it is closed" : "");
+	log_note(so, text);
+out:
+	pw_procs_free(&d);
+}
+
+/*
+ * Copies what is still written to the task's output into the log (within
+ * the cap, no more lines) until it is closed, or for ms at most (< 0: no
+ * limit), reaping the shim's children as they exit. After the task's end
+ * was handed on, its leftovers write there until they close it.
+ */
+static void shim_copy(shim_out *so, long long ms)
+{
+	long long until = now_ms() + ms;
+	while (so->out >= 0 || so->err >= 0) {
+		struct pollfd fds[2] = {{.fd = so->out, .events = POLLIN},
+					{.fd = so->err, .events = POLLIN}};
+		long long left = ms < 0 ? PW_ORPHAN_REAP_MS : until - now_ms();
+		if (left <= 0)
+			break;
+		int r = poll(fds, 2, (int)(left < PW_ORPHAN_REAP_MS ? left : PW_ORPHAN_REAP_MS));
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->out, false);
+		if (r > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->err, false);
+		int ignored;
+		(void)reap_children(0, &ignored);
+	}
+}
+
+/*
+ * A try that was signalled (cancel, timeout) leaves nothing running: what
+ * the task started gets until PW_ESCAPED_KILL_EARLY_MS before the runner's
+ * SIGKILL to end after the SIGTERM passed on to it (output still copied),
+ * then SIGKILL.
+ */
+static void stop_leftovers(shim_out *so)
+{
+	int ignored;
+	while (so->term_at && !reap_children(0, &ignored)) {
+		struct pollfd fds[2] = {{.fd = so->out, .events = POLLIN},
+					{.fd = so->err, .events = POLLIN}};
+		pass_signals(so);
+		if (so->passed == SIGKILL) {
+			pw_procs d;
+			if (pw_descendants(getpid(), &d) == 0) {
+				for (size_t i = 0; i < d.n; i++)
+					(void)kill(d.v[i].pid, SIGKILL);
+				pw_procs_free(&d);
+			}
+		}
+		int r = poll(fds, 2, PW_REAP_POLL_MS);
+		if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->out, false);
+		if (r > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			shim_read(so, &so->err, false);
+	}
+	if (so->term_at) { /* the rest of what they wrote */
+		shim_copy(so, PW_DRAIN_MS);
+		so->out_open = so->out >= 0 || so->err >= 0;
+	}
+}
+
+/* The notes of the cap and of output a full disk made the shim drop. */
+static void note_cut(shim_out *so)
+{
+	char text[256];
+	if (so->cut > 0) {
+		snprintf(text, sizeof text, "the log reached settings.max_log_bytes (%lld "
+			 "bytes of output); %lld more bytes were not kept", so->cap, so->cut);
+		log_note(so, text);
+		so->cut = 0;
+	}
+	if (so->lost > 0) {
+		snprintf(text, sizeof text, "%lld bytes of output were lost: %s", so->lost,
+			 err_text(so->pend_errno));
+		log_note(so, text);
+		so->lost = 0;
+	}
 }
 
 /* Length of the valid UTF-8 sequence at p (of n bytes), or 0 if invalid. */
@@ -534,8 +841,26 @@ static int write_status(const char *path, const char *text)
 		return -1;
 	int w = pw_write_all(fd, text, strlen(text));
 	if (close(fd) != 0 || w != 0 || rename(tmp, path) != 0) {
+		int e = errno;
 		(void)unlink(tmp);
+		errno = e;
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * write_status, retried while the disk is full (100 ms, doubling to 5 s):
+ * the shim, still alive, keeps the end until it is written, and a runner
+ * that starts meanwhile adopts the shim and waits for it. Returns 0 or -1.
+ */
+static int keep_status(const char *path, const char *text)
+{
+	long long delay = 100;
+	while (write_status(path, text) != 0) {
+		if (!disk_full(errno))
+			return -1;
+		backoff_sleep(&delay, 5000);
 	}
 	return 0;
 }
@@ -590,6 +915,22 @@ static int open_log(const char *path, bool *created)
 			return -1;
 	}
 	return -1;
+}
+
+/*
+ * open_log, retried while the disk is full (0.1 s, doubling to 5 s): a
+ * try whose log cannot be made yet waits, as `running`, instead of
+ * failing for want of space. Returns the fd, or -1 on another error.
+ */
+static int wait_for_log(const char *path)
+{
+	long long delay = 100;
+	bool created;
+	int fd;
+	while ((fd = open_log(path, &created)) < 0 && disk_full(errno)) {
+		backoff_sleep(&delay, 5000);
+	}
+	return fd;
 }
 
 int pw_shim_detach(int go_r, bool clean)
@@ -710,18 +1051,20 @@ static const char *end_text(int ws, const shim_out *so, bool reuse, char *buf,
 
 void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 {
-	shim_out so = {.log = -1, .cur_blank = true};
-	int pipefd[2] = {-1, -1}, ws = -1;
+	shim_out so = {.log = -1, .out = -1, .err = -1, .cur_blank = true,
+		       .cap = l->max_log};
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, ws = -1;
 	char resolved[PATH_MAX], fallback[128], *json;
 	bool log_created = false;
 
-	/* Before go, too: the files, the pipe, the command's path. */
+	/* Before go, too: the files, the pipes, the command's path. */
 	const char *path_env = env_path(l->env);
 	task_spec ts = {.l = l, .path_env = path_env,
 			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
 							   sizeof resolved) : NULL};
 	so.log = open_log(l->log_path, &log_created);
-	int pipe_rc = so.log >= 0 ? pipe2(pipefd, O_CLOEXEC) : 0;
+	bool full = so.log < 0 && disk_full(errno);
+	int pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
 	int pipe_errno = errno;
 	if (go_r >= 0 && !shim_wait_go(go_r)) {
 		/* Not started: leave nothing behind. */
@@ -729,12 +1072,23 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 			(void)unlink(l->log_path);
 		_exit(0);
 	}
+	if (full) { /* the task starts once its log can be made */
+		so.log = wait_for_log(l->log_path);
+		pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
+		pipe_errno = errno;
+	}
 	if (so.log < 0)
 		goto done;
 	if (pipe_rc != 0) {
 		write_msg(so.log, (const char *const[]){
 			  "pipewright: cannot create a pipe: ",
 			  err_text(pipe_errno), NULL});
+		for (int i = 0; i < 2; i++) { /* the one that was made */
+			if (out[i] >= 0)
+				(void)close(out[i]);
+			if (err[i] >= 0)
+				(void)close(err[i]);
+		}
 		goto done;
 	}
 	so.cur = malloc(PW_LINE_MAX);
@@ -744,35 +1098,46 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 		free(so.last);
 		so.cur = so.last = NULL; /* the log still gets everything */
 	}
-	ts.out_w = pipefd[1];
-	ts.log = so.log;
+	ts.out_w = out[1];
+	ts.err_w = err[1];
+	term_seen = 0;
+	set_handler(SIGTERM, on_term); /* passed on: pass_signals */
 	pid_t task = spawn_task(&ts);
 	int e = errno;
-	(void)close(pipefd[1]);
+	(void)close(out[1]);
+	(void)close(err[1]);
+	so.out = out[0];
+	so.err = err[0];
 	if (task < 0) {
 		write_msg(so.log, (const char *const[]){
 			  "pipewright: cannot start the task: ", err_text(e),
 			  NULL});
 		goto done;
 	}
-	ws = shim_follow(&so, pipefd[0], task);
+	ws = shim_follow(&so, task);
+	stop_leftovers(&so);
+	note_leftovers(&so);
 done:
-	if (pipefd[0] >= 0)
-		(void)close(pipefd[0]);
-	if (so.log >= 0)
-		(void)close(so.log);
+	set_handler(SIGTERM, SIG_IGN);
 	/* Another try only when this one left nothing running behind. */
-	reuse = reuse && go_r >= 0 && !so.out_open && reap_orphans();
+	reuse = reuse && go_r >= 0 && !so.out_open && !so.pend_len && reap_orphans();
 	const char *text = end_text(ws, &so, reuse, fallback, sizeof fallback, &json);
 	bool told = go_r >= 0 && tell_runner(go_r, text);
 	if (!told && reuse) { /* the file promises nothing */
 		free(json);
 		text = end_text(ws, &so, false, fallback, sizeof fallback, &json);
 	}
-	int rc = told ? 0 : write_status(l->status_path, text);
+	int rc = told ? 0 : keep_status(l->status_path, text);
 	free(json);
+	shim_copy(&so, -1); /* what the leftovers still write */
+	pend_drain(&so);
+	note_cut(&so);
+	pend_drain(&so);
+	if (so.log >= 0)
+		(void)close(so.log);
 	free(so.cur);
 	free(so.last);
+	free(so.pend);
 	if (told && reuse)
 		return;
 	_exit(rc == 0 ? 0 : 1);
@@ -782,6 +1147,8 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
 {
 	if (go_w >= 0)
 		(void)close(go_w);
+	/* What the task leaves behind stays below the shim (note_leftovers). */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pw_shim_try(l, pw_shim_detach(go_r, false), false);
 	_exit(0); /* not reached: without reuse pw_shim_try exits */
 }

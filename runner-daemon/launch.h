@@ -3,15 +3,27 @@
  *
  * Each try runs under a shim: a process the runner forks, which calls
  * setsid() (so the shim's pid is the process group of everything the task
- * starts), forks the task itself, copies the task's stdout into the log
- * file while remembering its last non-empty line, waits for it, and hands
- * its status to the runner over the try's socket; when no runner takes it
- * (the runner died), it writes a status file instead (atomically: a
- * temporary file, then rename) before it exits. stderr goes straight to
- * the same log file.
+ * starts), forks the task itself, copies the task's stdout and stderr (two
+ * pipes) into the log file while remembering the last non-empty line of
+ * stdout, waits for it, and hands its status to the runner over the try's
+ * socket; when no runner takes it (the runner died), it writes a status
+ * file instead (atomically: a temporary file, then rename) before it
+ * exits, retrying while the disk is full. The log keeps at most max_log
+ * bytes of output and what a full disk refuses is kept in the shim and
+ * written when there is room; the log says what was cut or lost.
  *
- * The shim ignores SIGTERM (the task gets it, through the group), so a
- * cancel or timeout still records the task's own end; SIGKILL ends both.
+ * The try ends when the task's process exits (and its output was drained
+ * for 100 ms). What it started and left running is left running, the log
+ * says so, and the shim copies what those processes still write to the
+ * output into the log until they close it (after handing on the end). A
+ * try that was signalled (cancel, timeout) leaves nothing: the shim, a
+ * subreaper, passes SIGTERM on to the descendants that left the group
+ * (setsid) and SIGKILLs every descendant left shortly before the runner's
+ * SIGKILL would end the shim itself.
+ *
+ * The shim survives SIGTERM (the task gets it, through the group; the
+ * shim passes it on, see above), so a cancel or timeout still records the
+ * task's own end; SIGKILL ends both.
  * Because the shim writes the status file whenever the runner did not
  * commit the end (and the file outlives the runner), a runner that is killed
  * and restarted finds out how every task it started ended, and a shim
@@ -41,6 +53,9 @@
 #include "slice.h"
 #include "util.h"
 
+/* The time between the SIGTERM of a cancel or timeout and the SIGKILL. */
+#define PW_KILL_GRACE_MS 5000
+
 /* Everything one try needs to start. */
 typedef struct pw_launch {
 	const char *workdir;        /* absolute: project root or its cwd: */
@@ -51,6 +66,8 @@ typedef struct pw_launch {
 	const char *log_path;       /* stdout and stderr, appended */
 	const char *status_path;    /* written by the shim when the task ends,
 				     * in log_path's folder */
+	long long max_log;          /* bytes of task output kept in the log
+				     * (settings.max_log_bytes); 0: all */
 } pw_launch;
 
 /*
@@ -196,6 +213,22 @@ void pw_try_result_free(pw_try_result *r);
  * object") when it holds anything else.
  */
 int pw_xcom_read(const char *path, json_object **out, char **err);
+
+/* A process below a shim (proctree.c). */
+typedef struct pw_proc {
+	pid_t pid;
+	pid_t pgid;   /* its process group */
+} pw_proc;
+typedef struct pw_procs {
+	pw_proc *v;
+	size_t n;
+} pw_procs;
+/*
+ * Every live descendant of root (its children, theirs, ...), from /proc,
+ * parents before children. Returns 0 (free with pw_procs_free) or -1.
+ */
+int pw_descendants(pid_t root, pw_procs *out);
+void pw_procs_free(pw_procs *p);
 
 /* Start time of a process (field 22 of /proc/PID/stat), or -1. */
 long long pw_proc_start_time(pid_t pid);

@@ -41,6 +41,7 @@ typedef struct request_head {
 	uint32_t n_argv;   /* 0: a shell command follows instead */
 	uint32_t n_env;
 	uint32_t len;      /* bytes of strings after the header */
+	int64_t max_log;   /* pw_launch.max_log */
 } request_head;
 
 typedef struct reply {
@@ -68,7 +69,7 @@ static size_t strings_size(char *const *v, uint32_t *count)
 /* Serializes l into a malloc'd message; NULL when out of memory or too big. */
 static char *encode(const pw_launch *l, size_t *size)
 {
-	request_head h = {0};
+	request_head h = {.max_log = l->max_log};
 	size_t strings = strlen(l->workdir) + strlen(l->log_path) + strlen(l->status_path) + 3;
 	strings += l->argv ? strings_size(l->argv, &h.n_argv) : strlen(l->shell) + 1;
 	strings += strings_size(l->env, &h.n_env);
@@ -129,7 +130,8 @@ static int decode(const char *msg, size_t size, pw_launch *l, char ***argv, char
 	*argv = h.n_argv ? take_strings(&p, end, h.n_argv) : NULL;
 	*env = take_strings(&p, end, h.n_env);
 	*l = (pw_launch){.workdir = fixed[0], .log_path = fixed[1], .status_path = fixed[2],
-			 .shell = h.n_argv ? NULL : fixed[3], .argv = *argv, .env = *env};
+			 .shell = h.n_argv ? NULL : fixed[3], .argv = *argv, .env = *env,
+			 .max_log = h.max_log};
 	free(fixed);
 	return (h.n_argv && !*argv) || !*env ? -1 : 0;
 }

@@ -10,7 +10,9 @@
  * anything is written), reaps ended tries, applies commands, fires
  * schedules, claims queued runs, handles timers, starts ready tries and
  * ends finished runs; then it commits and the loop sleeps in poll() until
- * a FIFO poke, a signal, an adopted shim's exit, or the next timer.
+ * a FIFO poke, a signal, an adopted shim's exit, or the next timer. A step
+ * that cannot commit (the database locked or the disk full) is rolled
+ * back and retried from the database (settle), never a reason to exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +35,9 @@
 #define HEARTBEAT_MS 2000
 #define IDLE_POLL_MS 1000   /* fallback check of PRAGMA data_version */
 #define DATA_VERSION_MS 200 /* ... and at most this often while busy */
-#define KILL_GRACE_MS 5000
 #define PRUNE_EVERY_MS 3600000  /* old events go once an hour */
+#define RETRY_FIRST_MS 250  /* a failed step is retried after this, */
+#define RETRY_MAX_MS 8000   /* doubling up to this (see settle) */
 
 extern char **environ;
 
@@ -53,6 +56,14 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
 	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
 }
 
+void rn_fault(runner *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->fault, sizeof r->fault, fmt, ap);
+	va_end(ap);
+}
+
 int rn_tx(runner *r)
 {
 	if (r->in_tx)
@@ -65,31 +76,29 @@ int rn_tx(runner *r)
 
 int rn_commit(runner *r)
 {
-	int rc = PW_OK;
 	if (r->in_tx) {
+		if (pw_store_commit(r->store) != PW_OK)
+			return PW_ERR; /* settle() rolls back, with the cause */
 		r->in_tx = false;
-		rc = pw_store_commit(r->store);
-		if (rc != PW_OK)
-			pw_store_rollback(r->store);
+		if (r->stuck_since) {
+			rn_info(r, "writes commit again, after %lld ms of waiting",
+				pw_now_ms() - r->stuck_since);
+			r->stuck_since = 0;
+			r->retry_ms = 0;
+		}
 	}
-	if (rc != PW_OK)
-		exec_drop_unstarted(r); /* the shims exit without running */
 	for (size_t i = 0; i < r->n_go; i++)
 		pw_launch_go_follow(r->go_fds[i]);
 	r->n_go = 0;
 	/* Ends committed: their shims write no status file (and may serve
-	 * another try). Else they write one, for the restart that follows a
-	 * failed step. */
+	 * another try). */
 	for (size_t i = 0; i < r->n_ack; i++) {
 		const rn_ack *a = &r->acks[i];
-		if (rc == PW_OK)
-			pw_launcher_ack(r->launcher, a->fd, a->pid, a->proc_start,
-					(size_t)r->project->max_parallel_tasks);
-		else
-			close(a->fd);
+		pw_launcher_ack(r->launcher, a->fd, a->pid, a->proc_start,
+				(size_t)r->project->max_parallel_tasks);
 	}
 	r->n_ack = 0;
-	return rc;
+	return PW_OK;
 }
 
 /* SIGTERM, SIGINT: stop; SIGCHLD: wake the loop. Async-signal-safe. */
@@ -330,6 +339,81 @@ static void wait_for_work(runner *r, long long deadline)
 	}
 }
 
+/*
+ * Why the step failed: rn_fault's reason, else the connection's last
+ * error before the rollback clears it ("database is locked", "database or
+ * disk is full", ...).
+ */
+static void note_cause(runner *r, char *buf, size_t size)
+{
+	sqlite3 *db = pw_store_db(r->store);
+	int code = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
+	if (r->fault[0])
+		snprintf(buf, size, "%s", r->fault);
+	else if (code == SQLITE_OK || code == SQLITE_DONE || code == SQLITE_ROW)
+		snprintf(buf, size, "cannot go on: out of memory or a file error");
+	else
+		snprintf(buf, size, "cannot write to the database: %s (SQLite error %d)",
+			 db ? sqlite3_errmsg(db) : "no database", code);
+	r->fault[0] = '\0';
+}
+
+/* Sleeps ms unless a stop is requested. Returns false when one is. */
+static bool backoff(long long ms)
+{
+	struct pollfd fd = {.fd = signal_pipe[0], .events = POLLIN};
+	long long until = pw_now_ms() + ms;
+	while (!stop_requested) {
+		long long left = until - pw_now_ms();
+		if (left <= 0)
+			return true;
+		if (poll(&fd, 1, (int)left) > 0)
+			drain(signal_pipe[0]);
+	}
+	return false;
+}
+
+/*
+ * Takes over the runs left running, as at start: seeds pools and DAGs,
+ * rebuilds the active runs from the database and commits. After a failed
+ * step (the database locked past the busy timeout by another process, or
+ * the disk full) memory is dropped first and this is retried with a
+ * growing delay until it commits: nothing waits on an exit and a restart.
+ * In-flight ends are not lost meanwhile: their shims were never acked, so
+ * they keep them (the status file, which they retry while the disk is
+ * full) and recovery records them exactly once. One line says that the
+ * runner waits and why, and rn_commit one when a write commits again.
+ * failed: a step failed (else: the start). PW_OK, or PW_ERR when a stop
+ * was requested while waiting.
+ */
+static int settle(runner *r, bool failed)
+{
+	for (bool waiting = failed;; waiting = true) {
+		if (waiting) {
+			char cause[300];
+			note_cause(r, cause, sizeof cause);
+			if (!r->stuck_since) { /* once per episode */
+				rn_error(r, "%s; waiting and retrying (running tasks go on, "
+					 "their ends are kept)", cause);
+				r->stuck_since = pw_now_ms();
+				r->retry_ms = RETRY_FIRST_MS;
+			}
+			if (r->in_tx)
+				pw_store_rollback(r->store);
+			r->in_tx = false;
+			exec_forget(r);
+			if (!backoff(r->retry_ms))
+				return PW_ERR;
+			r->retry_ms = r->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+								   : r->retry_ms * 2;
+			if (!st_can_write(r))
+				continue; /* still locked: no statement fails, nothing logged */
+		}
+		if (seed(r) == PW_OK && recover(r, pw_now_ms()) == PW_OK && rn_commit(r) == PW_OK)
+			return PW_OK;
+	}
+}
+
 /* The loop. Returns the exit status. */
 static int run_loop(runner *r)
 {
@@ -352,21 +436,8 @@ static int run_loop(runner *r)
 		 * its trigger must be the one that runs. */
 		if ((beat || r->work_changed) && reload_if_changed(r) != PW_OK)
 			rn_error(r, "reload: cannot seed pools and DAGs");
-		if (step(r, now, &next_wake, &next_cron) != PW_OK) {
-			/*
-			 * Memory may now disagree with the rolled-back database;
-			 * the database is the truth, and recovery rebuilds from it.
-			 */
-			if (r->in_tx)
-				pw_store_rollback(r->store);
-			r->in_tx = false;
-			exec_drop_unstarted(r);
-			for (size_t i = 0; i < r->n_ack; i++)
-				close(r->acks[i].fd); /* the shims write status files */
-			r->n_ack = 0;
-			rn_error(r, "a step failed; exiting so that a restart recovers");
-			return 1;
-		}
+		if (step(r, now, &next_wake, &next_cron) != PW_OK && settle(r, true) != PW_OK)
+			break; /* stopped while waiting for the database */
 		if (r->once && !r->runs && !r->work_changed) {
 			st_runner_stopped(r, (int)getpid());
 			return 0;
@@ -443,7 +514,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 
 int main(int argc, char **argv)
 {
-	runner r = {.environ = environ, .grace_ms = KILL_GRACE_MS, .wake_fd = -1,
+	runner r = {.environ = environ, .grace_ms = PW_KILL_GRACE_MS, .wake_fd = -1,
 		    .data_version = -1, .work_changed = true};
 	int lock_fd = -1, status = 1;
 	char *err = NULL;
@@ -471,8 +542,7 @@ int main(int argc, char **argv)
 	}
 	r.wake_fd = open_wake_fifo(r.project->database);
 	r.pool_used = json_object_new_object();
-	if (!r.pool_used || seed(&r) != PW_OK || recover(&r, pw_now_ms()) != PW_OK ||
-	    rn_commit(&r) != PW_OK)
+	if (!r.pool_used || settle(&r, false) != PW_OK)
 		goto out;
 	rn_info(&r, "started on %s (pid %d)", r.project->database, (int)getpid());
 	status = run_loop(&r);

@@ -7,12 +7,15 @@
  *   recovery.c   a restarted runner takes over what the last one left
  *   state.c      every SQL statement the runner runs
  *   launch.c     the shim that runs one try (launch.h)
+ *   proctree.c   the processes below a shim, from /proc (launch.h)
  *   slurm.c      tries of runs whose runner is a Slurm cluster
  *
  * The runner is the only writer of execution state. While a run is active
  * (claimed and not ended) its task states live in memory (rn_run) and every
  * change is written through state.c, with its event, in the transaction
- * the loop holds for one step (rn_tx).
+ * the loop holds for one step (rn_tx). A step that cannot commit is
+ * rolled back and memory is rebuilt from the database, as by a restart
+ * (main.c's settle: exec_forget, then recover).
  */
 #ifndef PW_RUNNER_H
 #define PW_RUNNER_H
@@ -142,6 +145,11 @@ typedef struct runner {
 	char *exe;              /* this program (Slurm jobs exec it), or NULL */
 	long long slurm_due;    /* when slurm_step has work, or 0: none */
 	long long slurm_poll_at; /* when to ask Slurm about its jobs next */
+	long long stuck_since;  /* a write failed then (main.c's settle), and
+				 * none has committed since; or 0 */
+	long long retry_ms;     /* settle's next delay in that episode */
+	char fault[256];        /* why the step failed, when it was not an
+				 * SQLite error (rn_fault), or "" */
 } runner;
 
 /* exit_code argument meaning "the try has no exit code" (it was lost). */
@@ -151,6 +159,11 @@ typedef struct runner {
 /* One log line to stderr: "pipewright-runner: <level> <message>". */
 void rn_log(const runner *r, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Says why the step must fail and be retried when the cause is not the
+ * database (a full disk under logs_dir); main.c's settle logs it.
+ */
+void rn_fault(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define rn_info(r, ...) rn_log((r), "info", __VA_ARGS__)
 #define rn_error(r, ...) rn_log((r), "error", __VA_ARGS__)
 #define rn_debug(r, ...) \
@@ -159,7 +172,9 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
 int rn_tx(runner *r);
 /*
  * Commits the step's transaction, then lets the shims started in it run
- * (or, if the commit fails, makes them exit unstarted). PW_OK or PW_ERR.
+ * and acks the ends it recorded. PW_OK, or PW_ERR with the transaction,
+ * the shims and the ends left as they are: the caller rolls back and
+ * forgets them (main.c's settle, exec_forget).
  */
 int rn_commit(runner *r);
 
@@ -216,6 +231,14 @@ int exec_check_watched(runner *r, long long now);
  * it (they exit unstarted) and forgets them.
  */
 void exec_drop_unstarted(runner *r);
+/*
+ * A step failed and was rolled back: drops every active run from memory,
+ * as a restart would (the database is the truth; recover() rebuilds). The
+ * sockets of unacked and running tries are closed, so their shims keep
+ * their ends (the status file, retried while the disk is full) and are
+ * adopted again; shims started in the step exit unstarted.
+ */
+void exec_forget(runner *r);
 /* The active run with this pk, or NULL. */
 rn_run *exec_find_run(runner *r, long long pk);
 /* Paths of a try's files: "<dir>/<task>/<try>.<ext>", malloc'd. */
@@ -278,6 +301,8 @@ int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
 int st_try_end(runner *r, rn_run *run, size_t t, ti_state prev, int exit_code,
 	       const char *reason, long long now);
 int st_xcom_put(runner *r, rn_run *run, size_t t, const char *key, json_object *value);
+/* Drops the XComs of task t, as a new try starts (Airflow's clear_xcom_data). */
+int st_xcom_clear(runner *r, rn_run *run, size_t t);
 /* Loads the task instances of a run row into run->tasks (recovery, retry). */
 int st_ti_load(runner *r, rn_run *run);
 /* The pid and proc_start of a running try (recovery). */
@@ -300,6 +325,12 @@ int st_each_command(runner *r, st_command_fn fn, void *arg);
 int st_command_done(runner *r, long long id, long long now);
 /* Removes the heartbeat row of a runner that stops cleanly (autocommit). */
 int st_runner_stopped(runner *r, int pid);
+/*
+ * Whether the write lock can be taken now (BEGIN IMMEDIATE, waiting the
+ * busy timeout, then ROLLBACK), without logging: a cheap probe while
+ * another process holds it. Outside rn_tx.
+ */
+bool st_can_write(runner *r);
 /* data_version: a change by another connection since the last call. */
 int st_changed(runner *r, bool *changed);
 

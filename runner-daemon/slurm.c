@@ -357,6 +357,7 @@ static char *spec_json(const pw_launch *l)
 	if (!o || put(o, "workdir", json_object_new_string(l->workdir)) ||
 	    put(o, "log", json_object_new_string(l->log_path)) ||
 	    put(o, "status", json_object_new_string(l->status_path)) ||
+	    put(o, "max_log", json_object_new_int64(l->max_log)) ||
 	    (l->argv ? put_strings(o, "argv", l->argv)
 		     : put(o, "shell", json_object_new_string(l->shell))) ||
 	    put_strings(o, "env", l->env))
@@ -866,6 +867,7 @@ int slurm_job_main(void)
 		.env = full,
 		.log_path = spec_string(spec, "log"),
 		.status_path = spec_string(spec, "status"),
+		.max_log = json_object_get_int64(json_object_object_get(spec, "max_log")),
 	};
 	if (spec && full && l.workdir && l.log_path && l.status_path && (l.argv || l.shell))
 		pw_shim_main(&l, -1, -1); /* never returns */

@@ -253,6 +253,17 @@ int st_xcom_put(runner *r, rn_run *run, size_t t, const char *key, json_object *
 	return run_write(r, st);
 }
 
+int st_xcom_clear(runner *r, rn_run *run, size_t t)
+{
+	static const char sql[] = "DELETE FROM xcom WHERE run_pk = ?1 AND task_id = ?2";
+	sqlite3_stmt *st = write_stmt(r, sql);
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_int64(st, 1, run->pk);
+	bind_text(st, 2, run->dag->tasks[t].name);
+	return run_write(r, st);
+}
+
 int st_ti_load(runner *r, rn_run *run)
 {
 	static const char sql[] =
@@ -548,6 +559,15 @@ int st_changed(runner *r, bool *changed)
 	*changed = v != r->data_version;
 	r->data_version = v;
 	return v < 0 ? PW_ERR : PW_OK;
+}
+
+bool st_can_write(runner *r)
+{
+	sqlite3 *db = pw_store_db(r->store);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return true;
 }
 
 int st_runner_stopped(runner *r, int pid)

@@ -188,6 +188,12 @@ static int set_keep_max(pw_project *p, json_object *v, char **why)
 	return set_keep(&p->events_keep_max, 1, v, why);
 }
 
+/* max_log_bytes: output kept in one try's log (0: no cap). */
+static int set_max_log(pw_project *p, json_object *v, char **why)
+{
+	return set_keep(&p->max_log_bytes, 1, v, why);
+}
+
 /* cors_origins: a list of strings. */
 static int check_string_list(pw_project *p, json_object *v, char **why)
 {
@@ -344,6 +350,7 @@ static const struct {
 	{"max_parallel_tasks", set_max_parallel},
 	{"events_keep_days", set_keep_days},
 	{"events_keep_max", set_keep_max},
+	{"max_log_bytes", set_max_log},
 	{"runners", check_runners},
 	{"cors_origins", check_string_list},
 	{"roles", check_roles},
@@ -405,6 +412,7 @@ static int set_defaults(pw_project *p)
 	p->max_parallel_tasks = cpus > 0 ? (int)cpus : 1;
 	p->events_keep_ms = PW_EVENTS_KEEP_MS;
 	p->events_keep_max = PW_EVENTS_KEEP_MAX;
+	p->max_log_bytes = PW_MAX_LOG_BYTES;
 	p->project_name = strdup(base && base[1] ? base + 1 : p->root);
 	p->package_name = strdup(p->project_name);
 	p->version = strdup("0.1");

@@ -19,6 +19,9 @@
 #include "dag.h"
 #include "util.h"
 
+/* Default of settings.max_log_bytes: 100 MiB of output per try. */
+#define PW_MAX_LOG_BYTES (100LL * 1024 * 1024)
+
 /* Where to find the project; NULL fields take the PIPEWRIGHT_* variables. */
 typedef struct pw_project_opts {
 	const char *path;        /* PIPEWRIGHT_PROJECT_PATH, else "." */
@@ -39,6 +42,7 @@ typedef struct pw_project {
 	int max_parallel_tasks;
 	long long events_keep_ms;   /* events older than this are pruned */
 	long long events_keep_max;  /* and beyond the newest this many */
+	long long max_log_bytes;    /* task output kept per try's log; 0: all */
 	json_object *settings;    /* the raw settings object (runners, roles, ...) */
 	/* merged configuration; empty objects when absent */
 	json_object *catalog;
