@@ -66,6 +66,7 @@ run)
 	./build/src/pipewright dags --project "$project"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
+	echo "Open http://127.0.0.1:8000/ui/ (dashboard) or http://127.0.0.1:8000/docs (API docs)."
 	echo "In another terminal, try:"
 	echo "  curl http://127.0.0.1:8000/health"
 	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
