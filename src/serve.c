@@ -5,6 +5,9 @@
  * $XDG_RUNTIME_DIR (else $TMPDIR, else /tmp)/pipewright-XXXXXX, mode 0700,
  * removed on exit: short enough for a unix socket path, private to the
  * user, and nothing is written into the project but its database and logs.
+ * lighttpd serves the www folder itself (find_www: /ui/, /docs,
+ * /openapi.json; "/" redirects to /ui/); every other URL goes to
+ * pipewright.fcgi.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -517,9 +520,12 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 	if (!files) {
 		fprintf(stderr, "pipewright: warning: no www folder (%s, or set PIPEWRIGHT_WWW): "
 				"/ui/, /docs and /openapi.json will answer 404\n", PW_WWWDIR);
-		files = strdup(PW_WWWDIR);
+		if (!(files = strdup(PW_WWWDIR))) {
+			perror("pipewright");
+			goto out;
+		}
 	}
-	if (!files || !conf_safe(p->root) || !conf_safe(p->env) || !conf_safe(p->conf_source) ||
+	if (!conf_safe(p->root) || !conf_safe(p->env) || !conf_safe(p->conf_source) ||
 	    !conf_safe(fcgi) || !conf_safe(files)) {
 		fprintf(stderr, "pipewright: the project path, environment, conf source, "
 				"pipewright.fcgi and www paths must not contain '\"', '\\', '$' or "
