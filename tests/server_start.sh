@@ -71,6 +71,27 @@ serves_www() {
 	grep -qx "30[12] $url/ui/" "$tmp/redir"
 }
 
+# PIPEWRIGHT_WWW names another www folder; the API is still there.
+www_env_overrides() {
+	mkdir -p "$tmp/www2/docs" "$tmp/www2/ui"
+	echo "docs of www2" >"$tmp/www2/docs/index.html"
+	echo "ui of www2" >"$tmp/www2/ui/index.html"
+	PIPEWRIGHT_WWW="$tmp/www2" "$bin" server start --project "$tmp/iris" --port "$port" \
+		>"$tmp/www2.out" 2>"$tmp/www2.err" &
+	server=$!
+	wait_for 20 grep -q '^pipewright: serving ' "$tmp/www2.out" ||
+		{ cat "$tmp/www2.out" "$tmp/www2.err"; return 1; }
+	ok=0
+	[ "$(curl -s --max-time 10 "$url/docs")" = "docs of www2" ] &&
+		[ "$(curl -s --max-time 10 "$url/ui/")" = "ui of www2" ] &&
+		curl -sf --max-time 10 "$url/api/v1/version" | grep -q '"api_version":"v1"' || ok=1
+	kill -INT "$server"
+	wait_for 20 gone "$server" || ok=1
+	wait "$server" || :
+	server=""
+	return $ok
+}
+
 trigger_runs_to_success() {
 	curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' \
 		-d '{"run_id": "from-test"}' "$url/api/v1/dags/hello/runs" >"$tmp/post" ||
@@ -185,5 +206,6 @@ check "a busy port is refused with a message" busy_port_refused
 check "when lighttpd dies the runner is stopped, exit non-zero" dead_lighttpd_stops_runner
 check "bad host, port and sub-command are refused" bad_options_refused
 check "a project that cannot be loaded is refused" missing_project_refused
+check "PIPEWRIGHT_WWW replaces the www folder" www_env_overrides
 
 finish server_start
