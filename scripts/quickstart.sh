@@ -16,7 +16,8 @@ top=$(pwd)
 PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
-	munge slurmctld slurmd slurm-client"
+	munge slurmctld slurmd slurm-client
+	nodejs npm"
 
 install_packages() {
 	missing=""
@@ -65,6 +66,7 @@ run)
 	./build/src/pipewright dags --project "$project"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
+	echo "Open http://127.0.0.1:8000/ui/ (dashboard) or http://127.0.0.1:8000/docs (API docs)."
 	echo "In another terminal, try:"
 	echo "  curl http://127.0.0.1:8000/health"
 	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
@@ -77,6 +79,8 @@ run)
 test)
 	install_packages
 	build
+	# The pinned OpenAPI validators of tests/openapi.sh.
+	(cd tests/openapi && npm ci --no-audit --no-fund)
 	status=0
 	make -C build -j"$(nproc)" check || status=$?
 	[ $status -eq 0 ] || cat build/test-suite.log

@@ -83,6 +83,40 @@ health_is_healthy() {
 		{ curl -s --max-time 5 "$url/health"; return 1; }
 }
 
+# /ui/, /docs, /openapi.json from the build tree's www; / redirects to /ui/.
+serves_www() {
+	www=${PW_BUILDDIR:-.}/www
+	for pair in "ui/:ui/index.html" "docs:docs/index.html" "docs/:docs/index.html" \
+		"openapi.json:openapi.json" "docs/vendor/swagger-ui-bundle.js:docs/vendor/swagger-ui-bundle.js"; do
+		curl -sf --max-time 10 -o "$tmp/static" "$url/${pair%%:*}" &&
+			cmp "$tmp/static" "$www/${pair#*:}" || { echo "/${pair%%:*} differs"; return 1; }
+	done
+	curl -s --max-time 10 -o /dev/null -w '%{http_code} %{redirect_url}\n' "$url/" >"$tmp/redir"
+	cat "$tmp/redir"
+	grep -qx "30[12] $url/ui/" "$tmp/redir"
+}
+
+# PIPEWRIGHT_WWW names another www folder; the API is still there.
+www_env_overrides() {
+	mkdir -p "$tmp/www2/docs" "$tmp/www2/ui"
+	echo "docs of www2" >"$tmp/www2/docs/index.html"
+	echo "ui of www2" >"$tmp/www2/ui/index.html"
+	PIPEWRIGHT_WWW="$tmp/www2" "$bin" server start --project "$tmp/iris" --port "$port" \
+		>"$tmp/www2.out" 2>"$tmp/www2.err" &
+	server=$!
+	wait_for 20 grep -q '^pipewright: serving ' "$tmp/www2.out" ||
+		{ cat "$tmp/www2.out" "$tmp/www2.err"; return 1; }
+	ok=0
+	[ "$(curl -s --max-time 10 "$url/docs")" = "docs of www2" ] &&
+		[ "$(curl -s --max-time 10 "$url/ui/")" = "ui of www2" ] &&
+		curl -sf --max-time 10 "$url/api/v1/version" | grep -q '"api_version":"v1"' || ok=1
+	kill -INT "$server"
+	wait_for 20 gone "$server" || ok=1
+	wait "$server" || :
+	server=""
+	return $ok
+}
+
 trigger_runs_to_success() {
 	curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' \
 		-d '{"run_id": "from-test"}' "$url/api/v1/dags/hello/runs" >"$tmp/post" ||
@@ -251,6 +285,7 @@ missing_project_refused() {
 
 check "server start prints its URL and pids" starts_and_prints_url
 check "/health answers healthy" health_is_healthy
+check "/ui/, /docs, /openapi.json are served, / redirects to /ui/" serves_www
 check "a triggered run of hello succeeds" trigger_runs_to_success
 check "a runner killed by SIGKILL: health says down, it comes back, runs work" \
 	runner_killed_comes_back
@@ -261,5 +296,6 @@ check "SIGINT stops everything, exit 0, nothing left behind" sigint_stops_everyt
 check "a busy port is refused with a message" busy_port_refused
 check "bad host, port and sub-command are refused" bad_options_refused
 check "a project that cannot be loaded is refused" missing_project_refused
+check "PIPEWRIGHT_WWW replaces the www folder" www_env_overrides
 
 finish server_start
