@@ -16,7 +16,8 @@ top=$(pwd)
 PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
-	munge slurmctld slurmd slurm-client"
+	munge slurmctld slurmd slurm-client
+	chromium nodejs"
 
 install_packages() {
 	missing=""
@@ -42,6 +43,16 @@ build() {
 	cd "$top"
 }
 
+# The browser tests' npm packages (tests/browser/package-lock.json, exact
+# versions) into build/tests/browser, where tests/browser.sh runs them.
+# Debian's nodejs comes without npm (its own package); NodeSource's has it.
+browser_deps() {
+	command -v npm >/dev/null || PACKAGES=npm install_packages
+	mkdir -p build/tests/browser
+	cp tests/browser/package.json tests/browser/package-lock.json build/tests/browser/
+	(cd build/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # Prints the totals of the last `make check` as "N passed, N failed": the
 # cmocka programs' counts and the shell tests' own "N passed, N failed".
 summarize_tests() {
@@ -65,7 +76,7 @@ run)
 	./build/src/pipewright dags --project "$project"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
-	echo "In another terminal, try:"
+	echo "Open http://127.0.0.1:8000/ (the dashboard) in a browser; or, in another terminal:"
 	echo "  curl http://127.0.0.1:8000/health"
 	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
 	echo "    http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
@@ -77,6 +88,7 @@ run)
 test)
 	install_packages
 	build
+	browser_deps
 	status=0
 	make -C build -j"$(nproc)" check || status=$?
 	[ $status -eq 0 ] || cat build/test-suite.log

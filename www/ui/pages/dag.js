@@ -421,7 +421,7 @@ function makeList(page) {
 	function row(run) {
 		const acts = h('td', {class: 'actions'});
 		const tr = h('tr', {dataset: {dagId: dag.dag_id, runId: run.run_id, state: run.state}},
-			h('td', {}, h('a', {href: link('dags', dag.dag_id, 'runs', run.run_id)}, run.run_id)),
+			h('td', {class: 'nowrap'}, h('a', {href: link('dags', dag.dag_id, 'runs', run.run_id)}, run.run_id)),
 			h('td', {}, h('span', {class: 'badge own', dataset: {state: run.state}}, run.state)),
 			h('td', {}, run.run_type || ''),
 			h('td', {}, time(run.queued_at)),

@@ -194,7 +194,7 @@ function build(ctx, run) {
 			h('td', {}, `${ti.try_number ?? 0}/${ti.max_tries ?? '?'}`),
 			h('td', {}, time(ti.started_at)),
 			h('td', {}, time(ti.ended_at)),
-			h('td', {}, duration(ti.duration_ms)),
+			h('td', {}, ti.ended_at ? duration(ti.duration_ms) : ''),
 			h('td', {}, ti.exit_code ?? ''),
 			h('td', {}, ti.pool || ''),
 			h('td', {class: 'gantt'}, h('div', {class: 'gantt-track'}, entry.bar)),

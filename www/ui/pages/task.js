@@ -60,7 +60,7 @@ function build(ctx, dagId, runId, ti, base) {
 			h('dt', {}, 'Try'), h('dd', {}, `${ti.try_number ?? 0} of ${ti.max_tries ?? '?'}`),
 			h('dt', {}, 'Started'), h('dd', {}, time(ti.started_at) || '—'),
 			h('dt', {}, 'Ended'), h('dd', {}, time(ti.ended_at) || '—'),
-			h('dt', {}, 'Duration'), h('dd', {}, duration(ti.duration_ms) || '—'),
+			h('dt', {}, 'Duration'), h('dd', {}, ti.ended_at ? duration(ti.duration_ms) : '—'),
 			h('dt', {}, 'Exit code'), h('dd', {}, ti.exit_code ?? '—'),
 			h('dt', {}, 'Pool'), h('dd', {}, ti.pool || ''),
 			ti.next_try_at ? [h('dt', {}, 'Next try'), h('dd', {}, time(ti.next_try_at))] : null);
@@ -75,7 +75,7 @@ function build(ctx, dagId, runId, ti, base) {
 			state: t.state}},
 		h('td', {}, String(t.try_number)), h('td', {}, badge(t.state)),
 		h('td', {}, time(t.started_at)), h('td', {}, time(t.ended_at)),
-		h('td', {}, duration(t.duration_ms)), h('td', {}, t.exit_code ?? ''),
+		h('td', {}, t.ended_at ? duration(t.duration_ms) : ''), h('td', {}, t.exit_code ?? ''),
 		h('td', {}, t.reason || ''))) :
 			h('tr', {}, h('td', {colspan: 7, class: 'muted'}, 'No try yet.')));
 		const keep = trySel.value;
