@@ -13,12 +13,12 @@ bin="${PW_BUILDDIR:-.}/src/pipewright"
 src="${PW_SRCDIR:-.}"
 build="${PW_BUILDDIR:-.}"
 tmp=$(mktemp -d)
-server=""
+servers=""
 cleanup() {
-	if [ -n "$server" ]; then
-		kill -TERM "$server" 2>/dev/null || :
-		wait "$server" 2>/dev/null || :
-	fi
+	for pid in $servers; do
+		kill -TERM "$pid" 2>/dev/null || :
+		wait "$pid" 2>/dev/null || :
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -45,39 +45,55 @@ chmod -R u+w "$tmp/iris"
 rm -rf "$tmp/iris/var"
 cp "$src/tests/browser/dags/"*.yml "$tmp/iris/dags/"
 mkdir -p "$tmp/iris/gates"
+# A second project with settings.roles: with no web-server user, the API
+# answers 401, which the pages must show as a message.
+cp -R "$tmp/iris" "$tmp/roles"
+printf '  roles: {alice: read}\n' >>"$tmp/roles/pipewright.yml"
 
-# A port nothing answers on (curl cannot connect: exit 7).
-port=""
-for p in 18741 18773 18809 18843 18877 18911 18947 18979 19013 19047; do
-	st=0
-	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" || st=$?
-	if [ "$st" -eq 7 ]; then
-		port=$p
-		break
-	fi
-done
-[ -n "$port" ] || { echo "browser: no free port"; exit 99; }
-url="http://127.0.0.1:$port"
+# A port nothing answers on (curl cannot connect: exit 7), after $1.
+free_port() {
+	for p in 18741 18773 18809 18843 18877 18911 18947 18979 19013 19047; do
+		[ "$p" -gt "$1" ] || continue
+		st=0
+		curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" || st=$?
+		if [ "$st" -eq 7 ]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
 
-"$bin" server start --project "$tmp/iris" --port "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-server=$!
-tries=150
-until curl -sf --max-time 5 "$url/api/v1/health" 2>/dev/null | grep -q '"status":"healthy"'; do
-	tries=$((tries - 1))
-	if [ "$tries" -le 0 ] || ! kill -0 "$server" 2>/dev/null; then
-		echo "browser: the server did not become healthy"
-		cat "$tmp/server.out" "$tmp/server.err"
-		exit 99
-	fi
-	sleep 0.2
-done
+# Starts `pipewright server start` on project $1, port $2; waits until
+# /api/v1/health answers (healthy for the first one).
+start_server() {
+	"$bin" server start --project "$1" --port "$2" >"$1.out" 2>"$1.err" &
+	servers="$servers $!"
+	pid=$!
+	tries=150
+	until curl -sf --max-time 5 "http://127.0.0.1:$2/api/v1/health" 2>/dev/null |
+		grep -q "\"status\":\"$3\""; do
+		tries=$((tries - 1))
+		if [ "$tries" -le 0 ] || ! kill -0 "$pid" 2>/dev/null; then
+			echo "browser: the server of $1 did not become $3"
+			cat "$1.out" "$1.err"
+			exit 99
+		fi
+		sleep 0.2
+	done
+}
+
+port=$(free_port 0) || { echo "browser: no free port"; exit 99; }
+start_server "$tmp/iris" "$port" healthy
+port2=$(free_port "$port") || { echo "browser: no second free port"; exit 99; }
+start_server "$tmp/roles" "$port2" healthy
 
 artifacts="$build/tests/browser-artifacts"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 st=0
-PW_URL="$url" PW_PROJECT="$tmp/iris" PW_CHROMIUM="$chromium" PW_ARTIFACTS="$artifacts" \
+PW_URL="http://127.0.0.1:$port" PW_URL_ROLES="http://127.0.0.1:$port2" PW_PROJECT="$tmp/iris" PW_CHROMIUM="$chromium" PW_ARTIFACTS="$artifacts" \
 	node "$deps/run.mjs" || st=$?
-[ "$st" -eq 0 ] || sed 's/^/# server: /' "$tmp/server.err"
+[ "$st" -eq 0 ] || sed 's/^/# server: /' "$tmp/iris.err" "$tmp/roles.err"
 echo "# screenshots: $artifacts"
 exit "$st"

@@ -2,6 +2,7 @@
  * run.mjs - the dashboard in a real headless Chromium against a real
  * pipewright server (tests/browser.sh starts it). Environment:
  *   PW_URL        the server, e.g. http://127.0.0.1:18700
+ *   PW_URL_ROLES  a second one whose project has settings.roles
  *   PW_PROJECT    its project folder (the test creates gate files there)
  *   PW_CHROMIUM   the browser binary
  *   PW_ARTIFACTS  where screenshots go
@@ -17,7 +18,7 @@ import puppeteer from 'puppeteer-core';
 const base = process.env.PW_URL;
 const project = process.env.PW_PROJECT;
 const artifacts = process.env.PW_ARTIFACTS;
-const origin = new URL(base).origin;
+const origins = [new URL(base).origin, new URL(process.env.PW_URL_ROLES).origin];
 const WAIT = 30000;   /* the bound of every wait, ms */
 
 let passed = 0, failed = 0;
@@ -226,10 +227,23 @@ try {
 		await shot(page, 'system');
 	});
 
+	await check('with settings.roles and no user, the 401 is a message, not a broken page', async () => {
+		/* The 401 asks for Basic credentials: answer the browser's prompt
+		 * with some (the web server checks none), as a user who cancels. */
+		await page.authenticate({username: 'nobody', password: 'wrong'});
+		await page.goto(process.env.PW_URL_ROLES + '/ui/#/dags', {waitUntil: 'domcontentloaded'});
+		await page.waitForFunction(() => [...document.querySelectorAll('.msg.error')].some((m) =>
+			m.textContent.includes('401')), {timeout: WAIT});
+		assert.equal(await page.$('tr[data-dag-id]'), null);
+		assert.ok(await page.$('header nav a[href="#/dags"]'), 'the page frame is there');
+		await shot(page, 'unauthorized');
+		await page.authenticate(null);
+	});
+
 	await check('no request leaves the server\'s origin', async () => {
 		assert.ok(requests.length > 0);
 		const away = requests.filter((r) => !r.url.startsWith('data:') &&
-			new URL(r.url).origin !== origin);
+			!origins.includes(new URL(r.url).origin));
 		assert.deepEqual(away, []);
 	});
 
