@@ -18,7 +18,8 @@ async function perform(ctx, op, button, fn) {
 	try {
 		return await fn();
 	} catch (e) {
-		if ((e.status === 404 && e.code !== 'not_found') || e.status === 405) {
+		/* a route the server lacks: 405, or a 404 naming no object */
+		if (e.status === 405 || (e.status === 404 && /^no such resource/.test(e.message))) {
 			missing.add(op);
 			button.remove();
 			ctx.flash('error', `This server does not offer "${op}".`);
