@@ -111,6 +111,8 @@ export async function me() {
 
 const eventTypes = ['run.state', 'task.state', 'dag.updated', 'pool.updated', 'events.missed'];
 let source = null;
+let current = null;   /* the listen() call whose stream is the page's */
+let retry = null;     /* the timer of a reopening */
 let statusHook = () => {};
 
 /* Called with 'live', 'connecting' or 'off' when the stream's state changes. */
@@ -122,35 +124,59 @@ export function onStreamStatus(fn) {
  * Opens the page's stream with filters {dag_id, run_id, types} and calls
  * onEvent(type, data, id) for each message, closing the previous stream
  * first: a page never has two open. The browser resumes after a drop or
- * the server's periodic end with Last-Event-ID by itself, so nothing is
- * lost. onOpen runs each time the stream is (re)connected.
+ * the server's periodic end with Last-Event-ID by itself; when it gives up
+ * (an answer other than 200, e.g. 503 with every stream slot taken) we
+ * open it again after a few seconds with ?last_event_id=, so nothing is
+ * lost either way. onOpen runs each time the stream is (re)connected.
  */
 export function listen(filters, onEvent, onOpen = () => {}) {
 	closeStream();
-	const es = new EventSource(url('events', filters));
-	source = es;
-	statusHook('connecting');
-	es.onopen = () => {
-		statusHook('live');
-		onOpen();
-	};
-	es.onerror = () => statusHook(es.readyState === EventSource.CLOSED ? 'off' : 'connecting');
-	for (const type of eventTypes) {
-		es.addEventListener(type, (m) => {
-			let data = {};
-			try {
-				data = JSON.parse(m.data);
-			} catch {
+	let lastId = null, delay = 2000;
+	const token = {};
+	current = token;
+	const open = () => {
+		if (current !== token)
+			return;
+		const es = new EventSource(url('events', lastId ? {...filters, last_event_id: lastId} :
+			filters));
+		source = es;
+		statusHook('connecting');
+		es.onopen = () => {
+			delay = 2000;
+			statusHook('live');
+			onOpen();
+		};
+		es.onerror = () => {
+			if (es.readyState !== EventSource.CLOSED) {
+				statusHook('connecting');
 				return;
 			}
-			onEvent(type, data, m.lastEventId);
-		});
-	}
-	return es;
+			statusHook('off');
+			es.close();
+			retry = setTimeout(open, delay);
+			delay = Math.min(delay * 2, 30000);
+		};
+		for (const type of eventTypes) {
+			es.addEventListener(type, (m) => {
+				if (m.lastEventId)
+					lastId = m.lastEventId;
+				let data = {};
+				try {
+					data = JSON.parse(m.data);
+				} catch {
+					return;
+				}
+				onEvent(type, data, m.lastEventId);
+			});
+		}
+	};
+	open();
 }
 
 /* Closes the page's stream, if any. */
 export function closeStream() {
+	current = null;
+	clearTimeout(retry);
 	if (source) {
 		source.close();
 		source = null;
