@@ -188,6 +188,7 @@ try {
 		await page.goto(base + '/ui/#/dags/flaky/runs/ui-flaky-1', {waitUntil: 'domcontentloaded'});
 		await sel('section.run[data-run-id="ui-flaky-1"][data-state="failed"]');
 		await sel('tr[data-task-id="check"][data-state="failed"]');
+		await textIn('pre[data-log][data-task-id="check"]', 'the file ready is missing');
 		await shot(page, 'run-failed');
 		await page.click('tr[data-task-id="check"] a');
 		await sel('section.task[data-task-id="check"][data-state="failed"]');

@@ -9,6 +9,9 @@ import * as api from '../api.js';
 import {h, fill, link, time, duration, badge, explain, message, action,
 	finishedRun, finishedTask} from '../dom.js';
 
+const FAILED_LOGS = 5;     /* failed tasks whose log tail the page shows */
+const LOG_TAIL = 8000;     /* characters of each */
+
 /* Operations this server answered 404/405 for (an older server): not offered again. */
 const missing = new Set();
 
@@ -213,7 +216,39 @@ function build(ctx, run) {
 		timesFromEvent(entry.ti, d);
 		showTask(entry);
 		page.gantt();
+		failedLog(entry.ti);
 	};
+
+	/*
+	 * The log tails of failed tasks (read once, when the task is seen
+	 * failed), so a failure explains itself without another click.
+	 */
+	const failures = h('div', {class: 'failures'});
+	const shown = new Map();
+	async function failedLog(ti) {
+		const old = shown.get(ti.task_id);
+		if (ti.state !== 'failed') {
+			old?.remove();
+			shown.delete(ti.task_id);
+			return;
+		}
+		if (old || shown.size >= FAILED_LOGS)
+			return;
+		const pre = h('pre', {class: 'log', dataset: {log: '', dagId, runId: run.run_id,
+			taskId: ti.task_id, state: 'failed'}}, 'Loading…');
+		const box = h('details', {open: true, class: 'failed-log'}, h('summary', {},
+			'Log of the failed task ', h('a', {href: link('dags', dagId, 'runs', run.run_id,
+				'tasks', ti.task_id)}, ti.task_id)), pre);
+		shown.set(ti.task_id, box);
+		failures.append(box);
+		try {
+			const r = await api.text(api.path('dags', dagId, 'runs', run.run_id, 'tasks',
+				ti.task_id, 'logs'));
+			pre.textContent = r.text.length > LOG_TAIL ? '…' + r.text.slice(-LOG_TAIL) : r.text;
+		} catch (e) {
+			pre.textContent = explain(e);
+		}
+	}
 
 	/* Places every bar on the run's time line: start to end (or now). */
 	page.gantt = () => {
@@ -241,6 +276,8 @@ function build(ctx, run) {
 	};
 
 	fill(tbody, (run.task_instances || []).map(row));
+	for (const {ti} of rows.values())
+		failedLog(ti);
 	page.showRun();
 	page.gantt();
 	page.el = h('div', {},
@@ -251,6 +288,7 @@ function build(ctx, run) {
 			h('table', {class: 'tasks'}, h('thead', {}, h('tr', {},
 				h('th', {}, 'Task'), h('th', {}, 'State'), h('th', {}, 'Try'), h('th', {}, 'Started'),
 				h('th', {}, 'Ended'), h('th', {}, 'Duration'), h('th', {}, 'Exit'), h('th', {}, 'Pool'),
-				h('th', {}, 'Gantt'), h('th', {}, ''))), tbody)));
+				h('th', {}, 'Gantt'), h('th', {}, ''))), tbody)),
+		failures);
 	return page;
 }
