@@ -219,10 +219,32 @@ try {
 		await sel('tr[data-dag-id="flaky"][data-state="success"] a.sq[data-run-id="ui-flaky-1"]');
 	});
 
-	await check('the pools and system pages render', async () => {
+	await check('the pools page creates, resizes and deletes a pool', async () => {
 		await page.goto(base + '/ui/#/pools', {waitUntil: 'domcontentloaded'});
 		await sel('tr[data-pool="default_pool"]');
+		await page.type('form[data-action="create-pool"] input[name="name"]', 'ui_pool');
+		await page.type('form[data-action="create-pool"] input[name="slots"]', '3');
+		await page.type('form[data-action="create-pool"] input[name="description"]', 'from the page');
+		await page.click('form[data-action="create-pool"] button[type="submit"]');
+		await sel('tr[data-pool="ui_pool"]');
+		assert.equal((await api('pools/ui_pool')).data.slots, 3);
+		await page.click('tr[data-pool="ui_pool"] [data-action="edit"]');
+		const slots = await sel('tr[data-pool="ui_pool"] input[name="slots"]');
+		await slots.click({clickCount: 3});
+		await slots.type('5');
+		await page.click('tr[data-pool="ui_pool"] [data-action="save"]');
+		await until('ui_pool resized', async () => (await api('pools/ui_pool')).data.slots === 5);
 		await shot(page, 'pools');
+		await page.click('tr[data-pool="ui_pool"] [data-action="delete"]');
+		await until('ui_pool deleted', async () => {
+			const r = await fetch(base + '/api/v1/pools/ui_pool');
+			return r.status === 404;
+		});
+		await page.waitForFunction(() => !document.querySelector('tr[data-pool="ui_pool"]'),
+			{timeout: WAIT});
+	});
+
+	await check('the system page renders', async () => {
 		await page.goto(base + '/ui/#/system', {waitUntil: 'domcontentloaded'});
 		await sel('[data-health]');
 		await shot(page, 'system');
