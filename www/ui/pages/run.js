@@ -173,7 +173,8 @@ function build(ctx, run) {
 			h('dt', {}, 'Duration'), h('dd', {}, duration(r.duration_ms) || '—'),
 			h('dt', {}, 'Triggered by'), h('dd', {}, r.triggered_by || '—'),
 			r.note ? [h('dt', {}, 'Note'), h('dd', {}, r.note)] : null,
-			r.error ? [h('dt', {}, 'Error'), h('dd', {}, message('error', r.error))] : null,
+			r.error ? [h('dt', {}, 'Error'), h('dd', {}, message('error', typeof r.error === 'object' ?
+				[r.error.type, r.error.message].filter(Boolean).join(': ') : String(r.error)))] : null,
 			h('dt', {}, 'Conf'), h('dd', {}, h('code', {class: 'conf'}, JSON.stringify(r.conf ?? {}))));
 		fill(acts, runActions(ctx, r, (nr) => {
 			Object.assign(page.run, nr);
