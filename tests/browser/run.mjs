@@ -66,6 +66,13 @@ async function shot(p, name) {
 	await p.screenshot({path: path.join(artifacts, name + '.png'), fullPage: true});
 }
 
+/* Every element naming a DAG, run or task instance also carries data-state. */
+async function hooksComplete() {
+	const bad = await page.$$eval('[data-dag-id], [data-run-id], [data-task-id]', (els) =>
+		els.filter((e) => !e.dataset.state).map((e) => e.outerHTML.slice(0, 120)));
+	assert.deepEqual(bad, [], 'elements without data-state');
+}
+
 const sel = (s) => page.waitForSelector(s, {timeout: WAIT});
 const textIn = (s, text) => page.waitForFunction((s, t) =>
 	document.querySelector(s)?.textContent.includes(t), {timeout: WAIT}, s, text);
@@ -97,6 +104,7 @@ try {
 			assert.match(paused, /^(true|false)$/);
 			assert.ok(state, 'data-state is set');
 		}
+		await hooksComplete();
 		await shot(page, 'dags');
 	});
 
@@ -159,6 +167,7 @@ try {
 		assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
 		const polled = requests.slice(from).filter((r) => /\/api\/v1\/dags\/[^/]+\/runs\//.test(r.url));
 		assert.deepEqual(polled, [], 'no GET of run or task endpoints while the stream is open');
+		await hooksComplete();
 		await shot(page, 'run');
 	});
 
@@ -179,6 +188,7 @@ try {
 		gate('ui-log-1.second');
 		await until('ui-log-1 success', async () =>
 			(await api('dags/gated/runs/ui-log-1')).data.state === 'success');
+		await hooksComplete();
 		await shot(page, 'task');
 	});
 
@@ -211,6 +221,7 @@ try {
 		await sel('table.runs tr[data-run-id="ui-form-1"][data-state="success"]');
 		await sel('.grid [data-run-id="ui-log-1"][data-task-id="second"][data-state="success"]');
 		await page.waitForNetworkIdle({idleTime: 300, timeout: WAIT}).catch(() => {});
+		await hooksComplete();
 		await shot(page, 'dag');
 	});
 

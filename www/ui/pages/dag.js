@@ -47,6 +47,8 @@ function onEvent(page, type, d) {
 	if (type === 'run.state') {
 		page.grid.runState(d);
 		page.list.runState(d);
+		for (const a of page.ctx.root.querySelectorAll(`a.new-run[data-run-id="${CSS.escape(d.run_id)}"]`))
+			a.dataset.state = d.state;
 	}
 	if (type === 'task.state') {
 		page.grid.taskState(d);
@@ -110,7 +112,7 @@ function triggerForm(page) {
 	const out = h('div', {class: 'wide', 'aria-live': 'polite'});
 	const params = dag.params && Object.keys(dag.params).length ?
 		JSON.stringify(dag.params, null, 2) : '{}';
-	const form = h('form', {class: 'trigger', dataset: {action: 'trigger', dagId: dag.dag_id},
+	const form = h('form', {class: 'trigger', dataset: {action: 'trigger'},
 		onsubmit: submit},
 	h('label', {}, 'Run id (optional)', h('input', {type: 'text', name: 'run_id',
 		placeholder: 'generated from the time'})),
@@ -179,7 +181,7 @@ function makeGrid(page) {
 	const {dag} = page;
 	const tasks = dag.tasks.map((t) => t.task_id);
 	const head = h('tr', {}, h('th', {class: 'task'}, h('span', {class: 'muted'}, 'task \\ run')));
-	const rows = new Map(tasks.map((t) => [t, h('tr', {dataset: {taskId: t}},
+	const rows = new Map(tasks.map((t) => [t, h('tr', {dataset: {row: t}},
 		h('th', {class: 'task', title: t}, t))]));
 	const table = h('table', {class: 'grid'}, h('thead', {}, head), h('tbody', {}, [...rows.values()]));
 	const empty = message('info', 'No runs yet: trigger one.');
@@ -191,7 +193,7 @@ function makeGrid(page) {
 		const bar = h('a', {class: 'runbar', href: link('dags', dag.dag_id, 'runs', runId),
 			title: `${runId}: ${state}`, style: 'height: 28px',
 			dataset: {dagId: dag.dag_id, runId, state}});
-		const th = h('th', {dataset: {runId}, onclick: (e) => {
+		const th = h('th', {dataset: {col: runId}, onclick: (e) => {
 			if (!e.ctrlKey && !e.metaKey) {
 				e.preventDefault();
 				select(runId);
@@ -205,16 +207,16 @@ function makeGrid(page) {
 				title: `${t} in ${runId}`,
 				dataset: {dagId: dag.dag_id, runId, taskId: t, state: 'none'}});
 			col.cells.set(t, sq);
-			tr.insertBefore(h('td', {dataset: {runId}}, sq), older ? tr.children[1] || null : null);
+			tr.insertBefore(h('td', {dataset: {col: runId}}, sq), older ? tr.children[1] || null : null);
 		}
 		runs.set(runId, col);
 		empty.remove();
 		while (runs.size > GRID_RUNS)
-			drop(older ? head.lastElementChild.dataset.runId : head.children[1].dataset.runId);
+			drop(older ? head.lastElementChild.dataset.col : head.children[1].dataset.col);
 		return col;
 	}
 	function drop(runId) {
-		for (const el of table.querySelectorAll(`[data-run-id="${CSS.escape(runId)}"]:is(th, td)`))
+		for (const el of table.querySelectorAll(`[data-col="${CSS.escape(runId)}"]`))
 			el.remove();
 		runs.delete(runId);
 	}
@@ -228,8 +230,8 @@ function makeGrid(page) {
 	/* Marks runId the selected run: the graph shows its states. */
 	function select(runId) {
 		grid.selected = runId;
-		for (const th of head.querySelectorAll('th[data-run-id]'))
-			th.classList.toggle('selected', th.dataset.runId === runId);
+		for (const th of head.querySelectorAll('th[data-col]'))
+			th.classList.toggle('selected', th.dataset.col === runId);
 		const col = runs.get(runId);
 		const states = new Map();
 		if (col)
@@ -254,7 +256,7 @@ function makeGrid(page) {
 				if (col.cells.get(ti.task_id)?.dataset.state === 'none')
 					setCell(col, ti.task_id, ti.state, ti.try_number);
 		}));
-		const newest = head.lastElementChild?.dataset.runId;
+		const newest = head.lastElementChild?.dataset.col;
 		if (newest && !grid.selected)
 			select(newest);
 	};
@@ -269,7 +271,7 @@ function makeGrid(page) {
 			select(d.run_id);
 	};
 	function newestBefore(runId) {
-		const ths = [...head.querySelectorAll('th[data-run-id]')].map((th) => th.dataset.runId);
+		const ths = [...head.querySelectorAll('th[data-col]')].map((th) => th.dataset.col);
 		return ths[ths.indexOf(runId) - 1];
 	}
 	grid.taskState = (d) => {
@@ -343,7 +345,7 @@ function makeGraph(page) {
 
 /* Without a graph: the tasks with their upstream tasks, as a list. */
 function taskList(dag) {
-	return h('ul', {}, dag.tasks.map((t) => h('li', {dataset: {taskId: t.task_id}},
+	return h('ul', {}, dag.tasks.map((t) => h('li', {},
 		h('code', {}, t.task_id),
 		t.upstream.length ? h('span', {class: 'muted'}, ' after ' + t.upstream.join(', ')) : null)));
 }

@@ -40,7 +40,7 @@ function build(ctx, dagId, runId, ti, base) {
 		acts), facts);
 	const tries = h('tbody');
 	const xcom = h('div', {}, h('p', {class: 'loading'}, 'Loading…'));
-	const log = h('pre', {class: 'log', dataset: {log: '', dagId, runId, taskId: ti.task_id}});
+	const log = h('pre', {class: 'log', dataset: {log: ''}});
 	const logNote = h('span', {class: 'muted'});
 	const trySel = h('select', {name: 'try_number', onchange: () => {
 		viewing = trySel.value ? Number(trySel.value) : null;
