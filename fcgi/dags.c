@@ -503,7 +503,7 @@ int dags_get(pw_req *req)
 
 /*
  * PATCH {"is_paused": bool}: sets the pause flag (with its dag.updated event,
- * waking the runner) and answers the DAG.
+ * waking the runner) and answers the DAG's detail, as GET does.
  */
 int dags_patch(pw_req *req)
 {
@@ -522,7 +522,7 @@ int dags_patch(pw_req *req)
 	if (pw_store_set_paused(pw_req_store(req), dag->id,
 				json_object_get_boolean(paused)) != PW_OK)
 		return -1;
-	return reply_dag(req, dag, false);
+	return reply_dag(req, dag, true);
 }
 
 /* --- GET /api/v1/import-errors ------------------------------------------- */

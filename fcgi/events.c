@@ -4,6 +4,7 @@
  *
  * The JSON page:
  *   ?after_id=N   events with id > N (integer >= 0, default 0)
+ *   ?last_event_id=N  the same when after_id is absent (as on the stream)
  *   ?limit=L      1..1000, default 100 (pw_req_paging's rules; an offset
  *                 is refused: pages follow after_id)
  *   ?dag_id= ?run_id= ?types=run.state,task.state,dag.updated,pool.updated
@@ -109,10 +110,23 @@ static int parse_id(pw_req *req, const char *s, const char *what, long long *out
 	return PW_OK;
 }
 
-/* Parses ?after_id=. Returns PW_OK or ANSWERED (400). */
+/*
+ * Parses ?after_id=; without it, ?last_event_id= (the stream's resume
+ * parameter) means the same on a page, and is checked the same way (a
+ * value that is not an integer >= 0 is a 400 here as on the stream).
+ * Returns PW_OK or ANSWERED (400).
+ */
 static int parse_after_id(pw_req *req, events_query *eq)
 {
-	return parse_id(req, pw_req_query(req, "after_id"), "after_id", &eq->after_id);
+	const char *after = pw_req_query(req, "after_id");
+	const char *last = pw_req_query(req, "last_event_id");
+	long long ignored;
+
+	if (after)
+		return last && parse_id(req, last, "last_event_id", &ignored) != PW_OK
+			       ? ANSWERED
+			       : parse_id(req, after, "after_id", &eq->after_id);
+	return parse_id(req, last, "last_event_id", &eq->after_id);
 }
 
 /* Index of type in event_types, or -1. */

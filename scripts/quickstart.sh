@@ -17,7 +17,7 @@ PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
 	munge slurmctld slurmd slurm-client
-	chromium nodejs"
+	nodejs npm chromium"
 
 install_packages() {
 	missing=""
@@ -45,9 +45,7 @@ build() {
 
 # The browser tests' npm packages (tests/browser/package-lock.json, exact
 # versions) into build/tests/browser, where tests/browser.sh runs them.
-# Debian's nodejs comes without npm (its own package); NodeSource's has it.
 browser_deps() {
-	command -v npm >/dev/null || PACKAGES=npm install_packages
 	mkdir -p build/tests/browser
 	cp tests/browser/package.json tests/browser/package-lock.json build/tests/browser/
 	(cd build/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
@@ -88,6 +86,8 @@ run)
 test)
 	install_packages
 	build
+	# The pinned OpenAPI validators of tests/openapi.sh.
+	(cd tests/openapi && npm ci --no-audit --no-fund)
 	browser_deps
 	status=0
 	make -C build -j"$(nproc)" check || status=$?

@@ -31,6 +31,9 @@
 #ifndef PW_BINDIR
 #define PW_BINDIR "/usr/local/bin"
 #endif
+#ifndef PW_WWWDIR
+#define PW_WWWDIR "/usr/local/share/pipewright/www"
+#endif
 
 /* How long the children get to stop after SIGTERM before SIGKILL. */
 #define STOP_GRACE_SECONDS 10
@@ -117,6 +120,36 @@ static char *find_own_program(const char *name, const char *subdir)
 	return found;
 }
 
+/*
+ * The www folder (/ui/, /docs, /openapi.json): $PIPEWRIGHT_WWW, else the
+ * build tree's (<exe>/../www), else an install beside this executable
+ * (<exe>/../share/pipewright/www, also under DESTDIR), else PW_WWWDIR.
+ * A folder counts when it holds docs/index.html. malloc'd, or NULL.
+ */
+static char *find_www(void)
+{
+	const char *env = getenv("PIPEWRIGHT_WWW");
+	if (env && *env)
+		return realpath(env, NULL);
+	char *dir = exe_dir();
+	char *cand[3] = {
+		dir ? pw_asprintf("%s/../www", dir) : NULL,
+		dir ? pw_asprintf("%s/../share/pipewright/www", dir) : NULL,
+		pw_asprintf("%s", PW_WWWDIR),
+	};
+	char *found = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		char *index = !found && cand[i] ? pw_asprintf("%s/docs/index.html", cand[i])
+						: NULL;
+		if (index && access(index, R_OK) == 0)
+			found = realpath(cand[i], NULL);
+		free(index);
+		free(cand[i]);
+	}
+	free(dir);
+	return found;
+}
+
 /* lighttpd: $PIPEWRIGHT_LIGHTTPD, else on $PATH or in an sbin. malloc'd or NULL. */
 static char *find_lighttpd(void)
 {
@@ -180,9 +213,13 @@ static int write_text(const char *path, const char *text)
 	return rc;
 }
 
-/* The lighttpd configuration of one server. malloc'd, or NULL. */
+/*
+ * The lighttpd configuration of one server. Static files come from www
+ * (aliases; "/" redirects to /ui/); every other URL goes to
+ * pipewright.fcgi. malloc'd, or NULL.
+ */
 static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
-			   const char *fcgi, const pw_project *p)
+			   const char *fcgi, const char *www, const pw_project *p)
 {
 	return pw_asprintf(
 		"# Written by `pipewright server start`; removed when it stops.\n"
@@ -190,9 +227,22 @@ static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
 		"server.bind = \"%s\"\n"
 		"server.port = %d\n"
 		"server.upload-dirs = ( \"%s\" )\n"
-		"server.modules += ( \"mod_fastcgi\" )\n"
+		"server.modules += ( \"mod_alias\", \"mod_redirect\", \"mod_fastcgi\" )\n"
 		"server.stream-response-body = 2\n"
 		"server.max-request-field-size = 65535\n"
+		"index-file.names = ( \"index.html\" )\n"
+		"mimetype.assign = ( \".html\" => \"text/html; charset=utf-8\",\n"
+		"  \".js\" => \"text/javascript; charset=utf-8\",\n"
+		"  \".css\" => \"text/css; charset=utf-8\",\n"
+		"  \".json\" => \"application/json\", \".svg\" => \"image/svg+xml\",\n"
+		"  \".png\" => \"image/png\", \".txt\" => \"text/plain; charset=utf-8\",\n"
+		"  \"\" => \"application/octet-stream\" )\n"
+		"url.redirect = ( \"^/$\" => \"/ui/\" )\n"
+		"url.redirect-code = 302\n"
+		"alias.url = ( \"/ui/\" => \"%s/ui/\", \"/docs/\" => \"%s/docs/\",\n"
+		"  \"/docs\" => \"%s/docs/index.html\",\n"
+		"  \"/openapi.json\" => \"%s/openapi.json\" )\n"
+		"$HTTP[\"url\"] !~ \"^(/$|/ui/|/docs/|/docs$|/openapi\\.json$)\" {\n"
 		"fastcgi.server = ( \"/\" => ((\n"
 		"  \"bin-path\" => \"%s\",\n"
 		"  \"socket\" => \"%s/fcgi.sock\",\n"
@@ -204,8 +254,10 @@ static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
 		"    \"PIPEWRIGHT_ENV\" => \"%s\",\n"
 		"    \"PIPEWRIGHT_CONF_SOURCE\" => \"%s\",\n"
 		"  ),\n"
-		")))\n",
-		dir, bind_to, port, dir, fcgi, dir, p->root, p->env, p->conf_source);
+		")))\n"
+		"}\n",
+		dir, bind_to, port, dir, www, www, www, www, fcgi, dir, p->root, p->env,
+		p->conf_source);
 }
 
 /* nftw callback of remove_tree. */
@@ -447,6 +499,7 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 	char *fcgi = find_own_program("pipewright.fcgi", "fcgi");
 	char *runner = find_own_program("pipewright-runner", "runner-daemon");
 	char *lighttpd = find_lighttpd();
+	char *files = find_www();
 	char *dir = NULL, *conf = NULL, *text = NULL, *www = NULL;
 	char port_s[16], bind_to[INET_ADDRSTRLEN];
 	serve_kids kids = {.fcgi = fcgi};
@@ -461,11 +514,16 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 				    "PIPEWRIGHT_LIGHTTPD)");
 		goto out;
 	}
-	if (!conf_safe(p->root) || !conf_safe(p->env) || !conf_safe(p->conf_source) ||
-	    !conf_safe(fcgi)) {
-		fprintf(stderr, "pipewright: the project path, environment, conf source and "
-				"pipewright.fcgi path must not contain '\"', '\\', '$' or control "
-				"characters\n");
+	if (!files) {
+		fprintf(stderr, "pipewright: warning: no www folder (%s, or set PIPEWRIGHT_WWW): "
+				"/ui/, /docs and /openapi.json will answer 404\n", PW_WWWDIR);
+		files = strdup(PW_WWWDIR);
+	}
+	if (!files || !conf_safe(p->root) || !conf_safe(p->env) || !conf_safe(p->conf_source) ||
+	    !conf_safe(fcgi) || !conf_safe(files)) {
+		fprintf(stderr, "pipewright: the project path, environment, conf source, "
+				"pipewright.fcgi and www paths must not contain '\"', '\\', '$' or "
+				"control characters\n");
 		goto out;
 	}
 	if (pw_mkdirs_for(p->database) != 0) {
@@ -486,7 +544,7 @@ int pw_serve_start(const pw_project *p, const char *host, const char *port_text)
 	snprintf(port_s, sizeof port_s, "%d", port);
 	conf = pw_asprintf("%s/lighttpd.conf", dir);
 	www = pw_asprintf("%s/www", dir);
-	text = lighttpd_conf(dir, bind_to, port, fcgi, p);
+	text = lighttpd_conf(dir, bind_to, port, fcgi, files, p);
 	if (!conf || !www || !text || mkdir(www, 0700) != 0 || write_text(conf, text) != 0) {
 		fprintf(stderr, "pipewright: cannot write %s: %s\n", conf ? conf : dir,
 			strerror(errno));
@@ -543,6 +601,7 @@ out:
 	free(www);
 	free(conf);
 	free(dir);
+	free(files);
 	free(lighttpd);
 	free(runner);
 	free(fcgi);

@@ -58,6 +58,19 @@ health_is_healthy() {
 		{ curl -s --max-time 5 "$url/health"; return 1; }
 }
 
+# /ui/, /docs, /openapi.json from the build tree's www; / redirects to /ui/.
+serves_www() {
+	www=${PW_BUILDDIR:-.}/www
+	for pair in "ui/:ui/index.html" "docs:docs/index.html" "docs/:docs/index.html" \
+		"openapi.json:openapi.json" "docs/vendor/swagger-ui-bundle.js:docs/vendor/swagger-ui-bundle.js"; do
+		curl -sf --max-time 10 -o "$tmp/static" "$url/${pair%%:*}" &&
+			cmp "$tmp/static" "$www/${pair#*:}" || { echo "/${pair%%:*} differs"; return 1; }
+	done
+	curl -s --max-time 10 -o /dev/null -w '%{http_code} %{redirect_url}\n' "$url/" >"$tmp/redir"
+	cat "$tmp/redir"
+	grep -qx "30[12] $url/ui/" "$tmp/redir"
+}
+
 trigger_runs_to_success() {
 	curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' \
 		-d '{"run_id": "from-test"}' "$url/api/v1/dags/hello/runs" >"$tmp/post" ||
@@ -165,6 +178,7 @@ missing_project_refused() {
 
 check "server start prints its URL and pids" starts_and_prints_url
 check "/health answers healthy" health_is_healthy
+check "/ui/, /docs, /openapi.json are served, / redirects to /ui/" serves_www
 check "a triggered run of hello succeeds" trigger_runs_to_success
 check "SIGINT stops lighttpd and the runner, exit 0" sigint_stops_everything
 check "a busy port is refused with a message" busy_port_refused

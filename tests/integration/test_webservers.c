@@ -17,6 +17,11 @@
  * mod_proxy_fcgi, the stream slot of a client that left is free again once
  * Apache gives up on the client (test_apache_proxy_fcgi_gone).
  *
+ * Each front end also serves the www folder of the build tree from the
+ * same templates (check_static): <prefix>/ui/ and <prefix>/docs(/) and
+ * <prefix>/openapi.json are the files of build/www byte for byte with
+ * their MIME types, <prefix>/ redirects to <prefix>/ui/.
+ *
  * One project and one server per test; the teardown stops everything the
  * test started, by pid, and prints the logs of a failed test.
  */
@@ -139,6 +144,61 @@ static void wait_success(const char *prefix, const char *run_id)
 	fail_msg("%s: run %s ended %s, not success", ws_name(S->kind), run_id, st);
 }
 
+/*
+ * GET prefix+path answers 200, Content-Type starting with type, and the
+ * bytes of www/<file> (build tree: openapi.json is generated there).
+ */
+static void check_file(const char *prefix, const char *path, const char *file,
+		       const char *type)
+{
+	char url[256], disk[1024];
+	snprintf(url, sizeof url, "%s%s", prefix, path);
+	snprintf(disk, sizeof disk, "%s/www/%s", ht_builddir(), file);
+	char *want = th_read(disk);
+	assert_non_null(want);
+	ht_resp *r = ht_get(&S->http, url);
+	char *ct = ht_header(r, "Content-Type");
+	if (r->status != 200)
+		ht_fail(r, "200");
+	if (!ct || strncmp(ct, type, strlen(type)) != 0)
+		ht_fail(r, type);
+	if (r->body_len != strlen(want) || memcmp(r->body, want, r->body_len) != 0)
+		ht_fail(r, file);
+	free(ct);
+	ht_resp_free(r);
+	free(want);
+}
+
+/* The static part of a mount (see the header comment). */
+static void check_static(const char *prefix)
+{
+	char url[256], want[256];
+	check_file(prefix, "/ui/", "ui/index.html", "text/html");
+	check_file(prefix, "/docs", "docs/index.html", "text/html");
+	check_file(prefix, "/docs/", "docs/index.html", "text/html");
+	check_file(prefix, "/docs/vendor/swagger-ui.css", "docs/vendor/swagger-ui.css",
+		   "text/css");
+	check_file(prefix, "/openapi.json", "openapi.json", "application/json");
+
+	snprintf(url, sizeof url, "%s/openapi.json", prefix);
+	ht_resp *r = ht_get(&S->http, url);
+	if (!r->json || !ht_at(r->json, "paths./api/v1/dags") || !ht_has(r->json, "openapi"))
+		ht_fail(r, "the OpenAPI document");
+	ht_resp_free(r);
+
+	snprintf(url, sizeof url, "%s/", prefix);
+	r = ht_get(&S->http, url);
+	char *loc = ht_header(r, "Location");
+	snprintf(want, sizeof want, "%s/ui/", prefix);
+	size_t n = loc ? strlen(loc) : 0, k = strlen(want);
+	if ((r->status != 301 && r->status != 302) || n < k || strcmp(loc + n - k, want) != 0)
+		ht_fail(r, "a redirect to <prefix>/ui/");
+	free(loc);
+	ht_resp_free(r);
+	/* The API beside it is unchanged. */
+	check_version(prefix);
+}
+
 /* Version under the prefix, then trigger -> run -> success with the daemon. */
 static void round_trip(ws_kind kind)
 {
@@ -146,6 +206,7 @@ static void round_trip(ws_kind kind)
 	S = ws_new(kind, P->dir);
 	ws_launch(S);
 	check_version(WS_PREFIX);
+	check_static(WS_PREFIX);
 	trigger(WS_PREFIX, "wr1");
 	wait_success(WS_PREFIX, "wr1");
 }
@@ -211,6 +272,7 @@ static void test_lighttpd(void **state)
 	round_trip(WS_LIGHTTPD);
 	/* The "/" mount (fix-root-scriptname) serves the same API. */
 	check_version("");
+	check_static("");
 	if (strcmp(api_state("", "wr1"), "success") != 0)
 		fail_msg("wr1 through the / mount");
 	trigger("", "wr2");
@@ -432,6 +494,7 @@ static void test_apache_cgi(void **state)
 	S = ws_new(WS_APACHE_CGI, P->dir);
 	ws_launch(S);
 	check_version(WS_PREFIX);
+	check_static(WS_PREFIX);
 	trigger(WS_PREFIX, "wr1");
 	if (strcmp(api_state(WS_PREFIX, "wr1"), "queued") != 0)
 		fail_msg("wr1 is queued before any runner ran");

@@ -282,9 +282,10 @@ static void write_lighttpd_conf(ws_server *s, const char *conf)
 	char *frag = ws_asprintf("%s/pipewright.conf", s->dir);
 	char *bindir = ws_asprintf("%s/fcgi", ht_builddir());
 	char *rundir = ws_asprintf("%s/run", s->dir);
+	char *wwwdir = ws_asprintf("%s/www", ht_builddir());
 	const ws_var vars[] = {
 		{"BINDIR", bindir}, {"PROJECT", s->http.project},
-		{"PREFIX", WS_PREFIX}, {"RUNDIR", rundir},
+		{"PREFIX", WS_PREFIX}, {"RUNDIR", rundir}, {"WWWDIR", wwwdir},
 	};
 	fill_template("lighttpd.conf", frag, vars, sizeof vars / sizeof *vars);
 	char *users = ws_asprintf("%s/users", s->dir);
@@ -302,11 +303,15 @@ static void write_lighttpd_conf(ws_server *s, const char *conf)
 		"auth.backend.plain.userfile = \"%s\"\n"
 		"auth.require = ( \"/\" => ( \"method\" => \"basic\",\n"
 		"  \"realm\" => \"pipewright\", \"require\" => \"valid-user\" ) )\n"
+		"mimetype.assign = ( \".html\" => \"text/html\",\n"
+		"  \".js\" => \"text/javascript\", \".css\" => \"text/css\",\n"
+		"  \".json\" => \"application/json\", \".png\" => \"image/png\" )\n"
 		"include \"%s\"\n",
 		s->dir, s->http.port, s->dir, s->dir, s->dir, users, frag);
 	ws_write_file(conf, text);
 	free(text);
 	free(users);
+	free(wwwdir);
 	free(rundir);
 	free(bindir);
 	free(frag);
@@ -316,7 +321,7 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 {
 	static const char *const common[] = {
 		"mpm_event", "authz_core", "authn_core", "authn_file", "auth_basic",
-		"authz_user", "alias", "env", "setenvif",
+		"authz_user", "alias", "env", "setenvif", "dir", "mime",
 	};
 	const char *tmpl = s->kind == WS_APACHE_PROXY ? "apache-proxy-fcgi.conf"
 			   : s->kind == WS_APACHE_FCGID ? "apache-fcgid.conf"
@@ -327,9 +332,10 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 	char *frag = ws_asprintf("%s/pipewright.conf", s->dir);
 	char *bindir = ws_asprintf("%s/fcgi", ht_builddir());
 	char *rundir = ws_asprintf("%s/run", s->dir);
+	char *wwwdir = ws_asprintf("%s/www", ht_builddir());
 	const ws_var vars[] = {
 		{"BINDIR", bindir}, {"PROJECT", s->http.project},
-		{"PREFIX", WS_PREFIX}, {"RUNDIR", rundir},
+		{"PREFIX", WS_PREFIX}, {"RUNDIR", rundir}, {"WWWDIR", wwwdir},
 	};
 	fill_template(tmpl, frag, vars, sizeof vars / sizeof *vars);
 	char *users = ws_asprintf("%s/htpasswd", s->dir);
@@ -381,6 +387,7 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 		"MaxSpareThreads 50\n"
 		"ThreadsPerChild 25\n"
 		"DocumentRoot \"%s/www\"\n"
+		"TypesConfig /etc/mime.types\n"
 		"%s"
 		"Include \"%s\"\n"
 		"<Location \"/\">\n"
@@ -397,6 +404,7 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 	free(kind_text);
 	free(mods);
 	free(users);
+	free(wwwdir);
 	free(rundir);
 	free(bindir);
 	free(frag);
