@@ -261,6 +261,38 @@ try {
 		await shot(page, 'system');
 	});
 
+	await check('/ redirects to /ui/', async () => {
+		await page.goto(base + '/', {waitUntil: 'domcontentloaded'});
+		assert.equal(new URL(page.url()).pathname, '/ui/');
+		await sel('tr[data-dag-id]');
+	});
+
+	await check('/docs renders every operation; "try it out" on GET /api/v1/health shows 200', async () => {
+		const spec = await (await fetch(base + '/openapi.json')).json();
+		const verbs = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
+		const want = [];
+		for (const [p, item] of Object.entries(spec.paths))
+			for (const m of Object.keys(item))
+				if (verbs.has(m))
+					want.push(`${m.toUpperCase()} ${p}`);
+		await page.goto(base + '/docs', {waitUntil: 'domcontentloaded'});
+		await page.waitForFunction((n) => document.querySelectorAll('.opblock').length >= n,
+			{timeout: WAIT}, want.length);
+		const got = await page.$$eval('.opblock', (blocks) => blocks.map((b) =>
+			`${b.querySelector('.opblock-summary-method').textContent.trim()} ` +
+			b.querySelector('.opblock-summary-path').dataset.path));
+		assert.deepEqual(got.sort(), want.sort());
+		const block = await page.evaluateHandle(() => [...document.querySelectorAll('.opblock-get')]
+			.find((b) => b.querySelector('.opblock-summary-path').dataset.path === '/api/v1/health'));
+		await (await block.$('.opblock-summary-control, .opblock-summary')).click();
+		await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
+		await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
+		await page.waitForFunction(() => [...document.querySelectorAll(
+			'.opblock.is-open .live-responses-table .response-col_status')]
+			.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
+		await shot(page, 'docs');
+	});
+
 	await check('with settings.roles and no user, the 401 is a message, not a broken page', async () => {
 		/* The 401 asks for Basic credentials: answer the browser's prompt
 		 * with some (the web server checks none), as a user who cancels. */
