@@ -3,7 +3,8 @@
 # 1. every route of fcgi/routes.c is described in it: each {"METHOD",
 #    "/pattern", ...} row, with :param written {param}, must be a path of
 #    the document with that method under it (POSIX sh, grep, sed, awk);
-# 2. it is a valid OpenAPI document (@apidevtools/swagger-parser);
+# 2. it is a valid OpenAPI document (@apidevtools/swagger-parser) and
+#    `redocly lint` (recommended rules) finds no error;
 # 3. every response of a real server (`pipewright server start` on a copy
 #    of examples/iris, with its runner) to an integration flow that asks
 #    every operation, errors included, matches it (tests/openapi/flow.js).
@@ -71,6 +72,9 @@ if ! command -v node >/dev/null || [ ! -d "$NODE_PATH/@apidevtools/swagger-parse
 	exit 1
 fi
 node "$tools/validate-spec.js" "$spec" || exit 1
+# No telemetry, no update check: the test makes no request beyond loopback.
+REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	node "$NODE_PATH/@redocly/cli/bin/cli.js" lint --format stylish "$spec" || exit 1
 
 bin=${PW_BUILDDIR:-.}/src/pipewright
 tmp=$(mktemp -d)

@@ -496,6 +496,9 @@ static void test_pause(void **state)
 	json_object *d = ht_ok(r, 200);
 	if (!ht_bool(d, "is_paused"))
 		ht_fail(r, "is_paused is true after the PATCH");
+	/* The answer is the DAG's detail, as GET's (docs/openapi.yaml: DagDetail). */
+	if (!ht_at(d, "params") || !ht_arr(d, "tasks") || !ht_at(d, "tasks.0.task_id"))
+		ht_fail(r, "PATCH answers the detail: params and tasks");
 	ht_resp_free(r);
 	d = get_data("/api/v1/dags/pausable");
 	if (!ht_bool(d, "is_paused"))
@@ -1332,6 +1335,15 @@ static void test_events(void **state)
 	if (json_object_array_length(d) != 2)
 		ht_fail(r, "limit=2: two events");
 	ht_resp_free(r);
+	/* ?last_event_id= pages like after_id, with the stream's 400s. */
+	r = getf("/api/v1/events?last_event_id=%lld&limit=1000", mid);
+	d = ht_ok(r, 200);
+	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
+		ht_fail(r, "last_event_id: the events after it");
+	ht_resp_free(r);
+	get_err("/api/v1/events?last_event_id=-1", 400);
+	get_err("/api/v1/events?last_event_id=abc", 400);
+	get_err("/api/v1/events?after_id=1&last_event_id=x", 400);
 	get_err("/api/v1/events?after_id=abc", 400);
 	get_err("/api/v1/events?limit=0", 400);
 	get_err("/api/v1/events?limit=1001", 400);

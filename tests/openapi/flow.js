@@ -80,7 +80,9 @@ async function req(method, path, opts = {}) {
   const ctl = new AbortController();
   const res = await fetch(base + path, { method, headers, body, signal: ctl.signal, redirect: "manual" });
   let text = "";
-  if (opts.headOnly) ctl.abort(); else text = await res.text();
+  if (opts.keep) opts.keep.push(ctl);
+  else if (opts.headOnly) ctl.abort();
+  if (!opts.headOnly) text = await res.text();
   const errs = opts.headOnly ? checkHead(method, path, res) : check(method, path, res, text);
   const want = [].concat(opts.want || 200);
   if (!want.includes(res.status)) errs.push(`status ${res.status}, expected ${want.join(" or ")}`);
@@ -92,6 +94,7 @@ async function req(method, path, opts = {}) {
     passed++;
     console.log(`ok - ${line}`);
   }
+  if (opts.headOnly) return res.status;
   try { return JSON.parse(text); } catch (e) { return text; }
 }
 
@@ -200,6 +203,22 @@ async function flow() {
   await req("GET", "/api/v1/events?last_event_id=-1", { headers: { Accept: "text/event-stream" }, want: 400 });
   await req("GET", "/api/v1/events", { headers: { Accept: "text/event-stream" }, headOnly: true });
   await req("GET", "/api/v1/no_such", { want: 404 });
+  await req("POST", "/api/v1/pools", { body: { name: "big", slots: 1, description: "x".repeat(1100000) }, want: 413 });
+  // Streams held open until the process has no slot left: 503, Retry-After.
+  const open = [];
+  let st = 200;
+  for (let i = 0; i < 16 && st === 200; i++) {
+    st = await req("GET", "/api/v1/events", { headers: { Accept: "text/event-stream" },
+      headOnly: true, keep: open, want: [200, 503] });
+  }
+  if (st === 503) {
+    const body = await req("GET", "/api/v1/events", { headers: { Accept: "text/event-stream" }, want: 503 });
+    if (!body || body.error === undefined) { failed++; console.log("not ok - the SSE 503 has no error envelope"); }
+  } else {
+    failed++;
+    console.log("not ok - 16 open streams and no 503");
+  }
+  open.forEach((c) => c.abort());
 }
 
 async function main() {
