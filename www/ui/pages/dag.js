@@ -495,7 +495,7 @@ function makeList(page) {
 function source(page) {
 	const pre = h('pre', {class: 'source'}, 'Loading…');
 	let loaded = false;
-	return h('details', {class: 'card', ontoggle: async (e) => {
+	return h('details', {class: 'card source-box', ontoggle: async (e) => {
 		if (!e.target.open || loaded)
 			return;
 		loaded = true;
