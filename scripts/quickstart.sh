@@ -17,7 +17,7 @@ PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
 	munge slurmctld slurmd slurm-client
-	nodejs npm"
+	nodejs chromium"
 
 install_packages() {
 	missing=""
@@ -43,6 +43,19 @@ build() {
 	cd "$top"
 }
 
+# The tests' npm packages, exact versions from their package-lock.json:
+# the OpenAPI validators (tests/openapi) and puppeteer-core for the browser
+# tests (into build/tests/browser, where tests/browser.sh runs them).
+# NodeSource's nodejs brings npm and conflicts with Debian's npm package;
+# Debian's nodejs needs it: so npm is installed only when missing.
+npm_deps() {
+	command -v npm >/dev/null || PACKAGES=npm install_packages
+	(cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error)
+	mkdir -p build/tests/browser
+	cp tests/browser/package.json tests/browser/package-lock.json build/tests/browser/
+	(cd build/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # Prints the totals of the last `make check` as "N passed, N failed": the
 # cmocka programs' counts and the shell tests' own "N passed, N failed".
 summarize_tests() {
@@ -66,8 +79,8 @@ run)
 	./build/src/pipewright dags --project "$project"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
-	echo "Open http://127.0.0.1:8000/ui/ (dashboard) or http://127.0.0.1:8000/docs (API docs)."
-	echo "In another terminal, try:"
+	echo "Open http://127.0.0.1:8000/ (the dashboard) or http://127.0.0.1:8000/docs (the API docs);"
+	echo "or, in another terminal:"
 	echo "  curl http://127.0.0.1:8000/health"
 	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
 	echo "    http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
@@ -79,8 +92,7 @@ run)
 test)
 	install_packages
 	build
-	# The pinned OpenAPI validators of tests/openapi.sh.
-	(cd tests/openapi && npm ci --no-audit --no-fund)
+	npm_deps
 	status=0
 	make -C build -j"$(nproc)" check || status=$?
 	[ $status -eq 0 ] || cat build/test-suite.log
