@@ -2,7 +2,8 @@
  * pages/pools.js - #/pools: every pool with its slots in use; admins
  * create, resize, describe and delete pools. Live: pool.updated events
  * and task state changes (which move slot counts) re-read the list, at
- * most once a second.
+ * most once a second; a row being edited is kept as it is until saved or
+ * cancelled, so a live update does not throw the user's typing away.
  */
 import * as api from '../api.js';
 import {h, fill, explain, message, action} from '../dom.js';
@@ -10,6 +11,7 @@ import {h, fill, explain, message, action} from '../dom.js';
 export async function render(ctx) {
 	const tbody = h('tbody');
 	const out = h('div');
+	const editing = new Map();	/* pool name -> its row, while edited */
 	let timer = null;
 	const reload = () => {
 		if (!timer)
@@ -21,7 +23,7 @@ export async function render(ctx) {
 	async function load() {
 		try {
 			const r = await api.request('pools', {query: {limit: 1000}});
-			fill(tbody, r.data.map((p) => row(ctx, p, load)));
+			fill(tbody, r.data.map((p) => editing.get(p.name) || row(ctx, p, load, editing)));
 		} catch (e) {
 			fill(out, message('error', explain(e)));
 		}
@@ -40,9 +42,13 @@ export async function render(ctx) {
 	return () => clearTimeout(timer);
 }
 
-function row(ctx, p, reload) {
+function row(ctx, p, reload, edited) {
 	const tr = h('tr', {dataset: {pool: p.name}});
 	const cells = (editing) => {
+		if (editing)
+			edited.set(p.name, tr);
+		else
+			edited.delete(p.name);
 		const slots = h('input', {type: 'number', name: 'slots', min: 0, value: String(p.slots),
 			style: 'width: 6em'});
 		const desc = h('input', {type: 'text', name: 'description', value: p.description || ''});
@@ -58,6 +64,7 @@ function row(ctx, p, reload) {
 					try {
 						await api.request(api.path('pools', p.name), {method: 'PATCH',
 							body: {slots: Number(slots.value), description: desc.value}});
+						edited.delete(p.name);
 						reload();
 					} catch (e) {
 						ctx.flash('error', explain(e));
