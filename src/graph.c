@@ -1,0 +1,130 @@
+/*
+ * graph.c - DOT text of a DAG, and its SVG through Graphviz (graph.h).
+ */
+#include "graph.h"
+
+#include <graphviz/cgraph.h>
+#include <graphviz/gvc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fill colours of task states (Airflow's palette); others: white. */
+static const struct { const char *state, *color; } state_colors[] = {
+	{"success", "#90ee90"},
+	{"running", "#00ff7f"},
+	{"failed", "#ff6347"},
+	{"upstream_failed", "#ffa500"},
+	{"up_for_retry", "#ffd700"},
+	{"queued", "#d3d3d3"},
+	{"pending", "#f5f5f5"},
+	{"skipped", "#ffb6c1"},
+	{"cancelled", "#c0c0c0"},
+};
+
+static const char *state_color(const char *state)
+{
+	for (size_t i = 0; state && i < sizeof state_colors / sizeof *state_colors; i++)
+		if (strcmp(state_colors[i].state, state) == 0)
+			return state_colors[i].color;
+	return "#ffffff";
+}
+
+/* A DOT string literal of s: quotes and backslashes escaped. */
+static void dot_quote(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s == '\n' ? ' ' : *s, f);
+	}
+	fputc('"', f);
+}
+
+char *pw_graph_dot(const pw_dag *dag, json_object *states)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fputs("digraph ", f);
+	dot_quote(f, dag->id);
+	fputs(" {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\","
+	      " fillcolor=\"#ffffff\", fontname=\"Helvetica\"];\n", f);
+	for (size_t i = 0; i < dag->n_tasks; i++) {
+		const char *name = dag->tasks[i].name;
+		json_object *st = NULL;
+		fputs("  ", f);
+		dot_quote(f, name);
+		fputs(" [id=", f);
+		fputs("\"task-", f);
+		for (const char *p = name; *p; p++)
+			fputc(*p, f);  /* task names hold no quote or backslash */
+		fputc('"', f);
+		if (states && json_object_object_get_ex(states, name, &st) && st) {
+			const char *s = json_object_get_string(st);
+			fprintf(f, ", fillcolor=\"%s\", class=\"state-", state_color(s));
+			fputs(s, f);
+			fputc('"', f);
+			fputs(", tooltip=", f);
+			dot_quote(f, s);
+		}
+		fputs("];\n", f);
+	}
+	for (size_t i = 0; i < dag->n_tasks; i++) {
+		for (size_t j = 0; j < dag->tasks[i].n_down; j++) {
+			fputs("  ", f);
+			dot_quote(f, dag->tasks[i].name);
+			fputs(" -> ", f);
+			dot_quote(f, dag->tasks[dag->tasks[i].down[j]].name);
+			fputs(";\n", f);
+		}
+	}
+	fputs("}\n", f);
+	if (ferror(f) || fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Graphviz keeps global state (its error handling, the context). */
+static pthread_mutex_t gv_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int pw_graph_svg(const char *dot, char **out, size_t *len)
+{
+	GVC_t *gvc;
+	Agraph_t *g = NULL;
+	char *data = NULL;
+	unsigned int n = 0;
+	int rc = -1;
+
+	*out = NULL;
+	*len = 0;
+	pthread_mutex_lock(&gv_lock);
+	gvc = gvContext();
+	if (gvc)
+		g = agmemread(dot);
+	if (g && gvLayout(gvc, g, "dot") == 0) {
+		if (gvRenderData(gvc, g, "svg", &data, &n) == 0 && data &&
+		    (*out = malloc((size_t)n + 1))) {
+			memcpy(*out, data, n);
+			(*out)[n] = '\0';
+			*len = n;
+			rc = 0;
+		}
+		if (data)
+			gvFreeRenderData(data);
+		gvFreeLayout(gvc, g);
+	}
+	if (g)
+		agclose(g);
+	if (gvc)
+		gvFreeContext(gvc);
+	pthread_mutex_unlock(&gv_lock);
+	return rc;
+}
