@@ -116,6 +116,25 @@ static int expand(const pw_dag *dag, json_object *tis, bool *pick, bool down)
 	return 0;
 }
 
+/* "'a', 'b'" of a list of strings (malloc'd), or NULL when out of memory. */
+static char *join_names(json_object *list)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < json_object_array_length(list); i++)
+		fprintf(f, "%s'%s'", i ? ", " : "",
+			json_object_get_string(json_object_array_get_idx(list, i)));
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 /*
  * The task ids a clear body selects among the run's instances tis, as a
  * JSON list (instance order), or NULL with the request answered (400 for
@@ -146,9 +165,12 @@ static json_object *clear_selection(pw_req *req, json_object *body, json_object 
 			goto done;
 	}
 	if (json_object_array_length(unknown) > 0) {
-		pw_reply_error(req, 400, "task_ids: run '%s' has no task instances %s",
-			       pw_req_param(req, "run_id"),
-			       json_object_to_json_string_ext(unknown, JSON_C_TO_STRING_PLAIN));
+		char *names = join_names(unknown);
+		if (!names)
+			goto done;
+		pw_reply_error(req, 400, "task_ids: run '%s' has no task instances named %s",
+			       pw_req_param(req, "run_id"), names);
+		free(names);
 		*rc = ANSWERED;
 		goto done;
 	}

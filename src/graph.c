@@ -95,6 +95,27 @@ char *pw_graph_dot(const pw_dag *dag, json_object *states)
 /* Graphviz keeps global state (its error handling, the context). */
 static pthread_mutex_t gv_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Graphviz writes '-' as "&#45;" in SVG; the same character, written
+ * plainly, keeps ids such as "task-a" findable as text too. In place.
+ */
+static size_t unescape_hyphens(char *s, size_t n)
+{
+	static const char ent[] = "&#45;";
+	size_t w = 0;
+
+	for (size_t r = 0; r < n;) {
+		if (n - r >= sizeof ent - 1 && memcmp(s + r, ent, sizeof ent - 1) == 0) {
+			s[w++] = '-';
+			r += sizeof ent - 1;
+		} else {
+			s[w++] = s[r++];
+		}
+	}
+	s[w] = '\0';
+	return w;
+}
+
 int pw_graph_svg(const char *dot, char **out, size_t *len)
 {
 	GVC_t *gvc;
@@ -114,7 +135,7 @@ int pw_graph_svg(const char *dot, char **out, size_t *len)
 		    (*out = malloc((size_t)n + 1))) {
 			memcpy(*out, data, n);
 			(*out)[n] = '\0';
-			*len = n;
+			*len = unescape_hyphens(*out, n);
 			rc = 0;
 		}
 		if (data)
