@@ -150,7 +150,7 @@ int dags_graph(pw_req *req)
 	const char *fmt = pw_req_query(req, "format");
 	const char *run_id = pw_req_query(req, "run_id");
 	json_object *states = NULL;
-	char *dot = NULL, *svg = NULL;
+	char *out = NULL;
 	size_t len = 0;
 	int rc = GO;
 
@@ -160,21 +160,17 @@ int dags_graph(pw_req *req)
 		return pw_reply_error(req, 400, "format: expected svg or dot");
 	if (run_id)
 		rc = run_states(req, run_id, &states);
-	if (rc == GO && !(dot = pw_graph_dot(dag, states)))
-		rc = FAILED;
-	if (rc == GO && fmt && strcmp(fmt, "dot") == 0) {
-		rc = pw_reply_raw(req, 200, "text/vnd.graphviz; charset=utf-8", dot, strlen(dot))
-			== 0 ? GO : FAILED;
-	} else if (rc == GO) {
-		if (pw_graph_svg(dot, &svg, &len) != 0) {
+	if (rc == GO) {
+		bool dot = fmt && strcmp(fmt, "dot") == 0;
+		if (pw_graph_render(dag, states, dot ? "dot" : "svg", &out, &len) != 0) {
 			fprintf(stderr, "pipewright: graphviz could not lay out DAG '%s'\n", dag->id);
 			rc = FAILED;
 		} else {
-			rc = pw_reply_raw(req, 200, "image/svg+xml", svg, len) == 0 ? GO : FAILED;
+			rc = pw_reply_raw(req, 200, dot ? "text/vnd.graphviz; charset=utf-8"
+						      : "image/svg+xml", out, len) == 0 ? GO : FAILED;
 		}
 	}
-	free(svg);
-	free(dot);
+	free(out);
 	json_object_put(states);
 	return rc == FAILED ? -1 : 0;
 }

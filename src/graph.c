@@ -6,6 +6,7 @@
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,5 +148,28 @@ int pw_graph_svg(const char *dot, char **out, size_t *len)
 	if (gvc)
 		gvFreeContext(gvc);
 	pthread_mutex_unlock(&gv_lock);
+	return rc;
+}
+
+int pw_graph_render(const pw_dag *dag, json_object *states, const char *format,
+		    char **out, size_t *len)
+{
+	bool svg = strcmp(format, "svg") == 0;
+	char *dot;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!svg && strcmp(format, "dot") != 0)
+		return -2;
+	if (!(dot = pw_graph_dot(dag, states)))
+		return -1;
+	if (!svg) {
+		*out = dot;
+		*len = strlen(dot);
+		return 0;
+	}
+	rc = pw_graph_svg(dot, out, len);
+	free(dot);
 	return rc;
 }

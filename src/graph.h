@@ -28,4 +28,12 @@ char *pw_graph_dot(const pw_dag *dag, json_object *states);
  */
 int pw_graph_svg(const char *dot, char **out, size_t *len);
 
+/*
+ * What `pipewright dags show DAG --format dot|svg` prints (and the API
+ * answers): format "dot" or "svg"; *out malloc'd, NUL-terminated, *len
+ * bytes. Returns 0, -1 on failure, or -2 for an unknown format.
+ */
+int pw_graph_render(const pw_dag *dag, json_object *states, const char *format,
+		    char **out, size_t *len);
+
 #endif
