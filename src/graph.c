@@ -93,8 +93,13 @@ char *pw_graph_dot(const pw_dag *dag, json_object *states)
 	return buf;
 }
 
-/* Graphviz keeps global state (its error handling, the context). */
+/*
+ * Graphviz keeps global state (error handling, the text layout plugin's
+ * font cache, which a freed context leaves dangling): one context for the
+ * whole process, made on first use and kept, and every use under a lock.
+ */
 static pthread_mutex_t gv_lock = PTHREAD_MUTEX_INITIALIZER;
+static GVC_t *gv_context;
 
 /*
  * Graphviz writes '-' as "&#45;" in SVG; the same character, written
@@ -128,7 +133,9 @@ int pw_graph_svg(const char *dot, char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	pthread_mutex_lock(&gv_lock);
-	gvc = gvContext();
+	if (!gv_context)
+		gv_context = gvContext();
+	gvc = gv_context;
 	if (gvc)
 		g = agmemread(dot);
 	if (g && gvLayout(gvc, g, "dot") == 0) {
@@ -145,8 +152,6 @@ int pw_graph_svg(const char *dot, char **out, size_t *len)
 	}
 	if (g)
 		agclose(g);
-	if (gvc)
-		gvFreeContext(gvc);
 	pthread_mutex_unlock(&gv_lock);
 	return rc;
 }
