@@ -80,6 +80,15 @@ static const char DAG_DAILY[] =
 	"  - id: t\n"
 	"    command: [\"sleep\", \"0.2\"]\n";
 
+/* Hourly, up to 3 runs at once unless a backfill says otherwise. */
+static const char DAG_HOURLY[] =
+	"schedule: \"@hourly\"\n"
+	"paused: true\n"
+	"max_active_runs: 3\n"
+	"tasks:\n"
+	"  - id: t\n"
+	"    command: [\"sleep\", \"0.2\"]\n";
+
 static const char DAG_UNSCHEDULED[] =
 	"tasks:\n"
 	"  - id: t\n"
@@ -96,6 +105,7 @@ static int group_setup(void **state)
 	hr_dag(P, "sleeper", DAG_SLEEPER);
 	hr_dag(P, "daily", DAG_DAILY);
 	hr_dag(P, "unscheduled", DAG_UNSCHEDULED);
+	hr_dag(P, "hourly", DAG_HOURLY);
 	hr_pools(P, "closed: {slots: 0}\n");
 	S = ht_start(P->dir, NULL);
 	hr_runner_start(P, NULL);
@@ -502,6 +512,50 @@ static void test_backfill(void **state)
 	passed = true;
 }
 
+/* The body's max_active_runs bounds the backfill instead of the DAG's. */
+static void test_backfill_max_active_runs(void **state)
+{
+	(void)state;
+	hr_set_paused(P, "hourly", false);
+	json_object *d = send_ok("POST", "/api/v1/dags/hourly/backfills",
+				 "{\"from\": \"2026-03-01T00:30:00Z\", \"to\": \"2026-03-01T04:00:00Z\","
+				 " \"max_active_runs\": 1, \"conf\": {\"k\": 1}}", 201);
+	json_object *runs = ht_arr(d, "runs");
+	assert_int_equal(json_object_array_length(runs), 4); /* 01:00 .. 04:00 */
+	assert_string_equal(ht_str(json_object_array_get_idx(runs, 0), "logical_date"),
+			    "2026-03-01T01:00:00.000Z");
+	assert_string_equal(ht_str(json_object_array_get_idx(runs, 3), "logical_date"),
+			    "2026-03-01T04:00:00.000Z");
+	assert_int_equal(ht_int(json_object_array_get_idx(runs, 0), "conf.k"), 1);
+	assert_int_equal(ht_int(d, "max_active_runs"), 1);
+	json_object_put(d);
+	hr_wait_run_state(P, "hourly", "backfill__2026-03-01T04.00.00.000Z", "success", W);
+	for (int h = 1; h <= 3; h++) {
+		char id[64];
+		snprintf(id, sizeof id, "backfill__2026-03-01T%02d.00.00.000Z", h);
+		hr_wait_run_state(P, "hourly", id, "success", W);
+	}
+	assert_int_equal(hr_sql_int(P, -1,
+		"SELECT max((SELECT count(*) FROM runs o WHERE o.dag_id = 'hourly'"
+		" AND o.started_at <= r.started_at AND o.ended_at > r.started_at))"
+		" FROM runs r WHERE r.dag_id = 'hourly'", ""), 1);
+	/* in tick order */
+	assert_int_equal(hr_sql_int(P, -1,
+		"SELECT count(*) FROM runs a JOIN runs b ON a.dag_id = b.dag_id"
+		" WHERE a.dag_id = 'hourly' AND a.logical_date < b.logical_date"
+		" AND a.started_at > b.started_at", ""), 0);
+	/* reprocess all: the finished runs run again */
+	d = send_ok("POST", "/api/v1/dags/hourly/backfills",
+		    "{\"from\": \"2026-03-01T01:00:00Z\", \"to\": \"2026-03-01T01:00:00Z\","
+		    " \"reprocess\": \"all\"}", 201);
+	assert_int_equal(json_object_array_length(ht_arr(d, "runs")), 0);
+	assert_int_equal(json_object_array_length(ht_arr(d, "reprocessed")), 1);
+	json_object_put(d);
+	wait_ti("hourly", "backfill__2026-03-01T01.00.00.000Z", "t", "success", 2);
+	hr_wait_run_state(P, "hourly", "backfill__2026-03-01T01.00.00.000Z", "success", W);
+	passed = true;
+}
+
 /* --- source, graph ---------------------------------------------------------------- */
 
 static int count_of(const char *s, const char *what)
@@ -682,6 +736,7 @@ int main(void)
 		T(test_purge),
 		T(test_runs_of_every_dag),
 		T(test_backfill),
+		T(test_backfill_max_active_runs),
 		T(test_source),
 		T(test_graph),
 		T(test_me),
