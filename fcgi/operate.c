@@ -332,9 +332,13 @@ static int mark_run(pw_req *req, long long pk, const char *prev, const char *sta
 	static const char run_sql[] =
 		"UPDATE runs SET state = ?2, ended_at = ?3,"
 		" started_at = coalesce(started_at, ?3) WHERE id = ?1 AND state <> 'running'";
+	/* the unfinished instances, with the state each event says it left */
 	static const char tis_sql[] =
+		"SELECT task_id, state, try_number FROM task_instances WHERE run_pk = ?1"
+		" AND state IN ('pending','queued','up_for_retry')";
+	static const char tis_set_sql[] =
 		"UPDATE task_instances SET state = ?2, ended_at = ?3 WHERE run_pk = ?1"
-		" AND state IN ('pending','queued','up_for_retry') RETURNING task_id, try_number";
+		" AND state IN ('pending','queued','up_for_retry')";
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *st = pw_store_stmt(store, run_sql);
 	const char *dag_id = pw_req_param(req, "dag_id"), *run_id = pw_req_param(req, "run_id");
@@ -357,20 +361,27 @@ static int mark_run(pw_req *req, long long pk, const char *prev, const char *sta
 	if (pw_store_add_event(store, &ev) < 0 || !(st = pw_store_stmt(store, tis_sql)))
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, pk);
-	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
 	rc = PW_OK;
 	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		pw_event tev = {.type = "task.state", .dag_id = dag_id, .run_id = run_id,
 				.task_id = (const char *)sqlite3_column_text(st, 0),
-				.state = state, .try_number = sqlite3_column_int(st, 1)};
+				.state = state,
+				.previous_state = (const char *)sqlite3_column_text(st, 1),
+				.try_number = sqlite3_column_int(st, 2)};
 		if (pw_store_add_event(store, &tev) < 0)
 			rc = PW_ERR;
 	}
 	if (rc == PW_OK && step != SQLITE_DONE)
 		rc = api_db_error(req);
 	api_stmt_done(st);
-	return rc;
+	if (rc != PW_OK || !(st = pw_store_stmt(store, tis_set_sql)))
+		return PW_ERR;
+	sqlite3_bind_int64(st, 1, pk);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	step = sqlite3_step(st);
+	api_stmt_done(st);
+	return step == SQLITE_DONE ? PW_OK : api_db_error(req);
 }
 
 /* Sets the run's note (NULL clears it). PW_OK or PW_ERR. */

@@ -106,6 +106,7 @@ static int group_setup(void **state)
 	hr_dag(P, "daily", DAG_DAILY);
 	hr_dag(P, "unscheduled", DAG_UNSCHEDULED);
 	hr_dag(P, "hourly", DAG_HOURLY);
+	hr_dag(P, "held", "paused: true\n" "tasks:\n  - id: t\n    command: \"true\"\n");
 	hr_pools(P, "closed: {slots: 0}\n");
 	S = ht_start(P->dir, NULL);
 	hr_runner_start(P, NULL);
@@ -377,6 +378,16 @@ static void test_patch_run_note_and_state(void **state)
 	char *ev = hr_state_events(P, "chain", "n1", NULL);
 	assert_string_equal(ev, "queued,running,success,failed");
 	free(ev);
+	/* a queued run (its DAG is paused) is not running either */
+	json_object_put(send_ok("POST", "/api/v1/dags/held/runs", "{\"run_id\": \"h1\"}", 201));
+	d = send_ok("PATCH", "/api/v1/dags/held/runs/h1", "{\"state\": \"success\"}", 200);
+	assert_string_equal(ht_str(d, "state"), "success");
+	json_object_put(d);
+	hr_set_paused(P, "held", false);
+	json_object_put(send_ok("POST", "/api/v1/dags/held/runs", "{\"run_id\": \"h2\"}", 201));
+	hr_wait_run_state(P, "held", "h2", "success", W);
+	assert_int_equal(hr_task_count(P, "held", "h1"), 0); /* h1 never ran */
+	assert_string_equal(hr_run_state(P, "held", "h1"), "success");
 	send_err("PATCH", "/api/v1/dags/chain/runs/n1", "{\"state\": \"queued\"}", 400, "state");
 	send_err("PATCH", "/api/v1/dags/chain/runs/n1", "{}", 400, NULL);
 	send_err("PATCH", "/api/v1/dags/chain/runs/n1", "{\"note\": 3}", 400, "note");
