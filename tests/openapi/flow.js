@@ -117,6 +117,15 @@ async function waitRun(dag, run, states) {
   throw new Error(`run ${dag}/${run} never reached ${states}`);
 }
 
+async function waitTry(dag, run, task, tryNumber, states) {
+  for (let i = 0; i < 600; i++) {
+    const r = await fetch(`${base}/api/v1/dags/${dag}/runs/${run}/tasks/${task}`).then((x) => x.json());
+    if (r.data && r.data.try_number >= tryNumber && states.includes(r.data.state)) return;
+    await sleep(100);
+  }
+  throw new Error(`task ${dag}/${run}/${task} never reached try ${tryNumber} ${states}`);
+}
+
 async function flow() {
   // Kedro's endpoints.
   await req("GET", "/health");
@@ -177,6 +186,34 @@ async function flow() {
   await req("POST", "/api/v1/dags/hello/runs/flow2/retry", { want: 202 });
   await waitRun("hello", "flow2", ["success"]);
   await req("GET", "/api/v1/dags/hello/runs/flow2");
+  // The operations of every day: runs of every DAG, clear, mark, note,
+  // source, graph, me, backfills, purge.
+  await req("GET", "/api/v1/dags/~/runs");
+  await req("GET", "/api/v1/dags/~/runs?dag_id=hello,iris_training&state=success&limit=1");
+  await req("GET", "/api/v1/dags/~/runs?limit=0", { want: 400 });
+  await req("POST", "/api/v1/dags/hello/runs/flow1/clear", { body: { task_ids: ["goodbye"], dry_run: true } });
+  await req("POST", "/api/v1/dags/hello/runs/flow1/clear", { body: { task_ids: ["nope"] }, want: 400 });
+  await req("POST", "/api/v1/dags/hello/runs/flow1/clear", { body: { task_ids: ["goodbye"] }, want: 202 });
+  await req("POST", "/api/v1/dags/hello/runs/no_such/clear", { body: {}, want: 404 });
+  await waitTry("hello", "flow1", "goodbye", 2, ["success"]);
+  await waitRun("hello", "flow1", ["success"]);
+  await req("PATCH", "/api/v1/dags/hello/runs/flow1/tasks/goodbye", { body: { state: "failed" } });
+  await req("PATCH", "/api/v1/dags/hello/runs/flow1/tasks/goodbye", { body: { state: "running" }, want: 400 });
+  await req("PATCH", "/api/v1/dags/hello/runs/flow1/tasks/nope", { body: { state: "success" }, want: 404 });
+  await req("PATCH", "/api/v1/dags/hello/runs/flow1", { body: { note: "checked" } });
+  await req("PATCH", "/api/v1/dags/hello/runs/flow1", { body: { state: "queued" }, want: 400 });
+  await req("GET", "/api/v1/dags/hello/source");
+  await req("GET", "/api/v1/dags/no_such/source", { want: 404 });
+  await req("GET", "/api/v1/dags/hello/graph");
+  await req("GET", "/api/v1/dags/hello/graph?format=dot&run_id=flow1");
+  await req("GET", "/api/v1/dags/hello/graph?format=png", { want: 400 });
+  await req("GET", "/api/v1/me");
+  await req("POST", "/api/v1/dags/hello/backfills", { body: { from: "2026-01-01", to: "2026-01-02" }, want: 400 });
+  await req("PATCH", "/api/v1/dags/data_quality", { body: { is_paused: true } });
+  await req("POST", "/api/v1/dags/data_quality/backfills",
+    { body: { from: "2026-01-01T00:00:00Z", to: "2026-01-01T02:00:00Z", max_active_runs: 1 }, want: 201 });
+  await req("DELETE", "/api/v1/dags/hello/runs/flow2?purge=true", { want: 204 });
+  await req("DELETE", "/api/v1/dags/hello/runs/flow2?purge=true", { want: 404 });
   // Pools.
   await req("GET", "/api/v1/pools");
   await req("POST", "/api/v1/pools", { body: { name: "flow_pool", slots: 2, description: "d" }, want: 201 });
