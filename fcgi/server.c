@@ -702,6 +702,7 @@ static int run_cgi(pw_server *srv)
 	pw_snap *snap = NULL;
 	signal(SIGTERM, SIG_DFL);
 	serve(srv, &io, &store, &snap);
+	dbwatch_stop();
 	cgi_flush(&io);
 	pw_store_close(store);
 	snap_release(srv, snap);
@@ -757,6 +758,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	else
 		rc = -1;
 	atomic_store(&srv->stopping, 1);
+	dbwatch_stop();   /* wakes the streams, which see `stopping` */
 	FCGX_ShutdownPending();
 	shutdown(srv->listen_fd, SHUT_RDWR);   /* wakes the threads in accept() */
 	for (size_t i = 0; i < started; i++)
