@@ -74,13 +74,19 @@ static void wake_all(void)
 	pthread_mutex_unlock(&w.lock);
 }
 
+/* Whether any stream waits. */
+static bool waiters(void)
+{
+	pthread_mutex_lock(&w.lock);
+	bool any = w.n > 0;
+	pthread_mutex_unlock(&w.lock);
+	return any;
+}
+
 /* The fallback interval while waiters exist; -1 (none) otherwise. */
 static int idle_timeout(void)
 {
-	pthread_mutex_lock(&w.lock);
-	int ms = w.n > 0 && w.fallback_ms > 0 ? w.fallback_ms : -1;
-	pthread_mutex_unlock(&w.lock);
-	return ms;
+	return waiters() && w.fallback_ms > 0 ? w.fallback_ms : -1;
 }
 
 /* The fallback interval from the environment: 0..3600000 ms. */
@@ -250,6 +256,10 @@ static void *watch_main(void *arg)
 		int hint = n > 0 && p[1].revents ? database_touched(&wt) : 0;
 		if (n > 0 && !hint && !recheck)
 			continue;   /* another file of the folder */
+		if (!waiters() && !(hint & REPLACED)) {
+			recheck = 0;   /* nobody to wake: the next waiter reads anyway */
+			continue;
+		}
 		if (hint & REPLACED) {
 			sqlite3_close(wt.db);
 			wt.db = NULL;

@@ -39,6 +39,7 @@
 #define BACKLOG 128
 #define RECHECK_MS 100
 #define MAX_METHODS 8
+#define CACHE_KIB 512        /* SQLite page cache per thread's connection */
 #define PREFLIGHT_HEADERS "Accept, Authorization, Content-Type, Last-Event-ID"
 
 typedef struct route_table {
@@ -730,6 +731,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 		fprintf(stderr, "pipewright.fcgi: FCGX_Init failed\n");
 		return -1;
 	}
+	pw_store_set_cache_kib(CACHE_KIB);   /* n connections: bench/README.md */
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;
