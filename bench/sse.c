@@ -16,7 +16,8 @@
  * stream's delay is a sample: COUNT x STREAMS samples in all. 20 ms pause
  * between changes.
  *
- * Prints "p50_ms X p99_ms X max_ms X n N timeouts N" on its last line.
+ * Prints "change I: last stream after X ms" per change, and
+ * "p50_ms X p99_ms X max_ms X n N timeouts N" on its last line.
  * Exit status 1 on any error. Built by bench/api against the build tree's
  * src/libpipewright.a, with no other library than the store's.
  */
@@ -251,6 +252,8 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+		printf("change %d: last stream after %.2f ms\n", i,
+		       (left > 0 ? 5000000 : lat[n - 1]) / 1000.0);
 		if (left > 0) {
 			timeouts += left;
 			fprintf(stderr, "sse: change %d: %d streams got nothing within 5 s\n", i,
