@@ -106,6 +106,11 @@ const char *cli_str(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+size_t cli_len(json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
 json_object *cli_data(const cli_answer *a)
 {
 	json_object *d = NULL;

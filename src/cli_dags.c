@@ -29,7 +29,7 @@ int cli_validate(cli_backend *b, const cli_opts *o)
 	if (rc != CLI_OK)
 		goto out;
 	json_object *list = cli_data(&errs);
-	size_t n = json_object_array_length(list);
+	size_t n = cli_len(list);
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i), *line = NULL;
 		const char *file = cli_str(e, "file");
@@ -57,15 +57,15 @@ int cli_validate(cli_backend *b, const cli_opts *o)
 	if (n) {
 		printf("%s: %zu problem%s\n", name, n, n == 1 ? "" : "s");
 	} else {
-		size_t dags = pipes ? json_object_array_length(pipes) : 0, tasks = 0;
+		size_t dags = pipes ? cli_len(pipes) : 0, tasks = 0;
 		for (size_t i = 1; i < dags; i++) {   /* [0] is __default__ */
 			json_object *nodes = NULL;
 			json_object_object_get_ex(json_object_array_get_idx(pipes, i), "nodes", &nodes);
-			tasks += json_object_array_length(nodes);
+			tasks += cli_len(nodes);
 		}
 		printf("%s: %zu DAGs, %zu tasks, %zu datasets, %zu parameters: OK\n", name,
 		       dags ? dags - 1 : 0, tasks, ds ? (size_t)json_object_object_length(ds) : 0,
-		       params ? json_object_array_length(params) : 0);
+		       params ? cli_len(params) : 0);
 	}
 out:
 	cli_answer_free(&errs);
@@ -82,12 +82,12 @@ static int dags_list(cli_backend *b, const cli_opts *o)
 	} else if (rc == CLI_OK) {
 		json_object *list = cli_data(&a);
 		printf("%-28s %-14s %-6s %-5s %s\n", "DAG", "SCHEDULE", "PAUSED", "TASKS", "TAGS");
-		for (size_t i = 0; i < json_object_array_length(list); i++) {
+		for (size_t i = 0; i < cli_len(list); i++) {
 			json_object *d = json_object_array_get_idx(list, i), *tags = NULL;
 			json_object_object_get_ex(d, "tags", &tags);
 			printf("%-28s %-14s %-6s %-5s ", cli_str(d, "dag_id"), cli_str(d, "schedule"),
 			       cli_str(d, "is_paused"), cli_str(d, "task_count"));
-			for (size_t t = 0; t < json_object_array_length(tags); t++)
+			for (size_t t = 0; t < cli_len(tags); t++)
 				printf("%s%s", t ? "," : "",
 				       json_object_get_string(json_object_array_get_idx(tags, t)));
 			printf("\n");
@@ -137,11 +137,11 @@ static int dags_show(cli_backend *b, const cli_opts *o, const char *dag)
 		if (strcmp(cli_str(d, "description"), "-") != 0)
 			printf("  %s\n", cli_str(d, "description"));
 		json_object_object_get_ex(d, "tasks", &tasks);
-		for (size_t i = 0; i < json_object_array_length(tasks); i++) {
+		for (size_t i = 0; i < cli_len(tasks); i++) {
 			json_object *t = json_object_array_get_idx(tasks, i), *up = NULL;
 			json_object_object_get_ex(t, "upstream", &up);
 			printf("    %-28s", cli_str(t, "task_id"));
-			for (size_t u = 0; u < json_object_array_length(up); u++)
+			for (size_t u = 0; u < cli_len(up); u++)
 				printf("%s%s", u ? ", " : "<- ",
 				       json_object_get_string(json_object_array_get_idx(up, u)));
 			printf("\n");

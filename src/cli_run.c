@@ -124,7 +124,7 @@ static int parse_versions(const char *csv, json_object *out)
 {
 	json_object *items = cli_list(csv);
 	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < json_object_array_length(items); i++) {
+	for (size_t i = 0; rc == 0 && i < cli_len(items); i++) {
 		const char *s = json_object_get_string(json_object_array_get_idx(items, i));
 		const char *colon = strchr(s, ':');
 		if (!colon || colon == s || !colon[1])
@@ -184,7 +184,7 @@ bad:
 static char *run_dag_id(const cli_opts *o)
 {
 	json_object *names = cli_list(o->pipeline);
-	size_t n = json_object_array_length(names);
+	size_t n = cli_len(names);
 	char *id = strdup(n ? "" : "__default__");
 	for (size_t i = 0; id && i < n; i++) {
 		char *next = pw_asprintf("%s%s%s", id, i ? "+" : "",
@@ -342,7 +342,7 @@ static char *show_progress(cli_backend *b, const char *dag, const char *run, pro
 		goto out;
 	json_object *r = cli_data(&a), *tis = NULL;
 	json_object_object_get_ex(r, "task_instances", &tis);
-	size_t total = json_object_array_length(tis), done = 0;
+	size_t total = cli_len(tis), done = 0;
 	char running[256] = "";
 	size_t rlen = 0;
 	state = strdup(cli_str(r, "state"));
@@ -396,7 +396,7 @@ static int report(const cli_opts *o, const cli_answer *a, const progress *p)
 	if (a->status != 200 || !a->json || !json_object_object_get_ex(a->json, "status", NULL)) {
 		if (a->status == 422 && a->json) {
 			json_object *detail = json_object_object_get(a->json, "detail");
-			for (size_t i = 0; i < json_object_array_length(detail); i++) {
+			for (size_t i = 0; i < cli_len(detail); i++) {
 				json_object *d = json_object_array_get_idx(detail, i);
 				json_object *loc = json_object_object_get(d, "loc");
 				cli_error(0, "%s: %s",

@@ -84,7 +84,7 @@ static int runs_show(cli_backend *b, const cli_opts *o)
 			printf("error: %s: %s\n", cli_str(err, "type"), cli_str(err, "message"));
 		json_object_object_get_ex(r, "task_instances", &tis);
 		printf("  %-28s %-16s %-4s %-9s %s\n", "TASK", "STATE", "TRY", "EXIT", "DURATION_MS");
-		for (size_t i = 0; i < json_object_array_length(tis); i++) {
+		for (size_t i = 0; i < cli_len(tis); i++) {
 			json_object *t = json_object_array_get_idx(tis, i);
 			printf("  %-28s %-16s %-4s %-9s %s\n", cli_str(t, "task_id"),
 			       cli_str(t, "state"), cli_str(t, "try_number"), cli_str(t, "exit_code"),
@@ -106,28 +106,28 @@ static int by_queued_desc(const void *x, const void *y)
 /*
  * The runs of every DAG from the per-DAG lists, for a server without
  * GET /api/v1/dags/~/runs: each DAG's newest `limit`, merged. A new
- * array, or NULL after saying why.
+ * array, or NULL after saying why (*rc: the exit code).
  */
-static json_object *runs_of_every_dag(cli_backend *b, const char *query, long limit)
+static json_object *runs_of_every_dag(cli_backend *b, const char *query, long limit, int *rc)
 {
 	cli_answer dags = {0};
 	json_object *all = NULL;
 	if (cli_request(b, "GET", "/api/v1/dags?limit=1000", NULL, &dags) != 200 || !cli_data(&dags)) {
-		cli_fail(&dags, "cannot list the DAGs");
+		*rc = cli_fail(&dags, "cannot list the DAGs");
 		goto out;
 	}
 	all = json_object_new_array();
-	for (size_t i = 0; all && i < json_object_array_length(cli_data(&dags)); i++) {
+	for (size_t i = 0; all && i < cli_len(cli_data(&dags)); i++) {
 		const char *id = cli_str(json_object_array_get_idx(cli_data(&dags), i), "dag_id");
 		char *base = cli_path("/api/v1/dags/%s/runs", id);
 		char *path = base ? pw_asprintf("%s?%s", base, query) : NULL;
 		cli_answer a = {0};
 		if (cli_request(b, "GET", path, NULL, &a) != 200 || !cli_data(&a)) {
-			cli_fail(&a, "cannot list runs");
+			*rc = cli_fail(&a, "cannot list runs");
 			json_object_put(all);
 			all = NULL;
 		}
-		for (size_t k = 0; all && k < json_object_array_length(cli_data(&a)); k++)
+		for (size_t k = 0; all && k < cli_len(cli_data(&a)); k++)
 			json_object_array_add(all, json_object_get(json_object_array_get_idx(cli_data(&a), k)));
 		cli_answer_free(&a);
 		free(base);
@@ -135,7 +135,7 @@ static json_object *runs_of_every_dag(cli_backend *b, const char *query, long li
 	}
 	if (all) {
 		json_object_array_sort(all, by_queued_desc);
-		size_t n = json_object_array_length(all);
+		size_t n = cli_len(all);
 		if (n > (size_t)limit)
 			json_object_array_del_idx(all, (size_t)limit, n - (size_t)limit);
 	}
@@ -165,9 +165,7 @@ int cli_runs(cli_backend *b, const cli_opts *o)
 	if (cli_request(b, "GET", path, NULL, &a) == 200 && cli_data(&a)) {
 		list = cli_data(&a);
 	} else if (a.status == 404 && !o->n_args && query) {
-		list = merged = runs_of_every_dag(b, query, limit);   /* an older server */
-		if (!list)
-			rc = CLI_FAIL;
+		list = merged = runs_of_every_dag(b, query, limit, &rc);   /* an older server */
 	} else {
 		rc = cli_fail(&a, "cannot list runs");
 	}
@@ -179,7 +177,7 @@ int cli_runs(cli_backend *b, const cli_opts *o)
 	} else if (rc == CLI_OK) {
 		printf("%-20s %-26s %-10s %-9s %-24s %s\n", "DAG", "RUN", "STATE", "TYPE",
 		       "QUEUED_AT", "DURATION_MS");
-		for (size_t i = 0; i < json_object_array_length(list); i++)
+		for (size_t i = 0; i < cli_len(list); i++)
 			run_line(json_object_array_get_idx(list, i));
 	}
 	json_object_put(merged);
@@ -252,8 +250,8 @@ int cli_clear(cli_backend *b, const cli_opts *o)
 		json_object *l = NULL;
 		json_object_object_get_ex(cli_data(&a), "task_ids", &l);
 		printf("%s %zu task%s:", o->dry_run ? "would clear" : "cleared",
-		       json_object_array_length(l), json_object_array_length(l) == 1 ? "" : "s");
-		for (size_t i = 0; i < json_object_array_length(l); i++)
+		       cli_len(l), cli_len(l) == 1 ? "" : "s");
+		for (size_t i = 0; i < cli_len(l); i++)
 			printf(" %s", json_object_get_string(json_object_array_get_idx(l, i)));
 		printf("\n");
 	}

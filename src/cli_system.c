@@ -32,7 +32,7 @@ int cli_follow_events(cli_backend *b, const char *query, long long *after, bool 
 		}
 		free(path);
 		json_object *list = cli_data(&a), *meta = NULL;
-		size_t n = json_object_array_length(list);
+		size_t n = cli_len(list);
 		int rc = 0;
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			json_object *e = json_object_array_get_idx(list, i);
@@ -120,7 +120,7 @@ int cli_events(cli_backend *b, const cli_opts *o)
 			if (cli_request(b, "GET", path, NULL, &a) != 200 || !cli_data(&a))
 				rc = cli_fail(&a, "cannot read events");
 			json_object *list = cli_data(&a);
-			for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++) {
+			for (size_t i = 0; rc == 0 && i < cli_len(list); i++) {
 				json_object *e = json_object_array_get_idx(list, i);
 				after = json_object_get_int64(json_object_object_get(e, "id"));
 				if (after > end)
@@ -132,7 +132,7 @@ int cli_events(cli_backend *b, const cli_opts *o)
 				else
 					print_event((void *)o, e);
 			}
-			if (rc == 0 && json_object_array_length(list) == 0)
+			if (rc == 0 && cli_len(list) == 0)
 				after = end;
 			cli_answer_free(&a);
 			free(path);
@@ -164,7 +164,7 @@ static int pools_list(cli_backend *b, const cli_opts *o)
 		json_object *list = cli_data(&a);
 		printf("%-24s %6s %8s %8s %7s %5s  %s\n", "POOL", "SLOTS", "OCCUPIED", "RUNNING",
 		       "QUEUED", "OPEN", "DESCRIPTION");
-		for (size_t i = 0; i < json_object_array_length(list); i++) {
+		for (size_t i = 0; i < cli_len(list); i++) {
 			json_object *p = json_object_array_get_idx(list, i);
 			printf("%-24s %6s %8s %8s %7s %5s  %s\n", cli_str(p, "name"),
 			       cli_str(p, "slots"), cli_str(p, "occupied_slots"),
