@@ -43,6 +43,8 @@ const pw_route pw_builtin_routes[] = {
 	{"GET", "/api/v1/health", health_get, P},
 	{"GET", "/api/v1/version", version_get, P},
 	{"GET", "/api/v1/events", events_get, R},
+	/* Prometheus */
+	{"GET", "/metrics", metrics_get, R},
 };
 
 const size_t pw_builtin_routes_count = sizeof pw_builtin_routes / sizeof *pw_builtin_routes;

@@ -468,6 +468,17 @@ static const char *loggable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* The FastCGI process's answers by status (api_http_counts); not under CGI. */
+static atomic_llong http_counts[600];
+static atomic_int http_counting;
+
+int api_http_counts(long long counts[600])
+{
+	for (size_t i = 0; i < 600; i++)
+		counts[i] = atomic_load(&http_counts[i]);
+	return atomic_load(&http_counting);
+}
+
 /*
  * Serves one request from io and logs it, with the thread's connection
  * slot and snapshot reference.
@@ -489,6 +500,8 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 				!strcmp(method, "OPTIONS"));
 	req.snap = snap_acquire(srv, held, !reads);
 	dispatch(srv, &req);
+	if (io->ctx && req.status >= 100 && req.status < 600)
+		atomic_fetch_add(&http_counts[req.status], 1);
 	if (req.holding)
 		atomic_fetch_sub(&srv->held, 1);
 	/*
@@ -864,6 +877,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;
+	atomic_store(&http_counting, 1);
 	worker *w = calloc(n, sizeof *w);
 	if (!w) {
 		rc = -1;

@@ -368,7 +368,11 @@ static int run_loop(runner *r)
 			return 1;
 		}
 		if (r->once && !r->runs && !r->work_changed) {
-			st_runner_stopped(r, (int)getpid());
+			/*
+			 * The heartbeat stays, fresh: in cron mode (settings.runner)
+			 * health counts it for 150 s, until the next --once.
+			 */
+			heartbeat(r, pw_now_ms());
 			return 0;
 		}
 		if (r->work_changed)
