@@ -400,6 +400,7 @@ static bool store_optional(const pw_route *route)
 {
 	static const char *const patterns[] = {
 		"/health", "/snapshot", "/api/v1/health", "/api/v1/version",
+		"/api/v1/import-errors",
 	};
 	for (size_t i = 0; i < sizeof patterns / sizeof *patterns; i++)
 		if (strcmp(route->pattern, patterns[i]) == 0)

@@ -57,23 +57,44 @@ summarize_tests() {
 
 case "${1:-}" in
 run)
+	# scripts/quickstart.sh run [--port P] [--host H] [--project DIR] [...]:
+	# the options go on to `pipewright server start`.
+	shift
+	project="" host=127.0.0.1 port=8000
+	n=$#
+	while [ "$n" -gt 0 ]; do
+		a=$1
+		shift
+		n=$((n - 1))
+		case $a in
+		--project) project=$1; shift; n=$((n - 1)); continue ;;
+		--project=*) project=${a#--project=}; continue ;;
+		-p | --port) port=$1 ;;
+		--port=*) port=${a#--port=} ;;
+		-H | --host) host=$1 ;;
+		--host=*) host=${a#--host=} ;;
+		esac
+		set -- "$@" "$a"
+	done
 	install_packages
 	build
-	# Work on a copy, so the example stays clean.
-	project=$(mktemp -d)/iris
-	cp -R examples/iris "$project"
+	if [ -z "$project" ]; then
+		# Work on a copy, so the example stays clean.
+		project=$(mktemp -d)/iris
+		cp -R examples/iris "$project"
+	fi
 	./build/src/pipewright validate --project "$project"
 	./build/src/pipewright dags --project "$project"
+	url="http://$host:$port"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
-	echo "In another terminal, try:"
-	echo "  curl http://127.0.0.1:8000/health"
-	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
-	echo "    http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
-	echo "  curl http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
+	echo "(Port $port busy? scripts/quickstart.sh run --port 8080.) In another terminal, try:"
+	echo "  curl $url/health"
+	echo "  ./build/src/pipewright run -p iris_training --url $url"
+	echo "  ./build/src/pipewright runs --url $url"
 	echo "  cat $project/data/08_reporting/report.txt      (once the run succeeded)"
 	echo
-	exec ./build/src/pipewright server start --project "$project"
+	exec ./build/src/pipewright server start --project "$project" "$@"
 	;;
 test)
 	install_packages
@@ -85,7 +106,7 @@ test)
 	exit $status
 	;;
 *)
-	echo "usage: $0 run|test" >&2
+	echo "usage: $0 run [--port P] [--host H] [--project DIR] | test" >&2
 	exit 2
 	;;
 esac

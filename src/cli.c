@@ -247,8 +247,8 @@ int cli_fail(const cli_answer *a, const char *what)
 		fputs("pipewright: this server does not have that endpoint; is it an older "
 		      "pipewright, or is --url's mount prefix right?\n", stderr);
 	else if (a->status == 503)
-		fputs("pipewright: the server is busy or its database is unavailable; retry later\n",
-		      stderr);
+		fputs("pipewright: the database is unavailable (is its folder writable?) or the "
+		      "server is busy; retry later\n", stderr);
 	return a->status == 400 ? CLI_USAGE : CLI_FAIL;
 }
 

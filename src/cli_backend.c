@@ -67,11 +67,11 @@ cli_backend *cli_backend_open(const cli_opts *o)
 	pw_project_free(p);
 	if (!b->database || !b->where)
 		goto oom;
-	if (pw_mkdirs_for(b->database) != 0) {
-		cli_error(CLI_FAIL, "cannot create the folder of %s: %s", b->database,
-			  strerror(errno));
-		goto fail;
-	}
+	/*
+	 * A read-only project (an installed example) still validates: the
+	 * commands that need the database answer 503 then, and say so.
+	 */
+	(void)pw_mkdirs_for(b->database);
 	b->srv = pw_server_new(&o->project, &err);
 	if (!b->srv) {
 		cli_error(CLI_FAIL, "%s", err ? err : "out of memory");
