@@ -609,7 +609,8 @@ int main(int argc, char **argv)
 			sigaction(SIGTERM, &sa, NULL);
 			signal(SIGPIPE, SIG_IGN);
 		}
-		if (c->backend && !(b = cli_backend_open(&o)))
+		/* validate reads files only: an installed, read-only example stays so */
+		if (c->backend && !(b = cli_backend_open(&o, c->run != cli_validate)))
 			return o.url && strncmp(o.url, "http", 4) != 0 ? CLI_USAGE : CLI_FAIL;
 		int rc = c->run(b, &o);
 		cli_backend_close(b);

@@ -50,9 +50,10 @@ typedef struct cli_backend cli_backend;
 
 /*
  * Opens the backend the options name: remote with --url, else local on
- * the project (which must load). NULL after printing why.
+ * the project (which must load); locally, with make_db the database's
+ * folder is created when missing. NULL after printing why.
  */
-cli_backend *cli_backend_open(const cli_opts *o);
+cli_backend *cli_backend_open(const cli_opts *o, bool make_db);
 void cli_backend_close(cli_backend *b);
 /* "the project at PATH" or the URL: for messages. */
 const char *cli_backend_where(const cli_backend *b);

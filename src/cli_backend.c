@@ -35,7 +35,7 @@ struct cli_backend {
 
 static __thread pw_store *thread_store;
 
-cli_backend *cli_backend_open(const cli_opts *o)
+cli_backend *cli_backend_open(const cli_opts *o, bool make_db)
 {
 	cli_backend *b = calloc(1, sizeof *b);
 	char *err = NULL;
@@ -71,7 +71,8 @@ cli_backend *cli_backend_open(const cli_opts *o)
 	 * A read-only project (an installed example) still validates: the
 	 * commands that need the database answer 503 then, and say so.
 	 */
-	(void)pw_mkdirs_for(b->database);
+	if (make_db)
+		(void)pw_mkdirs_for(b->database);
 	b->srv = pw_server_new(&o->project, &err);
 	if (!b->srv) {
 		cli_error(CLI_FAIL, "%s", err ? err : "out of memory");

@@ -258,7 +258,7 @@ int cli_version(cli_backend *unused, const cli_opts *o)
 			printf("pipewright %s\n", PACKAGE_VERSION);
 		return CLI_OK;
 	}
-	cli_backend *b = cli_backend_open(o);
+	cli_backend *b = cli_backend_open(o, false);
 	cli_answer a = {0};
 	int rc = CLI_OK;
 	if (!b)
