@@ -233,6 +233,13 @@ int cli_request(cli_backend *b, const char *method, const char *path, json_objec
 	return a->status;
 }
 
+bool cli_no_endpoint(const cli_answer *a)
+{
+	json_object *err = NULL;
+	return a->status == 404 && json_object_object_get_ex(a->json, "error", &err) &&
+	       strncmp(cli_str(err, "message"), "no such resource", 16) == 0;
+}
+
 int cli_fail(const cli_answer *a, const char *what)
 {
 	json_object *err = NULL;
@@ -243,7 +250,7 @@ int cli_fail(const cli_answer *a, const char *what)
 	cli_error(0, "%s: %s (HTTP %d)", what, msg, a->status);
 	if (a->status == 401 || a->status == 403)
 		fputs("pipewright: give credentials with --user USER:PASS or in ~/.netrc\n", stderr);
-	else if (a->status == 404 && err && strstr(msg, "no such resource"))
+	else if (cli_no_endpoint(a))
 		fputs("pipewright: this server does not have that endpoint; is it an older "
 		      "pipewright, or is --url's mount prefix right?\n", stderr);
 	else if (a->status == 503)
@@ -310,18 +317,23 @@ static const struct command {
 	const char *usage;
 	const char *help;
 } commands[] = {
-	{"validate", "check the project: configuration and DAG import errors", cli_validate, true, "", {0}, "validate",
+	{"validate", "check the project: configuration and DAG import errors",
+	 cli_validate, true, "", {0},
+	 "validate",
 	 "Loads the project and reports every configuration and DAG import error\n"
 	 "(file:line: message) on stderr; exit 1 when there is one. --json: the\n"
 	 "import errors (GET /api/v1/import-errors)."},
-	{"dags", "list the DAGs, or show one (tasks, graph)", cli_dags, true, "", {O_FORMAT}, "dags [list | show DAG [--format text|dot|svg]]",
+	{"dags", "list the DAGs, or show one (tasks, graph)",
+	 cli_dags, true, "", {O_FORMAT},
+	 "dags [list | show DAG [--format text|dot|svg]]",
 	 "list: every DAG with its schedule, pause state and tags (the default).\n"
 	 "show: one DAG's tasks in run order with their upstream tasks; --format dot\n"
 	 "or svg gives the graph (GET /api/v1/dags/DAG/graph)."},
 	{"pause", "pause a DAG", cli_pause, true, "", {0}, "pause DAG",
 	 "Pauses DAG: no scheduled runs, queued runs wait (Airflow's pause)."},
 	{"unpause", "unpause a DAG", cli_unpause, true, "", {0}, "unpause DAG", "Unpauses DAG."},
-	{"trigger", "queue a run of a DAG; prints its id", cli_trigger, true, "", {O_CONF, O_RUN_ID, SLICING}, 
+	{"trigger", "queue a run of a DAG; prints its id",
+	 cli_trigger, true, "", {O_CONF, O_RUN_ID, SLICING},
 	 "trigger DAG [--conf JSON] [--run-id ID] [--tags T,..] [--nodes N,..]\n"
 	 "        [--from-nodes N,..] [--to-nodes N,..] [--from-inputs D,..]\n"
 	 "        [--to-outputs D,..] [--only-missing-outputs]",
@@ -340,7 +352,9 @@ static const struct command {
 	 "when the run succeeded, 1 when it failed or was cancelled. When no runner\n"
 	 "holds the project's lock, it starts `pipewright-runner --once` to run it.\n"
 	 "--params values are YAML scalars (n=3 is the number 3)."},
-	{"runs", "list runs, or show one with its task instances", cli_runs, true, "", {O_STATE, O_LIMIT}, "runs [DAG] [--state S,..] [--limit N]\n"
+	{"runs", "list runs, or show one with its task instances",
+	 cli_runs, true, "", {O_STATE, O_LIMIT},
+	 "runs [DAG] [--state S,..] [--limit N]\n"
 	 "       runs show DAG RUN",
 	 "Lists the runs of DAG (of every DAG without one), newest first; show:\n"
 	 "one run with its task instances."},
@@ -349,14 +363,18 @@ static const struct command {
 	{"retry", "re-queue the failed tasks of a run", cli_retry, true, "", {0}, "retry DAG RUN",
 	 "Re-queues the failed, upstream_failed and cancelled tasks of a failed or\n"
 	 "cancelled run; exits 0 once the request is recorded."},
-	{"clear", "clear task instances so that they run again", cli_clear, true, "", {O_DOWNSTREAM, O_UPSTREAM, O_ONLY_FAILED, O_DRY_RUN},
+	{"clear", "clear task instances so that they run again",
+	 cli_clear, true, "", {O_DOWNSTREAM, O_UPSTREAM, O_ONLY_FAILED, O_DRY_RUN},
 	 "clear DAG RUN [TASK...] [--downstream] [--upstream] [--only-failed] [--dry-run]",
 	 "Clears task instances of RUN (every task without TASK) so that they run\n"
 	 "again in the same run; prints the cleared task ids."},
-	{"logs", "print (or follow) a task's log", cli_logs, true, "f", {O_TRY, O_FOLLOW}, "logs DAG RUN TASK [--try N] [-f|--follow]",
+	{"logs", "print (or follow) a task's log",
+	 cli_logs, true, "f", {O_TRY, O_FOLLOW},
+	 "logs DAG RUN TASK [--try N] [-f|--follow]",
 	 "Prints the log of a task's latest try (or try N). --follow prints new\n"
 	 "output as it is written and exits once the try has ended."},
-	{"events", "print (or follow) state-change events", cli_events, true, "f", {O_FOLLOW, O_TYPES, O_LIMIT, O_DAG, O_RUN},
+	{"events", "print (or follow) state-change events",
+	 cli_events, true, "f", {O_FOLLOW, O_TYPES, O_LIMIT, O_DAG, O_RUN},
 	 "events [-f|--follow] [--types T,..] [--dag DAG] [--run RUN] [--limit N]",
 	 "Prints the latest state-change events (run.state, task.state,\n"
 	 "dag.updated, pool.updated), one per line; --follow prints new ones as\n"
@@ -365,7 +383,8 @@ static const struct command {
 	 "pools [list | set NAME SLOTS [--description TEXT] | delete NAME]",
 	 "Lists the pools with their slots; set creates or resizes one; delete\n"
 	 "removes one (not default_pool)."},
-	{"server", "server start: lighttpd + pipewright.fcgi + the runner", cli_server, false, "H:p:", {O_HOST, O_PORT, O_RELOAD},
+	{"server", "server start: lighttpd + pipewright.fcgi + the runner",
+	 cli_server, false, "H:p:", {O_HOST, O_PORT, O_RELOAD},
 	 "server start [-H|--host 127.0.0.1] [-p|--port 8000] [--reload]",
 	 "Runs lighttpd with pipewright.fcgi and pipewright-runner in the\n"
 	 "foreground, restarting either when it dies, until Ctrl-C. HOST is an\n"

@@ -97,6 +97,8 @@ int cli_request(cli_backend *b, const char *method, const char *path, json_objec
 int cli_fail(const cli_answer *a, const char *what);
 /* The length of an array; 0 for anything else (NULL included). */
 size_t cli_len(json_object *a);
+/* Whether the server has no such route (an older pipewright, a bad --url). */
+bool cli_no_endpoint(const cli_answer *a);
 /* The answer's data member (borrowed), or NULL. */
 json_object *cli_data(const cli_answer *a);
 /* Prints the answer's data, as the server wrote it, on stdout. CLI_OK. */

@@ -106,7 +106,7 @@ static int dags_graph(cli_backend *b, const cli_opts *o, const char *dag)
 	int rc = CLI_OK;
 	if (cli_request(b, "GET", path, NULL, &a) == 200)
 		fwrite(a.body, 1, a.len, stdout);
-	else if (a.status == 404 && !a.json)
+	else if (cli_no_endpoint(&a))
 		rc = cli_error(CLI_FAIL, "dags show --format %s is not available in this build "
 			       "(no graph endpoint); use --format text", o->format);
 	else

@@ -89,6 +89,18 @@ dags_lists_and_shows() {
 		pw dags show hello --json | grep -q '"tasks":\[{"task_id":"greet"'
 }
 
+# dags show --format dot|svg need GET /api/v1/dags/:dag_id/graph (Graphviz):
+# the graph, or, from a server without that route, a clear message.
+dags_show_graph() {
+	st=$(status_of pw dags show hello --format dot)
+	if [ "$st" -eq 0 ]; then
+		grep -q 'digraph' "$tmp/cmd.out" && grep -q 'greet' "$tmp/cmd.out"
+	else
+		[ "$st" -eq 1 ] && grep -q 'not available in this build' "$tmp/cmd.err"
+	fi &&
+		[ "$(status_of pw dags show hello --format png)" -eq 2 ]
+}
+
 broken_copy_fails_with_line() {
 	fresh_copy "$tmp/broken"
 	printf 'tasks:\n  - id: a\n    command: [x]\n    upstream: [ghost]\n' >"$tmp/broken/dags/zz.yml"
@@ -189,6 +201,7 @@ check "usage errors exit 2" usage_errors_exit_2
 check "failures exit 1 and say why" failures_exit_1
 check "validate the example project" validate_example
 check "dags lists and shows" dags_lists_and_shows
+check "dags show --format dot (or a clear message)" dags_show_graph
 check "a broken DAG is reported with file and line" broken_copy_fails_with_line
 check "PIPEWRIGHT_PROJECT_PATH names the project" env_var_names_project
 check "a bad environment name is refused" bad_env_refused
