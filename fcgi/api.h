@@ -30,6 +30,21 @@ int runs_trigger(pw_req *req);
 int runs_get(pw_req *req);
 int runs_cancel(pw_req *req);
 int runs_retry(pw_req *req);
+int runs_list_all(pw_req *req);
+
+/* operate.c */
+int runs_clear(pw_req *req);
+int runs_patch(pw_req *req);
+int runs_purge(pw_req *req);
+int tasks_mark(pw_req *req);
+
+/* backfills.c */
+int backfills_create(pw_req *req);
+
+/* dagfiles.c */
+int dags_source(pw_req *req);
+int dags_graph(pw_req *req);
+int me_get(pw_req *req);
 
 /* tasks.c */
 int tasks_list(pw_req *req);
@@ -117,7 +132,8 @@ int api_text_reply(pw_req *req, int status, api_text *t);
 
 /* The columns of runs that api_run_text reads, from column 0 on. */
 #define API_RUN_COLUMNS "id, dag_id, run_id, state, run_type, conf, options," \
-	" triggered_by, queued_at, started_at, ended_at, error_type, error_message"
+	" triggered_by, queued_at, started_at, ended_at, error_type, error_message," \
+	" coalesce(logical_date, queued_at), note"
 
 /* The run object of st's current row (API_RUN_COLUMNS) as JSON text. */
 void api_run_text(api_text *t, sqlite3_stmt *st);

@@ -209,7 +209,8 @@ static const char run_sql[] =
 /* API_RUN_COLUMNS, by position. */
 enum {
 	RC_ID, RC_DAG, RC_RUN, RC_STATE, RC_TYPE, RC_CONF, RC_OPTIONS,
-	RC_BY, RC_QUEUED, RC_STARTED, RC_ENDED, RC_ETYPE, RC_EMSG,
+	RC_BY, RC_QUEUED, RC_STARTED, RC_ENDED, RC_ETYPE, RC_EMSG, RC_LOGICAL,
+	RC_NOTE,
 };
 
 #define COL_TEXT(st, i) ((const char *)sqlite3_column_text((st), (i)))
@@ -299,6 +300,10 @@ void api_run_text(api_text *t, sqlite3_stmt *st)
 	api_text_str(t, COL_TEXT(st, RC_TYPE));
 	API_TEXT_LIT(t, ",\"conf\":");
 	object_col_text(t, st, RC_CONF);
+	API_TEXT_LIT(t, ",\"logical_date\":");
+	api_text_time(t, sqlite3_column_int64(st, RC_LOGICAL));
+	API_TEXT_LIT(t, ",\"note\":");
+	api_text_str(t, COL_TEXT(st, RC_NOTE));
 	API_TEXT_LIT(t, ",\"queued_at\":");
 	api_text_time(t, sqlite3_column_int64(st, RC_QUEUED));
 	API_TEXT_LIT(t, ",\"started_at\":");

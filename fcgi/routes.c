@@ -20,16 +20,23 @@ const pw_route pw_builtin_routes[] = {
 	{"GET", "/api/v1/dags/:dag_id", dags_get, R},
 	{"PATCH", "/api/v1/dags/:dag_id", dags_patch, O},
 	{"GET", "/api/v1/dags/:dag_id/stats", stats_dag, R},
+	{"GET", "/api/v1/dags/:dag_id/source", dags_source, R},
+	{"GET", "/api/v1/dags/:dag_id/graph", dags_graph, R},
+	{"POST", "/api/v1/dags/:dag_id/backfills", backfills_create, O},
 	{"GET", "/api/v1/import-errors", import_errors_list, R},
-	/* runs */
+	/* runs ("~": of every DAG, before the rows it would match as a dag_id) */
+	{"GET", "/api/v1/dags/~/runs", runs_list_all, R},
 	{"GET", "/api/v1/dags/:dag_id/runs", runs_list, R},
 	{"POST", "/api/v1/dags/:dag_id/runs", runs_trigger, O},
 	{"GET", "/api/v1/dags/:dag_id/runs/:run_id", runs_get, R},
 	{"DELETE", "/api/v1/dags/:dag_id/runs/:run_id", runs_cancel, O},
+	{"PATCH", "/api/v1/dags/:dag_id/runs/:run_id", runs_patch, O},
 	{"POST", "/api/v1/dags/:dag_id/runs/:run_id/retry", runs_retry, O},
+	{"POST", "/api/v1/dags/:dag_id/runs/:run_id/clear", runs_clear, O},
 	/* task instances */
 	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks", tasks_list, R},
 	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id", tasks_get, R},
+	{"PATCH", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id", tasks_mark, O},
 	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id/xcom", tasks_xcom, R},
 	{"GET", "/api/v1/dags/:dag_id/runs/:run_id/tasks/:task_id/logs", tasks_logs, R},
 	/* pools */
@@ -43,6 +50,8 @@ const pw_route pw_builtin_routes[] = {
 	{"GET", "/api/v1/health", health_get, P},
 	{"GET", "/api/v1/version", version_get, P},
 	{"GET", "/api/v1/events", events_get, R},
+	/* who the user is: answers 401 itself where settings.roles needs a user */
+	{"GET", "/api/v1/me", me_get, P},
 	/* Prometheus */
 	{"GET", "/metrics", metrics_get, R},
 };

@@ -312,6 +312,125 @@ int runs_list(pw_req *req)
 	return rc == FAILED ? -1 : 0;
 }
 
+/* --- GET /api/v1/dags/~/runs: the runs of every DAG ------------------------ */
+
+/*
+ * ?1 a JSON list of DAG ids or NULL (all); the other parameters as in
+ * list_sql. The run time indexes of migration 6 serve the order.
+ */
+#define A_WHERE " WHERE (?1 IS NULL OR dag_id IN (SELECT value FROM json_each(?1)))" \
+	" AND (?4 IS NULL OR state IN (SELECT value FROM json_each(?4)))"
+#define A_SQL(col, dir) "SELECT " API_RUN_COLUMNS " FROM runs" A_WHERE \
+	" AND queued_at BETWEEN ?2 AND ?3 ORDER BY " col dir ", id" dir " LIMIT ?5 OFFSET ?6"
+
+/* [column][descending] */
+static const char *const all_sql[3][2] = {
+	{A_SQL("queued_at", ""), A_SQL("queued_at", " DESC")},
+	{A_SQL("started_at", ""), A_SQL("started_at", " DESC")},
+	{A_SQL("ended_at", ""), A_SQL("ended_at", " DESC")},
+};
+
+/* [time filter]: without one, run_counts answers (see count_sql). */
+static const char *const all_count_sql[2] = {
+	"SELECT coalesce(sum(n), 0) FROM run_counts" A_WHERE,
+	"SELECT count(*) FROM runs" A_WHERE " AND queued_at BETWEEN ?2 AND ?3",
+};
+
+/* ?dag_id=a,b as a JSON list into *out (NULL when absent). GO, ANSWERED or FAILED. */
+static int parse_dag_ids(pw_req *req, json_object **out)
+{
+	const char *arg = pw_req_query(req, "dag_id");
+	char *copy, *save = NULL, *tok;
+	int rc = GO;
+
+	*out = NULL;
+	if (!arg)
+		return GO;
+	if (!*arg || arg[0] == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,")) {
+		pw_reply_error(req, 400, "dag_id: expected a comma-separated list of DAG ids");
+		return ANSWERED;
+	}
+	if (!(copy = strdup(arg)) || !(*out = json_object_new_array())) {
+		free(copy);
+		return FAILED;
+	}
+	for (tok = strtok_r(copy, ",", &save); tok && rc == GO; tok = strtok_r(NULL, ",", &save)) {
+		if (!api_valid_pipeline_id(tok)) {
+			pw_reply_error(req, 400, "dag_id: '%s' cannot name a DAG", tok);
+			rc = ANSWERED;
+		} else if (json_object_array_add(*out, json_object_new_string(tok)) != 0) {
+			rc = FAILED;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+/* The count and the page of the runs of every DAG into t. GO or FAILED. */
+static int list_all(pw_req *req, const list_query *q, long long *total, api_text *t)
+{
+	pw_store *store = pw_req_store(req);
+	sqlite3_stmt *st = pw_store_stmt(store, all_count_sql[q->has_time != 0]);
+	int rc = GO, step, n = 0;
+
+	if (!st)
+		return FAILED;
+	bind_query(st, q, q->has_time, 0);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*total = sqlite3_column_int64(st, 0);
+	else
+		rc = api_db_error(req);
+	api_stmt_done(st);
+	if (rc != GO || !(st = pw_store_stmt(store, all_sql[q->column][q->desc])))
+		return FAILED;
+	bind_query(st, q, 1, 1);
+	for (; (step = sqlite3_step(st)) == SQLITE_ROW; n++) {
+		if (n > 0)
+			API_TEXT_LIT(t, ",");
+		api_run_text(t, st);
+	}
+	if (step != SQLITE_DONE)
+		rc = api_db_error(req);
+	api_stmt_done(st);
+	return rc;
+}
+
+int runs_list_all(pw_req *req)
+{
+	list_query q = {0};
+	json_object *dags = NULL;
+	api_text t = {0};
+	long long total = 0;
+	int rc = parse_dag_ids(req, &dags);
+
+	if (rc == GO)
+		rc = parse_list_query(req, &q);
+	if (rc == GO && dags && !(q.dag_id = json_object_to_json_string(dags)))
+		rc = FAILED;
+	if (rc == GO) {
+		pw_store *store = pw_req_store(req);
+		api_text_init(&t);
+		API_TEXT_LIT(&t, "{\"data\":[");
+		if (pw_store_begin_read(store) != PW_OK) {
+			rc = api_db_error(req);
+		} else {
+			rc = list_all(req, &q, &total, &t);
+			if (pw_store_commit(store) != PW_OK) {
+				pw_store_rollback(store);
+				if (rc == GO)
+					rc = api_db_error(req);
+			}
+		}
+		api_text_page_end(&t, total, q.limit, q.offset);
+	}
+	if (rc == GO)
+		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
+	api_text_free(&t);
+	json_object_put(q.states);
+	json_object_put(dags);
+	return rc == FAILED ? -1 : 0;
+}
+
 /* --- POST /api/v1/dags/:dag_id/runs --------------------------------------- */
 
 static const pw_field trigger_fields[] = {
@@ -617,6 +736,12 @@ static int request_run(pw_req *req, const char *kind,
 
 int runs_cancel(pw_req *req)
 {
+	const char *purge = pw_req_query(req, "purge");
+
+	if (purge && strcmp(purge, "true") == 0)
+		return runs_purge(req);
+	if (purge && strcmp(purge, "false") != 0)
+		return pw_reply_error(req, 400, "purge: expected true or false");
 	/* any state but a finished one */
 	return request_run(req, "cancel", finished_states,
 			   sizeof finished_states / sizeof *finished_states, false);

@@ -147,6 +147,8 @@ static int set_state(runner *r, rn_run *run, size_t t, ti_state state, long long
 	return st_ti_set_state(r, run, t, prev, now);
 }
 
+static const char *final_run_state(const rn_run *run, const char **etype);
+
 /* --- trigger rules ---------------------------------------------------------- */
 
 /* The states of a task's upstream tasks that are part of the run. */
@@ -537,6 +539,78 @@ int exec_retry(runner *r, rn_run *run, long long now)
 			return PW_ERR;
 	}
 	return PW_OK;
+}
+
+int exec_clear(runner *r, rn_run *run, const bool *clear, bool active, long long now)
+{
+	work_list w = {0};
+	for (size_t i = 0; i < run->dag->n_tasks; i++) {
+		size_t t = run->dag->order[i];
+		rn_task *k = &run->tasks[t];
+		if (!clear[t] || !k->selected || k->state == TI_RUNNING)
+			continue;
+		k->max_tries = k->try_number + run->dag->tasks[t].retries + 1;
+		k->next_try_at = 0;
+		if (set_state(r, run, t, TI_PENDING, now) != PW_OK ||
+		    (active && work_push(&w, t) != PW_OK)) {
+			free(w.v);
+			return PW_ERR;
+		}
+	}
+	return decide_all(r, run, &w, now);
+}
+
+/* Whether a downstream task's state came from its upstream tasks. */
+static bool state_is_derived(ti_state s)
+{
+	return s == TI_PENDING || s == TI_UPSTREAM_FAILED || s == TI_SKIPPED;
+}
+
+int exec_mark(runner *r, rn_run *run, size_t t, ti_state state, long long now)
+{
+	rn_task *k = &run->tasks[t];
+	work_list w = {0}, walk = {0};
+	int rc = PW_OK;
+	if (!k->selected || k->state == TI_RUNNING)
+		return PW_OK; /* the API answered 409; or it started meanwhile */
+	if (k->state != state && set_state(r, run, t, state, now) != PW_OK)
+		return PW_ERR;
+	/* Every derived task downstream, back to pending, then decided again. */
+	bool *seen = calloc(run->dag->n_tasks + 1, sizeof *seen);
+	if (!seen || work_push(&walk, t) != PW_OK)
+		rc = PW_ERR;
+	while (rc == PW_OK && walk.n > 0) {
+		const pw_task *task = &run->dag->tasks[walk.v[--walk.n]];
+		for (size_t i = 0; rc == PW_OK && i < task->n_down; i++) {
+			size_t d = task->down[i];
+			rn_task *dk = &run->tasks[d];
+			if (seen[d] || !dk->selected || !state_is_derived(dk->state))
+				continue;
+			seen[d] = true;
+			if (dk->state != TI_PENDING)
+				rc = set_state(r, run, d, TI_PENDING, now);
+			if (rc == PW_OK)
+				rc = work_push(&walk, d);
+			if (rc == PW_OK)
+				rc = work_push(&w, d);
+		}
+	}
+	free(seen);
+	free(walk.v);
+	if (rc != PW_OK) {
+		free(w.v);
+		return rc;
+	}
+	return decide_all(r, run, &w, now);
+}
+
+const char *exec_settled_state(const rn_run *run)
+{
+	const char *etype;
+	for (size_t t = 0; t < run->dag->n_tasks; t++)
+		if (run->tasks[t].selected && !ti_state_is_final(run->tasks[t].state))
+			return NULL;
+	return final_run_state(run, &etype);
 }
 
 /* Remembers the run's first failure for its error_message. */

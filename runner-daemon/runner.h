@@ -187,6 +187,24 @@ void exec_run_free(rn_run *run);
 int exec_run_begin(runner *r, rn_run *run, long long now);
 /* Retry: failed, upstream_failed and cancelled tasks back to pending. */
 int exec_retry(runner *r, rn_run *run, long long now);
+/*
+ * Clear: the task instances named in clear[] (not running) go back to
+ * pending with tries to spare, and an active run decides them at once.
+ * Returns PW_OK or PW_ERR.
+ */
+int exec_clear(runner *r, rn_run *run, const bool *clear, bool active, long long now);
+/*
+ * Mark: task t (not running) takes state (success, failed or skipped) and
+ * its downstream tasks react as if it had ended so: those whose state came
+ * from their upstream (pending, upstream_failed, skipped) are decided
+ * again by their trigger rules. PW_OK or PW_ERR.
+ */
+int exec_mark(runner *r, rn_run *run, size_t t, ti_state state, long long now);
+/*
+ * For a run that is not active: NULL when a task is left to do (the run
+ * goes back to queued), else the final state its tasks make.
+ */
+const char *exec_settled_state(const rn_run *run);
 /* Reaps ended shims and records their tries. */
 int exec_reap(runner *r, long long now);
 /* Signals timed-out tries; queues tries whose retry delay has passed. */
@@ -290,8 +308,9 @@ int st_next_run(runner *r, const char *dag_id, long long *next_run_at, bool *pau
 int st_set_next_run(runner *r, const char *dag_id, long long next_run_at, long long fired);
 typedef struct st_command {
 	long long id;
-	const char *kind;   /* "cancel" or "retry" */
+	const char *kind;   /* "cancel", "retry", "clear" or "mark" */
 	st_run_row run;     /* the run it is about */
+	json_object *args;  /* clear: {"task_ids"}; mark: {"task_id", "state"} */
 } st_command;
 typedef int (*st_command_fn)(runner *r, const st_command *c, void *arg);
 int st_each_command(runner *r, st_command_fn fn, void *arg);

@@ -1,7 +1,7 @@
 /*
  * scheduler.c - what decides which runs exist and run: cron schedules,
- * claiming queued runs (pause flags, max_active_runs), and the cancel and
- * retry commands the API writes.
+ * claiming queued runs (pause flags, max_active_runs), and the cancel,
+ * retry, clear and mark commands the API writes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,29 +11,51 @@
 
 /* --- schedules ------------------------------------------------------------ */
 
-/* Queues one scheduled run of dag for the fire time `fire`. */
-static int queue_scheduled(runner *r, const pw_dag *dag, long long fire, long long now)
+/* At most this many catchup runs are queued for one DAG in one step. */
+#define CATCHUP_MAX 10000
+
+/* Queues one run of dag (type "scheduled" or "backfill") for the tick `fire`. */
+static int queue_tick(runner *r, const pw_dag *dag, const char *type, long long fire,
+		      long long now)
 {
 	char run_id[32];
 	pw_format_run_id(fire, run_id);
-	pw_run_new run = {.dag_id = dag->id, .run_id = run_id, .run_type = "scheduled",
-			  .queued_at = now};
+	pw_run_new run = {.dag_id = dag->id, .run_id = run_id, .run_type = type,
+			  .logical_date = fire, .queued_at = now};
 	if (rn_tx(r) != PW_OK)
 		return PW_ERR;
 	int rc = pw_store_insert_run(r->store, &run, NULL);
 	if (rc == PW_CONFLICT)
 		return PW_OK; /* queued already, e.g. by a runner that died since */
 	if (rc == PW_OK) {
-		rn_info(r, "scheduled run %s/%s queued", dag->id, run_id);
+		rn_info(r, "%s run %s/%s queued", type, dag->id, run_id);
 		r->work_changed = true;
 	}
 	return rc;
 }
 
 /*
+ * catchup: queues one backfill run per tick t with after < t <= now (at
+ * most CATCHUP_MAX). The run id is the tick's, so a tick that has its run
+ * already (an earlier runner's) is skipped: the runs are made once.
+ */
+static int catch_up(runner *r, const pw_dag *dag, const pw_cron *cron, long long after,
+		    long long now)
+{
+	int n = 0;
+	for (long long t = pw_cron_next(cron, after / 1000) * 1000; t > 0 && t <= now &&
+	     n < CATCHUP_MAX; t = pw_cron_next(cron, t / 1000) * 1000, n++)
+		if (queue_tick(r, dag, "backfill", t, now) != PW_OK)
+			return PW_ERR;
+	return PW_OK;
+}
+
+/*
  * Fires one DAG's schedule when due. A DAG without next_run_at gets the
  * next fire time after now; a due one queues a run (unless paused) and
- * moves to the next fire time after now: missed intervals are skipped.
+ * moves to the next fire time after now: missed intervals are skipped,
+ * unless the DAG has catchup (then each gets a backfill run, and so do the
+ * ticks since start_date when the DAG is first scheduled).
  */
 static int fire_if_due(runner *r, const pw_dag *dag, long long now, long long *next_wake)
 {
@@ -51,7 +73,11 @@ static int fire_if_due(runner *r, const pw_dag *dag, long long now, long long *n
 			*next_wake = next;
 		return PW_OK;
 	}
-	if (next > 0 && !paused && queue_scheduled(r, dag, next, now) != PW_OK)
+	if (next > 0 && !paused && queue_tick(r, dag, "scheduled", next, now) != PW_OK)
+		return PW_ERR;
+	/* catchup: the ticks missed since start_date (first time) or since next */
+	if (dag->catchup && !paused && (next > 0 || dag->start_date > 0) &&
+	    catch_up(r, dag, &cron, next > 0 ? next : dag->start_date - 1000, now) != PW_OK)
 		return PW_ERR;
 	long long upcoming = pw_cron_next(&cron, now / 1000) * 1000;
 	if (upcoming > 0 && (!*next_wake || upcoming < *next_wake))
@@ -89,6 +115,19 @@ static void add_active(runner *r, rn_run *run)
 	*link = run;
 }
 
+/*
+ * How many active runs of its DAG a run may join: a backfill's own
+ * max_active_runs (kept in its options), else the DAG's.
+ */
+static int run_limit(const pw_dag *dag, json_object *options)
+{
+	json_object *v = NULL;
+	if (json_object_object_get_ex(options, "max_active_runs", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int(v) > 0)
+		return json_object_get_int(v);
+	return dag->max_active_runs;
+}
+
 /* Claims one queued run if its DAG allows it now. */
 static int claim_one(runner *r, const st_run_row *row, void *arg)
 {
@@ -97,7 +136,7 @@ static int claim_one(runner *r, const st_run_row *row, void *arg)
 	bool paused = false;
 	if (st_paused(r, row->dag_id, &paused) != PW_OK)
 		return PW_ERR;
-	if (paused || (dag && active_runs(r, row->dag_id) >= dag->max_active_runs))
+	if (paused || (dag && active_runs(r, row->dag_id) >= run_limit(dag, row->options)))
 		return PW_OK;
 	char *etype = NULL, *emsg = NULL;
 	rn_run *run = exec_run_new(r, row->pk, row->dag_id, row->run_id, row->conf,
@@ -178,11 +217,86 @@ static int retry(runner *r, const st_run_row *row, long long now)
 	return rc;
 }
 
+/* The index of the task named name in run's pipeline, or -1. */
+static long task_index(const rn_run *run, const char *name)
+{
+	for (size_t t = 0; name && t < run->dag->n_tasks; t++)
+		if (strcmp(run->dag->tasks[t].name, name) == 0)
+			return (long)t;
+	return -1;
+}
+
+/*
+ * Ends the changes of a clear or a mark on a run that is not active: one
+ * with tasks left to do goes (back) to queued, a finished one takes the
+ * state its tasks make now.
+ */
+static int settle_inactive(runner *r, const st_run_row *row, rn_run *run, long long now)
+{
+	const char *state = exec_settled_state(run);
+	if (!state)
+		state = "queued";
+	r->work_changed = true;
+	if (strcmp(state, row->state) == 0 ||
+	    (strcmp(row->state, "queued") == 0 && strcmp(state, "queued") != 0))
+		return PW_OK; /* a queued run stays queued until claimed */
+	return st_run_set_state(r, row->pk, row->dag_id, row->run_id, state, row->state, now,
+				NULL, NULL);
+}
+
+/*
+ * A clear or a mark command: the run's task instances change, in the
+ * active run when it is one, else in one loaded for the change.
+ */
+static int operate(runner *r, const st_command *c, long long now)
+{
+	rn_run *active = exec_find_run(r, c->run.pk);
+	rn_run *run = active ? active : load_inactive(r, &c->run);
+	bool *clear = NULL;
+	int rc = PW_OK;
+	if (!run)
+		return PW_OK; /* its pipeline is gone: nothing to change */
+	if (strcmp(c->kind, "clear") == 0) {
+		json_object *ids = json_object_object_get(c->args, "task_ids");
+		clear = calloc(run->dag->n_tasks + 1, sizeof *clear);
+		if (!clear)
+			rc = PW_ERR;
+		for (size_t t = 0; clear && !ids && t < run->dag->n_tasks; t++)
+			clear[t] = true;  /* no list: every task */
+		for (size_t i = 0; clear && ids && i < json_object_array_length(ids); i++) {
+			long t = task_index(run, json_object_get_string(
+						 json_object_array_get_idx(ids, i)));
+			if (t >= 0)
+				clear[t] = true;
+		}
+		if (rc == PW_OK)
+			rc = exec_clear(r, run, clear, active != NULL, now);
+	} else {
+		long t = task_index(run, json_object_get_string(
+					 json_object_object_get(c->args, "task_id")));
+		int state = ti_state_parse(json_object_get_string(
+						json_object_object_get(c->args, "state")));
+		if (t >= 0 && (state == TI_SUCCESS || state == TI_FAILED || state == TI_SKIPPED))
+			rc = exec_mark(r, run, (size_t)t, (ti_state)state, now);
+	}
+	if (rc == PW_OK && !active)
+		rc = settle_inactive(r, &c->run, run, now);
+	free(clear);
+	if (!active)
+		exec_run_free(run);
+	return rc;
+}
+
 static int apply_command(runner *r, const st_command *c, void *arg)
 {
 	long long now = *(long long *)arg;
-	int rc = strcmp(c->kind, "cancel") == 0 ? cancel(r, &c->run, now)
-						 : retry(r, &c->run, now);
+	int rc;
+	if (strcmp(c->kind, "cancel") == 0)
+		rc = cancel(r, &c->run, now);
+	else if (strcmp(c->kind, "retry") == 0)
+		rc = retry(r, &c->run, now);
+	else
+		rc = operate(r, c, now);
 	return rc == PW_OK ? st_command_done(r, c->id, now) : rc;
 }
 

@@ -419,13 +419,13 @@ int st_set_next_run(runner *r, const char *dag_id, long long next_run_at, long l
 /* A row copied out of a statement, so callbacks may write meanwhile. */
 typedef struct copied_row {
 	long long id, pk;
-	char *kind, *dag_id, *run_id, *state, *conf, *options;
+	char *kind, *dag_id, *run_id, *state, *conf, *options, *args;
 } copied_row;
 
 static void copied_row_free(copied_row *c)
 {
 	free(c->kind), free(c->dag_id), free(c->run_id), free(c->state);
-	free(c->conf), free(c->options);
+	free(c->conf), free(c->options), free(c->args);
 }
 
 static char *column_dup(sqlite3_stmt *st, int i)
@@ -437,8 +437,8 @@ static char *column_dup(sqlite3_stmt *st, int i)
 int st_each_command(runner *r, st_command_fn fn, void *arg)
 {
 	static const char sql[] =
-		"SELECT c.id, c.kind, r.id, r.dag_id, r.run_id, r.state, r.conf, r.options"
-		" FROM commands c JOIN runs r ON r.id = c.run_pk"
+		"SELECT c.id, c.kind, r.id, r.dag_id, r.run_id, r.state, r.conf, r.options,"
+		" c.args FROM commands c JOIN runs r ON r.id = c.run_pk"
 		" WHERE c.done_at IS NULL ORDER BY c.id";
 	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
 	copied_row *rows = NULL;
@@ -455,6 +455,7 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 			sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
 			column_dup(st, 1), column_dup(st, 3), column_dup(st, 4),
 			column_dup(st, 5), column_dup(st, 6), column_dup(st, 7),
+			column_dup(st, 8),
 		};
 	}
 	if (st && step != SQLITE_DONE && rc == PW_OK) {
@@ -467,11 +468,14 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 		copied_row *c = &rows[i];
 		json_object *conf = c->conf ? json_tokener_parse(c->conf) : NULL;
 		json_object *opts = c->options ? json_tokener_parse(c->options) : NULL;
-		st_command cmd = {c->id, c->kind, {c->pk, c->dag_id, c->run_id, c->state, conf, opts}};
+		json_object *args = c->args ? json_tokener_parse(c->args) : NULL;
+		st_command cmd = {c->id, c->kind, {c->pk, c->dag_id, c->run_id, c->state, conf, opts},
+				  args};
 		if (rc == PW_OK && c->kind && c->dag_id && c->run_id && c->state)
 			rc = fn(r, &cmd, arg);
 		json_object_put(conf);
 		json_object_put(opts);
+		json_object_put(args);
 		copied_row_free(c);
 	}
 	free(rows);

@@ -506,6 +506,20 @@ static int h_bool(struct vctx *c, const struct field *f, json_object *obj,
 	return 0;
 }
 
+/* start_date: an ISO-8601 date or time, as ms since the epoch. */
+static int h_time(struct vctx *c, const struct field *f, json_object *obj,
+		  const char *key, json_object *val, void *base)
+{
+	long long ms = 0;
+
+	if (!json_object_is_type(val, json_type_string) ||
+	    pw_parse_iso(json_object_get_string(val), &ms) != 0)
+		return verr(c, key_line(c, obj, key, val),
+			    "'%s' must be an ISO-8601 date or time", key);
+	*AT(base, f->off, long long) = ms;
+	return 0;
+}
+
 static int h_int(struct vctx *c, const struct field *f, json_object *obj,
 		 const char *key, json_object *val, void *base)
 {
@@ -850,6 +864,8 @@ static const struct field dag_fields[] = {
 	{ "schedule", h_schedule, offsetof(pw_dag, schedule), 0, F_NULL_OK },
 	{ "paused", h_bool, offsetof(pw_dag, paused), 0, 0 },
 	{ "max_active_runs", h_int, offsetof(pw_dag, max_active_runs), 1, 0 },
+	{ "start_date", h_time, offsetof(pw_dag, start_date), 0, F_NULL_OK },
+	{ "catchup", h_bool, offsetof(pw_dag, catchup), 0, 0 },
 	{ "tags", h_strv, offsetof(pw_dag, tags), 0, F_NULL_OK },
 	{ "params", h_params, offsetof(pw_dag, params), 0, F_NULL_OK },
 	{ "defaults", h_defaults, 0, 0, F_NULL_OK },

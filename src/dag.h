@@ -65,6 +65,8 @@ typedef struct pw_dag {
 	char *schedule;    /* cron text, or NULL */
 	bool paused;       /* initial pause state */
 	int max_active_runs;
+	long long start_date; /* ms since the epoch; 0 = none */
+	bool catchup;      /* create the runs of missed ticks (backfill) */
 	pw_strv tags;
 	json_object *params; /* object, owned; never NULL */
 	pw_task *tasks;

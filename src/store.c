@@ -184,6 +184,34 @@ static const char *const migrations[] = {
 	 * walks ids from the oldest instead, over the rows it deletes anyway.
 	 */
 	"DROP INDEX events_created;\n",
+	/*
+	 * 6 - the operations of DESIGN.md section 5: a run's note and
+	 * logical_date (the schedule tick it stands for; NULL on older rows,
+	 * read as queued_at), and commands that clear or mark task instances
+	 * (args: the command's JSON arguments). A CHECK constraint cannot be
+	 * altered in place, so commands is rebuilt. Indexes on the run times
+	 * alone serve the runs of every DAG (GET /api/v1/dags/~/runs).
+	 */
+	"ALTER TABLE runs ADD COLUMN note TEXT;\n"
+	"ALTER TABLE runs ADD COLUMN logical_date INTEGER;\n"
+	"CREATE TABLE commands_new (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  kind TEXT NOT NULL CHECK(kind IN ('cancel','retry','clear','mark')),\n"
+	"  run_pk INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  created_at INTEGER NOT NULL,\n"
+	"  done_at INTEGER,\n"
+	"  args TEXT\n"
+	");\n"
+	"INSERT INTO commands_new(id, kind, run_pk, created_at, done_at)\n"
+	"  SELECT id, kind, run_pk, created_at, done_at FROM commands;\n"
+	"DROP TABLE commands;\n"
+	"ALTER TABLE commands_new RENAME TO commands;\n"
+	"CREATE INDEX commands_pending ON commands(done_at, id);\n"
+	"CREATE INDEX commands_run ON commands(run_pk);\n"
+	"CREATE INDEX runs_queued ON runs(queued_at);\n"
+	"CREATE INDEX runs_started ON runs(started_at);\n"
+	"CREATE INDEX runs_ended ON runs(ended_at);\n"
+	"CREATE INDEX runs_dag_logical ON runs(dag_id, logical_date);\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -225,8 +253,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RUN_EXISTS] = "SELECT 1 FROM runs WHERE dag_id = ?1 AND run_id = ?2",
 	[ST_RUN_INSERT] =
 		"INSERT INTO runs(dag_id, run_id, state, run_type, conf, options,"
-		" triggered_by, queued_at)"
-		" VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
+		" triggered_by, queued_at, logical_date)"
+		" VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_HEARTBEAT] =
 		"INSERT INTO runner(id, pid, host, started_at, last_heartbeat)"
 		" VALUES (1, ?1, ?2, ?3, ?3)"
@@ -799,6 +827,7 @@ int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out)
 	bind_text(st, 5, options);
 	bind_text(st, 6, run->triggered_by);
 	sqlite3_bind_int64(st, 7, queued_at);
+	sqlite3_bind_int64(st, 8, run->logical_date ? run->logical_date : queued_at);
 	if (stmt_run(s, st) != PW_OK)
 		goto out;
 
@@ -977,16 +1006,25 @@ void pw_store_wake(pw_store *s)
 int pw_store_request(pw_store *s, const char *dag_id, const char *run_id,
 		     const char *kind)
 {
+	return pw_store_command(s, dag_id, run_id, kind, NULL);
+}
+
+int pw_store_command(pw_store *s, const char *dag_id, const char *run_id,
+		     const char *kind, json_object *args)
+{
 	static const char sql[] =
-		"INSERT INTO commands(kind, run_pk, created_at)"
-		" SELECT ?1, id, ?2 FROM runs WHERE dag_id = ?3 AND run_id = ?4";
+		"INSERT INTO commands(kind, run_pk, created_at, args)"
+		" SELECT ?1, id, ?2, ?5 FROM runs WHERE dag_id = ?3 AND run_id = ?4";
+	const char *text = args ? json_object_to_json_string_ext(args,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
 	sqlite3_stmt *st = pw_store_stmt(s, sql);
-	if (!st)
+	if (!st || (args && !text))
 		return PW_ERR;
 	bind_text(st, 1, kind);
 	sqlite3_bind_int64(st, 2, pw_now_ms());
 	bind_text(st, 3, dag_id);
 	bind_text(st, 4, run_id);
+	bind_text(st, 5, text);
 	int rc = stmt_run(s, st);
 	if (rc == PW_OK && sqlite3_changes(s->db) == 0)
 		return PW_NOTFOUND;

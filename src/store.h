@@ -98,11 +98,12 @@ int pw_store_prune_events(pw_store *s, long long older_than_ms, long long keep_m
 typedef struct pw_run_new {
 	const char *dag_id;
 	const char *run_id;        /* NULL: generate from queued_at */
-	const char *run_type;      /* "manual" or "scheduled" */
+	const char *run_type;      /* "manual", "scheduled" or "backfill" */
 	json_object *conf;         /* run parameters (borrowed), or NULL */
 	json_object *options;      /* slicing, runner, load_versions, ... or NULL */
 	const char *triggered_by;  /* REMOTE_USER, or NULL */
 	long long queued_at;       /* ms; 0 = now */
+	long long logical_date;    /* the schedule tick (ms); 0 = queued_at */
 } pw_run_new;
 
 /*
@@ -122,6 +123,14 @@ int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out);
  */
 int pw_store_request(pw_store *s, const char *dag_id, const char *run_id,
 		     const char *kind);
+
+/*
+ * pw_store_request with arguments: kind "clear" ({"task_ids": [...]}) or
+ * "mark" ({"task_id", "state"}); args (borrowed, may be NULL) is stored
+ * as JSON text for the runner. Same returns.
+ */
+int pw_store_command(pw_store *s, const char *dag_id, const char *run_id,
+		     const char *kind, json_object *args);
 
 /*
  * Sets a DAG's pause flag (creating its row if needed) with a dag.updated

@@ -281,6 +281,18 @@ events_as() {
 		status_is 200 && header_has "Content-Type: $2"
 }
 
+# GET /api/v1/me: 401 without a user when roles are set; the user's role
+# and what it may do otherwise.
+me_per_role() {
+	req roles GET /api/v1/me && error_is 401 unauthorized &&
+		req roles GET /api/v1/me REMOTE_USER=olga && status_is 200 &&
+		body_has '"user":"olga","role":"operate","can":{"read":true,"operate":true,"admin":false}' &&
+		req roles GET /api/v1/me REMOTE_USER=mallory && status_is 200 &&
+		body_has '"role":null,"can":{"read":false,"operate":false,"admin":false}' &&
+		req plain GET /api/v1/me && status_is 200 &&
+		body_has '"user":null,"role":null,"can":{"read":true,"operate":true,"admin":true}'
+}
+
 accept_negotiation() {
 	events_as 'text/event-stream' text/event-stream &&
 		events_as 'application/json;q=0.5, TEXT/EVENT-STREAM' text/event-stream &&
@@ -311,6 +323,7 @@ check "CORS headers on every answer to an allowed origin" cors_on_answers
 check "roles: 401 without a user, 403 below the route's role" roles
 check "roles: health and version need no user" roles_public_routes
 check "no roles mapping: everything allowed" no_roles_everything_allowed
+check "me: the user, role and can per role; 401 without a user" me_per_role
 check "no project: a 500 envelope, even as CGI" missing_project_500
 check "arguments of a CGI request are ignored" cgi_ignores_arguments
 check "events: Accept and its q-values choose stream or page" accept_negotiation

@@ -139,6 +139,85 @@ static void wait_success(const char *prefix, const char *run_id)
 	fail_msg("%s: run %s ended %s, not success", ws_name(S->kind), run_id, st);
 }
 
+/* method <prefix>path body: expects status; returns the response (caller frees). */
+static ht_resp *op(const char *method, const char *prefix, const char *path, const char *body,
+		   long status)
+{
+	char full[512];
+	snprintf(full, sizeof full, "%s%s", prefix, path);
+	ht_resp *r = ht_send(&S->http, method, full, body);
+	if (r->status != status)
+		ht_fail(r, "the status of an operation");
+	return r;
+}
+
+/* Waits for pipewright-runner --once to drain the queue (CGI hosting). */
+static void run_once(void)
+{
+	static const char *const once[] = {"--once", NULL};
+	int status;
+	pid_t pid = hr_runner_start(P, once);
+	if (!hr_runner_wait(P, pid, W, &status))
+		fail_msg("pipewright-runner --once still runs after %d ms", W);
+}
+
+/*
+ * The operations of section 5 on a finished run wo1 of its own (clear, mark, note,
+ * ~/runs, source, graph, me, backfills, purge) through this server.
+ * daemon: a runner daemon runs; else pipewright-runner --once is run.
+ */
+static void check_operations(const char *prefix, bool daemon)
+{
+	trigger(prefix, "wo1");
+	if (!daemon)
+		run_once();
+	wait_success(prefix, "wo1");
+	ht_resp *r = op("POST", prefix, "/api/v1/dags/hello/runs/wo1/clear",
+			"{\"task_ids\": [\"world\"]}", 202);
+	if (strcmp(json_object_get_string(json_object_array_get_idx(
+			   ht_arr(ht_ok(r, 202), "task_ids"), 0)), "world") != 0)
+		ht_fail(r, "task_ids [world]");
+	ht_resp_free(r);
+	if (!daemon)
+		run_once();
+	hr_ti ti = {0};
+	for (long long end = ht_now_ms() + W; ht_now_ms() < end; ht_sleep_ms(50))
+		if (hr_task(P, "hello", "wo1", "world", &ti) && ti.try_number == 2 &&
+		    !strcmp(ti.state, "success") && !strcmp(api_state(prefix, "wo1"), "success"))
+			break;
+	if (ti.try_number != 2 || strcmp(api_state(prefix, "wo1"), "success") != 0)
+		fail_msg("%s: world ran again (try %d, %s)", ws_name(S->kind), ti.try_number,
+			 ti.state);
+	ht_resp_free(op("PATCH", prefix, "/api/v1/dags/hello/runs/wo1/tasks/world",
+			"{\"state\": \"success\"}", 200));
+	r = op("PATCH", prefix, "/api/v1/dags/hello/runs/wo1", "{\"note\": \"ok\"}", 200);
+	if (strcmp(ht_str(ht_ok(r, 200), "note"), "ok") != 0)
+		ht_fail(r, "the note");
+	ht_resp_free(r);
+	r = op("GET", prefix, "/api/v1/dags/~/runs?dag_id=hello", NULL, 200);
+	if (ht_int(ht_at(r->json, "meta"), "total") !=
+	    hr_sql_int(P, -1, "SELECT count(*) FROM runs WHERE dag_id = 'hello'", ""))
+		ht_fail(r, "every run of hello");
+	ht_resp_free(r);
+	r = op("GET", prefix, "/api/v1/dags/hello/source", NULL, 200);
+	if (strcmp(r->body, DAG_HELLO) != 0)
+		ht_fail(r, "the DAG file");
+	ht_resp_free(r);
+	r = op("GET", prefix, "/api/v1/dags/hello/graph?run_id=wo1", NULL, 200);
+	if (!strstr(r->body, "id=\"task-hello\"") || !strstr(r->body, "id=\"task-world\"") ||
+	    !strstr(r->body, "</svg>"))
+		ht_fail(r, "an SVG with a node per task");
+	ht_resp_free(r);
+	r = op("GET", prefix, "/api/v1/me", NULL, 200);
+	if (strcmp(ht_str(ht_ok(r, 200), "user"), WS_USER) != 0)
+		ht_fail(r, "user " WS_USER);
+	ht_resp_free(r);
+	ht_resp_free(op("POST", prefix, "/api/v1/dags/hello/backfills",
+			"{\"from\": \"2026-01-01\", \"to\": \"2026-01-02\"}", 400));
+	ht_resp_free(op("DELETE", prefix, "/api/v1/dags/hello/runs/wo1?purge=true", NULL, 204));
+	ht_resp_free(op("DELETE", prefix, "/api/v1/dags/hello/runs/wo1?purge=true", NULL, 404));
+}
+
 /* Version under the prefix, then trigger -> run -> success with the daemon. */
 static void round_trip(ws_kind kind)
 {
@@ -215,6 +294,7 @@ static void test_lighttpd(void **state)
 		fail_msg("wr1 through the / mount");
 	trigger("", "wr2");
 	wait_success("", "wr2");
+	check_operations(WS_PREFIX, true);
 	passed = true;
 }
 
@@ -279,6 +359,7 @@ static void test_apache_proxy_fcgi(void **state)
 		ht_fail(r, "one successful run");
 	ht_resp_free(r);
 	check_request_log();
+	check_operations(WS_PREFIX, true);
 	passed = true;
 }
 
@@ -412,6 +493,7 @@ static void test_apache_fcgid(void **state)
 {
 	(void)state;
 	round_trip(WS_APACHE_FCGID);
+	check_operations(WS_PREFIX, true);
 	passed = true;
 }
 
@@ -443,6 +525,7 @@ static void test_apache_cgi(void **state)
 	if (strcmp(api_state(WS_PREFIX, "wr1"), "success") != 0)
 		fail_msg("wr1 is %s after pipewright-runner --once",
 			 api_state(WS_PREFIX, "wr1"));
+	check_operations(WS_PREFIX, false);
 	passed = true;
 }
 
