@@ -59,6 +59,20 @@ int stats_metrics(pw_req *req);
 /* health.c */
 int health_get(pw_req *req);
 int version_get(pw_req *req);
+/*
+ * Whether health counts the runner as running (1) or not (0), and the
+ * age of its last heartbeat in *age_ms (-1: none); -1 when the database
+ * does not answer. (health.c)
+ */
+int api_runner_up(pw_req *req, long long *age_ms);
+
+/* metrics.c: GET /metrics, Prometheus text format 0.0.4. */
+int metrics_get(pw_req *req);
+/*
+ * The answering process's requests by HTTP status (server.c): copies
+ * counts[0..599] and returns 1, or 0 when it does not count (plain CGI).
+ */
+int api_http_counts(long long counts[600]);
 
 /* pools.c */
 int pools_list(pw_req *req);

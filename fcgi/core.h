@@ -49,6 +49,7 @@ struct pw_req {
 	atomic_int *held;        /* the server's held threads (NULL: CGI) */
 	int held_max;            /* at most this many (threads - 1) */
 	bool holding;            /* this request holds one (pw_req_hold) */
+	bool trusted;            /* in-process (pw_server_call): roles not checked */
 	size_t max_body;
 	long long t0_ms;
 	/* the request, parsed once */

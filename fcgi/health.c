@@ -5,7 +5,10 @@
  * last_heartbeat, pid, host}, uptime_s}.
  *   healthy     the database answers and the runner beat less than
  *               RUNNER_FRESH_MS ago (it beats every 2 s) and, when it ran
- *               on this host, its pid is still alive;
+ *               on this host, its pid is still alive; or, with
+ *               settings.runner: cron, at most RUNNER_CRON_FRESH_MS ago
+ *               (pipewright-runner --once leaves its last heartbeat and
+ *               exits, so its pid is not checked);
  *   degraded    the database answers, the runner is stale, absent or down
  *               (its process on this host is gone: killed, crashed or
  *               stopped; the API still works: reads answer, triggers queue);
@@ -38,6 +41,11 @@
 
 /* A heartbeat younger than this means the runner is running. */
 #define RUNNER_FRESH_MS 10000
+/*
+ * With settings.runner: cron, `pipewright-runner --once` runs from cron
+ * (every minute, say) and leaves its last heartbeat: fresh for this long.
+ */
+#define RUNNER_CRON_FRESH_MS 150000
 /* How long a thread reuses a runner row at most (heartbeat every 2 s). */
 #define RUNNER_CACHE_MS 1000
 
@@ -206,14 +214,28 @@ static bool runner_gone(const runner_row *r)
 	return kill((pid_t)r->pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Whether settings.runner is cron: a runner that runs now and then. */
+static bool cron_mode(const pw_req *req)
+{
+	json_object *mode = NULL;
+	json_object_object_get_ex(pw_req_project(req)->settings, "runner", &mode);
+	return mode && strcmp(json_object_get_string(mode), "cron") == 0;
+}
+
+/* How old a heartbeat may be for the runner to count as running. */
+static long long fresh_ms(const pw_req *req)
+{
+	return cron_mode(req) ? RUNNER_CRON_FRESH_MS : RUNNER_FRESH_MS;
+}
+
 /* The runner's status word for r, seen at now (ms). */
-static const char *runner_status(const runner_row *r, long long now)
+static const char *runner_status(const pw_req *req, const runner_row *r, long long now)
 {
 	if (!r->found)
 		return "absent";
-	if (runner_gone(r))
+	if (!cron_mode(req) && runner_gone(r))
 		return "down";
-	return now - r->heartbeat < RUNNER_FRESH_MS ? "running" : "stale";
+	return now - r->heartbeat <= fresh_ms(req) ? "running" : "stale";
 }
 
 /*
@@ -293,10 +315,10 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
  * "runner": {status, last_heartbeat (ISO or null), pid (or null), host
  * (when known)}.
  */
-static void runner_text(api_text *t, const runner_row *r, long long now)
+static void runner_text(const pw_req *req, api_text *t, const runner_row *r, long long now)
 {
 	API_TEXT_LIT(t, ",\"runner\":{\"status\":");
-	api_text_str(t, runner_status(r, now));
+	api_text_str(t, runner_status(req, r, now));
 	API_TEXT_LIT(t, ",\"last_heartbeat\":");
 	if (r->found) {
 		char iso[32];
@@ -332,7 +354,7 @@ int health_get(pw_req *req)
 	int logs_rc = p->logs_dir && access(p->logs_dir, F_OK) == 0
 		      ? writable(p->logs_dir, "the logs folder", logs_err, sizeof logs_err) : 0;
 	const char *status = db_rc != PW_OK ? "unhealthy"
-			     : strcmp(runner_status(&r, now), "running") == 0 && logs_rc == 0
+			     : strcmp(runner_status(req, &r, now), "running") == 0 && logs_rc == 0
 			     ? "healthy"
 			     : "degraded";
 	api_text t;
@@ -341,12 +363,23 @@ int health_get(pw_req *req)
 	API_TEXT_LIT(&t, "{\"data\":{\"status\":");
 	api_text_str(&t, status);
 	database_text(&t, db_rc, err);
-	runner_text(&t, &r, now);
+	runner_text(req, &t, &r, now);
 	logs_text(&t, logs_rc, logs_err);
 	API_TEXT_LIT(&t, ",\"uptime_s\":");
 	api_text_int(&t, uptime_s());
 	API_TEXT_LIT(&t, "},\"meta\":{}}");
 	return api_text_reply(req, db_rc == PW_OK ? 200 : 503, &t);
+}
+
+int api_runner_up(pw_req *req, long long *age_ms)
+{
+	runner_row r = {0};
+	char err[256];
+	long long now = pw_now_ms();
+	if (runner_get(req, &r, err, sizeof err) != PW_OK)
+		return -1;
+	*age_ms = r.found ? now - r.heartbeat : -1;
+	return strcmp(runner_status(req, &r, now), "running") == 0;
 }
 
 int version_get(pw_req *req)

@@ -76,6 +76,31 @@ int pw_server_add_routes(pw_server *srv, const pw_route *routes, size_t n);
 int pw_server_run(pw_server *srv, const pw_server_config *cfg);
 void pw_server_free(pw_server *srv);
 
+/*
+ * One request answered in this process, without a web server: the
+ * `pipewright` CLI's local backend. The request goes through the same
+ * routing, checks and handlers as one from the web server; the caller is
+ * trusted (the roles of settings.roles are not checked: whoever can open
+ * the database may do anything). The answer's head is parsed: *status and
+ * content type; each piece of the body goes to sink as the handler writes
+ * it (a stream too; sink returns non-zero when it wants no more, which the
+ * handler sees as a gone client). *store is the caller's connection slot
+ * for this thread (opened on first use; pw_store_close it at the end).
+ * Thread-safe for calls with distinct slots.
+ */
+typedef struct pw_call {
+	const char *method;       /* "GET" ... */
+	const char *path;         /* "/api/v1/dags?paused=true" (query included) */
+	const char *body;         /* or NULL */
+	size_t body_len;
+	const char *accept;       /* Accept header, or NULL */
+	const char *user;         /* REMOTE_USER (triggered_by), or NULL */
+	int (*sink)(void *ctx, const char *content_type, const char *buf, size_t n);
+	void *ctx;
+} pw_call;
+/* Returns the HTTP status of the answer, or -1 when out of memory. */
+int pw_server_call(pw_server *srv, const pw_call *call, pw_store **store);
+
 /* The routes of pipewright itself (fcgi/routes.c). */
 extern const pw_route pw_builtin_routes[];
 extern const size_t pw_builtin_routes_count;

@@ -52,6 +52,8 @@ const pw_route pw_builtin_routes[] = {
 	{"GET", "/api/v1/events", events_get, R},
 	/* who the user is: answers 401 itself where settings.roles needs a user */
 	{"GET", "/api/v1/me", me_get, P},
+	/* Prometheus */
+	{"GET", "/metrics", metrics_get, R},
 };
 
 const size_t pw_builtin_routes_count = sizeof pw_builtin_routes / sizeof *pw_builtin_routes;

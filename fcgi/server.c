@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -302,7 +303,7 @@ static int check_role(pw_req *req, pw_role need)
 	json_object *roles = NULL, *role;
 	const char *user = pw_req_user(req);
 
-	if (need == PW_ROLE_PUBLIC ||
+	if (need == PW_ROLE_PUBLIC || req->trusted ||
 	    !json_object_object_get_ex(req->snap->project->settings, "roles", &roles) ||
 	    !json_object_is_type(roles, json_type_object))
 		return 0;
@@ -400,6 +401,7 @@ static bool store_optional(const pw_route *route)
 {
 	static const char *const patterns[] = {
 		"/health", "/snapshot", "/api/v1/health", "/api/v1/version",
+		"/api/v1/import-errors",
 	};
 	for (size_t i = 0; i < sizeof patterns / sizeof *patterns; i++)
 		if (strcmp(route->pattern, patterns[i]) == 0)
@@ -469,6 +471,17 @@ static const char *loggable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* The FastCGI process's answers by status (api_http_counts); not under CGI. */
+static atomic_llong http_counts[600];
+static atomic_int http_counting;
+
+int api_http_counts(long long counts[600])
+{
+	for (size_t i = 0; i < 600; i++)
+		counts[i] = atomic_load(&http_counts[i]);
+	return atomic_load(&http_counting);
+}
+
 /*
  * Serves one request from io and logs it, with the thread's connection
  * slot and snapshot reference.
@@ -490,6 +503,8 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 				!strcmp(method, "OPTIONS"));
 	req.snap = snap_acquire(srv, held, !reads);
 	dispatch(srv, &req);
+	if (io->ctx && req.status >= 100 && req.status < 600)
+		atomic_fetch_add(&http_counts[req.status], 1);
 	if (req.holding)
 		atomic_fetch_sub(&srv->held, 1);
 	/*
@@ -574,6 +589,138 @@ static int cgi_flush(pw_io *io)
 {
 	(void)io;
 	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* --- in-process calls (pw_server_call) --------------------------------------------------------- */
+
+typedef struct call_io {
+	pw_io io;
+	const pw_call *call;
+	char *env[16];            /* NAME=value, NULL-terminated */
+	size_t n_env;
+	size_t read_at;
+	char head[4096];          /* the CGI head until its blank line */
+	size_t head_len;
+	bool head_done;
+	int status;
+	char content_type[128];
+	bool refused;             /* the sink wanted no more */
+} call_io;
+
+static const char *call_param(pw_io *io, const char *name)
+{
+	call_io *c = (call_io *)io;
+	size_t n = strlen(name);
+	for (size_t i = 0; i < c->n_env; i++)
+		if (strncmp(c->env[i], name, n) == 0 && c->env[i][n] == '=')
+			return c->env[i] + n + 1;
+	return NULL;
+}
+
+static long call_read(pw_io *io, char *buf, size_t n)
+{
+	call_io *c = (call_io *)io;
+	size_t left = c->call->body ? c->call->body_len - c->read_at : 0;
+	if (n > left)
+		n = left;
+	if (n)
+		memcpy(buf, c->call->body + c->read_at, n);
+	c->read_at += n;
+	return (long)n;
+}
+
+/* Takes "Status:" and "Content-Type:" from the finished head. */
+static void call_parse_head(call_io *c)
+{
+	for (char *line = c->head; line && *line; ) {
+		char *end = strstr(line, "\r\n");
+		if (end)
+			*end = '\0';
+		if (strncasecmp(line, "Status:", 7) == 0)
+			c->status = atoi(line + 7);
+		else if (strncasecmp(line, "Content-Type:", 13) == 0)
+			snprintf(c->content_type, sizeof c->content_type, "%s",
+				 line + 13 + strspn(line + 13, " "));
+		line = end ? end + 2 : NULL;
+	}
+}
+
+static int call_write(pw_io *io, const char *buf, size_t n)
+{
+	call_io *c = (call_io *)io;
+	while (!c->head_done && n > 0) {
+		if (c->head_len + 1 >= sizeof c->head)
+			return -1;
+		c->head[c->head_len++] = *buf++;
+		n--;
+		c->head[c->head_len] = '\0';
+		if (c->head_len >= 4 && strcmp(c->head + c->head_len - 4, "\r\n\r\n") == 0) {
+			c->head_done = true;
+			call_parse_head(c);
+		}
+	}
+	if (n == 0 || c->refused)
+		return c->refused ? -1 : 0;
+	if (c->call->sink && c->call->sink(c->call->ctx, c->content_type, buf, n) != 0) {
+		c->refused = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int call_flush(pw_io *io)
+{
+	return ((call_io *)io)->refused ? -1 : 0;
+}
+
+/* Adds NAME=value to the call's environment; 0 or -1. */
+static int call_env(call_io *c, const char *name, const char *value)
+{
+	if (!value)
+		return 0;
+	if (c->n_env + 1 >= sizeof c->env / sizeof *c->env ||
+	    !(c->env[c->n_env] = pw_asprintf("%s=%s", name, value)))
+		return -1;
+	c->n_env++;
+	return 0;
+}
+
+int pw_server_call(pw_server *srv, const pw_call *call, pw_store **store)
+{
+	call_io c = {.io = {call_param, call_read, call_write, call_flush, NULL}, .call = call};
+	char len[32], *path = strdup(call->path), *query = path ? strchr(path, '?') : NULL;
+	pw_snap *held = NULL;
+	int rc = -1;
+	if (!path)
+		return -1;
+	if (query)
+		*query++ = '\0';
+	snprintf(len, sizeof len, "%zu", call->body ? call->body_len : 0);
+	if (call_env(&c, "REQUEST_METHOD", call->method) || call_env(&c, "PATH_INFO", path) ||
+	    call_env(&c, "QUERY_STRING", query ? query : "") ||
+	    call_env(&c, "HTTP_ACCEPT", call->accept) || call_env(&c, "REMOTE_USER", call->user) ||
+	    call_env(&c, "CONTENT_LENGTH", call->body ? len : NULL) ||
+	    call_env(&c, "CONTENT_TYPE", call->body ? "application/json" : NULL))
+		goto out;
+	pw_req req = {
+		.io = &c.io,
+		.store = store,
+		.stopping = &srv->stopping,
+		.held = NULL,
+		.trusted = true,
+		.max_body = srv->max_body ? srv->max_body : DEFAULT_MAX_BODY,
+		.t0_ms = mono_ms(),
+	};
+	req.snap = snap_acquire(srv, &held, true);
+	dispatch(srv, &req);
+	pw_req_release(&req);
+	snap_release(srv, held);
+	rc = c.status ? c.status : req.status;
+out:
+	for (size_t i = 0; i < c.n_env; i++)
+		free(c.env[i]);
+	free(path);
+	return rc;
 }
 
 /* --- the accept loop ---------------------------------------------------------------------------------- */
@@ -735,6 +882,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;
+	atomic_store(&http_counting, 1);
 	worker *w = calloc(n, sizeof *w);
 	if (!w) {
 		rc = -1;

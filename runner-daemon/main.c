@@ -439,7 +439,11 @@ static int run_loop(runner *r)
 		if (step(r, now, &next_wake, &next_cron) != PW_OK && settle(r, true) != PW_OK)
 			break; /* stopped while waiting for the database */
 		if (r->once && !r->runs && !r->work_changed) {
-			st_runner_stopped(r, (int)getpid());
+			/*
+			 * The heartbeat stays, fresh: in cron mode (settings.runner)
+			 * health counts it for 150 s, until the next --once.
+			 */
+			heartbeat(r, pw_now_ms());
 			return 0;
 		}
 		if (r->work_changed)

@@ -17,7 +17,7 @@ PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
 	munge slurmctld slurmd slurm-client
-	nodejs chromium libgraphviz-dev"
+	nodejs chromium libgraphviz-dev prometheus mandoc systemd"
 
 install_packages() {
 	missing=""
@@ -70,24 +70,45 @@ summarize_tests() {
 
 case "${1:-}" in
 run)
+	# scripts/quickstart.sh run [--port P] [--host H] [--project DIR] [...]:
+	# the options go on to `pipewright server start`.
+	shift
+	project="" host=127.0.0.1 port=8000
+	n=$#
+	while [ "$n" -gt 0 ]; do
+		a=$1
+		shift
+		n=$((n - 1))
+		case $a in
+		--project) project=$1; shift; n=$((n - 1)); continue ;;
+		--project=*) project=${a#--project=}; continue ;;
+		-p | --port) port=$1 ;;
+		--port=*) port=${a#--port=} ;;
+		-H | --host) host=$1 ;;
+		--host=*) host=${a#--host=} ;;
+		esac
+		set -- "$@" "$a"
+	done
 	install_packages
 	build
-	# Work on a copy, so the example stays clean.
-	project=$(mktemp -d)/iris
-	cp -R examples/iris "$project"
+	if [ -z "$project" ]; then
+		# Work on a copy, so the example stays clean.
+		project=$(mktemp -d)/iris
+		cp -R examples/iris "$project"
+	fi
 	./build/src/pipewright validate --project "$project"
 	./build/src/pipewright dags --project "$project"
+	url="http://$host:$port"
 	echo
 	echo "Starting the server (lighttpd + pipewright.fcgi) and the runner; Ctrl-C stops them."
-	echo "Open http://127.0.0.1:8000/ (the dashboard) or http://127.0.0.1:8000/docs (the API docs);"
-	echo "or, in another terminal:"
-	echo "  curl http://127.0.0.1:8000/health"
-	echo "  curl -X POST -H 'Content-Type: application/json' -d '{}' \\"
-	echo "    http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
-	echo "  curl http://127.0.0.1:8000/api/v1/dags/iris_training/runs"
+	echo "Open $url/ (the dashboard) or $url/docs (the API docs)."
+	echo "(Port $port busy? scripts/quickstart.sh run --port 8080.) In another terminal, try:"
+	echo "  curl $url/health"
+	echo "  ./build/src/pipewright run -p iris_training --url $url"
+	echo "  ./build/src/pipewright runs --url $url"
 	echo "  cat $project/data/08_reporting/report.txt      (once the run succeeded)"
 	echo
-	exec ./build/src/pipewright server start --project "$project"
+	exec ./build/src/pipewright server start --project "$project" "$@"
 	;;
 test)
 	install_packages
@@ -100,7 +121,7 @@ test)
 	exit $status
 	;;
 *)
-	echo "usage: $0 run|test" >&2
+	echo "usage: $0 run [--port P] [--host H] [--project DIR] | test" >&2
 	exit 2
 	;;
 esac

@@ -341,6 +341,17 @@ static int check_runners(pw_project *p, json_object *v, char **why)
 	return 0;
 }
 
+/* runner: daemon (default) or cron (pipewright-runner --once from cron). */
+static int check_runner_mode(pw_project *p, json_object *v, char **why)
+{
+	(void)p;
+	const char *s = json_object_get_string(v);
+	if (json_object_is_type(v, json_type_string) && (!strcmp(s, "daemon") || !strcmp(s, "cron")))
+		return 0;
+	*why = strdup("must be daemon or cron");
+	return -1;
+}
+
 static const struct {
 	const char *key;
 	setting_fn apply;
@@ -354,6 +365,7 @@ static const struct {
 	{"runners", check_runners},
 	{"cors_origins", check_string_list},
 	{"roles", check_roles},
+	{"runner", check_runner_mode},
 };
 
 /* Applies the settings mapping; the first bad key fails with *err set. */

@@ -109,7 +109,7 @@ static char *exe_dir(void)
  * DESTDIR), in the build tree (<exe>/../<subdir>/<name>), or in PW_BINDIR.
  * Returns a malloc'd path, or NULL.
  */
-static char *find_own_program(const char *name, const char *subdir)
+char *find_own_program(const char *name, const char *subdir)
 {
 	char *dir = exe_dir();
 	char *cand[3] = {

@@ -14,4 +14,11 @@
  */
 int pw_serve_start(const pw_project *p, const char *host, const char *port);
 
+/*
+ * One of our programs (pipewright-runner, pipewright.fcgi): beside this
+ * executable, in the build tree (<exe>/../<subdir>/<name>), or in the
+ * bindir. malloc'd path, or NULL.
+ */
+char *find_own_program(const char *name, const char *subdir);
+
 #endif

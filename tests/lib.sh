@@ -6,6 +6,7 @@
 #   wait_for SECONDS CMD... retries CMD every 0.2 s until it succeeds;
 #                           fails after SECONDS
 #   finish SUITE            prints the counts; fails when a check failed
+#   free_port               a loopback port nothing answers on
 
 passed=0
 failed=0
@@ -36,4 +37,18 @@ wait_for() {
 finish() {
 	echo "$1: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
+}
+
+# free_port: prints a loopback port that nothing answers on (curl cannot
+# connect), or fails.
+free_port() {
+	for p in 18701 18733 18767 18799 18831 18861 18897 18931 18969 18993 19027 19061; do
+		st=0
+		curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" || st=$?
+		if [ "$st" -eq 7 ]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
 }
