@@ -228,6 +228,7 @@ async function flow() {
   await req("PUT", "/api/v1/pools", { body: {}, want: 405 });
   // System.
   await req("GET", "/api/v1/metrics");
+  await req("GET", "/metrics");
   await req("GET", "/api/v1/health");
   await req("GET", "/api/v1/version");
   await req("GET", "/api/v1/events?limit=5");
