@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define W HR_WAIT_MS
 #define ORIGIN "https://ui.example"
@@ -689,6 +691,64 @@ static void test_task_instances(void **state)
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/xcom", 404);
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/logs", 404);
 	get_err("/api/v1/dags/quick/runs/nope/tasks", 404);
+	passed = true;
+}
+
+/*
+ * A task writes its own log file, so it can replace it with a symlink (to
+ * /etc/shadow, say) or put it behind a symlinked directory: the logs
+ * endpoint serves neither (403), only regular files inside the logs folder.
+ */
+static void test_log_symlink(void **state)
+{
+	(void)state;
+	static const char path[] = "/api/v1/dags/quick/runs/r1/tasks/a/logs";
+	char *rel = hr_sql_text(P,
+		"SELECT t.log_path FROM task_tries t JOIN runs r ON r.id = t.run_pk"
+		" WHERE r.dag_id = 'quick' AND r.run_id = 'r1' AND t.task_id = 'a'"
+		"   AND t.try_number = 1", "");
+	char *log = hr_path(P, rel), *keep = pw_asprintf("%s.keep", log);
+	char *secret = hr_path(P, "secret.txt"), *outside = hr_path(P, "outside");
+	assert_non_null(keep);
+	th_write(P->dir, "secret.txt", "TOP-SECRET\n");
+	assert_int_equal(rename(log, keep), 0);
+	assert_int_equal(symlink(secret, log), 0);
+	ht_resp *r = ht_get(S, path);
+	ht_err(r, 403);
+	if (strstr(r->body, "TOP-SECRET"))
+		ht_fail(r, "a symlinked log is not served");
+	ht_resp_free(r);
+	/* a symlink inside the logs folder is refused all the same */
+	assert_int_equal(unlink(log), 0);
+	assert_int_equal(symlink(keep, log), 0);
+	get_err(path, 403);
+	/* a regular file reached through a symlinked directory lies outside */
+	char *dir = strdup(log), *slash = strrchr(dir, '/');
+	*slash = '\0';
+	char *moved = pw_asprintf("%s.moved", dir);
+	assert_int_equal(unlink(log), 0);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	char *planted = pw_asprintf("%s/%s", outside, slash + 1);
+	th_write(outside, slash + 1, "TOP-SECRET\n");
+	assert_int_equal(rename(dir, moved), 0);
+	assert_int_equal(symlink(outside, dir), 0);
+	get_err(path, 403);
+	/* put back: the log serves again */
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(moved, dir), 0);
+	assert_int_equal(rename(keep, log), 0);
+	r = ht_get(S, path);
+	if (r->status != 200 || !strstr(r->body, "42"))
+		ht_fail(r, "the log of a serves again");
+	ht_resp_free(r);
+	free(planted);
+	free(moved);
+	free(dir);
+	free(outside);
+	free(secret);
+	free(keep);
+	free(log);
+	free(rel);
 	passed = true;
 }
 
@@ -1523,6 +1583,7 @@ int main(void)
 		T(test_pause),
 		T(test_trigger_and_run),
 		T(test_task_instances),
+		T(test_log_symlink),
 		T(test_xcom_paging),
 		T(test_retries),
 		T(test_cancel),
