@@ -213,6 +213,7 @@ pw_server *pw_server_new(const pw_project_opts *opts, char **err)
 	static const pw_project_opts none = {0};
 	pw_server *srv = calloc(1, sizeof *srv);
 	*err = NULL;
+	pw_umask_private();   /* a database it creates is the service's only */
 	if (!opts)
 		opts = &none;
 	if (!srv || pthread_mutex_init(&srv->lock, NULL) != 0) {

@@ -9,12 +9,14 @@
 #include "store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /*
  * The migrations, in order. PRAGMA user_version holds how many have been
@@ -549,11 +551,21 @@ int pw_store_open(const char *path, pw_store **out, char **err)
 		msg = pw_asprintf("out of memory");
 		goto fail;
 	}
+	/*
+	 * A new database is 0660 (SQLite would make it 0644): the runner and
+	 * pipewright.fcgi may be two users of one group. Its -wal and -shm
+	 * files take its mode. An existing file keeps the mode it was given.
+	 */
+	bool created = access(path, F_OK) != 0;
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		msg = pw_asprintf("%s", s->db ? sqlite3_errmsg(s->db)
 					      : "out of memory");
+		goto fail;
+	}
+	if (created && strcmp(path, ":memory:") != 0 && chmod(path, 0660) != 0) {
+		msg = pw_asprintf("chmod: %s", strerror(errno));
 		goto fail;
 	}
 	if (configure(s, &msg) != PW_OK || migrate(s, &msg) != PW_OK)

@@ -528,3 +528,9 @@ size_t pw_utf8_check(const char *s, size_t n)
 	}
 	return n;
 }
+
+void pw_umask_private(void)
+{
+	mode_t old = umask(0077);
+	umask(old | 0007);
+}

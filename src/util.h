@@ -123,4 +123,11 @@ int pw_kerror_set(pw_kerror *e, const char *type, const char *fmt, ...)
  */
 size_t pw_utf8_check(const char *s, size_t n);
 
+/*
+ * Adds 0007 to the process's umask: what the runner and pipewright.fcgi
+ * create (database, WAL, logs, params, folders) is private to the
+ * service's user and group (docs/hosting.md).
+ */
+void pw_umask_private(void);
+
 #endif

@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,6 +750,40 @@ static void test_log_symlink(void **state)
 	free(keep);
 	free(log);
 	free(rel);
+	passed = true;
+}
+
+/* Fails unless relpath of the project has exactly the permission bits want. */
+static void expect_mode(const char *relpath, mode_t want)
+{
+	char *path = hr_path(P, relpath);
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	if ((sb.st_mode & 07777) != want)
+		fail_msg("%s has mode %04o, expected %04o", path,
+			 (unsigned)(sb.st_mode & 07777), (unsigned)want);
+	free(path);
+}
+
+/*
+ * What the runner and pipewright.fcgi create is private to the service's
+ * user and group: the database and its WAL 0660 (both write it), the wake
+ * FIFO 0620 (the web server's group pokes it), logs and params 0640.
+ */
+static void test_file_modes(void **state)
+{
+	(void)state;
+	char *log = hr_sql_text(P,
+		"SELECT t.log_path FROM task_tries t JOIN runs r ON r.id = t.run_pk"
+		" WHERE r.dag_id = 'quick' AND r.run_id = 'r1' AND t.task_id = 'a'", "");
+	expect_mode("var/pipewright.db", 0660);
+	expect_mode("var/pipewright.db-wal", 0660);
+	expect_mode("var/pipewright.db.wake", 0620);
+	expect_mode("var/logs/quick/r1/params.json", 0640);
+	expect_mode(log, 0640);
+	expect_mode("var/logs/quick/r1", 0750);
+	free(log);
 	passed = true;
 }
 
@@ -1584,6 +1619,7 @@ int main(void)
 		T(test_trigger_and_run),
 		T(test_task_instances),
 		T(test_log_symlink),
+		T(test_file_modes),
 		T(test_xcom_paging),
 		T(test_retries),
 		T(test_cancel),
