@@ -407,6 +407,28 @@ static bool store_optional(const pw_route *route)
 	return false;
 }
 
+/*
+ * The target of the web server's error handler (lighttpd's
+ * server.error-handler, Apache's ErrorDocument): a refusal of the web
+ * server itself (411 for a POST without Content-Length, 413, 414, ...)
+ * answered with its status in the JSON envelope. REDIRECT_STATUS carries
+ * the status; without one (a client calling the path) it is a 404.
+ */
+#define ERROR_PATH "/__pipewright/error"
+
+static void web_server_error(pw_req *req)
+{
+	const char *s = req->io->param(req->io, "REDIRECT_STATUS");
+	int st = s ? atoi(s) : 0;
+	if (st < 400 || st > 599) {
+		pw_reply_error(req, 404, "no such resource: %s", req->path);
+		return;
+	}
+	pw_reply_error(req, st, st == 411 ? "the web server refused the request: a body needs a "
+					     "Content-Length header (0 for an empty body)"
+					   : "the web server refused the request (HTTP %d)", st);
+}
+
 /* Routes, checks and runs one request; every path out has answered it. */
 static void dispatch(pw_server *srv, pw_req *req)
 {
@@ -416,6 +438,10 @@ static void dispatch(pw_server *srv, pw_req *req)
 	bool origin_ok = add_cors(req);
 	if (st != 0) {
 		pw_reply_error(req, st, "%s", why);
+		return;
+	}
+	if (strcmp(req->path, ERROR_PATH) == 0) {
+		web_server_error(req);
 		return;
 	}
 	/* HEAD is GET without the body (reply.c drops it). */

@@ -193,6 +193,8 @@ static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
 		"server.modules += ( \"mod_fastcgi\" )\n"
 		"server.stream-response-body = 2\n"
 		"server.max-request-field-size = 65535\n"
+		/* lighttpd's own refusals (411, ...) in the JSON envelope */
+		"server.error-handler = \"/__pipewright/error\"\n"
 		"fastcgi.server = ( \"/\" => ((\n"
 		"  \"bin-path\" => \"%s\",\n"
 		"  \"socket\" => \"%s/fcgi.sock\",\n"

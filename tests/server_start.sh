@@ -68,6 +68,26 @@ trigger_runs_to_success() {
 		{ curl -s --max-time 5 "$url/api/v1/dags/hello/runs/from-test"; return 1; }
 }
 
+# lighttpd refuses a POST without Content-Length itself (411): the answer
+# still carries the JSON envelope; with Content-Length: 0 the POST reaches
+# the handler (a 404 for a run that does not exist, in the envelope too).
+no_length_is_json() {
+	curl -s --max-time 10 -X POST -D "$tmp/h411" -o "$tmp/b411" \
+		"$url/api/v1/dags/hello/runs/nope/retry" || return 1
+	cat "$tmp/h411" "$tmp/b411"; echo
+	grep -q '^HTTP/1.1 411' "$tmp/h411" && grep -qi '^Content-Type: application/json' "$tmp/h411" &&
+		grep -q '"code":"length_required"' "$tmp/b411" || return 1
+	curl -s --max-time 10 -X POST -H 'Content-Length: 0' -D "$tmp/h0" -o "$tmp/b0" \
+		"$url/api/v1/dags/hello/runs/nope/retry" || return 1
+	cat "$tmp/h0" "$tmp/b0"; echo
+	grep -q '^HTTP/1.1 404' "$tmp/h0" && grep -q '"code":"not_found"' "$tmp/b0" || return 1
+	# a trigger with an empty body works
+	curl -s --max-time 10 -X POST -H 'Content-Length: 0' -o "$tmp/t0" -w '%{http_code}' \
+		"$url/api/v1/dags/hello/runs" >"$tmp/t0s" || return 1
+	cat "$tmp/t0s" "$tmp/t0"; echo
+	[ "$(cat "$tmp/t0s")" = 201 ]
+}
+
 sigint_stops_everything() {
 	pids=$(sed -n 's/.*(lighttpd pid \([0-9]*\), runner pid \([0-9]*\)).*/\1 \2/p' \
 		"$tmp/server.out")
@@ -166,6 +186,7 @@ missing_project_refused() {
 check "server start prints its URL and pids" starts_and_prints_url
 check "/health answers healthy" health_is_healthy
 check "a triggered run of hello succeeds" trigger_runs_to_success
+check "a POST without Content-Length gets 411 in the JSON envelope" no_length_is_json
 check "SIGINT stops lighttpd and the runner, exit 0" sigint_stops_everything
 check "a busy port is refused with a message" busy_port_refused
 check "when lighttpd dies the runner is stopped, exit non-zero" dead_lighttpd_stops_runner

@@ -199,10 +199,29 @@ static void check_sse(ws_kind kind)
 
 /* --- tests -------------------------------------------------------------------- */
 
+/*
+ * A POST with no Content-Length at all (curl -X POST .../retry): lighttpd
+ * refuses it itself (411), Apache passes it to pipewright (a retry of a
+ * successful run: 409); either way in the JSON envelope.
+ */
+static void check_no_length(long want)
+{
+	static const char *const no_length[] = {"Content-Length:", NULL};
+	ht_resp *r = ht_req(&S->http, "POST", WS_PREFIX "/api/v1/dags/hello/runs/wr1/retry",
+			    no_length, NULL, 0);
+	ht_err(r, want);
+	char *ct = ht_header(r, "Content-Type");
+	if (!ct || strncmp(ct, "application/json", 16) != 0)
+		ht_fail(r, "the refusal is application/json");
+	free(ct);
+	ht_resp_free(r);
+}
+
 static void test_lighttpd(void **state)
 {
 	(void)state;
 	round_trip(WS_LIGHTTPD);
+	check_no_length(411);
 	/* The "/" mount (fix-root-scriptname) serves the same API. */
 	check_version("");
 	if (strcmp(api_state("", "wr1"), "success") != 0)
@@ -266,6 +285,7 @@ static void test_apache_proxy_fcgi(void **state)
 {
 	(void)state;
 	round_trip(WS_APACHE_PROXY);
+	check_no_length(409);
 	/* The query string reaches pipewright as sent ("%65" is "e"). */
 	ht_resp *r = ht_get(&S->http, WS_PREFIX "/api/v1/dags/hello/runs?state=succ%65ss&limit=5");
 	json_object *d = ht_ok(r, 200);
