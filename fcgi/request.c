@@ -390,9 +390,22 @@ const char *pw_req_header(const pw_req *req, const char *name)
 	return req->io->param(req->io, var);
 }
 
+/*
+ * REMOTE_USER, set by the web server after it authenticated the client.
+ * A header a client sends (Remote-User, X-Forwarded-User, ...) is never
+ * the user, unless settings.trusted_user_header names it: then, without
+ * REMOTE_USER, that header is (an authenticating proxy sets it, and the
+ * web server must strip it from clients: apache-conf/README.md).
+ */
 const char *pw_req_user(const pw_req *req)
 {
 	const char *u = req->io->param(req->io, "REMOTE_USER");
+	if (u && *u)
+		return u;
+	const pw_project *p = req->snap ? pw_req_project(req) : NULL;
+	json_object *h = p && p->settings ? json_object_object_get(p->settings,
+								   "trusted_user_header") : NULL;
+	u = h ? pw_req_header(req, json_object_get_string(h)) : NULL;
 	return u && *u ? u : NULL;
 }
 

@@ -1606,6 +1606,56 @@ static void test_remote_user_and_roles(void **state)
 	passed = true;
 }
 
+/* Triggers run_id on DAG d of s with extra headers; returns triggered_by or "(null)". */
+static char *trigger_as(ht_server *s, const char *run_id, const char *const *headers)
+{
+	char body[128];
+	snprintf(body, sizeof body, "{\"run_id\": \"%s\"}", run_id);
+	ht_resp *r = ht_req(s, "POST", "/api/v1/dags/d/runs", headers, body, (size_t)-1);
+	json_object *d = ht_ok(r, 201);
+	json_object *by = ht_at(d, "triggered_by");
+	char *who = strdup(by ? json_object_get_string(by) : "(null)");
+	assert_non_null(who);
+	ht_resp_free(r);
+	return who;
+}
+
+/*
+ * A user header a client sends never becomes the user: only REMOTE_USER
+ * from the web server does, or the one header settings.trusted_user_header
+ * names (an authenticating proxy's).
+ */
+static void test_user_headers(void **state)
+{
+	(void)state;
+	static const char *const forged[] = {
+		"Remote-User: mallory", "X-Forwarded-User: mallory", "X-Remote-User: mallory",
+		"X-User: mallory", "Remote_User: mallory", "Auth-User: mallory", NULL};
+	hr_project *q = hr_project_new(2);
+	hr_dag(q, "d", DAG_PAUSABLE);
+	ht_server *s = ht_start(q->dir, NULL);
+	char *who = trigger_as(s, "h1", forged);
+	if (strcmp(who, "(null)") != 0)
+		fail_msg("a client's user header became triggered_by: %s", who);
+	free(who);
+	ht_stop(s);
+	hr_settings(q, "trusted_user_header: X-Forwarded-User");
+	s = ht_start(q->dir, NULL);
+	who = trigger_as(s, "h2", forged);
+	if (strcmp(who, "mallory") != 0)
+		fail_msg("trusted_user_header X-Forwarded-User: triggered_by is %s", who);
+	free(who);
+	static const char *const other[] = {"Remote-User: eve", NULL};
+	who = trigger_as(s, "h3", other);
+	if (strcmp(who, "(null)") != 0)
+		fail_msg("only the trusted header counts: triggered_by is %s", who);
+	free(who);
+	ht_stop(s);
+	hr_pass(q);
+	hr_project_free(q);
+	passed = true;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1637,6 +1687,7 @@ int main(void)
 		T(test_head),
 		T(test_cors),
 		T(test_remote_user_and_roles),
+		T(test_user_headers),
 	};
 	return cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
 }
