@@ -37,6 +37,12 @@
 #define MAX_THREADS 256
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define BACKLOG 128
+/*
+ * Seconds a FastCGI connection may stay silent while a thread reads it
+ * (PIPEWRIGHT_FCGI_READ_TIMEOUT_SECONDS overrides): a client that connects
+ * and sends nothing, or stops half-way, frees its thread after that.
+ */
+#define READ_TIMEOUT_S 30
 #define RECHECK_MS 100
 #define MAX_METHODS 8
 #define PREFLIGHT_HEADERS "Accept, Authorization, Content-Type, Last-Event-ID"
@@ -610,7 +616,13 @@ static void *worker_main(void *arg)
 	pw_io io = {fcgx_param, fcgx_read, fcgx_write, fcgx_flush, &w->fr};
 
 	while (!atomic_load(&srv->stopping)) {
+		errno = 0;
 		if (FCGX_Accept_r(&w->fr) < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* an idle accept() or a silent client passed READ_TIMEOUT_S */
+				FCGX_Finish_r(&w->fr);
+				continue;
+			}
 			if (!atomic_load(&srv->stopping)) {
 				fprintf(stderr, "pipewright.fcgi: accept failed: %s\n",
 					strerror(errno));
@@ -628,6 +640,23 @@ static void *worker_main(void *arg)
 	snap_release(srv, w->snap);
 	w->snap = NULL;
 	return NULL;
+}
+
+/*
+ * Gives the listening socket a receive timeout, which Linux copies to every
+ * connection accept() returns: libfcgi's blocking reads of a request (in
+ * FCGX_Accept_r and the body) then fail after that many seconds of silence
+ * instead of holding a thread for ever. accept() itself times out too,
+ * with EAGAIN, which the workers take as "accept again".
+ */
+static void set_read_timeout(int fd)
+{
+	const char *env = getenv("PIPEWRIGHT_FCGI_READ_TIMEOUT_SECONDS");
+	long s = env && *env ? strtol(env, NULL, 10) : READ_TIMEOUT_S;
+	struct timeval tv = {.tv_sec = s > 0 && s < 86400 ? s : READ_TIMEOUT_S};
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 && errno != ENOTSOCK)
+		fprintf(stderr, "pipewright.fcgi: warning: no read timeout on the socket: %s\n",
+			strerror(errno));
 }
 
 /* Binds and listens on a new socket; -1 with a message on failure. */
@@ -686,6 +715,11 @@ static int open_socket(const char *spec)
 		    (ntohl(in.sin_addr.s_addr) >> 24) != 127)
 			goto bad_tcp;
 		in.sin_port = htons((uint16_t)port);
+		if (!getenv("FCGI_WEB_SERVER_ADDRS"))
+			fprintf(stderr, "pipewright.fcgi: WARNING: listening on TCP %s: every local "
+					"user can connect and claim any REMOTE_USER. Prefer a unix "
+					"socket (--socket PATH, mode 0660), or set "
+					"FCGI_WEB_SERVER_ADDRS to the web server's address\n", spec);
 		return listen_on(AF_INET, (struct sockaddr *)&in, sizeof in, spec);
 	}
 	if (strchr(spec, ':') || !*spec || strlen(spec) >= sizeof un.sun_path) {
@@ -758,6 +792,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;
+	set_read_timeout(srv->listen_fd);
 	worker *w = calloc(n, sizeof *w);
 	if (!w) {
 		rc = -1;
