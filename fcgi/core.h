@@ -105,6 +105,15 @@ int pw_log_start(void);
 void pw_log_stop(void);
 void pw_log_line(const char *line, size_t n, bool urgent);
 
+/*
+ * Serves one request from io as a worker thread does, with the worker's
+ * database connection *store and snapshot *snap (NULL at first; give them
+ * back with pw_server_io_done). For in-process drivers such as the request
+ * fuzzer (tests/fuzz/fuzz_request.c); server.c.
+ */
+void pw_server_serve_io(pw_server *srv, pw_io *io, pw_store **store, pw_snap **snap);
+void pw_server_io_done(pw_server *srv, pw_store **store, pw_snap **snap);
+
 /* "GET /api/v1/dags" style: does the pattern match path? (request.c) */
 bool pw_route_matches(const char *pattern, const char *path);
 

@@ -538,6 +538,19 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 	pw_req_release(&req);
 }
 
+void pw_server_serve_io(pw_server *srv, pw_io *io, pw_store **store, pw_snap **snap)
+{
+	serve(srv, io, store, snap);
+}
+
+void pw_server_io_done(pw_server *srv, pw_store **store, pw_snap **snap)
+{
+	pw_store_close(*store);
+	*store = NULL;
+	snap_release(srv, *snap);
+	*snap = NULL;
+}
+
 bool pw_req_hold(pw_req *req)
 {
 	if (!req->held || req->holding)

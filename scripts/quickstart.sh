@@ -16,7 +16,7 @@ top=$(pwd)
 PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
-	munge slurmctld slurmd slurm-client"
+	munge slurmctld slurmd slurm-client clang"
 
 install_packages() {
 	missing=""
