@@ -92,6 +92,8 @@ int pw_req_set_params(pw_req *req, const pw_route *route);
  * answers the request (400, 413, 500) and returns -1.
  */
 int pw_req_read_body(pw_req *req);
+/* Reads and discards the rest of the body (FastCGI only; request.c). */
+void pw_req_drain_body(pw_req *req);
 /* Frees everything the request holds (not the snapshot: the server's). */
 void pw_req_release(pw_req *req);
 

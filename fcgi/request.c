@@ -273,6 +273,26 @@ too_large:
 	return -1;
 }
 
+/*
+ * Reads and throws away what is left of a FastCGI request's body (at most
+ * DRAIN_MAX bytes), so that a request answered before its body was read
+ * (403, 413, 415, a 404 on a POST) does not leave the web server writing
+ * into a closed connection (Apache's "AH00574 ... Connection reset by
+ * peer"). A body already read leaves nothing: the first read ends. CGI
+ * is left alone (the web server closes our stdin itself).
+ */
+#define DRAIN_MAX (64L << 20)
+
+void pw_req_drain_body(pw_req *req)
+{
+	char buf[16384];
+	long total = 0, n;
+	if (!req->io->ctx)
+		return;
+	while (total < DRAIN_MAX && (n = req->io->read(req->io, buf, sizeof buf)) > 0)
+		total += n;
+}
+
 void pw_req_release(pw_req *req)
 {
 	free(req->path);

@@ -521,6 +521,7 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 				!strcmp(method, "OPTIONS"));
 	req.snap = snap_acquire(srv, held, !reads);
 	dispatch(srv, &req);
+	pw_req_drain_body(&req);
 	if (req.holding)
 		atomic_fetch_sub(&srv->held, 1);
 	/*
