@@ -93,6 +93,8 @@ int pw_req_set_params(pw_req *req, const pw_route *route);
  * answers the request (400, 413, 500) and returns -1.
  */
 int pw_req_read_body(pw_req *req);
+/* Reads and discards the rest of the body (FastCGI only; request.c). */
+void pw_req_drain_body(pw_req *req);
 /* Frees everything the request holds (not the snapshot: the server's). */
 void pw_req_release(pw_req *req);
 
@@ -105,6 +107,15 @@ void pw_req_release(pw_req *req);
 int pw_log_start(void);
 void pw_log_stop(void);
 void pw_log_line(const char *line, size_t n, bool urgent);
+
+/*
+ * Serves one request from io as a worker thread does, with the worker's
+ * database connection *store and snapshot *snap (NULL at first; give them
+ * back with pw_server_io_done). For in-process drivers such as the request
+ * fuzzer (tests/fuzz/fuzz_request.c); server.c.
+ */
+void pw_server_serve_io(pw_server *srv, pw_io *io, pw_store **store, pw_snap **snap);
+void pw_server_io_done(pw_server *srv, pw_store **store, pw_snap **snap);
 
 /* "GET /api/v1/dags" style: does the pattern match path? (request.c) */
 bool pw_route_matches(const char *pattern, const char *path);

@@ -667,6 +667,12 @@ static int read_body(pw_req *req, json_object **out)
 		return rc;
 	}
 	pyjson j = {(const unsigned char *)body, len, 0, NULL, 0};
+	size_t bad_at = pw_utf8_check(body, len);
+	if (bad_at < len) {   /* Python cannot decode it: it never becomes a dag_id or an echo */
+		j.msg = "Invalid UTF-8";
+		j.pos = bad_at;
+		return reply_json_invalid(req, body, &j);
+	}
 	if (!pyjson_check(&j))
 		return reply_json_invalid(req, body, &j);
 	json_tokener *tok = json_tokener_new_ex(512);
@@ -803,30 +809,102 @@ static bool dotted_identifier(const char *s)
 	return !start;
 }
 
-/* Checks each item of a list[str]; adds string_type errors. Returns 0 or -1. */
-static int check_strings(json_object *detail, const char *name, json_object *v, int *nerr)
+/*
+ * The constraint on the strings of a field, as a pydantic constr would
+ * state it: pipeline names are DAG ids (they become a run's dag_id),
+ * load_versions values are run-id-like single path components (they
+ * become a directory name under a dataset's path, so no "/", "." or "..").
+ */
+typedef struct strpat {
+	bool (*ok)(const char *s);
+	const char *pattern;
+} strpat;
+
+static const strpat dag_id_pat = {pw_valid_dag_id, "^[A-Za-z0-9_][A-Za-z0-9_.-]*$"};
+static const strpat version_pat = {pw_valid_run_id, "^[A-Za-z0-9][A-Za-z0-9_.:+-]*$"};
+
+/*
+ * Checks one string against pat as pydantic's constr(min_length=1,
+ * max_length=250, pattern=...) does, in its order: string_too_short,
+ * string_too_long, string_pattern_mismatch. sub is consumed. Returns 0 or -1.
+ */
+static int check_pattern(json_object *detail, const char *name, json_object *sub,
+			 json_object *item, const strpat *pat, int *nerr)
+{
+	const char *s = json_object_get_string(item);
+	size_t len = strlen(s);
+	json_object *ctx = NULL;
+	char msg[96];
+	verr e = {"string_pattern_mismatch", name, sub, msg, item, NULL};
+	int rc = -1;
+	if (pat->ok(s)) {
+		json_object_put(sub);
+		return 0;
+	}
+	(*nerr)++;
+	if (!(ctx = json_object_new_object()))
+		goto out;
+	if (len == 0) {
+		e.type = "string_too_short";
+		e.msg = "String should have at least 1 character";
+		rc = put(ctx, "min_length", json_object_new_int(1));
+	} else if (py_index(s, len) > PW_ID_MAX) {
+		e.type = "string_too_long";
+		snprintf(msg, sizeof msg, "String should have at most %d characters", PW_ID_MAX);
+		rc = put(ctx, "max_length", json_object_new_int(PW_ID_MAX));
+	} else {
+		snprintf(msg, sizeof msg, "String should match pattern '%s'", pat->pattern);
+		rc = put_str(ctx, "pattern", pat->pattern);
+	}
+out:
+	if (rc != 0) {
+		json_object_put(ctx);
+		json_object_put(sub);
+		return -1;
+	}
+	e.ctx = ctx;
+	return add_error(detail, e);
+}
+
+/*
+ * Checks each item of a list[str]; adds string_type errors, and pattern
+ * errors when pat is not NULL. Returns 0 or -1.
+ */
+static int check_strings(json_object *detail, const char *name, json_object *v,
+			 const strpat *pat, int *nerr)
 {
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		json_object *item = json_object_array_get_idx(v, i);
+		json_object *sub = json_object_new_int((int)i);
+		int rc;
 		if (json_object_is_type(item, json_type_string))
-			continue;
-		(*nerr)++;
-		if (add_error(detail, (verr){"string_type", name, json_object_new_int((int)i),
-					     "Input should be a valid string", item, NULL}) != 0)
+			rc = pat ? check_pattern(detail, name, sub, item, pat, nerr)
+				 : (json_object_put(sub), 0);
+		else {
+			(*nerr)++;
+			rc = add_error(detail, (verr){"string_type", name, sub,
+						      "Input should be a valid string", item, NULL});
+		}
+		if (rc != 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* Checks each value of a dict[str, str]. Returns 0 or -1. */
+/* Checks each value of a dict[str, str] (a load version). Returns 0 or -1. */
 static int check_strdict(json_object *detail, const char *name, json_object *v, int *nerr)
 {
 	json_object_object_foreach(v, key, item) {
+		json_object *sub = json_object_new_string(key);
+		int rc;
 		if (json_object_is_type(item, json_type_string))
-			continue;
-		(*nerr)++;
-		if (add_error(detail, (verr){"string_type", name, json_object_new_string(key),
-					     "Input should be a valid string", item, NULL}) != 0)
+			rc = check_pattern(detail, name, sub, item, &version_pat, nerr);
+		else {
+			(*nerr)++;
+			rc = add_error(detail, (verr){"string_type", name, sub,
+						      "Input should be a valid string", item, NULL});
+		}
+		if (rc != 0)
 			return -1;
 	}
 	return 0;
@@ -880,7 +958,8 @@ static int check_field(json_object *detail, json_object *clean, const struct kfi
 	}
 	int rc = 0;
 	if (f->type == KT_STRINGS)
-		rc = check_strings(detail, f->name, v, nerr);
+		rc = check_strings(detail, f->name, v,
+				   strcmp(f->name, "pipeline_names") == 0 ? &dag_id_pat : NULL, nerr);
 	else if (f->type == KT_STRDICT)
 		rc = check_strdict(detail, f->name, v, nerr);
 	else if (f->type == KT_RUNNER && !dotted_identifier(json_object_get_string(v))) {

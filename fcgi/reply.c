@@ -28,10 +28,14 @@ static const struct {
 	{403, "Forbidden", "forbidden"},
 	{404, "Not Found", "not_found"},
 	{405, "Method Not Allowed", "method_not_allowed"},
+	{408, "Request Timeout", "request_timeout"},
 	{409, "Conflict", "conflict"},
+	{411, "Length Required", "length_required"},
 	{413, "Payload Too Large", "payload_too_large"},
 	{415, "Unsupported Media Type", "unsupported_media_type"},
+	{414, "URI Too Long", "bad_request"},
 	{422, "Unprocessable Entity", "unprocessable_entity"},
+	{431, "Request Header Fields Too Large", "bad_request"},
 	{499, "Client Closed Request", "client_closed"},   /* logged, never read */
 	{500, "Internal Server Error", "internal"},
 	{503, "Service Unavailable", "unavailable"},
@@ -44,7 +48,7 @@ const char *pw_status_code(int status)
 	for (size_t i = 0; i < N_STATUSES; i++)
 		if (statuses[i].status == status && statuses[i].code)
 			return statuses[i].code;
-	return "internal";
+	return status >= 400 && status < 500 ? "bad_request" : "internal";
 }
 
 /* The reason phrase of a status line. */

@@ -276,6 +276,26 @@ too_large:
 	return -1;
 }
 
+/*
+ * Reads and throws away what is left of a FastCGI request's body (at most
+ * DRAIN_MAX bytes), so that a request answered before its body was read
+ * (403, 413, 415, a 404 on a POST) does not leave the web server writing
+ * into a closed connection (Apache's "AH00574 ... Connection reset by
+ * peer"). A body already read leaves nothing: the first read ends. CGI
+ * is left alone (the web server closes our stdin itself).
+ */
+#define DRAIN_MAX (64L << 20)
+
+void pw_req_drain_body(pw_req *req)
+{
+	char buf[16384];
+	long total = 0, n;
+	if (!req->io->ctx)
+		return;
+	while (total < DRAIN_MAX && (n = req->io->read(req->io, buf, sizeof buf)) > 0)
+		total += n;
+}
+
 void pw_req_release(pw_req *req)
 {
 	free(req->path);
@@ -419,9 +439,22 @@ const char *pw_req_header(const pw_req *req, const char *name)
 	return req->io->param(req->io, var);
 }
 
+/*
+ * REMOTE_USER, set by the web server after it authenticated the client.
+ * A header a client sends (Remote-User, X-Forwarded-User, ...) is never
+ * the user, unless settings.trusted_user_header names it: then, without
+ * REMOTE_USER, that header is (an authenticating proxy sets it, and the
+ * web server must strip it from clients: apache-conf/README.md).
+ */
 const char *pw_req_user(const pw_req *req)
 {
 	const char *u = req->io->param(req->io, "REMOTE_USER");
+	if (u && *u)
+		return u;
+	const pw_project *p = req->snap ? pw_req_project(req) : NULL;
+	json_object *h = p && p->settings ? json_object_object_get(p->settings,
+								   "trusted_user_header") : NULL;
+	u = h ? pw_req_header(req, json_object_get_string(h)) : NULL;
 	return u && *u ? u : NULL;
 }
 

@@ -38,6 +38,12 @@
 #define MAX_THREADS 256
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define BACKLOG 128
+/*
+ * Seconds a FastCGI connection may stay silent while a thread reads it
+ * (PIPEWRIGHT_FCGI_READ_TIMEOUT_SECONDS overrides): a client that connects
+ * and sends nothing, or stops half-way, frees its thread after that.
+ */
+#define READ_TIMEOUT_S 30
 #define RECHECK_MS 100
 #define MAX_METHODS 8
 #define CACHE_KIB 512        /* SQLite page cache per thread's connection */
@@ -215,6 +221,7 @@ pw_server *pw_server_new(const pw_project_opts *opts, char **err)
 	static const pw_project_opts none = {0};
 	pw_server *srv = calloc(1, sizeof *srv);
 	*err = NULL;
+	pw_umask_private();   /* a database it creates is the service's only */
 	if (!opts)
 		opts = &none;
 	if (!srv || pthread_mutex_init(&srv->lock, NULL) != 0) {
@@ -409,6 +416,28 @@ static bool store_optional(const pw_route *route)
 	return false;
 }
 
+/*
+ * The target of the web server's error handler (lighttpd's
+ * server.error-handler, Apache's ErrorDocument): a refusal of the web
+ * server itself (411 for a POST without Content-Length, 413, 414, ...)
+ * answered with its status in the JSON envelope. REDIRECT_STATUS carries
+ * the status; without one (a client calling the path) it is a 404.
+ */
+#define ERROR_PATH "/__pipewright/error"
+
+static void web_server_error(pw_req *req)
+{
+	const char *s = req->io->param(req->io, "REDIRECT_STATUS");
+	int st = s ? atoi(s) : 0;
+	if (st < 400 || st > 599) {
+		pw_reply_error(req, 404, "no such resource: %s", req->path);
+		return;
+	}
+	pw_reply_error(req, st, st == 411 ? "the web server refused the request: a body needs a "
+					     "Content-Length header (0 for an empty body)"
+					   : "the web server refused the request (HTTP %d)", st);
+}
+
 /* Routes, checks and runs one request; every path out has answered it. */
 static void dispatch(pw_server *srv, pw_req *req)
 {
@@ -418,6 +447,10 @@ static void dispatch(pw_server *srv, pw_req *req)
 	bool origin_ok = add_cors(req);
 	if (st != 0) {
 		pw_reply_error(req, st, "%s", why);
+		return;
+	}
+	if (strcmp(req->path, ERROR_PATH) == 0) {
+		web_server_error(req);
 		return;
 	}
 	/* HEAD is GET without the body (reply.c drops it). */
@@ -505,6 +538,7 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 	dispatch(srv, &req);
 	if (io->ctx && req.status >= 100 && req.status < 600)
 		atomic_fetch_add(&http_counts[req.status], 1);
+	pw_req_drain_body(&req);
 	if (req.holding)
 		atomic_fetch_sub(&srv->held, 1);
 	/*
@@ -520,6 +554,19 @@ static void serve(pw_server *srv, pw_io *io, pw_store **store, pw_snap **held)
 		pw_log_line(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
 			    req.status >= 500);
 	pw_req_release(&req);
+}
+
+void pw_server_serve_io(pw_server *srv, pw_io *io, pw_store **store, pw_snap **snap)
+{
+	serve(srv, io, store, snap);
+}
+
+void pw_server_io_done(pw_server *srv, pw_store **store, pw_snap **snap)
+{
+	pw_store_close(*store);
+	*store = NULL;
+	snap_release(srv, *snap);
+	*snap = NULL;
 }
 
 bool pw_req_hold(pw_req *req)
@@ -732,7 +779,13 @@ static void *worker_main(void *arg)
 	pw_io io = {fcgx_param, fcgx_read, fcgx_write, fcgx_flush, &w->fr};
 
 	while (!atomic_load(&srv->stopping)) {
+		errno = 0;
 		if (FCGX_Accept_r(&w->fr) < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* an idle accept() or a silent client passed READ_TIMEOUT_S */
+				FCGX_Finish_r(&w->fr);
+				continue;
+			}
 			if (!atomic_load(&srv->stopping)) {
 				fprintf(stderr, "pipewright.fcgi: accept failed: %s\n",
 					strerror(errno));
@@ -750,6 +803,23 @@ static void *worker_main(void *arg)
 	snap_release(srv, w->snap);
 	w->snap = NULL;
 	return NULL;
+}
+
+/*
+ * Gives the listening socket a receive timeout, which Linux copies to every
+ * connection accept() returns: libfcgi's blocking reads of a request (in
+ * FCGX_Accept_r and the body) then fail after that many seconds of silence
+ * instead of holding a thread for ever. accept() itself times out too,
+ * with EAGAIN, which the workers take as "accept again".
+ */
+static void set_read_timeout(int fd)
+{
+	const char *env = getenv("PIPEWRIGHT_FCGI_READ_TIMEOUT_SECONDS");
+	long s = env && *env ? strtol(env, NULL, 10) : READ_TIMEOUT_S;
+	struct timeval tv = {.tv_sec = s > 0 && s < 86400 ? s : READ_TIMEOUT_S};
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 && errno != ENOTSOCK)
+		fprintf(stderr, "pipewright.fcgi: warning: no read timeout on the socket: %s\n",
+			strerror(errno));
 }
 
 /* Binds and listens on a new socket; -1 with a message on failure. */
@@ -808,6 +878,11 @@ static int open_socket(const char *spec)
 		    (ntohl(in.sin_addr.s_addr) >> 24) != 127)
 			goto bad_tcp;
 		in.sin_port = htons((uint16_t)port);
+		if (!getenv("FCGI_WEB_SERVER_ADDRS"))
+			fprintf(stderr, "pipewright.fcgi: WARNING: listening on TCP %s: every local "
+					"user can connect and claim any REMOTE_USER. Prefer a unix "
+					"socket (--socket PATH, mode 0660), or set "
+					"FCGI_WEB_SERVER_ADDRS to the web server's address\n", spec);
 		return listen_on(AF_INET, (struct sockaddr *)&in, sizeof in, spec);
 	}
 	if (strchr(spec, ':') || !*spec || strlen(spec) >= sizeof un.sun_path) {
@@ -883,6 +958,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	if (srv->listen_fd < 0)
 		return -1;
 	atomic_store(&http_counting, 1);
+	set_read_timeout(srv->listen_fd);
 	worker *w = calloc(n, sizeof *w);
 	if (!w) {
 		rc = -1;

@@ -487,27 +487,58 @@ static ssize_t read_upto(int fd, char *buf, size_t want)
 }
 
 /*
+ * Whether the file open on fd lies inside the directory dir (by the path
+ * the kernel resolved, so a symlinked parent directory does not count as
+ * inside). Returns 1, 0, or -1 when it cannot tell.
+ */
+static int fd_inside(int fd, const char *dir)
+{
+	char link[64], got[PATH_MAX], *root = realpath(dir, NULL);
+	ssize_t n;
+	int rc = -1;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, got, sizeof got - 1);
+	if (root && n > 0) {
+		size_t rl = strlen(root);
+		got[n] = '\0';
+		rc = strncmp(got, root, rl) == 0 && (rl == 1 || got[rl] == '/');
+	}
+	free(root);
+	return rc;
+}
+
+/*
  * Reads a log file, at most its last LOG_MAX bytes, into *buf (malloc'd)
  * and *len; *omitted gets the bytes left out at the start. A file that
- * does not exist (yet) reads as empty. Returns 0, or -1 (logged).
+ * does not exist (yet) reads as empty. A task writes its own log file, so
+ * the file is opened without following a symlink, must be a regular file
+ * and must lie inside logs_dir: otherwise *refused says why. Returns 0
+ * (also when refused), or -1 (logged).
  */
-static int read_log(const char *path, char **buf, size_t *len, long long *omitted)
+static int read_log(const char *path, const char *logs_dir, char **buf, size_t *len,
+		    long long *omitted, const char **refused)
 {
 	struct stat sb;
 	off_t start = 0;
 	ssize_t got = -1;
-	const char *why = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 
-	*buf = NULL, *len = 0, *omitted = 0;
+	*buf = NULL, *len = 0, *omitted = 0, *refused = NULL;
 	if (fd < 0 && errno == ENOENT)
 		return 0;
-	if (fd < 0 || fstat(fd, &sb) != 0)
-		goto out;
-	if (!S_ISREG(sb.st_mode)) {
-		why = "not a regular file";
+	if (fd < 0 && errno == ELOOP)
+		*refused = "the log file is a symbolic link";
+	else if (fd >= 0 && fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode))
+		*refused = "the log file is not a regular file";
+	else if (fd >= 0 && fd_inside(fd, logs_dir) != 1)
+		*refused = "the log file is outside the logs folder";
+	if (*refused) {
+		fprintf(stderr, "pipewright: api: log %s: %s\n", path, *refused);
+		got = 0;
 		goto out;
 	}
+	if (fd < 0 || fstat(fd, &sb) != 0)
+		goto out;
 	if (sb.st_size > LOG_MAX)
 		start = sb.st_size - LOG_MAX;
 	if (!(*buf = malloc((size_t)(sb.st_size - start) + 1)) ||
@@ -518,7 +549,7 @@ out:
 	if (got < 0) {
 		char eb[128];
 		fprintf(stderr, "pipewright: api: log %s: %s\n", path,
-			why ? why : strerror_r(errno, eb, sizeof eb));
+			strerror_r(errno, eb, sizeof eb));
 		free(*buf);
 		*buf = NULL;
 	}
@@ -529,10 +560,14 @@ out:
 	return got < 0 ? -1 : 0;
 }
 
-/* Answers the log text (its tail, when it is over LOG_MAX). */
+/*
+ * Answers the log text (its tail, when it is over LOG_MAX), or 403 for a
+ * log file that read_log refuses.
+ */
 static int reply_log(pw_req *req, const char *path)
 {
 	static const char type[] = "text/plain; charset=utf-8";
+	const char *refused = NULL;
 	char *buf = NULL, hdr[32];
 	size_t len = 0;
 	long long omitted = 0;
@@ -540,8 +575,10 @@ static int reply_log(pw_req *req, const char *path)
 
 	if (!path)
 		return pw_reply_raw(req, 200, type, "", 0) == 0 ? GO : FAILED;
-	if (read_log(path, &buf, &len, &omitted) != 0)
+	if (read_log(path, pw_req_project(req)->logs_dir, &buf, &len, &omitted, &refused) != 0)
 		return FAILED;
+	if (refused)
+		return pw_reply_error(req, 403, "%s", refused) == 0 ? ANSWERED : FAILED;
 	rc = GO;
 	if (omitted > 0) {
 		snprintf(hdr, sizeof hdr, "%lld", omitted);

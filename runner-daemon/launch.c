@@ -836,7 +836,7 @@ static int write_status(const char *path, const char *text)
 	char tmp[PATH_MAX];
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
 		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -1;
 	int w = pw_write_all(fd, text, strlen(text));
@@ -898,7 +898,7 @@ static int open_log(const char *path, bool *created)
 {
 	int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
 	for (int tries = 0; tries < 2; tries++) {
-		int fd = open(path, flags | O_CREAT | O_EXCL, 0644);
+		int fd = open(path, flags | O_CREAT | O_EXCL, 0640);
 		*created = fd >= 0;
 		if (fd < 0 && errno == EEXIST)
 			fd = open(path, flags);

@@ -130,7 +130,7 @@ static int setup_signals(void)
 static int take_lock(const char *database)
 {
 	char *path = pw_asprintf("%s.lock", database);
-	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+	int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640) : -1;
 	if (fd < 0) {
 		fprintf(stderr, "pipewright-runner: %s: %s\n", path ? path : "lock", strerror(errno));
 	} else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -157,10 +157,10 @@ static int open_wake_fifo(const char *database)
 {
 	char *path = pw_asprintf("%s.wake", database);
 	int fd = -1;
-	if (path && (mkfifo(path, 0666) == 0 || errno == EEXIST))
+	if (path && (mkfifo(path, 0620) == 0 || errno == EEXIST))
 		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0)
-		fchmod(fd, 0666); /* the web server's user pokes it */
+		fchmod(fd, 0620); /* the web server's group pokes it, nobody else */
 	free(path);
 	return fd;
 }
@@ -528,6 +528,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	pw_umask_private();
 	r.exe = realpath("/proc/self/exe", NULL); /* what Slurm jobs exec */
 	/* First, while the runner is small: see launch.h. */
 	r.launcher = pw_launcher_start();

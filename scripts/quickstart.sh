@@ -17,7 +17,7 @@ PACKAGES="build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
 	lighttpd apache2 libapache2-mod-fcgid sqlite3 ninja-build valgrind curl
 	munge slurmctld slurmd slurm-client
-	nodejs chromium libgraphviz-dev prometheus mandoc systemd"
+	nodejs chromium libgraphviz-dev prometheus mandoc systemd clang"
 
 install_packages() {
 	missing=""

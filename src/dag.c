@@ -26,7 +26,6 @@
 
 /* Airflow's default for max_active_runs. */
 #define PW_DAG_DEFAULT_MAX_ACTIVE_RUNS 16
-#define PW_ID_MAX 250
 #define NONE ((size_t)-1)
 
 /* ---- trigger rules -------------------------------------------------- */

@@ -108,6 +108,9 @@ long pw_dag_task_index(const pw_dag *dag, const char *name);
 int pw_dag_io(const pw_dag *dag, const bool *selected, pw_strv *inputs,
 	      pw_strv *outputs);
 
+/* The most characters of an id (DESIGN.md section 5). */
+#define PW_ID_MAX 250
+
 /* true when s matches [A-Za-z0-9_][A-Za-z0-9_.-]* and has 1..250 chars. */
 bool pw_valid_dag_id(const char *s);
 /* true when s matches [A-Za-z0-9][A-Za-z0-9_.:+-]* and has 1..250 chars. */

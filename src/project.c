@@ -209,6 +209,21 @@ bad:
 	return -1;
 }
 
+/*
+ * trusted_user_header: the name of a request header an authenticating
+ * proxy sets (e.g. "X-Forwarded-User"); letters, digits and '-' only.
+ */
+static int check_header_name(pw_project *p, json_object *v, char **why)
+{
+	(void)p;
+	const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-");
+	if (*s && !s[n] && n <= 64)
+		return 0;
+	*why = strdup("must be a header name (letters, digits and '-')");
+	return -1;
+}
+
 /* roles: user -> read | operate | admin. */
 static int check_roles(pw_project *p, json_object *v, char **why)
 {
@@ -366,6 +381,7 @@ static const struct {
 	{"cors_origins", check_string_list},
 	{"roles", check_roles},
 	{"runner", check_runner_mode},
+	{"trusted_user_header", check_header_name},
 };
 
 /* Applies the settings mapping; the first bad key fails with *err set. */

@@ -238,6 +238,17 @@ static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
 		"server.modules += ( \"mod_alias\", \"mod_redirect\", \"mod_fastcgi\" )\n"
 		"server.stream-response-body = 2\n"
 		"server.max-request-field-size = 65535\n"
+		/*
+		 * Slow clients: more connections than the default (a third of
+		 * 4096 fds), and a client that stops sending its request is
+		 * dropped after 10 s (not 60); docs/hosting.md.
+		 */
+		"server.max-fds = 16384\n"
+		"server.max-connections = 8192\n"
+		"server.max-read-idle = 10\n"
+		"server.max-keep-alive-idle = 5\n"
+		/* lighttpd's own refusals (411, ...) in the JSON envelope */
+		"server.error-handler = \"/__pipewright/error\"\n"
 		"index-file.names = ( \"index.html\" )\n"
 		"mimetype.assign = ( \".html\" => \"text/html; charset=utf-8\",\n"
 		"  \".js\" => \"text/javascript; charset=utf-8\",\n"

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /*
  * The migrations, in order. PRAGMA user_version holds how many have been
@@ -658,11 +659,21 @@ static int store_open(const char *path, bool create, pw_store **out, char **err)
 			: strerror(errno));
 		goto fail;
 	}
+	/*
+	 * A new database is 0660 (SQLite would make it 0644): the runner and
+	 * pipewright.fcgi may be two users of one group. Its -wal and -shm
+	 * files take its mode. An existing file keeps the mode it was given.
+	 */
+	bool created = create && access(path, F_OK) != 0;
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		msg = pw_asprintf("%s", s->db ? sqlite3_errmsg(s->db)
 					      : "out of memory");
+		goto fail;
+	}
+	if (created && strcmp(path, ":memory:") != 0 && chmod(path, 0660) != 0) {
+		msg = pw_asprintf("chmod: %s", strerror(errno));
 		goto fail;
 	}
 	/* The file we opened: the same before and after, else it moved. */

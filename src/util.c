@@ -590,3 +590,30 @@ int pw_parse_iso(const char *s, long long *ms)
 	*ms = days_from_civil(y, m, d) * 86400000LL + clock - offset;
 	return 0;
 }
+
+size_t pw_utf8_check(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = u[i];
+		size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 :
+			     c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+		/* the second byte's range: it excludes overlongs, surrogates, > U+10FFFF */
+		unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+		unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+		if (len == 0 || n - i < len)
+			return i;
+		for (size_t k = 1; k < len; k++)
+			if (u[i + k] < (k == 1 ? lo : 0x80) || u[i + k] > (k == 1 ? hi : 0xBF))
+				return i;
+		i += len;
+	}
+	return n;
+}
+
+void pw_umask_private(void)
+{
+	mode_t old = umask(0077);
+	umask(old | 0007);
+}

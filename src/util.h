@@ -125,4 +125,18 @@ void pw_kerror_clear(pw_kerror *e);
 int pw_kerror_set(pw_kerror *e, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Whether s[0..n) is UTF-8 as Python's strict decoder takes it: no
+ * overlong forms, surrogates or code points above U+10FFFF. Returns n, or
+ * the offset of the first byte that does not decode.
+ */
+size_t pw_utf8_check(const char *s, size_t n);
+
+/*
+ * Adds 0007 to the process's umask: what the runner and pipewright.fcgi
+ * create (database, WAL, logs, params, folders) is private to the
+ * service's user and group (docs/hosting.md).
+ */
+void pw_umask_private(void);
+
 #endif

@@ -275,6 +275,42 @@ bad_options_refused() {
 	[ "$st" -eq 2 ]
 }
 
+# lighttpd refuses a POST without Content-Length itself (411): the answer
+# still carries the JSON envelope; with Content-Length: 0 the POST reaches
+# the handler (a 404 for a run that does not exist, in the envelope too).
+no_length_is_json() {
+	curl -s --max-time 10 -X POST -D "$tmp/h411" -o "$tmp/b411" \
+		"$url/api/v1/dags/hello/runs/nope/retry" || return 1
+	cat "$tmp/h411" "$tmp/b411"; echo
+	grep -q '^HTTP/1.1 411' "$tmp/h411" && grep -qi '^Content-Type: application/json' "$tmp/h411" &&
+		grep -q '"code":"length_required"' "$tmp/b411" || return 1
+	curl -s --max-time 10 -X POST -H 'Content-Length: 0' -D "$tmp/h0" -o "$tmp/b0" \
+		"$url/api/v1/dags/hello/runs/nope/retry" || return 1
+	cat "$tmp/h0" "$tmp/b0"; echo
+	grep -q '^HTTP/1.1 404' "$tmp/h0" && grep -q '"code":"not_found"' "$tmp/b0" || return 1
+	# a trigger with an empty body works
+	curl -s --max-time 10 -X POST -H 'Content-Length: 0' -o "$tmp/t0" -w '%{http_code}' \
+		"$url/api/v1/dags/hello/runs" >"$tmp/t0s" || return 1
+	cat "$tmp/t0s" "$tmp/t0"; echo
+	[ "$(cat "$tmp/t0s")" = 201 ]
+}
+
+# 1,500 connections that send half a request line and stop: with
+# lighttpd's defaults it stops accepting at about 1,365 and /health times
+# out; the generated config takes more connections. (bash for /dev/tcp.)
+slow_clients_leave_health() {
+	command -v bash >/dev/null || { echo "no bash: skipped"; return 0; }
+	bash -c '
+		ulimit -n 4096 2>/dev/null || { echo "cannot raise the fd limit: skipped"; exit 0; }
+		for i in $(seq 1500); do
+			exec {fd}<>"/dev/tcp/127.0.0.1/$1" || exit 1
+			printf "GET /health HTTP/1.1\r\n" >&"$fd"
+		done
+		code=$(curl -s -o /dev/null --max-time 20 -w "%{http_code}" "http://127.0.0.1:$1/health")
+		echo "/health behind 1500 slow connections: $code"
+		[ "$code" = 200 ]' slow "$port"
+}
+
 missing_project_refused() {
 	st=0
 	timeout 10 "$bin" server start --project "$tmp/nowhere" --port "$port" 2>"$tmp/err" ||
@@ -287,6 +323,8 @@ check "server start prints its URL and pids" starts_and_prints_url
 check "/health answers healthy" health_is_healthy
 check "/ui/, /docs, /openapi.json are served, / redirects to /ui/" serves_www
 check "a triggered run of hello succeeds" trigger_runs_to_success
+check "a POST without Content-Length gets 411 in the JSON envelope" no_length_is_json
+check "/health answers behind 1500 slow connections" slow_clients_leave_health
 check "a runner killed by SIGKILL: health says down, it comes back, runs work" \
 	runner_killed_comes_back
 check "lighttpd killed by SIGKILL comes back, its pipewright.fcgi does not linger" \

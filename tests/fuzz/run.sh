@@ -1,25 +1,57 @@
 #!/bin/sh
 # run.sh - builds the fuzz targets with clang's libFuzzer, AddressSanitizer
-# and UndefinedBehaviorSanitizer, and runs each for SECONDS (default 60).
-# On demand only (not part of make check):
+# and UndefinedBehaviorSanitizer, and runs each for SECONDS (default 60) on
+# a copy of its committed seed corpus (tests/fuzz/corpus/<target>/; what a
+# run finds beyond the seeds is thrown away). Not part of make check; CI
+# runs it (.ci/run). Needs clang (Debian: clang) and the -dev packages of
+# the build; a configured build folder for config.h (PW_BUILDDIR, default
+# build).
 #
-#   tests/fuzz/run.sh [SECONDS]
+#   tests/fuzz/run.sh [SECONDS [TARGET...]]
 #
-# Needs clang (Debian: clang) and the -dev packages of the build.
+# Targets: doc dag cron interp request. A crash stops the script with status 1,
+# leaving the crashing input (crash-*) in the folder it prints.
 set -eu
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
+[ $# -gt 0 ] && shift
+targets=${*:-doc dag cron interp request}
+builddir=${PW_BUILDDIR:-build}
+[ -f "$builddir/config.h" ] || { echo "run.sh: no $builddir/config.h: configure first"; exit 2; }
 out=$(mktemp -d)
-flags="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc
-	$(pkg-config --cflags json-c yaml-0.1)"
-libs="$(pkg-config --libs json-c yaml-0.1) -lm"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+	-D_GNU_SOURCE -Isrc -Ifcgi -I$builddir
+	$(pkg-config --cflags json-c yaml-0.1 sqlite3 libgvc)"
+libs="$(pkg-config --libs json-c yaml-0.1 sqlite3 libgvc libcgraph) -lfcgi -lpthread -lm"
 lib="src/util.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/slice.c src/cron.c"
-for target in doc dag cron interp; do
+# the request target: libpipewright and the fcgi library, all but main.c
+full="$lib src/project.c src/store.c src/graph.c
+	$(ls fcgi/*.c | grep -v fcgi/main.c)"
+# the request target works on a copy of the example project
+cp -R examples/iris "$out/project"
+chmod -R u+w "$out/project"
+rm -rf "$out/project/var"
+export PIPEWRIGHT_PROJECT_PATH="$out/project"
+status=0
+for target in $targets; do
+	srcs=$lib
+	[ "$target" = request ] && srcs=$full
 	# shellcheck disable=SC2086
-	clang $flags -o "$out/fuzz_$target" "tests/fuzz/fuzz_$target.c" $lib $libs
+	clang $flags -o "$out/fuzz_$target" "tests/fuzz/fuzz_$target.c" $srcs $libs
 	mkdir -p "$out/corpus_$target"
+	[ -d "tests/fuzz/corpus/$target" ] && cp tests/fuzz/corpus/"$target"/* "$out/corpus_$target/"
 	echo "== fuzz_$target for $seconds s"
-	"$out/fuzz_$target" -max_total_time="$seconds" -max_len=4096 "$out/corpus_$target" \
-		2>&1 | tail -n 3
+	st=0
+	(cd "$out" && "./fuzz_$target" -max_total_time="$seconds" -max_len=4096 \
+		-timeout=10 -print_final_stats=1 "corpus_$target" >"fuzz_$target.log" 2>&1) ||
+		st=$?
+	grep -a -E '^stat::number_of_executed_units|^Done|ERROR|SUMMARY' "$out/fuzz_$target.log" |
+		tail -n 5
+	if [ "$st" -ne 0 ]; then
+		tail -n 60 "$out/fuzz_$target.log"
+		echo "fuzz_$target failed (status $st): inputs and log kept in $out"
+		status=1
+	fi
 done
-rm -rf "$out"
+[ "$status" -eq 0 ] && rm -rf "$out"
+exit "$status"

@@ -549,6 +549,7 @@ const char *ht_code(long status)
 	case 404: return "not_found";
 	case 405: return "method_not_allowed";
 	case 409: return "conflict";
+	case 411: return "length_required";
 	case 413: return "payload_too_large";
 	case 415: return "unsupported_media_type";
 	case 503: return "unavailable";

@@ -12,9 +12,12 @@
 #include "harness.h"
 #include "http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define W HR_WAIT_MS
 #define ORIGIN "https://ui.example"
@@ -692,6 +695,98 @@ static void test_task_instances(void **state)
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/xcom", 404);
 	get_err("/api/v1/dags/quick/runs/r1/tasks/zz/logs", 404);
 	get_err("/api/v1/dags/quick/runs/nope/tasks", 404);
+	passed = true;
+}
+
+/*
+ * A task writes its own log file, so it can replace it with a symlink (to
+ * /etc/shadow, say) or put it behind a symlinked directory: the logs
+ * endpoint serves neither (403), only regular files inside the logs folder.
+ */
+static void test_log_symlink(void **state)
+{
+	(void)state;
+	static const char path[] = "/api/v1/dags/quick/runs/r1/tasks/a/logs";
+	char *rel = hr_sql_text(P,
+		"SELECT t.log_path FROM task_tries t JOIN runs r ON r.id = t.run_pk"
+		" WHERE r.dag_id = 'quick' AND r.run_id = 'r1' AND t.task_id = 'a'"
+		"   AND t.try_number = 1", "");
+	char *log = hr_path(P, rel), *keep = pw_asprintf("%s.keep", log);
+	char *secret = hr_path(P, "secret.txt"), *outside = hr_path(P, "outside");
+	assert_non_null(keep);
+	th_write(P->dir, "secret.txt", "TOP-SECRET\n");
+	assert_int_equal(rename(log, keep), 0);
+	assert_int_equal(symlink(secret, log), 0);
+	ht_resp *r = ht_get(S, path);
+	ht_err(r, 403);
+	if (strstr(r->body, "TOP-SECRET"))
+		ht_fail(r, "a symlinked log is not served");
+	ht_resp_free(r);
+	/* a symlink inside the logs folder is refused all the same */
+	assert_int_equal(unlink(log), 0);
+	assert_int_equal(symlink(keep, log), 0);
+	get_err(path, 403);
+	/* a regular file reached through a symlinked directory lies outside */
+	char *dir = strdup(log), *slash = strrchr(dir, '/');
+	*slash = '\0';
+	char *moved = pw_asprintf("%s.moved", dir);
+	assert_int_equal(unlink(log), 0);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	char *planted = pw_asprintf("%s/%s", outside, slash + 1);
+	th_write(outside, slash + 1, "TOP-SECRET\n");
+	assert_int_equal(rename(dir, moved), 0);
+	assert_int_equal(symlink(outside, dir), 0);
+	get_err(path, 403);
+	/* put back: the log serves again */
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(moved, dir), 0);
+	assert_int_equal(rename(keep, log), 0);
+	r = ht_get(S, path);
+	if (r->status != 200 || !strstr(r->body, "42"))
+		ht_fail(r, "the log of a serves again");
+	ht_resp_free(r);
+	free(planted);
+	free(moved);
+	free(dir);
+	free(outside);
+	free(secret);
+	free(keep);
+	free(log);
+	free(rel);
+	passed = true;
+}
+
+/* Fails unless relpath of the project has exactly the permission bits want. */
+static void expect_mode(const char *relpath, mode_t want)
+{
+	char *path = hr_path(P, relpath);
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	if ((sb.st_mode & 07777) != want)
+		fail_msg("%s has mode %04o, expected %04o", path,
+			 (unsigned)(sb.st_mode & 07777), (unsigned)want);
+	free(path);
+}
+
+/*
+ * What the runner and pipewright.fcgi create is private to the service's
+ * user and group: the database and its WAL 0660 (both write it), the wake
+ * FIFO 0620 (the web server's group pokes it), logs and params 0640.
+ */
+static void test_file_modes(void **state)
+{
+	(void)state;
+	char *log = hr_sql_text(P,
+		"SELECT t.log_path FROM task_tries t JOIN runs r ON r.id = t.run_pk"
+		" WHERE r.dag_id = 'quick' AND r.run_id = 'r1' AND t.task_id = 'a'", "");
+	expect_mode("var/pipewright.db", 0660);
+	expect_mode("var/pipewright.db-wal", 0660);
+	expect_mode("var/pipewright.db.wake", 0620);
+	expect_mode("var/logs/quick/r1/params.json", 0640);
+	expect_mode(log, 0640);
+	expect_mode("var/logs/quick/r1", 0750);
+	free(log);
 	passed = true;
 }
 
@@ -1523,6 +1618,56 @@ static void test_remote_user_and_roles(void **state)
 	passed = true;
 }
 
+/* Triggers run_id on DAG d of s with extra headers; returns triggered_by or "(null)". */
+static char *trigger_as(ht_server *s, const char *run_id, const char *const *headers)
+{
+	char body[128];
+	snprintf(body, sizeof body, "{\"run_id\": \"%s\"}", run_id);
+	ht_resp *r = ht_req(s, "POST", "/api/v1/dags/d/runs", headers, body, (size_t)-1);
+	json_object *d = ht_ok(r, 201);
+	json_object *by = ht_at(d, "triggered_by");
+	char *who = strdup(by ? json_object_get_string(by) : "(null)");
+	assert_non_null(who);
+	ht_resp_free(r);
+	return who;
+}
+
+/*
+ * A user header a client sends never becomes the user: only REMOTE_USER
+ * from the web server does, or the one header settings.trusted_user_header
+ * names (an authenticating proxy's).
+ */
+static void test_user_headers(void **state)
+{
+	(void)state;
+	static const char *const forged[] = {
+		"Remote-User: mallory", "X-Forwarded-User: mallory", "X-Remote-User: mallory",
+		"X-User: mallory", "Remote_User: mallory", "Auth-User: mallory", NULL};
+	hr_project *q = hr_project_new(2);
+	hr_dag(q, "d", DAG_PAUSABLE);
+	ht_server *s = ht_start(q->dir, NULL);
+	char *who = trigger_as(s, "h1", forged);
+	if (strcmp(who, "(null)") != 0)
+		fail_msg("a client's user header became triggered_by: %s", who);
+	free(who);
+	ht_stop(s);
+	hr_settings(q, "trusted_user_header: X-Forwarded-User");
+	s = ht_start(q->dir, NULL);
+	who = trigger_as(s, "h2", forged);
+	if (strcmp(who, "mallory") != 0)
+		fail_msg("trusted_user_header X-Forwarded-User: triggered_by is %s", who);
+	free(who);
+	static const char *const other[] = {"Remote-User: eve", NULL};
+	who = trigger_as(s, "h3", other);
+	if (strcmp(who, "(null)") != 0)
+		fail_msg("only the trusted header counts: triggered_by is %s", who);
+	free(who);
+	ht_stop(s);
+	hr_pass(q);
+	hr_project_free(q);
+	passed = true;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1535,6 +1680,8 @@ int main(void)
 		T(test_pause),
 		T(test_trigger_and_run),
 		T(test_task_instances),
+		T(test_log_symlink),
+		T(test_file_modes),
 		T(test_xcom_paging),
 		T(test_retries),
 		T(test_cancel),
@@ -1552,6 +1699,7 @@ int main(void)
 		T(test_head),
 		T(test_cors),
 		T(test_remote_user_and_roles),
+		T(test_user_headers),
 	};
 	return cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
 }

@@ -446,6 +446,26 @@ static const bad BAD[] = {
 	{NULL, "missing", "body", "Field required", NULL},
 	{"{bad", "json_invalid", NULL, "JSON decode error", NULL},
 	{"{\"runner\": \"not a dotted.name!\"}", "value_error", "body.runner", NULL, NULL},
+	/* pipeline names become a run's dag_id: DAG ids only */
+	{"{\"pipeline_names\": [\"\"]}", "string_too_short", "body.pipeline_names.0",
+	 "String should have at least 1 character", "\"\""},
+	{"{\"pipeline_names\": [\"hello\", \"../x\"]}", "string_pattern_mismatch",
+	 "body.pipeline_names.1", "String should match pattern '^[A-Za-z0-9_][A-Za-z0-9_.-]*$'",
+	 "\"../x\""},
+	{"{\"pipeline_names\": [\"a+b\"]}", "string_pattern_mismatch", "body.pipeline_names.0",
+	 NULL, NULL},
+	{"{\"pipeline_names\": [\"\xff\xfe\"]}", "json_invalid", NULL, "JSON decode error", NULL},
+	{"{\"pipeline_names\": [\"\xc0\xaf\"]}", "json_invalid", NULL, "JSON decode error", NULL},
+	/* a load version becomes a directory name under the dataset's path */
+	{"{\"load_versions\": {\"a\": \"../../etc\"}}", "string_pattern_mismatch",
+	 "body.load_versions.a", "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.:+-]*$'",
+	 "\"../../etc\""},
+	{"{\"load_versions\": {\"a\": \"..\"}}", "string_pattern_mismatch",
+	 "body.load_versions.a", NULL, NULL},
+	{"{\"load_versions\": {\"a\": \"x/y\"}}", "string_pattern_mismatch",
+	 "body.load_versions.a", NULL, NULL},
+	{"{\"load_versions\": {\"a\": \"\"}}", "string_too_short", "body.load_versions.a",
+	 NULL, NULL},
 };
 
 static void test_run_validation(void **state)
@@ -496,6 +516,53 @@ static void test_run_validation(void **state)
 		}
 		ht_resp_free(r);
 	}
+	passed = true;
+}
+
+/* The number of runs of every DAG, from GET /api/v1/metrics. */
+static long long all_runs(void)
+{
+	ht_resp *r = ht_get(S, "/api/v1/metrics");
+	json_object *runs = ht_at(r->json, "data.runs");
+	long long n = 0;
+	if (r->status != 200 || !json_object_is_type(runs, json_type_object))
+		ht_fail(r, "metrics has data.runs");
+	json_object_object_foreach(runs, state, count) {
+		(void)state;
+		n += json_object_get_int64(count);
+	}
+	ht_resp_free(r);
+	return n;
+}
+
+/*
+ * A 200,000-character pipeline name is a 422 string_too_long, and none of
+ * the refused names of test_run_validation became a run.
+ */
+static void test_run_long_name(void **state)
+{
+	(void)state;
+	size_t n = 200000;
+	char *body = malloc(n + 64);
+	assert_non_null(body);
+	int k = snprintf(body, n + 64, "{\"pipeline_names\": [\"");
+	memset(body + k, 'a', n);
+	strcpy(body + k + n, "\"]}");
+	ht_resp *r = ht_send(S, "POST", "/run", body);
+	free(body);
+	if (r->status != 422 || !r->json)
+		ht_fail(r, "422 JSON");
+	json_object *e = json_object_array_get_idx(ht_arr(r->json, "detail"), 0);
+	expect_str(r, e, "type", "string_too_long");
+	expect_str(r, e, "msg", "String should have at most 250 characters");
+	if (json_object_get_int(ht_at(e, "ctx.max_length")) != 250)
+		ht_fail(r, "ctx.max_length is 250");
+	ht_resp_free(r);
+	long long before = all_runs();
+	for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++)
+		if (BAD[i].body)
+			ht_resp_free(ht_send(S, "POST", "/run", BAD[i].body));
+	assert_int_equal(all_runs(), before);   /* a refused /run queues no run */
 	passed = true;
 }
 
@@ -553,6 +620,7 @@ int main(void)
 		T(test_run_kedro_errors),
 		T(test_run_errors_are_runs),
 		T(test_run_validation),
+		T(test_run_long_name),
 		T(test_run_fresh_dag_file),
 	};
 	return cmocka_run_group_tests_name("kedro", tests, group_setup, group_teardown);

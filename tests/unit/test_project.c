@@ -111,7 +111,7 @@ static void test_bad_settings_fail_with_line(void **state)
 		{"project_name: x\nsettings:\n  colour: red\n",
 		 "pipewright.yml:3: unknown setting 'colour' (allowed: database, logs_dir, "
 		 "max_parallel_tasks, events_keep_days, events_keep_max, max_log_bytes, runners, cors_origins, "
-		 "roles, runner)"},
+		 "roles, runner, trusted_user_header)"},
 		{"settings:\n  max_parallel_tasks: many\n",
 		 "pipewright.yml:2: setting 'max_parallel_tasks' must be an integer from 1 to 4096"},
 		{"settings:\n  roles: {alice: root}\n",
