@@ -70,6 +70,7 @@ struct pw_req {
 	bool started;
 	bool streaming;
 	bool client_gone;
+	bool stdin_taken;        /* pw_stream_quiet read stdin's end off the socket */
 	bool head_only;          /* HEAD: the head is written, the body dropped */
 	bool head_sent;
 };

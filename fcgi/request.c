@@ -282,7 +282,9 @@ too_large:
  * (403, 413, 415, a 404 on a POST) does not leave the web server writing
  * into a closed connection (Apache's "AH00574 ... Connection reset by
  * peer"). A body already read leaves nothing: the first read ends. CGI
- * is left alone (the web server closes our stdin itself).
+ * is left alone (the web server closes our stdin itself), and so is a
+ * stream whose stdin's end pw_stream_quiet took off the connection, or
+ * whose client left: libfcgi would wait for a record that never comes.
  */
 #define DRAIN_MAX (64L << 20)
 
@@ -290,7 +292,7 @@ void pw_req_drain_body(pw_req *req)
 {
 	char buf[16384];
 	long total = 0, n;
-	if (!req->io->ctx)
+	if (!req->io->ctx || req->stdin_taken || req->client_gone)
 		return;
 	while (total < DRAIN_MAX && (n = req->io->read(req->io, buf, sizeof buf)) > 0)
 		total += n;
@@ -364,6 +366,7 @@ bool pw_stream_quiet(pw_req *req)
 		    (h->requestIdB1 << 8 | h->requestIdB0) != fr->requestId ||
 		    recv(fr->ipcFd, buf, sizeof buf, MSG_DONTWAIT) != FCGI_HEADER_LEN)
 			break;
+		req->stdin_taken = true;
 	}
 	pfd = (struct pollfd){.fd = fr->ipcFd, .events = POLLIN};
 	return poll(&pfd, 1, 0) == 0;
