@@ -73,38 +73,37 @@ static const char *const order_columns[] = {"queued_at", "started_at", "ended_at
  * Keyset paging (?cursor=): the rows after (?7, ?8), the order value and
  * id of the last row of the page before, or after (NULL, ?8). Ascending,
  * NULLs (started_at, ended_at of runs that did not start or end) come
- * first; descending, last. nt is the NULL tail of a descending order.
+ * first; descending, last: a descending page after a value that runs out
+ * of values goes on with the NULLs, after (NULL, LLONG_MAX) (see
+ * page_runs), so each statement keeps its index range.
  */
 #define D_ASC ""
 #define D_DESC " DESC"
-#define K_VAL_ASC(c, nt) " AND " c " >= ?7 AND (" c " > ?7 OR id > ?8)"
-#define K_VAL_DESC(c, nt) " AND (" c " <= ?7 AND (" c " < ?7 OR id < ?8)" nt ")"
+#define K_VAL_ASC(c) " AND " c " >= ?7 AND (" c " > ?7 OR id > ?8)"
+#define K_VAL_DESC(c) " AND " c " <= ?7 AND (" c " < ?7 OR id < ?8)"
 #define K_NULL_ASC(c) " AND (" c " IS NOT NULL OR id > ?8)"
 #define K_NULL_DESC(c) " AND " c " IS NULL AND id < ?8"
-#define NT_queued ""
-#define NT_started " OR started_at IS NULL"
-#define NT_ended " OR ended_at IS NULL"
 #define L_ORDER(c, d) " ORDER BY " c D_##d ", id" D_##d
 /* [API_AFTER_*] of one statement head */
-#define L_KEYS(sel, c, d, nt, page) {					\
+#define L_KEYS(sel, c, d, page) {					\
 	sel L_ORDER(c, d) page,						\
-	sel K_VAL_##d(c, nt) L_ORDER(c, d) page,			\
+	sel K_VAL_##d(c) L_ORDER(c, d) page,				\
 	sel K_NULL_##d(c) L_ORDER(c, d) page,				\
 }
 /* [state filter][time filter][API_AFTER_*] of one plan and ordering */
-#define L_VARIANTS(ix, ix_state, c, d, nt) {				\
-	{L_KEYS(L_SEL(ix), c, d, nt, L_PAGE),				\
-	 L_KEYS(L_SEL(ix) L_TIME, c, d, nt, L_PAGE)},			\
-	{L_KEYS(L_SEL(ix_state) L_STATE, c, d, nt, L_PAGE),		\
-	 L_KEYS(L_SEL(ix_state) L_STATE L_TIME, c, d, nt, L_PAGE)},	\
+#define L_VARIANTS(ix, ix_state, c, d) {				\
+	{L_KEYS(L_SEL(ix), c, d, L_PAGE),				\
+	 L_KEYS(L_SEL(ix) L_TIME, c, d, L_PAGE)},			\
+	{L_KEYS(L_SEL(ix_state) L_STATE, c, d, L_PAGE),			\
+	 L_KEYS(L_SEL(ix_state) L_STATE L_TIME, c, d, L_PAGE)},		\
 }
 #define L_SCAN(col) {							\
-	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", ASC, NT_##col), \
-	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", DESC, NT_##col), \
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", ASC), \
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", DESC), \
 }
 #define L_SEEK(col) {							\
-	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", ASC, NT_##col), \
-	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", DESC, NT_##col), \
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", ASC), \
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", DESC), \
 }
 
 /* [seek][column][descending][state filter][time filter][API_AFTER_*] */
@@ -266,33 +265,69 @@ static void bind_query(sqlite3_stmt *st, const list_query *q, int time, int page
 	}
 }
 
+/* A page being written: its rows so far and the key of the last one. */
+typedef struct page_state {
+	int n;
+	bool val_null;
+	long long val, id;
+} page_state;
+
 /*
- * Steps st, which fetches a page of q and one row more, writing the run
- * objects of the page into t, comma-separated; the extra row sets
- * q->pg.next after the page's last one. GO or FAILED.
+ * Steps st, which fetches (the rest of) a page of q and one row more,
+ * writing the run objects of the page into t, comma-separated; the extra
+ * row sets q->pg.next after the page's last one. GO or FAILED.
  */
-static int emit_runs(pw_req *req, sqlite3_stmt *st, list_query *q, api_text *t)
+static int emit_runs(pw_req *req, sqlite3_stmt *st, list_query *q, page_state *ps,
+		     api_text *t)
 {
-	int col = order_cols[q->column], rc = GO, step = SQLITE_DONE, n = 0;
-	long long val = 0, id = 0;
-	bool val_null = true;
+	int col = order_cols[q->column], rc = GO, step = SQLITE_DONE;
 
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == q->pg.limit) {
-			rc = api_page_next(&q->pg, val_null, val, id, NULL) == PW_OK ? GO : FAILED;
+		if (ps->n++ == q->pg.limit) {
+			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL) == PW_OK
+				     ? GO : FAILED;
 			break;
 		}
-		if (n > 1)
+		if (ps->n > 1)
 			API_TEXT_LIT(t, ",");
 		api_run_text(t, st);
-		val_null = sqlite3_column_type(st, col) == SQLITE_NULL;
-		val = sqlite3_column_int64(st, col);
-		id = sqlite3_column_int64(st, ID_COL);
+		ps->val_null = sqlite3_column_type(st, col) == SQLITE_NULL;
+		ps->val = sqlite3_column_int64(st, col);
+		ps->id = sqlite3_column_int64(st, ID_COL);
 	}
 	if (rc == GO && step != SQLITE_ROW && step != SQLITE_DONE)
 		rc = api_db_error(req);
 	api_stmt_done(st);
 	return rc;
+}
+
+/*
+ * Writes the page of q with statements sql[API_AFTER_*] (time: whether
+ * they filter on time). A descending page after a value of a column that
+ * may be NULL goes on with the NULLs when the values run out. GO or FAILED.
+ */
+static int page_runs(pw_req *req, list_query *q, const char *const *sql, int time,
+		     api_text *t)
+{
+	pw_store *store = pw_req_store(req);
+	sqlite3_stmt *st = pw_store_stmt(store, sql[q->pg.after]);
+	page_state ps = {0};
+	int rc;
+
+	if (!st)
+		return FAILED;
+	bind_query(st, q, time, 1);
+	rc = emit_runs(req, st, q, &ps, t);
+	if (rc != GO || !q->desc || q->column == 0 || q->pg.after != API_AFTER_VALUE ||
+	    ps.n > q->pg.limit)
+		return rc;
+	if (!(st = pw_store_stmt(store, sql[API_AFTER_NULL])))
+		return FAILED;
+	q->pg.after = API_AFTER_NULL;
+	q->pg.key = LLONG_MAX;
+	bind_query(st, q, time, 1);
+	sqlite3_bind_int(st, 5, q->pg.limit + 1 - ps.n);
+	return emit_runs(req, st, q, &ps, t);
 }
 
 /* How many runs match q (paging aside). GO or FAILED. */
@@ -327,14 +362,9 @@ static int list_runs(pw_req *req, list_query *q, long long total, api_text *t)
 {
 	int seek = q->has_time ? total <= SEEK_MAX_TIME
 			       : q->states && total <= SEEK_MAX;
-	const char *sql = list_sql[seek][q->column][q->desc][q->states != NULL]
-				  [q->has_time][q->pg.after];
-	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
 
-	if (!st)
-		return FAILED;
-	bind_query(st, q, q->has_time, 1);
-	return emit_runs(req, st, q, t);
+	return page_runs(req, q, list_sql[seek][q->column][q->desc][q->states != NULL]
+				     [q->has_time], q->has_time, t);
 }
 
 int runs_list(pw_req *req)
@@ -384,7 +414,7 @@ int runs_list(pw_req *req)
 #define A_SEL "SELECT " API_RUN_COLUMNS " FROM runs" A_WHERE \
 	" AND queued_at BETWEEN ?2 AND ?3"
 #define A_PAGE " LIMIT ?5 OFFSET ?6"
-#define A_SQL(col, d) L_KEYS(A_SEL, #col "_at", d, NT_##col, A_PAGE)
+#define A_SQL(col, d) L_KEYS(A_SEL, #col "_at", d, A_PAGE)
 
 /* [column][descending][API_AFTER_*] */
 static const char *const all_sql[3][2][3] = {
@@ -444,10 +474,7 @@ static int list_all(pw_req *req, list_query *q, long long *total, api_text *t)
 	else
 		rc = api_db_error(req);
 	api_stmt_done(st);
-	if (rc != GO || !(st = pw_store_stmt(store, all_sql[q->column][q->desc][q->pg.after])))
-		return FAILED;
-	bind_query(st, q, 1, 1);
-	return emit_runs(req, st, q, t);
+	return rc == GO ? page_runs(req, q, all_sql[q->column][q->desc], 1, t) : FAILED;
 }
 
 int runs_list_all(pw_req *req)
