@@ -536,13 +536,15 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
 json_object *api_page_meta(long long total, const api_page *pg)
 {
 	json_object *m = json_object_new_object();
-	json_object *next = NULL;
-	if (m && ((pg->next && !(next = json_object_new_string(pg->next))) ||
-		  json_object_object_add(m, "total", json_object_new_int64(total)) ||
-		  json_object_object_add(m, "limit", json_object_new_int(pg->limit)) ||
-		  json_object_object_add(m, "offset", json_object_new_int64(pg->offset)) ||
-		  json_object_object_add(m, "next_cursor", next))) {
+	json_object *next = pg->next ? json_object_new_string(pg->next) : NULL;
+
+	if (!m || (pg->next && !next) ||
+	    json_object_object_add(m, "total", json_object_new_int64(total)) ||
+	    json_object_object_add(m, "limit", json_object_new_int(pg->limit)) ||
+	    json_object_object_add(m, "offset", json_object_new_int64(pg->offset)) ||
+	    json_object_object_add(m, "next_cursor", next)) {
 		json_object_put(m);
+		json_object_put(next);
 		return NULL;
 	}
 	return m;

@@ -1502,6 +1502,52 @@ static void test_events(void **state)
 	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
 		ht_fail(r, "last_event_id: the events after it");
 	ht_resp_free(r);
+	/* By cursor, 7 at a time: the same events in the same order. */
+	r = ht_get(S, "/api/v1/events?limit=1000");
+	json_object *all = json_object_get(ht_ok(r, 200));
+	ht_resp_free(r);
+	size_t seen = 0;
+	char *cursor = NULL;
+	for (;;) {
+		r = cursor ? getf("/api/v1/events?limit=7&cursor=%s", cursor)
+			   : ht_get(S, "/api/v1/events?limit=7");
+		d = ht_ok(r, 200);
+		for (size_t i = 0; i < json_object_array_length(d) && seen < n; i++, seen++)
+			if (ht_int(json_object_array_get_idx(d, i), "id") !=
+			    ht_int(json_object_array_get_idx(all, seen), "id"))
+				ht_fail(r, "events by cursor: the same ids in order");
+		free(cursor);
+		cursor = NULL;
+		if (!ht_has(r->json, "meta.next_cursor"))
+			ht_fail(r, "meta.next_cursor");
+		json_object *next = ht_at(r->json, "meta.next_cursor");
+		if (seen >= n || !next) {
+			if (!next && json_object_array_length(d) == 7 && seen < n)
+				ht_fail(r, "a next_cursor while events follow");
+			ht_resp_free(r);
+			break;
+		}
+		cursor = strdup(json_object_get_string(next));
+		assert_non_null(cursor);
+		ht_resp_free(r);
+	}
+	free(cursor);
+	if (seen != n)
+		fail_msg("events by cursor: %zu of %zu", seen, n);
+	json_object_put(all);
+	r = ht_get(S, "/api/v1/events?limit=1");
+	ht_ok(r, 200);
+	char *c = strdup(ht_str(r->json, "meta.next_cursor"));
+	assert_non_null(c);
+	ht_resp_free(r);
+	r = getf("/api/v1/events?after_id=0&cursor=%s", c);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/pools?cursor=%s", c);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	free(c);
+	get_err("/api/v1/events?cursor=bm9wZQ", 400);
 	get_err("/api/v1/events?last_event_id=-1", 400);
 	get_err("/api/v1/events?last_event_id=abc", 400);
 	get_err("/api/v1/events?after_id=1&last_event_id=x", 400);
