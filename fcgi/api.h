@@ -103,11 +103,12 @@ typedef struct api_page {
 } api_page;
 
 /*
- * Reads ?limit=, ?offset= and ?cursor= of the list tag into pg. A cursor
- * that does not decode, was made for another tag, or comes with an offset
- * is answered 400. GO or ANSWERED.
+ * Reads ?limit=, ?offset= and ?cursor= of the list tag (its rows keyed by
+ * text: skey, or not: key) into pg. A cursor that does not decode, was
+ * made for another tag or kind of key, or comes with an offset is
+ * answered 400. GO or ANSWERED.
  */
-int api_page_parse(pw_req *req, const char *tag, api_page *pg);
+int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg);
 /* Makes pg->next point after the row (val or NULL, key or skey). PW_OK or PW_ERR. */
 int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		  const char *skey);

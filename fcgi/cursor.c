@@ -96,8 +96,11 @@ static int parse_ll(const char *s, long long *v)
 	return errno || *end ? -1 : 0;
 }
 
-/* Reads the decoded text of a cursor of list tag into pg. 0 or -1. */
-static int cursor_read(char *text, const char *tag, api_page *pg)
+/*
+ * Reads the decoded text of a cursor of list tag, keyed by text or not,
+ * into pg. 0 or -1.
+ */
+static int cursor_read(char *text, const char *tag, bool text_key, api_page *pg)
 {
 	char *ver = text, *t, *val, *key;
 
@@ -118,14 +121,14 @@ static int cursor_read(char *text, const char *tag, api_page *pg)
 		pg->after = API_AFTER_VALUE;
 	else
 		return -1;
-	if (key[0] == 'i')
+	if (key[0] == 'i' && !text_key)
 		return parse_ll(key + 1, &pg->key);
-	if (key[0] == 's')
+	if (key[0] == 's' && text_key)
 		return (pg->skey = strdup(key + 1)) ? 0 : -1;
 	return -1;
 }
 
-int api_page_parse(pw_req *req, const char *tag, api_page *pg)
+int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg)
 {
 	const char *c = pw_req_query(req, "cursor");
 	char *text;
@@ -141,7 +144,7 @@ int api_page_parse(pw_req *req, const char *tag, api_page *pg)
 		return ANSWERED;
 	}
 	text = b64_decode(c);
-	rc = text && cursor_read(text, tag, pg) == 0 ? GO : ANSWERED;
+	rc = text && cursor_read(text, tag, text_key, pg) == 0 ? GO : ANSWERED;
 	free(text);
 	if (rc != GO) {
 		free(pg->skey);

@@ -419,7 +419,7 @@ int dags_list(pw_req *req)
 	long long total = 0;
 	int rc = PW_ERR;
 
-	if (api_page_parse(req, "dags", &pg) != GO)
+	if (api_page_parse(req, "dags", true, &pg) != GO)
 		return 0;
 	int frc = filter_parse(req, &f);
 	if (frc != PW_OK) {
@@ -630,7 +630,7 @@ int import_errors_list(pw_req *req)
 	long long total = 0;
 	int rc = PW_ERR;
 
-	if (api_page_parse(req, "import_errors", &pg) != GO)
+	if (api_page_parse(req, "import_errors", false, &pg) != GO)
 		return 0;
 	data = json_object_new_array();
 	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != PW_OK)

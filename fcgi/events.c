@@ -191,7 +191,7 @@ static int parse_filters(pw_req *req, events_query *eq)
 /* Reads the query string of a page into *eq and pg. PW_OK or ANSWERED (400). */
 static int parse_query(pw_req *req, events_query *eq, api_page *pg)
 {
-	if (api_page_parse(req, "events", pg) != GO)
+	if (api_page_parse(req, "events", false, pg) != GO)
 		return ANSWERED;
 	eq->limit = pg->limit;
 	if (pg->offset != 0) {

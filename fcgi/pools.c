@@ -174,7 +174,7 @@ int pools_list(pw_req *req)
 	long long total = 0;
 	int rc = PW_ERR;
 
-	if (api_page_parse(req, "pools", &pg) != GO)
+	if (api_page_parse(req, "pools", true, &pg) != GO)
 		return 0;
 	data = json_object_new_array();
 	if (!data || pools_count(req, &total) != PW_OK ||

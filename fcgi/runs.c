@@ -241,7 +241,7 @@ static int parse_list_query(pw_req *req, list_query *q, int all)
 	    (rc = parse_time(req, "since", &q->since, &q->has_time)) != GO ||
 	    (rc = parse_time(req, "until", &q->until, &q->has_time)) != GO)
 		return rc;
-	return api_page_parse(req, list_tags[all][q->column][q->desc], &q->pg);
+	return api_page_parse(req, list_tags[all][q->column][q->desc], false, &q->pg);
 }
 
 /* Binds what the chosen statement uses; the JSON text lives in q->states. */

@@ -130,7 +130,7 @@ int tasks_list(pw_req *req)
 	int rc = find_run(req, &pk);
 
 	if (rc == GO)
-		rc = api_page_parse(req, "tasks", &pg);
+		rc = api_page_parse(req, "tasks", false, &pg);
 	if (rc == GO) {
 		st = pw_store_stmt(pw_req_store(req), ti_count_sql);
 		if (!st)
@@ -382,7 +382,7 @@ int tasks_xcom(pw_req *req)
 	int rc = find_task(req, &pk, &task_id);
 
 	if (rc == GO)
-		rc = api_page_parse(req, "xcom", &pg);
+		rc = api_page_parse(req, "xcom", true, &pg);
 	if (rc == GO) {
 		/* One read transaction: the total counts the page's snapshot. */
 		pw_store *store = pw_req_store(req);

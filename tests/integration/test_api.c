@@ -1394,7 +1394,18 @@ static void test_cursor_paging(void **state)
 		snprintf(path, sizeof path, "/api/v1/pools?cursor=%s", forged[i]);
 		get_err(path, 400);
 	}
-	ht_resp *r = getf("/api/v1/dags?cursor=%s", runs);
+	/* well formed, but a text key for a list keyed by rowid, a value that
+	 * is not a number, trailing junk, another version */
+	get_err("/api/v1/dags/quick/runs/r1/tasks?cursor=MQp0YXNrcwpuCnN4", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKYWJjCmkx", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKNQppMXg", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MgpydW5zOi1xdWV1ZWRfYXQKNQppMQ", 400);
+	ht_resp *r = ht_get(S, "/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKNQppMQ");
+	if (json_object_array_length(ht_ok(r, 200)) != 0 ||
+	    !json_object_is_type(ht_at(r->json, "meta.next_cursor"), json_type_null))
+		ht_fail(r, "after queued_at 5: nothing, and no next_cursor");
+	ht_resp_free(r);
+	r = getf("/api/v1/dags?cursor=%s", runs);
 	ht_err(r, 400);
 	ht_resp_free(r);
 	r = getf("/api/v1/dags/quick/runs?order_by=started_at&cursor=%s", runs);
