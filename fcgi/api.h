@@ -70,6 +70,32 @@ int pools_delete(pw_req *req);
 /* events.c */
 int events_get(pw_req *req);
 
+/*
+ * dbwatch.c: the process's database watcher. dbwatch_join registers a
+ * waiter on the database at db_path (starting the watcher the first
+ * time): an eventfd that becomes readable when a commit changed the
+ * database or the server stops; -1 when there is none (then poll).
+ * dbwatch_drain empties it, dbwatch_leave closes it. dbwatch_stop wakes
+ * every waiter and ends the watcher for good (the server's stop).
+ */
+int dbwatch_join(const char *db_path);
+void dbwatch_drain(int fd);
+void dbwatch_leave(int fd);
+void dbwatch_stop(void);
+
+/*
+ * request.c: the FastCGI connection of a stream's request, to poll for
+ * its end next to other descriptors (pw_stream_gone confirms); -1 for CGI.
+ */
+int pw_stream_fd(pw_req *req);
+/*
+ * request.c: takes the empty end-of-stdin records of the request that
+ * libfcgi left unread off the front of its connection (a GET's body is
+ * never read), so that the connection polls readable only for news (an
+ * abort, its end). Returns whether it polls quiet now.
+ */
+bool pw_stream_quiet(pw_req *req);
+
 /* kedro.c */
 int kedro_health(pw_req *req);
 int kedro_snapshot(pw_req *req);

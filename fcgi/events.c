@@ -31,14 +31,18 @@
  *   data: {"after_id": N, "first_available_id": M}\n\n
  * so pruned events are never skipped silently.
  * The table is tailed on the thread's own connection, gated on PRAGMA
- * data_version (checked every STREAM_POLL_MS; rows are read only when
- * another connection committed), in batches of `id > cursor` inside one
- * read transaction each, so no id range is ever skipped or sent twice. A
- * comment `: keepalive` goes out after PIPEWRIGHT_SSE_KEEPALIVE_SECONDS
- * (default 15) of silence. A gone client is noticed within a tick of the
- * web server giving up on the request (pw_stream_gone: it closed the
- * FastCGI connection or aborted), which it does when a write to the
- * client fails (docs/hosting.md); in CGI mode when a write of ours fails.
+ * data_version (rows are read only when another connection committed), in
+ * batches of `id > cursor` inside one read transaction each, so no id
+ * range is ever skipped or sent twice. Between changes the stream sleeps
+ * in poll() until the process's database watcher (dbwatch.c: inotify,
+ * with a PIPEWRIGHT_SSE_FALLBACK_MS check for writers it cannot see) says
+ * a commit happened, its FastCGI connection ends, or the keep-alive is
+ * due; without a watcher it checks every STREAM_POLL_MS. A comment
+ * `: keepalive` goes out after PIPEWRIGHT_SSE_KEEPALIVE_SECONDS (default
+ * 15) of silence. A gone client is noticed as soon as the web server
+ * gives up on the request (pw_stream_gone: it closed the FastCGI
+ * connection or aborted), which it does when a write to the client fails
+ * (docs/hosting.md); in CGI mode when a write of ours fails.
  * The handler then returns, freeing its slot. A stream ends itself after
  * PIPEWRIGHT_SSE_MAX_SECONDS (default 55, below the front ends' timeouts)
  * with `retry: 1000`, and the client resumes.
@@ -52,6 +56,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -404,7 +409,8 @@ out:
 
 /* --- the live stream (SSE) ------------------------------------------------------ */
 
-#define STREAM_POLL_MS 25        /* PRAGMA data_version check interval */
+#define STREAM_POLL_MS 25        /* data_version checks without a watcher */
+#define GONE_CHECK_MS 1000       /* pw_stream_gone checks of a noisy connection */
 #define DEFAULT_KEEPALIVE_S 15   /* a comment after this much silence */
 #define STREAM_BATCH 200         /* events per read transaction */
 #define DEFAULT_MAX_SECONDS 55   /* below lighttpd's and Apache's timeouts */
@@ -482,13 +488,6 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* One stream's state. */
 typedef struct stream {
 	pw_req *req;
@@ -496,6 +495,7 @@ typedef struct stream {
 	events_query eq;       /* filters; eq.after_id is the cursor */
 	long long resume;      /* the client's resume point, or -1 */
 	long long keepalive_ms;
+	bool conn_noisy;       /* the connection has unread input (stream_wait) */
 	sbuf out;
 } stream;
 
@@ -613,30 +613,65 @@ static int send_new(stream *st)
 	return sent;
 }
 
-/* Tails the events table until the deadline, the client leaves or the server stops. */
+/*
+ * Sleeps until the database watcher wakes the stream (efd; without one,
+ * STREAM_POLL_MS at most), the web server's connection shows its end, or
+ * ms pass. Input on the connection that is neither its end nor an abort
+ * is the end of stdin that libfcgi left (pw_stream_quiet takes it off);
+ * anything else there makes the connection noisy: then it is watched for
+ * hang-ups only, and checked with pw_stream_gone every GONE_CHECK_MS.
+ */
+static void stream_wait(stream *st, int efd, long long ms)
+{
+	struct pollfd p[2];
+	int n = 0, cfd = pw_stream_fd(st->req);
+
+	if (efd >= 0)
+		p[n++] = (struct pollfd){.fd = efd, .events = POLLIN};
+	else if (ms > STREAM_POLL_MS)
+		ms = STREAM_POLL_MS;
+	if (cfd >= 0)
+		p[n++] = (struct pollfd){.fd = cfd,
+					 .events = st->conn_noisy ? POLLRDHUP : POLLIN | POLLRDHUP};
+	if (st->conn_noisy && ms > GONE_CHECK_MS)
+		ms = GONE_CHECK_MS;
+	if (poll(p, (nfds_t)n, ms < 0 ? 0 : (int)ms) <= 0)
+		return;
+	if (efd >= 0 && p[0].revents)
+		dbwatch_drain(efd);
+	if (cfd >= 0 && p[n - 1].revents == POLLIN && !pw_stream_gone(st->req) &&
+	    !pw_stream_quiet(st->req))
+		st->conn_noisy = true;
+}
+
+/*
+ * Tails the events table until the deadline, the client leaves or the
+ * server stops, sleeping in stream_wait between changes and keep-alives.
+ */
 static void stream_loop(stream *st, long long max_ms)
 {
 	long long now = mono_ms(), deadline = now + max_ms, quiet_since = now;
 	long long seen = 0, version = 0;
 	bool first = true;
+	int efd = dbwatch_join(sqlite3_db_filename(pw_store_db(st->store), "main"));
 
 	for (;;) {
 		/* A zero-length write does no I/O: it tells a stopping server. */
 		if (pw_stream_write(st->req, "", 0) != 0 || pw_stream_gone(st->req))
-			return;
+			break;
 		now = mono_ms();
 		if (now >= deadline) {
 			if (pw_stream_write(st->req, RETRY_HINT, sizeof RETRY_HINT - 1) == 0)
 				pw_stream_flush(st->req);
-			return;
+			break;
 		}
 		if (single_int(st->store, data_version_sql, &version) != PW_OK)
-			return;
+			break;
 		/* Read before the rows: a commit after this read changes it again. */
 		if (first || version != seen) {
 			int sent = send_new(st);
 			if (sent < 0)
-				return;
+				break;
 			if (sent)
 				quiet_since = now;
 			seen = version;
@@ -645,11 +680,13 @@ static void stream_loop(stream *st, long long max_ms)
 		if (now - quiet_since >= st->keepalive_ms) {
 			if (pw_stream_write(st->req, KEEPALIVE, sizeof KEEPALIVE - 1) != 0 ||
 			    pw_stream_flush(st->req) != 0)
-				return;
+				break;
 			quiet_since = now;
 		}
-		sleep_ms(STREAM_POLL_MS);
+		long long until = quiet_since + st->keepalive_ms;
+		stream_wait(st, efd, (until < deadline ? until : deadline) - now);
 	}
+	dbwatch_leave(efd);
 }
 
 /*

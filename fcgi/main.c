@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pwserver.h"
 
@@ -117,6 +119,16 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
+
+	/*
+	 * glibc gives each thread that contends for malloc an arena of its
+	 * own (up to 8 per CPU), each keeping its freed memory: one per CPU
+	 * (at least 2) is as many as can run at once (bench/README.md has
+	 * the figures). MALLOC_ARENA_MAX in the environment still decides.
+	 */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, cpus > 2 ? (int)cpus : 2);
 
 	char *err = NULL;
 	pw_server *srv = pw_server_new(&opts, &err);

@@ -323,6 +323,32 @@ static bool holds_abort(const unsigned char *p, size_t n, int id)
  * whose answer it still wants) or asked to abort. Only ever peeks. (ipcFd
  * is below fcgiapp.h's "don't use" line; libfcgi 2.4 has it as is.)
  */
+int pw_stream_fd(pw_req *req)
+{
+	const FCGX_Request *fr = req->io->ctx;
+	return fr ? fr->ipcFd : -1;
+}
+
+bool pw_stream_quiet(pw_req *req)
+{
+	const FCGX_Request *fr = req->io->ctx;
+	unsigned char buf[FCGI_HEADER_LEN];
+	struct pollfd pfd;
+
+	if (!fr || fr->ipcFd < 0)
+		return true;
+	while (recv(fr->ipcFd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT) == FCGI_HEADER_LEN) {
+		const FCGI_Header *h = (const FCGI_Header *)buf;
+		if (h->version != FCGI_VERSION_1 || h->type != FCGI_STDIN ||
+		    h->contentLengthB1 || h->contentLengthB0 || h->paddingLength ||
+		    (h->requestIdB1 << 8 | h->requestIdB0) != fr->requestId ||
+		    recv(fr->ipcFd, buf, sizeof buf, MSG_DONTWAIT) != FCGI_HEADER_LEN)
+			break;
+	}
+	pfd = (struct pollfd){.fd = fr->ipcFd, .events = POLLIN};
+	return poll(&pfd, 1, 0) == 0;
+}
+
 bool pw_stream_gone(pw_req *req)
 {
 	const FCGX_Request *fr = req->io->ctx;

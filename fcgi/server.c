@@ -39,6 +39,7 @@
 #define BACKLOG 128
 #define RECHECK_MS 100
 #define MAX_METHODS 8
+#define CACHE_KIB 512        /* SQLite page cache per thread's connection */
 #define PREFLIGHT_HEADERS "Accept, Authorization, Content-Type, Last-Event-ID"
 
 typedef struct route_table {
@@ -702,6 +703,7 @@ static int run_cgi(pw_server *srv)
 	pw_snap *snap = NULL;
 	signal(SIGTERM, SIG_DFL);
 	serve(srv, &io, &store, &snap);
+	dbwatch_stop();
 	cgi_flush(&io);
 	pw_store_close(store);
 	snap_release(srv, snap);
@@ -729,6 +731,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 		fprintf(stderr, "pipewright.fcgi: FCGX_Init failed\n");
 		return -1;
 	}
+	pw_store_set_cache_kib(CACHE_KIB);   /* n connections: bench/README.md */
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;
@@ -757,6 +760,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	else
 		rc = -1;
 	atomic_store(&srv->stopping, 1);
+	dbwatch_stop();   /* wakes the streams, which see `stopping` */
 	FCGX_ShutdownPending();
 	shutdown(srv->listen_fd, SHUT_RDWR);   /* wakes the threads in accept() */
 	for (size_t i = 0; i < started; i++)

@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -550,12 +551,24 @@ out:
 	return rc;
 }
 
+/* Page cache of each connection opened from now on, in KiB; 0: SQLite's. */
+static _Atomic int cache_kib;
+
+void pw_store_set_cache_kib(int kib)
+{
+	cache_kib = kib > 0 ? kib : 0;
+}
+
 /*
  * Sets the connection up: busy timeout, WAL, synchronous=NORMAL, foreign
- * keys. Returns PW_OK, or PW_ERR with *msg malloc'd.
+ * keys, the page cache of pw_store_set_cache_kib. Returns PW_OK, or
+ * PW_ERR with *msg malloc'd.
  */
 static int configure(pw_store *s, char **msg)
 {
+	char cache[48];
+	int kib = cache_kib;
+
 	if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
 		*msg = pw_asprintf("busy timeout: %s", sqlite3_errmsg(s->db));
 		return PW_ERR;
@@ -565,6 +578,11 @@ static int configure(pw_store *s, char **msg)
 	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL;"
 			 " PRAGMA foreign_keys = ON;",
 			 NULL, NULL, NULL) != SQLITE_OK) {
+		*msg = pw_asprintf("pragmas: %s", sqlite3_errmsg(s->db));
+		return PW_ERR;
+	}
+	snprintf(cache, sizeof cache, "PRAGMA cache_size = -%d", kib);
+	if (kib > 0 && sqlite3_exec(s->db, cache, NULL, NULL, NULL) != SQLITE_OK) {
 		*msg = pw_asprintf("pragmas: %s", sqlite3_errmsg(s->db));
 		return PW_ERR;
 	}

@@ -40,6 +40,12 @@ int pw_store_open(const char *path, pw_store **out, char **err);
  */
 int pw_store_open_existing(const char *path, pw_store **out, char **err);
 /*
+ * The page cache of every connection opened after the call, in KiB (0:
+ * SQLite's default, about 2 MB). pipewright.fcgi keeps it small: one
+ * connection per thread (docs in bench/README.md).
+ */
+void pw_store_set_cache_kib(int kib);
+/*
  * Whether the file at the store's path is still the one it opened: NULL,
  * or why not ("the database file was deleted", "... replaced"). One
  * stat(2).

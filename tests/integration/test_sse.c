@@ -1433,6 +1433,60 @@ static void test_gone_http1(void **state)
 	passed = true;
 }
 
+/*
+ * A change written by another process (the runner, or here this test
+ * through the store, as the CLI would) reaches an open stream while
+ * nothing but the database watcher can wake it: the fallback check is
+ * off (PIPEWRIGHT_SSE_FALLBACK_MS=0), the keepalive and the bounded end
+ * an hour and a minute away. Each change arrives, and so does the
+ * runner's run with its tasks.
+ */
+static void test_woken_by_other_process(void **state)
+{
+	(void)state;
+	if (setenv("PIPEWRIGHT_SSE_FALLBACK_MS", "0", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS", "3600", 1) != 0 ||
+	    setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "60", 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+	G = ht_start(P->dir, NULL);
+	if (unsetenv("PIPEWRIGHT_SSE_FALLBACK_MS") != 0 ||
+	    unsetenv("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS") != 0 ||
+	    setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "2", 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+
+	sse *s = sse_open_on(G, "/api/v1/events?dag_id=other", -1, CURL_HTTP_VERSION_1_1);
+	sse_wait_headers(s, 5000);
+	if (s->status != 200)
+		fail_msg("stream: status %ld: %s", s->status, s->raw ? s->raw : "");
+	pump(300);   /* the stream reaches its first wait */
+	for (int i = 0; i < 4; i++) {
+		hr_set_paused(P, "other", i % 2 == 0);
+		sse_wait_events(s, (size_t)i + 1, 20000);
+		sse_event *e = &s->ev[i];
+		if (strcmp(e->type, "dag.updated") != 0)
+			fail_msg("change %d: event %s, want dag.updated", i, e->type);
+		pump(50);
+	}
+	/* The runner's own writes: the run from queued to success. */
+	ht_resp *r = ht_send(G, "POST", "/api/v1/dags/other/runs", "{\"run_id\": \"woken1\"}");
+	ht_ok(r, 201);
+	ht_resp_free(r);
+	for (long long end = ht_now_ms() + 30000;;) {
+		if (s->n > 4 && run_ended(&s->ev[s->n - 1], "woken1"))
+			break;
+		if (s->done || ht_now_ms() > end)
+			fail_msg("run woken1 did not reach the stream: %zu events, done %d", s->n,
+				 s->done);
+		pump(50);
+	}
+	if (s->done)
+		fail_msg("the stream ended early");
+	fprintf(stderr, "woken: %zu events from another process, no fallback\n", s->n);
+	sse_close(s);
+	hr_set_paused(P, "other", false);
+	passed = true;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1447,6 +1501,7 @@ int main(void)
 		T(test_gone_fastcgi),
 		T(test_gone_http2),
 		T(test_gone_http1),
+		T(test_woken_by_other_process),
 	};
 	return cmocka_run_group_tests_name("sse", tests, group_setup, group_teardown);
 }
