@@ -125,8 +125,46 @@ int api_db_error(pw_req *req);
 /* Resets a statement and clears its bindings, for its next user. */
 void api_stmt_done(sqlite3_stmt *st);
 
-/* A list's meta: {"total", "limit", "offset"}; NULL when out of memory. */
-json_object *api_page_meta(long long total, int limit, long long offset);
+/*
+ * A list's paging (cursor.c): ?limit=, ?offset= and ?cursor=, and the
+ * cursor of the page after this one. A list fetches limit + 1 rows: when
+ * the extra one comes, api_page_next makes next from the page's last row.
+ */
+enum { API_AFTER_NONE, API_AFTER_VALUE, API_AFTER_NULL };
+typedef struct api_page {
+	const char *tag;   /* the list and its order, e.g. "runs:queued_at:desc" */
+	int limit;
+	long long offset;
+	int after;         /* API_AFTER_*: continue after (val, key) or (NULL, key) */
+	long long val;     /* the sort value of the last row seen */
+	long long key;     /* its unique integer tie-breaker (rowid, position) */
+	char *skey;        /* or its unique text tie-breaker (a name), owned */
+	char *next;        /* meta.next_cursor, owned; NULL on the last page */
+} api_page;
+
+/*
+ * Reads ?limit=, ?offset= and ?cursor= of the list tag (its rows keyed by
+ * text: skey, or not: key) into pg. A cursor that does not decode, was
+ * made for another tag or kind of key, or comes with an offset is
+ * answered 400. GO or ANSWERED.
+ */
+int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg);
+/* Makes pg->next point after the row (val or NULL, key or skey). PW_OK or PW_ERR. */
+int api_page_next(api_page *pg, bool val_null, long long val, long long key,
+		  const char *skey);
+void api_page_free(api_page *pg);
+/*
+ * For a list fetched with limit + 1 and keyed by the unique text field of
+ * its objects: drops the extra object of data and sets pg->next after the
+ * last one left. PW_OK or PW_ERR.
+ */
+int api_page_trim(api_page *pg, json_object *data, const char *field);
+
+/*
+ * A list's meta: {"total", "limit", "offset", "next_cursor"}; NULL when
+ * out of memory.
+ */
+json_object *api_page_meta(long long total, const api_page *pg);
 
 /*
  * JSON text written straight into a buffer (json-c's printbuf), for the
@@ -151,8 +189,8 @@ void api_text_int(api_text *t, long long n);
 void api_text_time(api_text *t, long long ms);
 /* json-c's serialisation of v (which must not be shared with other threads). */
 void api_text_json(api_text *t, json_object *v);
-/* Ends a page: `],"meta":{"total":N,"limit":L,"offset":O}}`. */
-void api_text_page_end(api_text *t, long long total, int limit, long long offset);
+/* Ends a page: `],"meta":{"total":N,"limit":L,"offset":O,"next_cursor":C}}`. */
+void api_text_page_end(api_text *t, long long total, const api_page *pg);
 /* Answers status with the text as the JSON body and frees it. 0 or -1. */
 int api_text_reply(pw_req *req, int status, api_text *t);
 
@@ -198,9 +236,10 @@ bool api_json_has_nul(const char *s, size_t n);
  * try_number, max_tries, pool, pool_slots, started_at, ended_at,
  * duration_ms, exit_code, next_try_at), in the order the runner created
  * them. task_id non-NULL keeps only that task (the list is then empty or
- * holds one object). limit < 0 means no limit. Returns PW_OK or PW_ERR.
+ * holds one object). pg NULL means all of them, else the page it asks
+ * for (setting its next). Returns PW_OK or PW_ERR.
  */
 int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
-		       int limit, long long offset, json_object **out);
+		       api_page *pg, json_object **out);
 
 #endif

@@ -125,7 +125,7 @@ static int run_states(pw_req *req, const char *run_id, json_object **states)
 			       run_id);
 		return ANSWERED;
 	}
-	if (rc != PW_OK || api_task_instances(req, pk, NULL, -1, 0, &tis) != PW_OK ||
+	if (rc != PW_OK || api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK ||
 	    !(*states = json_object_new_object())) {
 		json_object_put(tis);
 		return FAILED;

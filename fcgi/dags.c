@@ -369,16 +369,18 @@ static bool tags_match(const dag_filter *f, const pw_dag *dag)
 
 /*
  * Counts the DAGs that pass the filter into *total and writes the objects
- * of those at positions offset .. offset+limit-1 to t, comma-separated.
- * The states of all DAGs come from one statement (one read transaction).
- * PW_OK or PW_ERR.
+ * of the page pg asks for (from its offset, or after its cursor's DAG id:
+ * the DAGs are in id order) to t, comma-separated; sets pg->next when more
+ * follow. The states of all DAGs come from one statement (one read
+ * transaction). PW_OK or PW_ERR.
  */
-static int dags_page(pw_req *req, const dag_filter *f, int limit,
-		     long long offset, api_text *t, long long *total)
+static int dags_page(pw_req *req, const dag_filter *f, api_page *pg,
+		     api_text *t, long long *total)
 {
 	const pw_project *p = pw_req_project(req);
 	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_all_sql);
-	int rc = PW_OK;
+	int rc = PW_OK, shown = 0;
+	size_t last = 0;
 
 	if (!q)
 		return PW_ERR;
@@ -390,11 +392,18 @@ static int dags_page(pw_req *req, const dag_filter *f, int limit,
 		rc = state_next(req, q, &step, p->dags[i], &st);
 		if (rc != PW_OK || (f->paused >= 0 && st.paused != (f->paused == 1)))
 			continue;
-		if (*total >= offset && *total - offset < limit) {
-			if (*total > offset)
+		bool before = pg->skey ? strcmp(p->dags[i]->id, pg->skey) <= 0
+				       : *total < pg->offset;
+		if (before) {
+			/* not on this page */
+		} else if (shown < pg->limit) {
+			if (shown++ > 0)
 				API_TEXT_LIT(t, ",");
 			dag_text(req, t, i, &st);
 			API_TEXT_LIT(t, "}");
+			last = i;
+		} else if (!pg->next) {
+			rc = api_page_next(pg, true, 0, 0, p->dags[last]->id);
 		}
 		(*total)++;
 	}
@@ -406,10 +415,11 @@ int dags_list(pw_req *req)
 {
 	dag_filter f = {0};
 	api_text t = {0};
-	long long offset = 0, total = 0;
-	int limit = 0, rc = PW_ERR;
+	api_page pg = {0};
+	long long total = 0;
+	int rc = PW_ERR;
 
-	if (pw_req_paging(req, &limit, &offset) != 0)
+	if (api_page_parse(req, "dags", true, &pg) != GO)
 		return 0;
 	int frc = filter_parse(req, &f);
 	if (frc != PW_OK) {
@@ -418,12 +428,13 @@ int dags_list(pw_req *req)
 	}
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":[");
-	if (dags_page(req, &f, limit, offset, &t, &total) != PW_OK)
+	if (dags_page(req, &f, &pg, &t, &total) != PW_OK)
 		goto out;
-	api_text_page_end(&t, total, limit, offset);
+	api_text_page_end(&t, total, &pg);
 	rc = api_text_reply(req, 200, &t);
 out:
 	api_text_free(&t);
+	api_page_free(&pg);
 	pw_strv_free(&f.tags);
 	return rc;
 }
@@ -567,25 +578,45 @@ static json_object *error_object(const char *file, int line, const char *type,
 }
 
 /*
+ * Whether the error at position pos goes on the page pg asks for (from
+ * its offset, or after its cursor's position); sets pg->next at the first
+ * one after the page. *shown counts the page's errors. PW_OK or PW_ERR.
+ */
+static int error_on_page(api_page *pg, long long pos, int *shown, bool *on)
+{
+	*on = false;
+	if (pg->after ? pos <= pg->key : pos < pg->offset)
+		return PW_OK;
+	if (*shown < pg->limit) {
+		(*shown)++;
+		*on = true;
+		return PW_OK;
+	}
+	return pg->next ? PW_OK : api_page_next(pg, true, 0, pos - 1, NULL);
+}
+
+/*
  * The configuration error first (file null), then the DAG files that failed,
  * paged. PW_OK or PW_ERR.
  */
-static int errors_page(const pw_project *p, int limit, long long offset,
-		       json_object *data, long long *total)
+static int errors_page(const pw_project *p, api_page *pg, json_object *data,
+		       long long *total)
 {
 	long long pos = 0;
+	int shown = 0;
+	bool on;
 
 	if (p->conf_error.type) {
-		if (pos >= offset && pos - offset < limit &&
-		    push(data, error_object(NULL, 0, p->conf_error.type,
-					    p->conf_error.message)) != 0)
+		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
+		    (on && push(data, error_object(NULL, 0, p->conf_error.type,
+						   p->conf_error.message)) != 0))
 			return PW_ERR;
 		pos++;
 	}
 	for (size_t i = 0; i < p->import_errors.n; i++, pos++) {
 		const pw_error *e = &p->import_errors.v[i];
-		if (pos >= offset && pos - offset < limit &&
-		    push(data, error_object(e->file, e->line, e->type, e->message)) != 0)
+		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
+		    (on && push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
 			return PW_ERR;
 	}
 	*total = pos;
@@ -595,15 +626,16 @@ static int errors_page(const pw_project *p, int limit, long long offset,
 int import_errors_list(pw_req *req)
 {
 	json_object *data = NULL, *meta = NULL;
-	long long offset = 0, total = 0;
-	int limit = 0, rc = PW_ERR;
+	api_page pg = {0};
+	long long total = 0;
+	int rc = PW_ERR;
 
-	if (pw_req_paging(req, &limit, &offset) != 0)
+	if (api_page_parse(req, "import_errors", false, &pg) != GO)
 		return 0;
 	data = json_object_new_array();
-	if (!data || errors_page(pw_req_project(req), limit, offset, data, &total) != PW_OK)
+	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != PW_OK)
 		goto out;
-	meta = api_page_meta(total, limit, offset);
+	meta = api_page_meta(total, &pg);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);
@@ -611,5 +643,6 @@ int import_errors_list(pw_req *req)
 out:
 	json_object_put(data);
 	json_object_put(meta);
+	api_page_free(&pg);
 	return rc;
 }

@@ -7,11 +7,15 @@
  *   ?last_event_id=N  the same when after_id is absent (as on the stream)
  *   ?limit=L      1..1000, default 100 (pw_req_paging's rules; an offset
  *                 is refused: pages follow after_id)
+ *   ?cursor=C     the meta.next_cursor of the page before (cursor.c): the
+ *                 same as its last_id as after_id; not with after_id or
+ *                 last_event_id
  *   ?dag_id= ?run_id= ?types=run.state,task.state,dag.updated,pool.updated
  * data = [{id, type, data}] in id order, data being the stored event data;
  * meta = {limit, last_id, missed}, last_id the last id of the page, or
  * after_id when the page is empty (so a client passes it back as the next
- * after_id); missed = true (with first_available_id) when events after
+ * after_id); next_cursor the same point as a cursor while more events
+ * follow the page, null when it holds the newest; missed = true (with first_available_id) when events after
  * after_id have been pruned (pw_store_prune_events) and the page cannot
  * hold them.
  *
@@ -189,19 +193,25 @@ static int parse_filters(pw_req *req, events_query *eq)
 	return parse_types(req, eq);
 }
 
-/* Reads the query string of a page into *eq. PW_OK or ANSWERED (400). */
-static int parse_query(pw_req *req, events_query *eq)
+/* Reads the query string of a page into *eq and pg. PW_OK or ANSWERED (400). */
+static int parse_query(pw_req *req, events_query *eq, api_page *pg)
 {
-	long long offset = 0;
-
-	if (pw_req_paging(req, &eq->limit, &offset) != 0)
+	if (api_page_parse(req, "events", false, pg) != GO)
 		return ANSWERED;
-	if (offset != 0) {
+	eq->limit = pg->limit;
+	if (pg->offset != 0) {
 		pw_reply_error(req, 400, "offset is not supported here; page with after_id");
 		return ANSWERED;
 	}
 	if (parse_filters(req, eq) != PW_OK || parse_after_id(req, eq) != PW_OK)
 		return ANSWERED;
+	if (pg->after != API_AFTER_NONE) {
+		if (pw_req_query(req, "after_id") || pw_req_query(req, "last_event_id")) {
+			pw_reply_error(req, 400, "give either cursor or after_id, not both");
+			return ANSWERED;
+		}
+		eq->after_id = pg->key;
+	}
 	return PW_OK;
 }
 
@@ -334,15 +344,20 @@ static const char max_id_sql[] = "SELECT coalesce(max(id), 0) FROM events";
 /* Changes whenever another connection has committed. */
 static const char data_version_sql[] = "PRAGMA data_version";
 
-/* {limit, last_id, missed[, first_available_id]}, or NULL (out of memory). */
-static json_object *page_meta(int limit, long long last_id, long long after_id,
+/*
+ * {limit, last_id, next_cursor, missed[, first_available_id]}, or NULL (out
+ * of memory).
+ */
+static json_object *page_meta(const api_page *pg, long long last_id, long long after_id,
 			      long long first)
 {
 	json_object *m = json_object_new_object();
 	bool missed = after_id + 1 < first;
 
-	if (m && (put(m, "limit", json_object_new_int(limit)) ||
+	if (m && (put(m, "limit", json_object_new_int(pg->limit)) ||
 		  put(m, "last_id", json_object_new_int64(last_id)) ||
+		  (pg->next ? put(m, "next_cursor", json_object_new_string(pg->next))
+			    : json_object_object_add(m, "next_cursor", NULL) != 0) ||
 		  put(m, "missed", json_object_new_boolean(missed)) ||
 		  (missed && put(m, "first_available_id", json_object_new_int64(first))))) {
 		json_object_put(m);
@@ -355,19 +370,32 @@ static json_object *page_meta(int limit, long long last_id, long long after_id,
 static int events_json(pw_req *req)
 {
 	events_query eq = {0};
+	api_page pg = {0};
 	json_object *data = NULL, *meta = NULL;
 	long long last_id, first = 1;
 	int rc = PW_ERR;
 
-	if (parse_query(req, &eq) != PW_OK)
+	if (parse_query(req, &eq, &pg) != PW_OK) {
+		api_page_free(&pg);
 		return 0;
+	}
 	last_id = eq.after_id;
 	data = json_object_new_array();
+	eq.limit = pg.limit + 1; /* one more: whether events follow the page */
 	/* Read after the page: a prune in between flags missed, never hides it. */
 	if (!data || events_page(req, &eq, data, &last_id) != PW_OK ||
 	    single_int(pw_req_store(req), first_available_sql, &first) != PW_OK)
 		goto out;
-	meta = page_meta(eq.limit, last_id, eq.after_id, first);
+	if (json_object_array_length(data) > (size_t)pg.limit) {
+		json_object *last = json_object_array_get_idx(data, (size_t)pg.limit - 1), *id;
+		if (!json_object_object_get_ex(last, "id", &id))
+			goto out;
+		last_id = json_object_get_int64(id);
+		if (json_object_array_del_idx(data, (size_t)pg.limit, 1) != 0 ||
+		    api_page_next(&pg, true, 0, last_id, NULL) != PW_OK)
+			goto out;
+	}
+	meta = page_meta(&pg, last_id, eq.after_id, first);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);
@@ -375,6 +403,7 @@ static int events_json(pw_req *req)
 out:
 	json_object_put(data);
 	json_object_put(meta);
+	api_page_free(&pg);
 	return rc;
 }
 

@@ -182,14 +182,16 @@ void api_text_json(api_text *t, json_object *v)
 		t->failed = true;
 }
 
-void api_text_page_end(api_text *t, long long total, int limit, long long offset)
+void api_text_page_end(api_text *t, long long total, const api_page *pg)
 {
 	API_TEXT_LIT(t, "],\"meta\":{\"total\":");
 	api_text_int(t, total);
 	API_TEXT_LIT(t, ",\"limit\":");
-	api_text_int(t, limit);
+	api_text_int(t, pg->limit);
 	API_TEXT_LIT(t, ",\"offset\":");
-	api_text_int(t, offset);
+	api_text_int(t, pg->offset);
+	API_TEXT_LIT(t, ",\"next_cursor\":");
+	api_text_str(t, pg->next);
 	API_TEXT_LIT(t, "}}");
 }
 
@@ -382,16 +384,19 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 /* --- task instances ----------------------------------------------------------- */
 
 #define TI_COLS "SELECT task_id, state, try_number, max_tries, pool," \
-	" pool_slots, started_at, ended_at, exit_code, next_try_at" \
+	" pool_slots, started_at, ended_at, exit_code, next_try_at, rowid" \
 	" FROM task_instances WHERE run_pk = ?1"
 
-/* Rowid order is creation order: the runner creates them topologically. */
-static const char ti_all_sql[] = TI_COLS " ORDER BY rowid LIMIT ?3 OFFSET ?4";
+/*
+ * Rowid order is creation order: the runner creates them topologically.
+ * ?5 the rowid a page goes on after (0 for the first).
+ */
+static const char ti_all_sql[] = TI_COLS " AND rowid > ?5 ORDER BY rowid LIMIT ?3 OFFSET ?4";
 static const char ti_one_sql[] = TI_COLS " AND task_id = ?2";
 
 enum {
 	TC_TASK, TC_STATE, TC_TRY, TC_MAX, TC_POOL, TC_SLOTS, TC_STARTED,
-	TC_ENDED, TC_EXIT, TC_NEXT,
+	TC_ENDED, TC_EXIT, TC_NEXT, TC_ROWID,
 };
 
 /* The task instance object of the statement's current row. */
@@ -421,12 +426,13 @@ static json_object *ti_from_row(sqlite3_stmt *st)
 }
 
 int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
-		       int limit, long long offset, json_object **out)
+		       api_page *pg, json_object **out)
 {
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req),
 					 task_id ? ti_one_sql : ti_all_sql);
 	json_object *list = json_object_new_array();
-	int rc = PW_ERR, step;
+	long long last = 0;
+	int rc = PW_ERR, step, n = 0;
 
 	*out = NULL;
 	if (!st || !list)
@@ -435,10 +441,17 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	if (task_id) {
 		sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
 	} else {
-		sqlite3_bind_int(st, 3, limit);
-		sqlite3_bind_int64(st, 4, offset);
+		sqlite3_bind_int(st, 3, pg ? pg->limit + 1 : -1);
+		sqlite3_bind_int64(st, 4, pg ? pg->offset : 0);
+		sqlite3_bind_int64(st, 5, pg && pg->after ? pg->key : 0);
 	}
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (pg && n++ == pg->limit) {
+			if (api_page_next(pg, true, 0, last, NULL) != PW_OK)
+				goto out;
+			continue;
+		}
+		last = sqlite3_column_int64(st, TC_ROWID);
 		json_object *ti = ti_from_row(st);
 		if (!ti || json_object_array_add(list, ti) != 0) {
 			json_object_put(ti);
@@ -520,13 +533,18 @@ bool api_dag_exists_or_404(pw_req *req, const char *dag_id)
 	return false;
 }
 
-json_object *api_page_meta(long long total, int limit, long long offset)
+json_object *api_page_meta(long long total, const api_page *pg)
 {
 	json_object *m = json_object_new_object();
-	if (m && (json_object_object_add(m, "total", json_object_new_int64(total)) ||
-		  json_object_object_add(m, "limit", json_object_new_int(limit)) ||
-		  json_object_object_add(m, "offset", json_object_new_int64(offset)))) {
+	json_object *next = pg->next ? json_object_new_string(pg->next) : NULL;
+
+	if (!m || (pg->next && !next) ||
+	    json_object_object_add(m, "total", json_object_new_int64(total)) ||
+	    json_object_object_add(m, "limit", json_object_new_int(pg->limit)) ||
+	    json_object_object_add(m, "offset", json_object_new_int64(pg->offset)) ||
+	    json_object_object_add(m, "next_cursor", next)) {
 		json_object_put(m);
+		json_object_put(next);
 		return NULL;
 	}
 	return m;

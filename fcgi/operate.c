@@ -216,7 +216,7 @@ int runs_clear(pw_req *req)
 	if (rc == GO && pw_req_check_body(req, body, clear_fields,
 					  sizeof clear_fields / sizeof *clear_fields) != 0)
 		rc = ANSWERED;
-	if (rc == GO && api_task_instances(req, pk, NULL, -1, 0, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
 		rc = FAILED;
 	if (rc == GO)
 		ids = clear_selection(req, body, tis, &rc);
@@ -277,7 +277,7 @@ int tasks_mark(pw_req *req)
 		pw_reply_error(req, 404, "task not found");
 		rc = ANSWERED;
 	}
-	if (rc == GO && api_task_instances(req, pk, task_id, -1, 0, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &tis) != PW_OK)
 		rc = FAILED;
 	if (rc == GO && json_object_array_length(tis) == 0) {
 		pw_reply_error(req, 404, "run '%s' has no task '%s'", pw_req_param(req, "run_id"),

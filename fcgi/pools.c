@@ -65,9 +65,9 @@ static int push(json_object *a, json_object *v)
 	"  FROM task_instances WHERE state IN ('running', 'queued') " filter   \
 	"  GROUP BY pool) u ON u.pool = p.name "
 
-/* A page of pools in name order: ?1 limit, ?2 offset. */
+/* A page of pools in name order: ?1 limit, ?2 offset, ?3 after this name (or NULL). */
 static const char page_sql[] = USAGE_SQL("")
-	"ORDER BY p.name LIMIT ?1 OFFSET ?2";
+	"WHERE ?3 IS NULL OR p.name > ?3 ORDER BY p.name LIMIT ?1 OFFSET ?2";
 /* One pool: ?3 name (with limit 1 and offset 0, to share the binding). */
 static const char one_sql[] = USAGE_SQL("AND pool = ?3")
 	"WHERE p.name = ?3 LIMIT ?1 OFFSET ?2";
@@ -170,16 +170,18 @@ static int reply_pool(pw_req *req, int status, const char *name)
 int pools_list(pw_req *req)
 {
 	json_object *data = NULL, *meta = NULL;
-	long long offset = 0, total = 0;
-	int limit = 0, rc = PW_ERR;
+	api_page pg = {0};
+	long long total = 0;
+	int rc = PW_ERR;
 
-	if (pw_req_paging(req, &limit, &offset) != 0)
+	if (api_page_parse(req, "pools", true, &pg) != GO)
 		return 0;
 	data = json_object_new_array();
 	if (!data || pools_count(req, &total) != PW_OK ||
-	    pools_query(req, page_sql, limit, offset, NULL, data) != PW_OK)
+	    pools_query(req, page_sql, pg.limit + 1, pg.offset, pg.skey, data) != PW_OK ||
+	    api_page_trim(&pg, data, "name") != PW_OK)
 		goto out;
-	meta = api_page_meta(total, limit, offset);
+	meta = api_page_meta(total, &pg);
 	if (!meta)
 		goto out;
 	rc = pw_reply_data(req, 200, data, meta);
@@ -187,6 +189,7 @@ int pools_list(pw_req *req)
 out:
 	json_object_put(data);
 	json_object_put(meta);
+	api_page_free(&pg);
 	return rc;
 }
 

@@ -69,25 +69,45 @@ static const char *const order_columns[] = {"queued_at", "started_at", "ended_at
 #define L_STATE " AND state IN (SELECT value FROM json_each(?4))"
 #define L_TIME " AND queued_at BETWEEN ?2 AND ?3"
 #define L_PAGE " LIMIT ?5 OFFSET ?6) CROSS JOIN runs ON runs.id = pk"
-#define L_ORDER(col, dir) " ORDER BY " col dir L_PAGE
-/* [state filter][time filter] of one plan and ordering */
-#define L_VARIANTS(ix, ix_state, col, dir) {				\
-	{L_SEL(ix) L_ORDER(col, dir),					\
-	 L_SEL(ix) L_TIME L_ORDER(col, dir)},				\
-	{L_SEL(ix_state) L_STATE L_ORDER(col, dir),			\
-	 L_SEL(ix_state) L_STATE L_TIME L_ORDER(col, dir)},		\
+/*
+ * Keyset paging (?cursor=): the rows after (?7, ?8), the order value and
+ * id of the last row of the page before, or after (NULL, ?8). Ascending,
+ * NULLs (started_at, ended_at of runs that did not start or end) come
+ * first; descending, last: a descending page after a value that runs out
+ * of values goes on with the NULLs, after (NULL, LLONG_MAX) (see
+ * page_runs), so each statement keeps its index range.
+ */
+#define D_ASC ""
+#define D_DESC " DESC"
+#define K_VAL_ASC(c) " AND " c " >= ?7 AND (" c " > ?7 OR id > ?8)"
+#define K_VAL_DESC(c) " AND " c " <= ?7 AND (" c " < ?7 OR id < ?8)"
+#define K_NULL_ASC(c) " AND (" c " IS NOT NULL OR id > ?8)"
+#define K_NULL_DESC(c) " AND " c " IS NULL AND id < ?8"
+#define L_ORDER(c, d) " ORDER BY " c D_##d ", id" D_##d
+/* [API_AFTER_*] of one statement head */
+#define L_KEYS(sel, c, d, page) {					\
+	sel L_ORDER(c, d) page,						\
+	sel K_VAL_##d(c) L_ORDER(c, d) page,				\
+	sel K_NULL_##d(c) L_ORDER(c, d) page,				\
+}
+/* [state filter][time filter][API_AFTER_*] of one plan and ordering */
+#define L_VARIANTS(ix, ix_state, c, d) {				\
+	{L_KEYS(L_SEL(ix), c, d, L_PAGE),				\
+	 L_KEYS(L_SEL(ix) L_TIME, c, d, L_PAGE)},			\
+	{L_KEYS(L_SEL(ix_state) L_STATE, c, d, L_PAGE),			\
+	 L_KEYS(L_SEL(ix_state) L_STATE L_TIME, c, d, L_PAGE)},		\
 }
 #define L_SCAN(col) {							\
-	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", ""),	\
-	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", " DESC"), \
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", ASC), \
+	L_VARIANTS("runs_dag_" #col, "runs_dag_" #col, #col "_at", DESC), \
 }
 #define L_SEEK(col) {							\
-	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", ""), \
-	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", " DESC"), \
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", ASC), \
+	L_VARIANTS("runs_dag_queued", "runs_dag_state_queued", #col "_at", DESC), \
 }
 
-/* [seek][column][descending][state filter][time filter] */
-static const char *const list_sql[2][3][2][2][2] = {
+/* [seek][column][descending][state filter][time filter][API_AFTER_*] */
+static const char *const list_sql[2][3][2][2][2][3] = {
 	{L_SCAN(queued), L_SCAN(started), L_SCAN(ended)},
 	{L_SEEK(queued), L_SEEK(started), L_SEEK(ended)},
 };
@@ -112,9 +132,20 @@ typedef struct list_query {
 	json_object *states;  /* JSON list of states, or NULL for all */
 	int has_time;
 	long long since, until;
-	int limit;
-	long long offset;
+	api_page pg;
 } list_query;
+
+/* The cursor tags: [every DAG][column][descending]. */
+static const char *const list_tags[2][3][2] = {
+	{{"runs:queued_at", "runs:-queued_at"}, {"runs:started_at", "runs:-started_at"},
+	 {"runs:ended_at", "runs:-ended_at"}},
+	{{"~runs:queued_at", "~runs:-queued_at"}, {"~runs:started_at", "~runs:-started_at"},
+	 {"~runs:ended_at", "~runs:-ended_at"}},
+};
+
+/* The columns of the orderings in API_RUN_COLUMNS, and that of id. */
+static const int order_cols[] = {8, 9, 10};
+#define ID_COL 0
 
 /* ?state=a,b into q->states. GO, ANSWERED (400) or FAILED. */
 static int parse_states(pw_req *req, const char *arg, list_query *q)
@@ -193,8 +224,11 @@ static int parse_time(pw_req *req, const char *name, long long *ms, int *given)
 	return GO;
 }
 
-/* Reads every query parameter of the list. GO, ANSWERED or FAILED. */
-static int parse_list_query(pw_req *req, list_query *q)
+/*
+ * Reads every query parameter of the list (of every DAG when all). GO,
+ * ANSWERED or FAILED.
+ */
+static int parse_list_query(pw_req *req, list_query *q, int all)
 {
 	const char *states = pw_req_query(req, "state");
 	int rc;
@@ -207,7 +241,7 @@ static int parse_list_query(pw_req *req, list_query *q)
 	    (rc = parse_time(req, "since", &q->since, &q->has_time)) != GO ||
 	    (rc = parse_time(req, "until", &q->until, &q->has_time)) != GO)
 		return rc;
-	return pw_req_paging(req, &q->limit, &q->offset) == 0 ? GO : ANSWERED;
+	return api_page_parse(req, list_tags[all][q->column][q->desc], false, &q->pg);
 }
 
 /* Binds what the chosen statement uses; the JSON text lives in q->states. */
@@ -222,9 +256,78 @@ static void bind_query(sqlite3_stmt *st, const list_query *q, int time, int page
 		sqlite3_bind_text(st, 4, json_object_to_json_string(q->states),
 				  -1, SQLITE_STATIC);
 	if (page) {
-		sqlite3_bind_int(st, 5, q->limit);
-		sqlite3_bind_int64(st, 6, q->offset);
+		sqlite3_bind_int(st, 5, q->pg.limit + 1);
+		sqlite3_bind_int64(st, 6, q->pg.offset);
+		if (q->pg.after == API_AFTER_VALUE)
+			sqlite3_bind_int64(st, 7, q->pg.val);
+		if (q->pg.after != API_AFTER_NONE)
+			sqlite3_bind_int64(st, 8, q->pg.key);
 	}
+}
+
+/* A page being written: its rows so far and the key of the last one. */
+typedef struct page_state {
+	int n;
+	bool val_null;
+	long long val, id;
+} page_state;
+
+/*
+ * Steps st, which fetches (the rest of) a page of q and one row more,
+ * writing the run objects of the page into t, comma-separated; the extra
+ * row sets q->pg.next after the page's last one. GO or FAILED.
+ */
+static int emit_runs(pw_req *req, sqlite3_stmt *st, list_query *q, page_state *ps,
+		     api_text *t)
+{
+	int col = order_cols[q->column], rc = GO, step = SQLITE_DONE;
+
+	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ps->n++ == q->pg.limit) {
+			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL) == PW_OK
+				     ? GO : FAILED;
+			break;
+		}
+		if (ps->n > 1)
+			API_TEXT_LIT(t, ",");
+		api_run_text(t, st);
+		ps->val_null = sqlite3_column_type(st, col) == SQLITE_NULL;
+		ps->val = sqlite3_column_int64(st, col);
+		ps->id = sqlite3_column_int64(st, ID_COL);
+	}
+	if (rc == GO && step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = api_db_error(req);
+	api_stmt_done(st);
+	return rc;
+}
+
+/*
+ * Writes the page of q with statements sql[API_AFTER_*] (time: whether
+ * they filter on time). A descending page after a value of a column that
+ * may be NULL goes on with the NULLs when the values run out. GO or FAILED.
+ */
+static int page_runs(pw_req *req, list_query *q, const char *const *sql, int time,
+		     api_text *t)
+{
+	pw_store *store = pw_req_store(req);
+	sqlite3_stmt *st = pw_store_stmt(store, sql[q->pg.after]);
+	page_state ps = {0};
+	int rc;
+
+	if (!st)
+		return FAILED;
+	bind_query(st, q, time, 1);
+	rc = emit_runs(req, st, q, &ps, t);
+	if (rc != GO || !q->desc || q->column == 0 || q->pg.after != API_AFTER_VALUE ||
+	    ps.n > q->pg.limit)
+		return rc;
+	if (!(st = pw_store_stmt(store, sql[API_AFTER_NULL])))
+		return FAILED;
+	q->pg.after = API_AFTER_NULL;
+	q->pg.key = LLONG_MAX;
+	bind_query(st, q, time, 1);
+	sqlite3_bind_int(st, 5, q->pg.limit + 1 - ps.n);
+	return emit_runs(req, st, q, &ps, t);
 }
 
 /* How many runs match q (paging aside). GO or FAILED. */
@@ -252,29 +355,16 @@ out:
 }
 
 /*
- * Writes the run objects of the page q asks for into t, comma-separated;
- * total is how many match. GO or FAILED.
+ * Writes the run objects of the page q asks for into t, comma-separated,
+ * and sets q->pg.next; total is how many match. GO or FAILED.
  */
-static int list_runs(pw_req *req, const list_query *q, long long total, api_text *t)
+static int list_runs(pw_req *req, list_query *q, long long total, api_text *t)
 {
 	int seek = q->has_time ? total <= SEEK_MAX_TIME
 			       : q->states && total <= SEEK_MAX;
-	const char *sql = list_sql[seek][q->column][q->desc][q->states != NULL][q->has_time];
-	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
-	int rc = GO, step;
 
-	if (!st)
-		return FAILED;
-	bind_query(st, q, q->has_time, 1);
-	for (int n = 0; (step = sqlite3_step(st)) == SQLITE_ROW; n++) {
-		if (n > 0)
-			API_TEXT_LIT(t, ",");
-		api_run_text(t, st);
-	}
-	if (step != SQLITE_DONE)
-		rc = api_db_error(req);
-	api_stmt_done(st);
-	return rc;
+	return page_runs(req, q, list_sql[seek][q->column][q->desc][q->states != NULL]
+				     [q->has_time], q->has_time, t);
 }
 
 int runs_list(pw_req *req)
@@ -286,7 +376,7 @@ int runs_list(pw_req *req)
 
 	if (!api_dag_exists_or_404(req, q.dag_id))
 		return 0;
-	rc = parse_list_query(req, &q);
+	rc = parse_list_query(req, &q, 0);
 	if (rc == GO) {
 		/* One read transaction: the total counts the page's snapshot. */
 		pw_store *store = pw_req_store(req);
@@ -303,11 +393,12 @@ int runs_list(pw_req *req)
 					rc = api_db_error(req);
 			}
 		}
-		api_text_page_end(&t, total, q.limit, q.offset);
+		api_text_page_end(&t, total, &q.pg);
 	}
 	if (rc == GO)
 		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
 	api_text_free(&t);
+	api_page_free(&q.pg);
 	json_object_put(q.states);
 	return rc == FAILED ? -1 : 0;
 }
@@ -320,14 +411,16 @@ int runs_list(pw_req *req)
  */
 #define A_WHERE " WHERE (?1 IS NULL OR dag_id IN (SELECT value FROM json_each(?1)))" \
 	" AND (?4 IS NULL OR state IN (SELECT value FROM json_each(?4)))"
-#define A_SQL(col, dir) "SELECT " API_RUN_COLUMNS " FROM runs" A_WHERE \
-	" AND queued_at BETWEEN ?2 AND ?3 ORDER BY " col dir ", id" dir " LIMIT ?5 OFFSET ?6"
+#define A_SEL "SELECT " API_RUN_COLUMNS " FROM runs" A_WHERE \
+	" AND queued_at BETWEEN ?2 AND ?3"
+#define A_PAGE " LIMIT ?5 OFFSET ?6"
+#define A_SQL(col, d) L_KEYS(A_SEL, #col "_at", d, A_PAGE)
 
-/* [column][descending] */
-static const char *const all_sql[3][2] = {
-	{A_SQL("queued_at", ""), A_SQL("queued_at", " DESC")},
-	{A_SQL("started_at", ""), A_SQL("started_at", " DESC")},
-	{A_SQL("ended_at", ""), A_SQL("ended_at", " DESC")},
+/* [column][descending][API_AFTER_*] */
+static const char *const all_sql[3][2][3] = {
+	{A_SQL(queued, ASC), A_SQL(queued, DESC)},
+	{A_SQL(started, ASC), A_SQL(started, DESC)},
+	{A_SQL(ended, ASC), A_SQL(ended, DESC)},
 };
 
 /* [time filter]: without one, run_counts answers (see count_sql). */
@@ -367,11 +460,11 @@ static int parse_dag_ids(pw_req *req, json_object **out)
 }
 
 /* The count and the page of the runs of every DAG into t. GO or FAILED. */
-static int list_all(pw_req *req, const list_query *q, long long *total, api_text *t)
+static int list_all(pw_req *req, list_query *q, long long *total, api_text *t)
 {
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *st = pw_store_stmt(store, all_count_sql[q->has_time != 0]);
-	int rc = GO, step, n = 0;
+	int rc = GO;
 
 	if (!st)
 		return FAILED;
@@ -381,18 +474,7 @@ static int list_all(pw_req *req, const list_query *q, long long *total, api_text
 	else
 		rc = api_db_error(req);
 	api_stmt_done(st);
-	if (rc != GO || !(st = pw_store_stmt(store, all_sql[q->column][q->desc])))
-		return FAILED;
-	bind_query(st, q, 1, 1);
-	for (; (step = sqlite3_step(st)) == SQLITE_ROW; n++) {
-		if (n > 0)
-			API_TEXT_LIT(t, ",");
-		api_run_text(t, st);
-	}
-	if (step != SQLITE_DONE)
-		rc = api_db_error(req);
-	api_stmt_done(st);
-	return rc;
+	return rc == GO ? page_runs(req, q, all_sql[q->column][q->desc], 1, t) : FAILED;
 }
 
 int runs_list_all(pw_req *req)
@@ -404,7 +486,7 @@ int runs_list_all(pw_req *req)
 	int rc = parse_dag_ids(req, &dags);
 
 	if (rc == GO)
-		rc = parse_list_query(req, &q);
+		rc = parse_list_query(req, &q, 1);
 	if (rc == GO && dags && !(q.dag_id = json_object_to_json_string(dags)))
 		rc = FAILED;
 	if (rc == GO) {
@@ -421,11 +503,12 @@ int runs_list_all(pw_req *req)
 					rc = api_db_error(req);
 			}
 		}
-		api_text_page_end(&t, total, q.limit, q.offset);
+		api_text_page_end(&t, total, &q.pg);
 	}
 	if (rc == GO)
 		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
 	api_text_free(&t);
+	api_page_free(&q.pg);
 	json_object_put(q.states);
 	json_object_put(dags);
 	return rc == FAILED ? -1 : 0;
@@ -659,7 +742,7 @@ int runs_get(pw_req *req)
 	long long pk = 0;
 	int rc = find_run(req, &run, &pk);
 
-	if (rc == GO && api_task_instances(req, pk, NULL, -1, 0, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
 		rc = FAILED;
 	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
 		json_object_put(tis);

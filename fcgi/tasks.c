@@ -124,12 +124,13 @@ static const char ti_count_sql[] =
 int tasks_list(pw_req *req)
 {
 	json_object *list = NULL, *meta = NULL;
-	long long pk = 0, total = 0, offset = 0;
+	api_page pg = {0};
+	long long pk = 0, total = 0;
 	sqlite3_stmt *st;
-	int limit = 0, rc = find_run(req, &pk);
+	int rc = find_run(req, &pk);
 
-	if (rc == GO && pw_req_paging(req, &limit, &offset) != 0)
-		rc = ANSWERED;
+	if (rc == GO)
+		rc = api_page_parse(req, "tasks", false, &pg);
 	if (rc == GO) {
 		st = pw_store_stmt(pw_req_store(req), ti_count_sql);
 		if (!st)
@@ -139,14 +140,15 @@ int tasks_list(pw_req *req)
 		if (st && one_row(req, st, &total) != GO)
 			rc = FAILED;
 	}
-	if (rc == GO && (api_task_instances(req, pk, NULL, limit, offset, &list) != PW_OK ||
-			 !(meta = api_page_meta(total, limit, offset))))
+	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != PW_OK ||
+			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
 		rc = reply(req, list, meta);
 		list = meta = NULL;
 	}
 	json_object_put(list);
+	api_page_free(&pg);
 	return rc == FAILED ? -1 : 0;
 }
 
@@ -264,7 +266,7 @@ int tasks_get(pw_req *req)
 
 	if (rc == GO && !(task_id = task_param(req)))
 		rc = ANSWERED;
-	if (rc == GO && api_task_instances(req, pk, task_id, -1, 0, &list) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &list) != PW_OK)
 		rc = FAILED;
 	if (rc == GO && json_object_array_length(list) == 0) {
 		pw_reply_error(req, 404, "run '%s' has no task '%s'",
@@ -295,7 +297,7 @@ static const char xcom_count_sql[] =
 /* The primary key (run_pk, task_id, key) serves the order and the page. */
 static const char xcom_sql[] =
 	"SELECT key, value FROM xcom WHERE run_pk = ?1 AND task_id = ?2"
-	" ORDER BY key LIMIT ?3 OFFSET ?4";
+	" AND (?5 IS NULL OR key > ?5) ORDER BY key LIMIT ?3 OFFSET ?4";
 
 /*
  * An XCom value as JSON: the stored text parsed (so values keep their
@@ -334,11 +336,11 @@ static json_object *xcom_from_row(sqlite3_stmt *st)
 }
 
 /*
- * The task's XComs, ordered by key: how many into *total, the page of
- * limit from offset into *list. GO or FAILED.
+ * The task's XComs, ordered by key: how many into *total, the page pg
+ * asks for and the first row after it into *list. GO or FAILED.
  */
-static int xcom_page(pw_req *req, long long pk, const char *task_id, int limit,
-		     long long offset, long long *total, json_object **list)
+static int xcom_page(pw_req *req, long long pk, const char *task_id,
+		     const api_page *pg, long long *total, json_object **list)
 {
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *st = pw_store_stmt(store, xcom_count_sql);
@@ -354,8 +356,10 @@ static int xcom_page(pw_req *req, long long pk, const char *task_id, int limit,
 		return FAILED;
 	sqlite3_bind_int64(st, 1, pk);
 	sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, limit);
-	sqlite3_bind_int64(st, 4, offset);
+	sqlite3_bind_int(st, 3, pg->limit + 1);
+	sqlite3_bind_int64(st, 4, pg->offset);
+	if (pg->skey)
+		sqlite3_bind_text(st, 5, pg->skey, -1, SQLITE_STATIC);
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		json_object *x = xcom_from_row(st);
 		if (!x || json_object_array_add(*list, x) != 0) {
@@ -373,30 +377,33 @@ int tasks_xcom(pw_req *req)
 {
 	json_object *list = NULL, *meta = NULL;
 	const char *task_id = NULL;
-	long long pk = 0, total = 0, offset = 0;
-	int limit = 0, rc = find_task(req, &pk, &task_id);
+	api_page pg = {0};
+	long long pk = 0, total = 0;
+	int rc = find_task(req, &pk, &task_id);
 
-	if (rc == GO && pw_req_paging(req, &limit, &offset) != 0)
-		rc = ANSWERED;
+	if (rc == GO)
+		rc = api_page_parse(req, "xcom", true, &pg);
 	if (rc == GO) {
 		/* One read transaction: the total counts the page's snapshot. */
 		pw_store *store = pw_req_store(req);
 		if (pw_store_begin_read(store) != PW_OK)
-			return api_db_error(req), -1;
-		rc = xcom_page(req, pk, task_id, limit, offset, &total, &list);
+			return api_db_error(req), api_page_free(&pg), -1;
+		rc = xcom_page(req, pk, task_id, &pg, &total, &list);
 		if (pw_store_commit(store) != PW_OK) {
 			pw_store_rollback(store);
 			if (rc == GO)
 				rc = api_db_error(req);
 		}
 	}
-	if (rc == GO && !(meta = api_page_meta(total, limit, offset)))
+	if (rc == GO && (api_page_trim(&pg, list, "key") != PW_OK ||
+			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
 		rc = reply(req, list, meta);
 		list = NULL;
 	}
 	json_object_put(list);
+	api_page_free(&pg);
 	return rc == FAILED ? -1 : 0;
 }
 

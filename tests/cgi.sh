@@ -168,12 +168,18 @@ schema_400() {
 
 paging() {
 	req plain GET /api/v1/dags QUERY_STRING='limit=1&offset=1' && status_is 200 &&
-		body_has '"meta":{"total":3,"limit":1,"offset":1}' &&
+		body_has '"meta":{"total":3,"limit":1,"offset":1,"next_cursor":"[A-Za-z0-9_-]*"}' || return 1
+	# the last DAG by the cursor of the second
+	cur=$(grep -o '"next_cursor":"[^"]*"' "$tmp/resp" | cut -d'"' -f4)
+	req plain GET /api/v1/dags QUERY_STRING="limit=1&cursor=$cur" && status_is 200 &&
+		body_has '"meta":{"total":3,"limit":1,"offset":0,"next_cursor":null}' &&
+		req plain GET /api/v1/dags QUERY_STRING="cursor=$cur&offset=1" &&
+		error_is 400 bad_request &&
 		req plain GET /api/v1/dags && body_has '"limit":100,"offset":0' &&
 		req plain GET /api/v1/dags QUERY_STRING='limit=2&limit=7' &&
 		body_has '"limit":2,' || return 1
 	for q in limit=0 limit=1001 limit=abc limit= limit=-1 limit=1.5 offset=-1 offset=x \
-		offset=99999999999999999999; do
+		offset=99999999999999999999 cursor= cursor=x cursor=%00; do
 		req plain GET /api/v1/dags QUERY_STRING="$q" && error_is 400 bad_request || {
 			echo "query $q"
 			return 1
@@ -396,7 +402,7 @@ runs_execute() {
 
 runs_list_queries() {
 	req plain GET /api/v1/dags/iris_training/runs QUERY_STRING='state=success&order_by=-ended_at' &&
-		status_is 200 && body_has '"meta":{"total":1,"limit":100,"offset":0}' &&
+		status_is 200 && body_has '"meta":{"total":1,"limit":100,"offset":0,"next_cursor":null}' &&
 		req plain GET /api/v1/dags/iris_training/runs QUERY_STRING='since=2999-01-01' &&
 		body_has '"data":\[\],"meta":{"total":0' &&
 		req plain GET /api/v1/dags/iris_training/runs QUERY_STRING='state=nope' &&

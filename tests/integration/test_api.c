@@ -1351,6 +1351,178 @@ static void test_cancel_body(void **state)
 	passed = true;
 }
 
+/* --- keyset paging ---------------------------------------------------------- */
+
+/* The identity of a row of a list: the values of fields (comma-separated). */
+static void row_id(json_object *row, const char *fields, char *out, size_t n)
+{
+	char copy[128], *save = NULL;
+	size_t len = 0;
+
+	snprintf(copy, sizeof copy, "%s", fields);
+	out[0] = '\0';
+	for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		json_object *v = ht_at(row, f);
+		len += (size_t)snprintf(out + len, n - len, "%s|",
+					v ? json_object_get_string(v) : "null");
+		assert_true(len < n);
+	}
+}
+
+/*
+ * Walks the list at path (a query string ending in '?' or '&') by cursor,
+ * limit rows at a time: every row comes exactly once, in the order of one
+ * big page; each page answers meta.total, the last next_cursor null.
+ * Offset paging still answers the same rows. Returns how many rows.
+ */
+static size_t walk_by_cursor(const char *path, const char *fields, int limit)
+{
+	ht_resp *r = getf("%slimit=1000", path);
+	json_object *all = json_object_get(ht_ok(r, 200));
+	long long total = ht_int(r->json, "meta.total");
+	size_t n = json_object_array_length(all), seen = 0;
+	char *cursor = NULL, want[512], got[512];
+
+	if (!json_object_is_type(ht_at(r->json, "meta.next_cursor"), json_type_null))
+		ht_fail(r, "one big page: next_cursor null");
+	ht_resp_free(r);
+	for (int pages = 0;; pages++) {
+		r = cursor ? getf("%slimit=%d&cursor=%s", path, limit, cursor)
+			   : getf("%slimit=%d", path, limit);
+		json_object *d = ht_ok(r, 200);
+		json_object *next = ht_at(r->json, "meta.next_cursor");
+		if (!ht_has(r->json, "meta.next_cursor"))
+			ht_fail(r, "meta.next_cursor on every page");
+		if (ht_int(r->json, "meta.total") != total || ht_int(r->json, "meta.limit") != limit)
+			ht_fail(r, "meta.total and meta.limit on every page");
+		for (size_t i = 0; i < json_object_array_length(d); i++, seen++) {
+			if (seen >= n)
+				ht_fail(r, "no more rows by cursor than on one page");
+			row_id(json_object_array_get_idx(all, seen), fields, want, sizeof want);
+			row_id(json_object_array_get_idx(d, i), fields, got, sizeof got);
+			if (strcmp(want, got) != 0)
+				ht_fail(r, "the rows by cursor in the order of one page");
+		}
+		free(cursor);
+		cursor = NULL;
+		if (json_object_is_type(next, json_type_null)) {
+			ht_resp_free(r);
+			break;
+		}
+		if (json_object_array_length(d) != (size_t)limit || pages > 1000)
+			ht_fail(r, "a page with a next_cursor is full");
+		cursor = strdup(json_object_get_string(next));
+		assert_non_null(cursor);
+		ht_resp_free(r);
+	}
+	if (seen != n)
+		fail_msg("%s: %zu rows by cursor, %zu on one page", path, seen, n);
+	/* offset still works: the second row by offset is the second row */
+	if (n >= 2) {
+		r = getf("%slimit=1&offset=1", path);
+		json_object *d = ht_ok(r, 200);
+		row_id(json_object_array_get_idx(all, 1), fields, want, sizeof want);
+		row_id(json_object_array_get_idx(d, 0), fields, got, sizeof got);
+		if (strcmp(want, got) != 0 || ht_int(r->json, "meta.offset") != 1 ||
+		    json_object_is_type(ht_at(r->json, "meta.next_cursor"),
+					n > 2 ? json_type_null : json_type_string))
+			ht_fail(r, "offset=1: the second row, next_cursor while more follow");
+		ht_resp_free(r);
+	}
+	json_object_put(all);
+	return n;
+}
+
+/* The cursor of the first page of path with limit=1 (malloc'd). */
+static char *first_cursor(const char *path)
+{
+	ht_resp *r = getf("%slimit=1", path);
+	ht_ok(r, 200);
+	char *c = strdup(ht_str(r->json, "meta.next_cursor"));
+	assert_non_null(c);
+	ht_resp_free(r);
+	return c;
+}
+
+static void test_cursor_paging(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path, *fields;
+		size_t min;
+	} lists[] = {
+		{"/api/v1/dags?", "dag_id", 7},
+		{"/api/v1/dags?tags=alpha,beta&", "dag_id", 2},
+		{"/api/v1/import-errors?", "file,line,message", 1},
+		{"/api/v1/pools?", "name", 1},
+		{"/api/v1/dags/quick/runs?", "run_id", 2},
+		{"/api/v1/dags/quick/runs?order_by=queued_at&", "run_id", 2},
+		{"/api/v1/dags/quick/runs?order_by=-started_at&", "run_id", 2},
+		{"/api/v1/dags/quick/runs?order_by=ended_at&", "run_id", 2},
+		{"/api/v1/dags/quick/runs?order_by=-ended_at&state=success&", "run_id", 2},
+		{"/api/v1/dags/quick/runs?order_by=started_at&since=2000-01-01T00:00:00Z&",
+		 "run_id", 2},
+		{"/api/v1/dags/always_fails/runs?state=failed,success&order_by=-queued_at&",
+		 "run_id", 3},
+		{"/api/v1/dags/~/runs?", "dag_id,run_id", 6},
+		{"/api/v1/dags/~/runs?order_by=started_at&", "dag_id,run_id", 6},
+		{"/api/v1/dags/~/runs?order_by=-ended_at&", "dag_id,run_id", 6},
+		{"/api/v1/dags/~/runs?dag_id=quick,always_fails&state=failed&", "dag_id,run_id", 3},
+		{"/api/v1/dags/quick/runs/r1/tasks?", "task_id", 4},
+		{"/api/v1/dags/quick/runs/r1/tasks/b/xcom?", "key", 4},
+	};
+	for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+		size_t n = walk_by_cursor(lists[i].path, lists[i].fields, 1);
+		if (n < lists[i].min)
+			fail_msg("%s: %zu rows, want at least %zu", lists[i].path, n, lists[i].min);
+		walk_by_cursor(lists[i].path, lists[i].fields, 2);
+	}
+
+	/* a cursor the server did not make, or made for another list or order */
+	char *runs = first_cursor("/api/v1/dags/quick/runs?");
+	char *dags = first_cursor("/api/v1/dags?");
+	static const char *const forged[] = {"x", "!!!!", "AAAA", "MQ", "eyJpZCI6MX0"};
+	for (size_t i = 0; i < sizeof forged / sizeof *forged; i++) {
+		char path[256];
+		snprintf(path, sizeof path, "/api/v1/dags/quick/runs?cursor=%s", forged[i]);
+		get_err(path, 400);
+		snprintf(path, sizeof path, "/api/v1/pools?cursor=%s", forged[i]);
+		get_err(path, 400);
+	}
+	/* well formed, but a text key for a list keyed by rowid, a value that
+	 * is not a number, trailing junk, another version */
+	get_err("/api/v1/dags/quick/runs/r1/tasks?cursor=MQp0YXNrcwpuCnN4", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKYWJjCmkx", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKNQppMXg", 400);
+	get_err("/api/v1/dags/quick/runs?cursor=MgpydW5zOi1xdWV1ZWRfYXQKNQppMQ", 400);
+	ht_resp *r = ht_get(S, "/api/v1/dags/quick/runs?cursor=MQpydW5zOi1xdWV1ZWRfYXQKNQppMQ");
+	if (json_object_array_length(ht_ok(r, 200)) != 0 ||
+	    !json_object_is_type(ht_at(r->json, "meta.next_cursor"), json_type_null))
+		ht_fail(r, "after queued_at 5: nothing, and no next_cursor");
+	ht_resp_free(r);
+	r = getf("/api/v1/dags?cursor=%s", runs);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/quick/runs?order_by=started_at&cursor=%s", runs);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/~/runs?cursor=%s", runs);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/quick/runs?cursor=%s", dags);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/quick/runs?offset=0&cursor=%s", runs);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/dags/quick/runs?cursor=%s", runs);
+	ht_ok(r, 200);
+	ht_resp_free(r);
+	free(runs);
+	free(dags);
+	passed = true;
+}
+
 /* --- import errors, events -------------------------------------------------- */
 
 static void test_import_errors(void **state)
@@ -1436,6 +1608,52 @@ static void test_events(void **state)
 	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
 		ht_fail(r, "last_event_id: the events after it");
 	ht_resp_free(r);
+	/* By cursor, 7 at a time: the same events in the same order. */
+	r = ht_get(S, "/api/v1/events?limit=1000");
+	json_object *all = json_object_get(ht_ok(r, 200));
+	ht_resp_free(r);
+	size_t seen = 0;
+	char *cursor = NULL;
+	for (;;) {
+		r = cursor ? getf("/api/v1/events?limit=7&cursor=%s", cursor)
+			   : ht_get(S, "/api/v1/events?limit=7");
+		d = ht_ok(r, 200);
+		for (size_t i = 0; i < json_object_array_length(d) && seen < n; i++, seen++)
+			if (ht_int(json_object_array_get_idx(d, i), "id") !=
+			    ht_int(json_object_array_get_idx(all, seen), "id"))
+				ht_fail(r, "events by cursor: the same ids in order");
+		free(cursor);
+		cursor = NULL;
+		if (!ht_has(r->json, "meta.next_cursor"))
+			ht_fail(r, "meta.next_cursor");
+		json_object *next = ht_at(r->json, "meta.next_cursor");
+		if (seen >= n || !next) {
+			if (!next && json_object_array_length(d) == 7 && seen < n)
+				ht_fail(r, "a next_cursor while events follow");
+			ht_resp_free(r);
+			break;
+		}
+		cursor = strdup(json_object_get_string(next));
+		assert_non_null(cursor);
+		ht_resp_free(r);
+	}
+	free(cursor);
+	if (seen != n)
+		fail_msg("events by cursor: %zu of %zu", seen, n);
+	json_object_put(all);
+	r = ht_get(S, "/api/v1/events?limit=1");
+	ht_ok(r, 200);
+	char *c = strdup(ht_str(r->json, "meta.next_cursor"));
+	assert_non_null(c);
+	ht_resp_free(r);
+	r = getf("/api/v1/events?after_id=0&cursor=%s", c);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	r = getf("/api/v1/pools?cursor=%s", c);
+	ht_err(r, 400);
+	ht_resp_free(r);
+	free(c);
+	get_err("/api/v1/events?cursor=bm9wZQ", 400);
 	get_err("/api/v1/events?last_event_id=-1", 400);
 	get_err("/api/v1/events?last_event_id=abc", 400);
 	get_err("/api/v1/events?after_id=1&last_event_id=x", 400);
@@ -1694,6 +1912,7 @@ int main(void)
 		T(test_retry_body),
 		T(test_cancel_body),
 		T(test_import_errors),
+		T(test_cursor_paging),
 		T(test_events),
 		T(test_unknown_and_methods),
 		T(test_head),

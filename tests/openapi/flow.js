@@ -161,6 +161,15 @@ async function flow() {
   await waitRun("hello", "flow1", ["success"]);
   await req("GET", "/api/v1/dags/hello/runs");
   await req("GET", "/api/v1/dags/hello/runs?state=success,failed&order_by=-queued_at&limit=1");
+  // Keyset paging: the next page by cursor; a cursor the server did not make.
+  const firstDags = await req("GET", "/api/v1/dags?limit=1");
+  if (!firstDags.meta.next_cursor) throw new Error("/api/v1/dags?limit=1: no next_cursor");
+  await req("GET", `/api/v1/dags?limit=1&cursor=${encodeURIComponent(firstDags.meta.next_cursor)}`);
+  await req("GET", "/api/v1/dags?cursor=bogus", { want: 400 });
+  await req("GET", `/api/v1/dags?offset=1&cursor=${encodeURIComponent(firstDags.meta.next_cursor)}`, { want: 400 });
+  const firstRuns = await req("GET", "/api/v1/dags/~/runs?limit=1");
+  if (firstRuns.meta.next_cursor)
+    await req("GET", `/api/v1/dags/~/runs?limit=1&cursor=${encodeURIComponent(firstRuns.meta.next_cursor)}`);
   await req("GET", "/api/v1/dags/hello/runs?order_by=bogus", { want: 400 });
   await req("GET", "/api/v1/dags/hello/runs?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z");
   await req("GET", "/api/v1/dags/hello/runs/flow1");
@@ -232,6 +241,9 @@ async function flow() {
   await req("GET", "/api/v1/health");
   await req("GET", "/api/v1/version");
   await req("GET", "/api/v1/events?limit=5");
+  const firstEvents = await req("GET", "/api/v1/events?limit=1");
+  if (firstEvents.meta.next_cursor)
+    await req("GET", `/api/v1/events?limit=1&cursor=${encodeURIComponent(firstEvents.meta.next_cursor)}`);
   await req("GET", "/api/v1/events?after_id=1&types=run.state&dag_id=hello");
   await req("GET", "/api/v1/events?after_id=-1", { want: 400 });
   await req("GET", "/api/v1/events?last_event_id=-1", { want: 400 });
