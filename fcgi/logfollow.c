@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ typedef struct follow {
 	int try_number;       /* 0 until the first look */
 	bool ended;           /* the try has ended */
 	char *path;           /* the log path (NULL: none yet) */
+	const char *refused;  /* why the log may not be read, or NULL */
 	int fd;               /* the open log, or -1 */
 	long long pos;        /* the next byte to send */
 	char buf[FOLLOW_CHUNK];
@@ -98,23 +100,59 @@ static int look(follow *f)
 	return rc;
 }
 
-/* Opens the log when it exists (the same checks as tasks.c). 0, or -1. */
+/*
+ * Whether the file open on fd lies inside the directory dir, by the path
+ * the kernel resolved (a symlinked parent does not count as inside):
+ * 1, 0, or -1 when it cannot tell. (The same check as w/hostile's
+ * fd_inside in tasks.c; one of them goes once both are merged.)
+ */
+static int fd_inside(int fd, const char *dir)
+{
+	char link[64], got[PATH_MAX], *root = dir ? realpath(dir, NULL) : NULL;
+	ssize_t n;
+	int rc = -1;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	n = readlink(link, got, sizeof got - 1);
+	if (root && n > 0) {
+		size_t rl = strlen(root);
+		got[n] = '\0';
+		rc = strncmp(got, root, rl) == 0 && (rl == 1 || got[rl] == '/');
+	}
+	free(root);
+	return rc;
+}
+
+/*
+ * Opens the log when it exists. A task writes its own log file, so it is
+ * opened without following a symlink, and must be a regular file inside
+ * logs_dir; otherwise f->refused says why (logged). 0, or -1.
+ */
 static int open_log(follow *f)
 {
+	const pw_project *proj = pw_req_project(f->req);
 	struct stat sb;
 
 	if (f->fd >= 0 || !f->path)
 		return 0;
-	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (f->fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		fprintf(stderr, "pipewright: api: log %s: not a regular file\n", f->path);
+	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	if (f->fd < 0 && errno == ENOENT)
+		return 0;
+	if (f->fd < 0 && errno == ELOOP)
+		f->refused = "the log file is a symbolic link";
+	else if (f->fd < 0 || fstat(f->fd, &sb) != 0)
+		f->refused = "the log file cannot be read";
+	else if (!S_ISREG(sb.st_mode))
+		f->refused = "the log file is not a regular file";
+	else if (fd_inside(f->fd, proj ? proj->logs_dir : NULL) != 1)
+		f->refused = "the log file is outside the logs folder";
+	if (!f->refused)
+		return 0;
+	fprintf(stderr, "pipewright: api: log %s: %s\n", f->path, f->refused);
+	if (f->fd >= 0)
 		close(f->fd);
-		f->fd = -1;
-		return -1;
-	}
-	return 0;
+	f->fd = -1;
+	return -1;
 }
 
 /* Sends the bytes from f->pos to the file's end. 0, or -1 (end the answer). */
@@ -215,6 +253,10 @@ int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,
 		rc = 0;
 		goto out;
 	}
+	if (open_log(f) != 0) {  /* as tasks.c on w/hostile: 403 */
+		rc = f->refused ? pw_reply_error(req, 403, "%s", f->refused) : -1;
+		goto give;
+	}
 	if ((offset >= 0 || default_start(f) == 0) &&
 	    pw_reply_header(req, "Cache-Control", "no-cache") == 0 &&
 	    pw_reply_header(req, "X-Accel-Buffering", "no") == 0 &&
@@ -222,6 +264,7 @@ int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,
 		rc = 0;
 		follow_loop(f);
 	}
+give:
 	events_slot_give();
 out:
 	if (f->fd >= 0)

@@ -1532,7 +1532,8 @@ static void expect_log(const char *path, long status, const char *body)
  * of its own whose bound is 60 s): a running try's lines arrive on the open
  * request as the task writes them; the answer ends by itself once the try
  * ended, with the whole log; ?offset= continues where a client stopped; a
- * finished try's follow ends at once; bad values are 400.
+ * finished try's follow ends at once; bad values are 400; a log file that
+ * is a symlink is refused (403).
  */
 static void test_log_follow(void **state)
 {
@@ -1586,6 +1587,13 @@ static void test_log_follow(void **state)
 	}
 	snprintf(path, sizeof path, "%s?follow=true&try_number=9", base);
 	expect_log(path, 404, NULL);
+	/* A log file that became a symlink (a task writes its own log) is refused. */
+	char *file = hr_path(P, "var/logs/logger/l1/w/1.log");
+	if (unlink(file) != 0 || symlink("/etc/passwd", file) != 0)
+		fail_msg("%s: %s", file, strerror(errno));
+	free(file);
+	snprintf(path, sizeof path, "%s?follow=true", base);
+	expect_log(path, 403, NULL);
 	passed = true;
 }
 
