@@ -83,6 +83,21 @@ int pools_delete(pw_req *req);
 
 /* events.c */
 int events_get(pw_req *req);
+/*
+ * A slot for a long-lived answer (an event stream, a log follow): one of
+ * the server's long-request slots (pw_req_hold) within
+ * PIPEWRIGHT_MAX_STREAMS. false when none is free: then 503 (envelope,
+ * Retry-After) has been answered. events_slot_give returns a taken slot.
+ * events_stream_max_ms: how long such an answer may stay open
+ * (PIPEWRIGHT_SSE_MAX_SECONDS, default 55 s).
+ */
+bool events_slot_take(pw_req *req);
+void events_slot_give(void);
+long long events_stream_max_ms(void);
+
+/* logfollow.c: GET .../logs?follow=true for the try of task row (pk, task_id). */
+int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,
+		long long offset);
 
 /*
  * dbwatch.c: the process's database watcher. dbwatch_join registers a

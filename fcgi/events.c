@@ -706,24 +706,42 @@ static int parse_resume(pw_req *req, long long *resume)
 	return PW_OK;
 }
 
+bool events_slot_take(pw_req *req)
+{
+	long long max_streams = env_int("PIPEWRIGHT_MAX_STREAMS", DEFAULT_MAX_STREAMS, 0, 4096);
+
+	if (atomic_fetch_add(&open_streams, 1) >= max_streams || !pw_req_hold(req)) {
+		atomic_fetch_sub(&open_streams, 1);
+		pw_reply_header(req, "Retry-After", "5");
+		pw_reply_error(req, 503, "too many event streams, log follows and waiting "
+			       "runs in this process; retry later");
+		return false;
+	}
+	return true;
+}
+
+void events_slot_give(void)
+{
+	atomic_fetch_sub(&open_streams, 1);
+}
+
+long long events_stream_max_ms(void)
+{
+	return 1000 * env_int("PIPEWRIGHT_SSE_MAX_SECONDS", DEFAULT_MAX_SECONDS, 1, 86400);
+}
+
 /* The stream; a slot of the stream limit is held meanwhile. */
 static int events_stream(pw_req *req)
 {
 	stream st = {.req = req, .store = pw_req_store(req), .resume = -1};
-	long long max_s = env_int("PIPEWRIGHT_SSE_MAX_SECONDS", DEFAULT_MAX_SECONDS, 1, 86400);
-	long long max_streams = env_int("PIPEWRIGHT_MAX_STREAMS", DEFAULT_MAX_STREAMS, 0, 4096);
 	int rc = PW_ERR;
 
 	st.keepalive_ms = 1000 * env_int("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS",
 					 DEFAULT_KEEPALIVE_S, 1, 3600);
 	if (parse_filters(req, &st.eq) != PW_OK || parse_resume(req, &st.resume) != PW_OK)
 		return 0;
-	if (atomic_fetch_add(&open_streams, 1) >= max_streams || !pw_req_hold(req)) {
-		atomic_fetch_sub(&open_streams, 1);
-		pw_reply_header(req, "Retry-After", "5");
-		return pw_reply_error(req, 503, "too many event streams and waiting runs "
-				      "in this process; retry later");
-	}
+	if (!events_slot_take(req))
+		return 0;
 	if (!st.store)
 		goto out;
 	st.eq.after_id = st.resume;
@@ -736,10 +754,10 @@ static int events_stream(pw_req *req)
 	if (pw_stream_begin(req, 200, "text/event-stream") == 0 &&
 	    pw_stream_write(req, OPENING, sizeof OPENING - 1) == 0 &&
 	    pw_stream_flush(req) == 0)
-		stream_loop(&st, max_s * 1000);
+		stream_loop(&st, events_stream_max_ms());
 out:
 	free(st.out.p);
-	atomic_fetch_sub(&open_streams, 1);
+	events_slot_give();
 	return rc;
 }
 

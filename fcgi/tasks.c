@@ -598,16 +598,52 @@ static int reply_log(pw_req *req, const char *path)
 	return rc;
 }
 
+/*
+ * ?follow= (true or false, default false) into *follow and ?offset= (a
+ * byte offset >= 0; -1 when absent) into *offset. GO or ANSWERED (400).
+ */
+static int parse_follow(pw_req *req, bool *follow, long long *offset)
+{
+	const char *f = pw_req_query(req, "follow");
+	const char *o = pw_req_query(req, "offset");
+	char *end = NULL;
+
+	*follow = f && !strcmp(f, "true");
+	*offset = -1;
+	if (f && !*follow && strcmp(f, "false")) {
+		pw_reply_error(req, 400, "follow: expected true or false");
+		return ANSWERED;
+	}
+	if (!o)
+		return GO;
+	errno = 0;
+	*offset = strtoll(o, &end, 10);
+	if (*o < '0' || *o > '9' || *end || errno) {
+		pw_reply_error(req, 400, "offset: expected a byte offset, an integer >= 0");
+		return ANSWERED;
+	}
+	if (!*follow) {
+		pw_reply_error(req, 400, "offset: only with follow=true");
+		return ANSWERED;
+	}
+	return GO;
+}
+
 int tasks_logs(pw_req *req)
 {
 	const char *task_id = NULL;
 	char *path = NULL;
-	long long pk = 0;
+	long long pk = 0, offset = -1;
 	int try_number = 0;
+	bool follow = false;
 	int rc = find_task(req, &pk, &task_id);
 
 	if (rc == GO)
 		rc = parse_try_number(req, &try_number);
+	if (rc == GO)
+		rc = parse_follow(req, &follow, &offset);
+	if (rc == GO && follow && strcmp(pw_req_method(req), "HEAD"))
+		return logs_follow(req, pk, task_id, try_number, offset);
 	if (rc == GO)
 		rc = find_log(req, pk, task_id, try_number, &path);
 	if (rc == GO)

@@ -204,6 +204,18 @@ try {
 		await textIn('[data-log]', 'first: started');
 		gate('ui-log-1.first.half');
 		await textIn('[data-log]', 'first: halfway');
+		/*
+		 * The log is one long request (?follow=true), not polled: in 3 s of
+		 * the task running, at most one more GET of /logs (a reconnect when
+		 * the server's bound ends the answer), where polling makes one a second.
+		 */
+		const logGets = () => requests.filter((r) => r.method === 'GET' &&
+			/\/runs\/ui-log-1\/tasks\/first\/logs/.test(r.url));
+		const before = logGets().length;
+		await new Promise((r) => setTimeout(r, 3000));
+		const during = logGets().slice(before);
+		assert.ok(during.length <= 1, `GETs of /logs while the task runs: ${during.length}`);
+		assert.ok(logGets().every((r) => /[?&]follow=true/.test(r.url)), 'every log read follows');
 		/* the task cannot end before its second gate: it is still running */
 		await sel('section.task[data-task-id="first"][data-state="running"]');
 		await shot(page, 'task-running');

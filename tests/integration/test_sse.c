@@ -71,6 +71,13 @@ static const char DAG_SLOW[] =
 	"  - {id: s5, upstream: [s4], command: \"sleep 0.5\"}\n"
 	"  - {id: s6, upstream: [s5], command: \"sleep 0.5\"}\n";
 
+/* Writes a line, then one more each time the test creates a marker file. */
+static const char DAG_LOGGER[] =
+	"tasks:\n"
+	"  - id: w\n"
+	"    command: \"echo first; while [ ! -e var/log.go ]; do sleep 0.05; done; "
+	"echo second; while [ ! -e var/log.end ]; do sleep 0.05; done; echo third\"\n";
+
 static const char DAG_OTHER[] =
 	"tasks:\n"
 	"  - id: x\n"
@@ -106,6 +113,7 @@ typedef struct sse {
 	long long last_id;       /* the SSE "last event id" (-1: none) */
 	long long retry_ms;      /* -1 until a retry: line */
 	int comments;
+	bool plain;              /* not SSE (a log follow): raw only */
 	/* the end */
 	bool done;
 	CURLcode result;
@@ -190,8 +198,8 @@ static size_t sse_on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	s->raw[s->raw_len] = '\0';
 	if (s->status == 0)
 		curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
-	if (s->status != 200)
-		return add; /* an error envelope: kept raw */
+	if (s->status != 200 || s->plain)
+		return add; /* an error envelope or plain text: kept raw */
 	for (char *nl; (nl = memchr(s->raw + s->parsed, '\n', s->raw_len - s->parsed));) {
 		size_t len = (size_t)(nl - (s->raw + s->parsed));
 		char *line = strndup(s->raw + s->parsed, len);
@@ -566,6 +574,7 @@ static int group_setup(void **state)
 	hr_dag(P, "quick", DAG_QUICK);
 	hr_dag(P, "other", DAG_OTHER);
 	hr_dag(P, "slow", DAG_SLOW);
+	hr_dag(P, "logger", DAG_LOGGER);
 	/* 20 independent quick tasks: a burst of events, 4 at a time. */
 	char dag[4096] = "tasks:\n";
 	for (int i = 1; i <= 20; i++) {
@@ -1487,6 +1496,107 @@ static void test_woken_by_other_process(void **state)
 	passed = true;
 }
 
+/* The log file of try 1 of logger/l1/w holds want (a wait predicate). */
+static bool log_holds(hr_project *p, void *want)
+{
+	char *log = hr_try_log(p, "logger", "l1", "w", 1);
+	bool yes = log && strstr(log, want);
+	free(log);
+	return yes;
+}
+
+/* Pumps until s's body holds want (fails when it ends first or after timeout_ms). */
+static void wait_body(sse *s, const char *want, int timeout_ms)
+{
+	for (long long end = ht_now_ms() + timeout_ms; !s->raw || !strstr(s->raw, want);) {
+		if (s->done || ht_now_ms() > end)
+			fail_msg("%s: no '%s' (done %d, status %ld): %s", s->url, want, s->done,
+				 s->status, s->raw ? s->raw : "");
+		pump(20);
+	}
+}
+
+/* GET path on the group's server; expects status and (200) exactly body. */
+static void expect_log(const char *path, long status, const char *body)
+{
+	ht_resp *r = ht_get(S, path);
+	if (status != 200)
+		ht_err(r, status);
+	else if (r->status != 200 || strcmp(r->body, body) != 0)
+		ht_fail(r, body);
+	ht_resp_free(r);
+}
+
+/*
+ * GET .../logs?follow=true (one long-lived text/plain answer, on a lighttpd
+ * of its own whose bound is 60 s): a running try's lines arrive on the open
+ * request as the task writes them; the answer ends by itself once the try
+ * ended, with the whole log; ?offset= continues where a client stopped; a
+ * finished try's follow ends at once; bad values are 400; a log file that
+ * is a symlink is refused (403).
+ */
+static void test_log_follow(void **state)
+{
+	(void)state;
+	static const char base[] = "/api/v1/dags/logger/runs/l1/tasks/w/logs";
+	char path[256];
+
+	if (setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "60", 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+	G = ht_start(P->dir, NULL);
+	if (setenv("PIPEWRIGHT_SSE_MAX_SECONDS", "2", 1) != 0)
+		fail_msg("setenv: %s", strerror(errno));
+	trigger("logger", "l1");
+	hr_wait_for(P, log_holds, (void *)"first\n", "the first log line", W);
+
+	snprintf(path, sizeof path, "%s?follow=true", base);
+	sse *s = sse_open_on(G, path, -1, CURL_HTTP_VERSION_1_1);
+	s->plain = true;
+	wait_body(s, "first\n", W);
+	expect_header(s, "Content-Type", "text/plain");
+	hr_write(P, "var/log.go", "");
+	wait_body(s, "second\n", W);        /* written after the request started */
+	if (strcmp(hr_task_state(P, "logger", "l1", "w"), "running") != 0)
+		fail_msg("w ended before var/log.end");
+	hr_write(P, "var/log.end", "");
+	sse_wait_end(s, W);
+	if (s->status != 200 || strcmp(s->raw, "first\nsecond\nthird\n") != 0)
+		fail_msg("follow: status %ld, body '%s'", s->status, s->raw ? s->raw : "");
+	/* It ended because the try did. */
+	const char *st = hr_task_state(P, "logger", "l1", "w");
+	if (strcmp(st, "success") != 0)
+		fail_msg("the follow ended with w %s", st);
+	sse_close(s);
+
+	/* A finished try: the whole log (or from offset), at once. */
+	snprintf(path, sizeof path, "%s?follow=true", base);
+	expect_log(path, 200, "first\nsecond\nthird\n");
+	snprintf(path, sizeof path, "%s?follow=true&try_number=1&offset=6", base);
+	expect_log(path, 200, "second\nthird\n");
+	snprintf(path, sizeof path, "%s?follow=true&offset=99", base);
+	expect_log(path, 200, "");
+	snprintf(path, sizeof path, "%s?follow=false", base);
+	expect_log(path, 200, "first\nsecond\nthird\n");
+	/* Bad values. */
+	static const char *const bad[] = {"?follow=yes", "?follow=", "?follow=true&offset=-1",
+		"?follow=true&offset=abc", "?follow=true&offset=", "?offset=3",
+		"?follow=true&offset=99999999999999999999"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		snprintf(path, sizeof path, "%s%s", base, bad[i]);
+		expect_log(path, 400, NULL);
+	}
+	snprintf(path, sizeof path, "%s?follow=true&try_number=9", base);
+	expect_log(path, 404, NULL);
+	/* A log file that became a symlink (a task writes its own log) is refused. */
+	char *file = hr_path(P, "var/logs/logger/l1/w/1.log");
+	if (unlink(file) != 0 || symlink("/etc/passwd", file) != 0)
+		fail_msg("%s: %s", file, strerror(errno));
+	free(file);
+	snprintf(path, sizeof path, "%s?follow=true", base);
+	expect_log(path, 403, NULL);
+	passed = true;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1502,6 +1612,7 @@ int main(void)
 		T(test_gone_http2),
 		T(test_gone_http1),
 		T(test_woken_by_other_process),
+		T(test_log_follow),
 	};
 	return cmocka_run_group_tests_name("sse", tests, group_setup, group_teardown);
 }

@@ -184,6 +184,11 @@ async function flow() {
   await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?try_number=1");
   await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?try_number=x", { want: 400 });
   await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?try_number=9", { want: 404 });
+  // follow on a finished try: the whole log, and the answer ends at once.
+  await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?follow=true");
+  await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?follow=true&offset=2");
+  await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?follow=maybe", { want: 400 });
+  await req("GET", "/api/v1/dags/hello/runs/flow1/tasks/greet/logs?offset=2", { want: 400 });
   await req("GET", "/api/v1/dags/hello/stats");
   await req("GET", "/api/v1/dags/never_seen/stats", { want: 404 });
   // Cancel a run that cannot start (its DAG paused), then retry it.

@@ -84,6 +84,26 @@ export async function text(rel, query) {
 	return {text: await res.text(), headers: res.headers};
 }
 
+/*
+ * GET rel as a long-lived text answer (a log with follow=true): the
+ * Response, its body unread (read it with res.body.getReader()). signal
+ * aborts it; an abort rejects with the AbortError itself.
+ */
+export async function textStream(rel, query, signal) {
+	let res;
+	try {
+		res = await fetch(url(rel, query), {headers: {Accept: 'text/plain'},
+			credentials: 'same-origin', cache: 'no-store', signal});
+	} catch (e) {
+		if (e.name === 'AbortError')
+			throw e;
+		throw new ApiError(0, 'network', 'cannot reach the server: ' + e.message);
+	}
+	if (!res.ok)
+		throw await failure(res);
+	return res;
+}
+
 /* The graph SVG as text (?run_id= colours it; the page recolours from events). */
 export async function svg(rel, query) {
 	const res = await fetch(url(rel, query), {headers: {Accept: 'image/svg+xml'},

@@ -3,16 +3,18 @@
  * instance, its tries, XCom, and the log in <pre data-log>.
  *
  * Live: the run's stream (types=task.state) moves the state; tries and
- * XCom are read again once when a try ends. The API has no log stream, so
- * while the task runs the log (only the log) is read again every second,
- * which keeps the page at most ~1 s behind the file; reading stops when
- * the try ends, after one last read.
+ * XCom are read again once when a try ends. The log is one request with
+ * ?follow=true, read as it arrives (a ReadableStream) and appended to the
+ * <pre>: the server keeps it open while the try runs and writes each new
+ * byte of the file within ~250 ms. When it ends while the task still runs
+ * (the server bounds every long answer), the page asks again from the
+ * bytes it has (?offset=), at most once a second. No polling.
  */
 import * as api from '../api.js';
 import {h, fill, link, time, duration, badge, explain, message, finishedTask} from '../dom.js';
 import {taskActions, timesFromEvent} from './run.js';
 
-const LOG_EVERY_MS = 1000;
+const RECONNECT_MS = 1000;   /* the least time between two log requests */
 
 export async function render(ctx, {dag_id: dagId, run_id: runId, task_id: taskId}) {
 	const base = api.path('dags', dagId, 'runs', runId, 'tasks', taskId);
@@ -47,7 +49,8 @@ function build(ctx, dagId, runId, ti, base) {
 		readLog();
 	}});
 	let viewing = null;     /* null: the latest try */
-	let timer = null, reading = false, again = false, stopped = false;
+	let ctl = null;           /* the log read's AbortController while it runs */
+	let stopped = false;
 	const page = {};
 
 	function show() {
@@ -95,54 +98,83 @@ function build(ctx, dagId, runId, ti, base) {
 			fill(xcom, message('error', explain(e)));
 		}
 	}
-	/* Reads the log once; a read asked for during a read runs after it. */
-	async function readLog() {
-		if (reading) {
-			again = true;
+	/* Appends text to the log, keeping it scrolled to the end when it was. */
+	function append(text) {
+		if (!text)
 			return;
+		const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+		log.append(text);
+		if (stick)
+			log.scrollTop = log.scrollHeight;
+	}
+	/* Whether the try the log shows can still grow. */
+	function growing() {
+		return ti.state === 'running' && (!viewing || viewing === ti.try_number);
+	}
+	/*
+	 * Reads the log of the viewed try (the latest when none) from its start:
+	 * one follow request, and a next one from the bytes received when it
+	 * ends while the try still runs. A new call abandons the previous read.
+	 */
+	async function readLog() {
+		ctl?.abort();
+		const mine = ctl = new AbortController();
+		const decoder = new TextDecoder();
+		let offset = null, omitted = null;
+		log.textContent = '';
+		fill(logNote);
+		while (!stopped && ctl === mine) {
+			const t0 = Date.now();
+			const query = {follow: 'true'};
+			if (viewing)
+				query.try_number = viewing;
+			if (offset !== null)
+				query.offset = offset;
+			try {
+				const res = await api.textStream(base + '/logs', query, mine.signal);
+				if (offset === null) {
+					omitted = res.headers.get('X-Log-Omitted-Bytes');
+					offset = Number(omitted || 0);
+				}
+				const reader = res.body.getReader();
+				for (;;) {
+					const {done, value} = await reader.read();
+					if (done || ctl !== mine)
+						break;
+					offset += value.byteLength;
+					append(decoder.decode(value, {stream: true}));
+				}
+				fill(logNote, omitted ? `(the first ${omitted} bytes are left out)` :
+					log.textContent || growing() ? '' : '(empty)');
+			} catch (e) {
+				if (e.name === 'AbortError' || ctl !== mine)
+					return;
+				fill(logNote, explain(e));
+			}
+			if (ctl !== mine || !growing())
+				break;
+			await new Promise((ok) => setTimeout(ok, Math.max(0, t0 + RECONNECT_MS - Date.now())));
 		}
-		reading = true;
-		try {
-			const query = viewing ? {try_number: viewing} : {};
-			const r = await api.text(base + '/logs', query);
-			const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-			if (log.textContent !== r.text)
-				log.textContent = r.text;
-			if (stick)
-				log.scrollTop = log.scrollHeight;
-			const omitted = r.headers.get('X-Log-Omitted-Bytes');
-			fill(logNote, omitted ? `(the first ${omitted} bytes are left out)` :
-				r.text ? '' : '(empty)');
-		} catch (e) {
-			fill(logNote, explain(e));
-		} finally {
-			reading = false;
-		}
-		if (again) {
-			again = false;
-			readLog();
+		if (ctl === mine) {
+			append(decoder.decode());
+			ctl = null;
 		}
 	}
-	/* Reads the log every second while the task runs, once otherwise. */
+	/* Reads the log unless a read is under way (it follows the running try). */
 	page.follow = () => {
-		clearInterval(timer);
-		timer = null;
-		if (stopped)
-			return;
-		readLog();
-		if (ti.state === 'running' && !viewing)
-			timer = setInterval(readLog, LOG_EVERY_MS);
+		if (!stopped && !ctl)
+			readLog();
 	};
 	page.stop = () => {
 		stopped = true;
-		clearInterval(timer);
+		ctl?.abort();
 	};
 	page.event = async (d) => {
 		const was = ti.state;
 		timesFromEvent(ti, d);
 		show();
-		if (d.state === 'running' || (was === 'running' && d.state !== 'running'))
-			page.follow();
+		if (d.state === 'running' && was !== 'running')
+			readLog();          /* a new try: its log from the start */
 		if (finishedTask.has(d.state) || d.state === 'up_for_retry' || d.state === 'running') {
 			/* once per try's start and end: the tries, exit code, XCom */
 			try {
