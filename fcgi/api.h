@@ -257,4 +257,7 @@ bool api_json_has_nul(const char *s, size_t n);
 int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 		       api_page *pg, json_object **out);
 
+/* Opens a task's log file safely (tasks.c; see there). */
+int api_log_open(const char *path, const char *logs_dir, const char **refused);
+
 #endif

@@ -101,58 +101,17 @@ static int look(follow *f)
 }
 
 /*
- * Whether the file open on fd lies inside the directory dir, by the path
- * the kernel resolved (a symlinked parent does not count as inside):
- * 1, 0, or -1 when it cannot tell. (The same check as w/hostile's
- * fd_inside in tasks.c; one of them goes once both are merged.)
- */
-static int fd_inside(int fd, const char *dir)
-{
-	char link[64], got[PATH_MAX], *root = dir ? realpath(dir, NULL) : NULL;
-	ssize_t n;
-	int rc = -1;
-
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	n = readlink(link, got, sizeof got - 1);
-	if (root && n > 0) {
-		size_t rl = strlen(root);
-		got[n] = '\0';
-		rc = strncmp(got, root, rl) == 0 && (rl == 1 || got[rl] == '/');
-	}
-	free(root);
-	return rc;
-}
-
-/*
- * Opens the log when it exists. A task writes its own log file, so it is
- * opened without following a symlink, and must be a regular file inside
- * logs_dir; otherwise f->refused says why (logged). 0, or -1.
+ * Opens the log when it exists (api_log_open's checks); 0, or -1 when it
+ * is refused (f->refused says why).
  */
 static int open_log(follow *f)
 {
 	const pw_project *proj = pw_req_project(f->req);
-	struct stat sb;
 
 	if (f->fd >= 0 || !f->path)
 		return 0;
-	f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-	if (f->fd < 0 && errno == ENOENT)
-		return 0;
-	if (f->fd < 0 && errno == ELOOP)
-		f->refused = "the log file is a symbolic link";
-	else if (f->fd < 0 || fstat(f->fd, &sb) != 0)
-		f->refused = "the log file cannot be read";
-	else if (!S_ISREG(sb.st_mode))
-		f->refused = "the log file is not a regular file";
-	else if (fd_inside(f->fd, proj ? proj->logs_dir : NULL) != 1)
-		f->refused = "the log file is outside the logs folder";
-	if (!f->refused)
-		return 0;
-	fprintf(stderr, "pipewright: api: log %s: %s\n", f->path, f->refused);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-	return -1;
+	f->fd = api_log_open(f->path, proj ? proj->logs_dir : NULL, &f->refused);
+	return f->refused ? -1 : 0;
 }
 
 /* Sends the bytes from f->pos to the file's end. 0, or -1 (end the answer). */

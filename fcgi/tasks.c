@@ -515,12 +515,39 @@ static int fd_inside(int fd, const char *dir)
 }
 
 /*
+ * Opens the log file at path for reading. A task writes its own log file,
+ * so it is opened without following a symlink, and must be a regular file
+ * inside logs_dir; otherwise *refused says why (logged) and -1 is
+ * returned. Returns the descriptor, or -1 with *refused NULL and errno set
+ * when it cannot be opened (ENOENT: it does not exist yet).
+ */
+int api_log_open(const char *path, const char *logs_dir, const char **refused)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+
+	*refused = NULL;
+	if (fd < 0 && errno == ELOOP)
+		*refused = "the log file is a symbolic link";
+	else if (fd >= 0 && fstat(fd, &sb) != 0)
+		*refused = "the log file cannot be read";
+	else if (fd >= 0 && !S_ISREG(sb.st_mode))
+		*refused = "the log file is not a regular file";
+	else if (fd >= 0 && (!logs_dir || fd_inside(fd, logs_dir) != 1))
+		*refused = "the log file is outside the logs folder";
+	if (!*refused)
+		return fd;
+	fprintf(stderr, "pipewright: api: log %s: %s\n", path, *refused);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/*
  * Reads a log file, at most its last LOG_MAX bytes, into *buf (malloc'd)
  * and *len; *omitted gets the bytes left out at the start. A file that
- * does not exist (yet) reads as empty. A task writes its own log file, so
- * the file is opened without following a symlink, must be a regular file
- * and must lie inside logs_dir: otherwise *refused says why. Returns 0
- * (also when refused), or -1 (logged).
+ * does not exist (yet) reads as empty; one api_log_open refuses sets
+ * *refused. Returns 0 (also when refused), or -1 (logged).
  */
 static int read_log(const char *path, const char *logs_dir, char **buf, size_t *len,
 		    long long *omitted, const char **refused)
@@ -528,22 +555,12 @@ static int read_log(const char *path, const char *logs_dir, char **buf, size_t *
 	struct stat sb;
 	off_t start = 0;
 	ssize_t got = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	int fd;
 
-	*buf = NULL, *len = 0, *omitted = 0, *refused = NULL;
-	if (fd < 0 && errno == ENOENT)
+	*buf = NULL, *len = 0, *omitted = 0;
+	fd = api_log_open(path, logs_dir, refused);
+	if (*refused || (fd < 0 && errno == ENOENT))
 		return 0;
-	if (fd < 0 && errno == ELOOP)
-		*refused = "the log file is a symbolic link";
-	else if (fd >= 0 && fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode))
-		*refused = "the log file is not a regular file";
-	else if (fd >= 0 && fd_inside(fd, logs_dir) != 1)
-		*refused = "the log file is outside the logs folder";
-	if (*refused) {
-		fprintf(stderr, "pipewright: api: log %s: %s\n", path, *refused);
-		got = 0;
-		goto out;
-	}
 	if (fd < 0 || fstat(fd, &sb) != 0)
 		goto out;
 	if (sb.st_size > LOG_MAX)
