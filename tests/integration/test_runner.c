@@ -1783,7 +1783,12 @@ static void test_kill9_lost_try_is_retried(void **state)
 	pid_t pgid = hr_wait_try_pid(p, "lost", "r1", "work", 1, W);
 	hr_wait_task_state(p, "lost", "r1", "work", "running", W);
 	hr_runner_kill9(p, runner);
-	if (kill(-pgid, SIGKILL) != 0)
+	/*
+	 * The try is committed running before its shim is told to go: a
+	 * runner killed in between leaves a shim that never got its go and
+	 * ends by itself (ESRCH here). Lost either way.
+	 */
+	if (kill(-pgid, SIGKILL) != 0 && errno != ESRCH)
 		fail_msg("kill -%d: %s", (int)pgid, strerror(errno));
 	assert_true(hr_wait_group_gone(pgid, 10000));
 	hr_runner_start(p, NULL);
