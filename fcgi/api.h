@@ -260,4 +260,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 /* Opens a task's log file safely (tasks.c; see there). */
 int api_log_open(const char *path, const char *logs_dir, const char **refused);
 
+/* The run of the path, or an answered 404 (runs.c). GO, ANSWERED or FAILED. */
+int api_find_run(pw_req *req, json_object **run, long long *pk);
+
 #endif

@@ -18,28 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The run of the path: its object and row id, or an answered 404. */
-static int path_run(pw_req *req, json_object **run, long long *pk)
-{
-	const char *dag_id = pw_req_param(req, "dag_id");
-	const char *run_id = pw_req_param(req, "run_id");
-	int rc;
-
-	*run = NULL;
-	if (!api_dag_exists_or_404(req, dag_id))
-		return ANSWERED;
-	if (!run_id || !pw_valid_run_id(run_id)) {
-		pw_reply_error(req, 404, "run not found");
-		return ANSWERED;
-	}
-	rc = api_run_object(req, dag_id, run_id, run, pk);
-	if (rc == PW_NOTFOUND) {
-		pw_reply_error(req, 404, "DAG '%s' has no run '%s'", dag_id, run_id);
-		return ANSWERED;
-	}
-	return rc == PW_OK ? GO : FAILED;
-}
-
 static const char *str_field(json_object *o, const char *key)
 {
 	json_object *v = NULL;
@@ -204,7 +182,7 @@ int runs_clear(pw_req *req)
 	json_object *run = NULL, *tis = NULL, *owned = NULL, *ids = NULL, *body, *args = NULL;
 	long long pk = 0;
 	size_t len = 0;
-	int rc = path_run(req, &run, &pk);
+	int rc = api_find_run(req, &run, &pk);
 
 	/* Every field is optional: no body at all is {}. */
 	if (rc == GO) {
@@ -271,7 +249,7 @@ int tasks_mark(pw_req *req)
 	json_object *run = NULL, *tis = NULL, *body = NULL, *args = NULL, *ti;
 	const char *task_id = pw_req_param(req, "task_id"), *state = NULL;
 	long long pk = 0;
-	int rc = path_run(req, &run, &pk);
+	int rc = api_find_run(req, &run, &pk);
 
 	if (rc == GO && (!task_id || !pw_valid_task_id(task_id))) {
 		pw_reply_error(req, 404, "task not found");
@@ -406,7 +384,7 @@ int runs_patch(pw_req *req)
 	const char *dag_id = pw_req_param(req, "dag_id"), *run_id = pw_req_param(req, "run_id");
 	const char *state = NULL, *note = NULL, *prev;
 	long long pk = 0;
-	int rc = path_run(req, &run, &pk), r = PW_OK;
+	int rc = api_find_run(req, &run, &pk), r = PW_OK;
 	pw_store *store = pw_req_store(req);
 
 	if (rc == GO && (!(body = pw_req_json(req)) ||
@@ -486,7 +464,7 @@ int runs_purge(pw_req *req)
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *st;
 	long long pk = 0;
-	int rc = path_run(req, &run, &pk), step;
+	int rc = api_find_run(req, &run, &pk), step;
 	char *dir = NULL;
 
 	json_object_put(run);

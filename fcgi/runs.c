@@ -703,10 +703,11 @@ int runs_trigger(pw_req *req)
 /* --- one run: get, cancel, retry ------------------------------------------ */
 
 /*
- * The run of the path as its object (and row id), or an answered 404.
+ * The run of the path (its dag_id and run_id) as its object (and row id,
+ * when pk is not NULL; the caller puts the object), or an answered 404.
  * GO, ANSWERED or FAILED.
  */
-static int find_run(pw_req *req, json_object **run, long long *pk)
+int api_find_run(pw_req *req, json_object **run, long long *pk)
 {
 	const char *dag_id = pw_req_param(req, "dag_id");
 	const char *run_id = pw_req_param(req, "run_id");
@@ -740,7 +741,7 @@ int runs_get(pw_req *req)
 {
 	json_object *run = NULL, *tis = NULL;
 	long long pk = 0;
-	int rc = find_run(req, &run, &pk);
+	int rc = api_find_run(req, &run, &pk);
 
 	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
 		rc = FAILED;
@@ -791,7 +792,7 @@ static int request_run(pw_req *req, const char *kind,
 	json_object *run = NULL;
 	const char *dag_id = pw_req_param(req, "dag_id");
 	const char *run_id = pw_req_param(req, "run_id");
-	int rc = find_run(req, &run, NULL);
+	int rc = api_find_run(req, &run, NULL);
 
 	if (rc == GO)
 		rc = check_no_fields(req);
