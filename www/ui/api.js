@@ -133,6 +133,7 @@ const eventTypes = ['run.state', 'task.state', 'dag.updated', 'pool.updated', 'e
 let source = null;
 let current = null;   /* the listen() call whose stream is the page's */
 let retry = null;     /* the timer of a reopening */
+let received = 0;     /* events brought by the page's streams (eventCount) */
 let statusHook = () => {};
 
 /* Called with 'live', 'connecting' or 'off' when the stream's state changes. */
@@ -178,6 +179,7 @@ export function listen(filters, onEvent, onOpen = () => {}) {
 		};
 		for (const type of eventTypes) {
 			es.addEventListener(type, (m) => {
+				received++;
 				if (m.lastEventId)
 					lastId = m.lastEventId;
 				let data = {};
@@ -191,6 +193,15 @@ export function listen(filters, onEvent, onOpen = () => {}) {
 		}
 	};
 	open();
+}
+
+/*
+ * How many events the page's streams have brought so far. An action
+ * compares it before and after its request: an event that came meanwhile
+ * is newer than the action's answer.
+ */
+export function eventCount() {
+	return received;
 }
 
 /* Closes the page's stream, if any. */

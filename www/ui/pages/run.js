@@ -15,11 +15,18 @@ const LOG_TAIL = 8000;     /* characters of each */
 /* Operations this server answered 404/405 for (an older server): not offered again. */
 const missing = new Set();
 
-/* Runs an action's request; a 404/405 route hides the control for good. */
+/*
+ * Runs an action's request; a 404/405 route hides the control for good.
+ * Returns the answer, or null on an error, or when an event came while
+ * the request was out: the object's state it carries is newer than the
+ * answer's (a retry's run, answered "failed", may already be "success").
+ */
 async function perform(ctx, op, button, fn) {
+	const seen = api.eventCount();
 	button.disabled = true;
 	try {
-		return await fn();
+		const r = await fn();
+		return api.eventCount() === seen ? r : null;
 	} catch (e) {
 		/* a route the server lacks: 405, or a 404 naming no object */
 		if (e.status === 405 || (e.status === 404 && /^no such resource/.test(e.message))) {
