@@ -156,6 +156,19 @@ static void stage_program(const char *src, const char *dst)
 	close(in);
 }
 
+/*
+ * Copies the build tree's www folder (the dashboard, /docs, openapi.json;
+ * its links followed) to dst, for the same reason as stage_program.
+ */
+static void stage_www(const char *dst)
+{
+	char *cmd = ws_asprintf("cp -RL '%s/www' '%s'", ht_builddir(), dst);
+	int st = system(cmd);
+	if (st != 0)
+		fail_msg("%s: status %d", cmd, st);
+	free(cmd);
+}
+
 static bool wait_gone(pid_t pid, int ms)
 {
 	for (long long end = ht_now_ms() + ms; ht_now_ms() < end;) {
@@ -355,7 +368,7 @@ static void write_apache_conf(ws_server *s, const web_user *w, const char *conf)
 	assert_non_null(bindir);
 	*strrchr(bindir, '/') = '\0';
 	char *rundir = ws_asprintf("%s/run", s->dir);
-	char *wwwdir = ws_asprintf("%s/www", ht_builddir());
+	char *wwwdir = ws_asprintf("%s/static", s->dir);   /* stage_www's copy */
 	const ws_var vars[] = {
 		{"BINDIR", bindir}, {"PROJECT", s->http.project},
 		{"PREFIX", WS_PREFIX}, {"RUNDIR", rundir}, {"WWWDIR", wwwdir},
@@ -513,6 +526,10 @@ void ws_launch(ws_server *s)
 		s->bin = ws_asprintf("%s/pipewright.fcgi", stage);
 		stage_program(bin, s->bin);
 		check_reachable(&w, s->bin);
+		free(stage);
+		stage = ws_asprintf("%s/static", s->dir);
+		stage_www(stage);
+		check_reachable(&w, stage);
 		free(stage);
 		free(bin);
 	} else {
