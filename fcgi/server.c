@@ -494,13 +494,34 @@ static void dispatch(pw_server *srv, pw_req *req)
 	}
 }
 
-/* Copies s into buf with control characters replaced (log lines). */
+/*
+ * Copies s into buf for a log line, cut to fit size: control characters
+ * and bytes that are not UTF-8 become \xNN (as lighttpd's access log
+ * writes them), so the log is text whatever a client sent. Returns buf.
+ */
 static const char *loggable(const char *s, char *buf, size_t size)
 {
-	size_t i = 0;
-	for (; s && s[i] && i + 1 < size; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	buf[i] = '\0';
+	size_t o = 0, n = s ? strlen(s) : 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t seq = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		bool text = c < 0x80 ? c >= 0x20 && c != 0x7f && c != '\\'
+				     : seq <= n - i && pw_utf8_check(s + i, seq) == seq;
+		if (text) {
+			if (o + seq >= size)
+				break;
+			memcpy(buf + o, s + i, seq);
+			o += seq;
+			i += seq;
+			continue;
+		}
+		if (o + 4 >= size)
+			break;
+		snprintf(buf + o, size - o, "\\x%02x", c);
+		o += 4;
+		i++;
+	}
+	buf[o] = '\0';
 	return buf;
 }
 

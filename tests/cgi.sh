@@ -94,6 +94,14 @@ log_line() {
 		grep -q '^pipewright.fcgi: GET /nowhere 404 [0-9]*ms user=-$' "$tmp/err"
 }
 
+# Bytes that are not UTF-8, control characters and backslashes are logged
+# as \xNN; UTF-8 is kept.
+log_line_escaped() {
+	req plain GET "$(printf '/a\377b\tc\\d/\303\251')" &&
+		grep -q '^pipewright.fcgi: GET /a\\xffb\\x09c\\x5cd/'"$(printf '\303\251')"' 404 [0-9]*ms user=-$' \
+			"$tmp/err"
+}
+
 unknown_path_404() {
 	req plain GET /api/v1/nothing-here && error_is 404 not_found &&
 		req plain GET /api/v1/version/extra && error_is 404 not_found &&
@@ -331,6 +339,7 @@ check "GET /api/v1/version" version
 check "a prefix mount (SCRIPT_NAME) routes on PATH_INFO" prefix_mount
 check "REQUEST_URI when there is no PATH_INFO" request_uri_without_path_info
 check "one log line per request on stderr" log_line
+check "log lines are text whatever the request path holds" log_line_escaped
 check "an unknown path is a 404 envelope" unknown_path_404
 check "a wrong method is a 405 with Allow" wrong_method_405
 check "a body that is not application/json is a 415" not_json_415
