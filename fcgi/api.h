@@ -6,6 +6,7 @@
 #ifndef PW_API_H
 #define PW_API_H
 
+#include "jsonput.h"
 #include "pwserver.h"
 
 /* dags.c */
@@ -139,6 +140,19 @@ enum { GO = 0, ANSWERED = 1, FAILED = PW_ERR };
 int api_db_error(pw_req *req);
 /* Resets a statement and clears its bindings, for its next user. */
 void api_stmt_done(sqlite3_stmt *st);
+/*
+ * A list's rows as JSON: steps st (bound) to its end, appending row(st)
+ * (NULL: out of memory) of each row to the array list, and puts st back
+ * either way. GO or FAILED (a database error is logged).
+ */
+int api_rows(pw_req *req, sqlite3_stmt *st, json_object *(*row)(sqlite3_stmt *st),
+	     json_object *list);
+/*
+ * Ends a read transaction (pw_store_begin_read) that gave a list its
+ * total and its page from one snapshot: commits it, rolls back when that
+ * fails. Returns rc, or FAILED (logged) when rc was GO and the end failed.
+ */
+int api_read_end(pw_req *req, int rc);
 
 /*
  * A list's paging (cursor.c): ?limit=, ?offset= and ?cursor=, and the

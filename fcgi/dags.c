@@ -21,49 +21,13 @@
 
 /* --- JSON building -------------------------------------------------------- */
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int put_null(json_object *o, const char *k)
-{
-	return json_object_object_add(o, k, NULL) != 0 ? -1 : 0;
-}
-
-/* A string, or JSON null when s is NULL. */
-static int put_str(json_object *o, const char *k, const char *s)
-{
-	return s ? put(o, k, json_object_new_string(s)) : put_null(o, k);
-}
-
-static int put_int(json_object *o, const char *k, long long n)
-{
-	return put(o, k, json_object_new_int64(n));
-}
-
-/* Appends v to array a; v NULL or a failed add is -1, v freed. */
-static int push(json_object *a, json_object *v)
-{
-	if (!v || json_object_array_add(a, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* A JSON array of the strings of sv, or NULL when out of memory. */
 static json_object *strv_array(const pw_strv *sv)
 {
 	json_object *a = json_object_new_array_ext((int)sv->n);
 
 	for (size_t i = 0; a && i < sv->n; i++)
-		if (push(a, json_object_new_string(sv->v[i])) != 0) {
+		if (pw_json_push(a, json_object_new_string(sv->v[i])) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -76,7 +40,7 @@ static json_object *names_array(const pw_dag *dag, const size_t *idx, size_t n)
 	json_object *a = json_object_new_array_ext((int)n);
 
 	for (size_t i = 0; a && i < n; i++)
-		if (push(a, json_object_new_string(dag->tasks[idx[i]].name)) != 0) {
+		if (pw_json_push(a, json_object_new_string(dag->tasks[idx[i]].name)) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -263,7 +227,7 @@ static json_object *command_value(const pw_task *t)
 		return json_object_new_string(t->shell);
 	json_object *a = json_object_new_array();
 	for (char **arg = t->argv; a && arg && *arg; arg++)
-		if (push(a, json_object_new_string(*arg)) != 0) {
+		if (pw_json_push(a, json_object_new_string(*arg)) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -280,21 +244,21 @@ static json_object *task_object(const pw_dag *dag, const pw_task *t)
 
 	if (!o)
 		return NULL;
-	if (put_str(o, "task_id", t->name) ||
-	    put(o, "command", command_value(t)) ||
-	    put(o, "upstream", names_array(dag, t->up, t->n_up)) ||
-	    put(o, "downstream", names_array(dag, t->down, t->n_down)) ||
-	    put(o, "inputs", strv_array(&t->inputs)) ||
-	    put(o, "outputs", strv_array(&t->outputs)) ||
-	    put(o, "tags", strv_array(&t->tags)) ||
-	    put_str(o, "namespace", t->namespace_) ||
-	    put_str(o, "pool", t->pool) ||
-	    put_int(o, "pool_slots", t->pool_slots) ||
-	    put_int(o, "retries", t->retries) ||
-	    put_int(o, "retry_delay", t->retry_delay) ||
-	    (t->timeout > 0 ? put_int(o, "timeout", t->timeout)
-			    : put_null(o, "timeout")) ||
-	    put_str(o, "trigger_rule", pw_trigger_rule_name(t->trigger_rule))) {
+	if (pw_json_put_str(o, "task_id", t->name) ||
+	    pw_json_put(o, "command", command_value(t)) ||
+	    pw_json_put(o, "upstream", names_array(dag, t->up, t->n_up)) ||
+	    pw_json_put(o, "downstream", names_array(dag, t->down, t->n_down)) ||
+	    pw_json_put(o, "inputs", strv_array(&t->inputs)) ||
+	    pw_json_put(o, "outputs", strv_array(&t->outputs)) ||
+	    pw_json_put(o, "tags", strv_array(&t->tags)) ||
+	    pw_json_put_str(o, "namespace", t->namespace_) ||
+	    pw_json_put_str(o, "pool", t->pool) ||
+	    pw_json_put_int(o, "pool_slots", t->pool_slots) ||
+	    pw_json_put_int(o, "retries", t->retries) ||
+	    pw_json_put_int(o, "retry_delay", t->retry_delay) ||
+	    (t->timeout > 0 ? pw_json_put_int(o, "timeout", t->timeout)
+			    : pw_json_put_null(o, "timeout")) ||
+	    pw_json_put_str(o, "trigger_rule", pw_trigger_rule_name(t->trigger_rule))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -307,7 +271,7 @@ static json_object *tasks_array(const pw_dag *dag)
 	json_object *a = json_object_new_array_ext((int)dag->n_tasks);
 
 	for (size_t i = 0; a && i < dag->n_tasks; i++)
-		if (push(a, task_object(dag, &dag->tasks[i])) != 0) {
+		if (pw_json_push(a, task_object(dag, &dag->tasks[i])) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -567,10 +531,10 @@ static json_object *error_object(const char *file, int line, const char *type,
 {
 	json_object *o = json_object_new_object();
 
-	if (o && (put_str(o, "file", file) ||
-		  (line > 0 ? put_int(o, "line", line) : put_null(o, "line")) ||
-		  put_str(o, "message", message) ||
-		  put_str(o, "type", type ? type : "ValueError"))) {
+	if (o && (pw_json_put_str(o, "file", file) ||
+		  (line > 0 ? pw_json_put_int(o, "line", line) : pw_json_put_null(o, "line")) ||
+		  pw_json_put_str(o, "message", message) ||
+		  pw_json_put_str(o, "type", type ? type : "ValueError"))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -608,7 +572,7 @@ static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 
 	if (p->conf_error.type) {
 		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
-		    (on && push(data, error_object(NULL, 0, p->conf_error.type,
+		    (on && pw_json_push(data, error_object(NULL, 0, p->conf_error.type,
 						   p->conf_error.message)) != 0))
 			return PW_ERR;
 		pos++;
@@ -616,7 +580,7 @@ static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 	for (size_t i = 0; i < p->import_errors.n; i++, pos++) {
 		const pw_error *e = &p->import_errors.v[i];
 		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
-		    (on && push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
+		    (on && pw_json_push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
 			return PW_ERR;
 	}
 	*total = pos;

@@ -231,16 +231,6 @@ static int bind_query(sqlite3_stmt *q, const events_query *eq)
 	return rc == SQLITE_OK ? PW_OK : PW_ERR;
 }
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * The stored data of an event, parsed, into *out. Data that does not parse
  * (it always should) becomes null. Returns 0, or -1 when out of memory
@@ -266,8 +256,8 @@ static json_object *event_item(sqlite3_stmt *q)
 	json_object *o = json_object_new_object();
 	json_object *data = NULL;
 
-	if (!o || put(o, "id", json_object_new_int64(sqlite3_column_int64(q, 0))) ||
-	    put(o, "type", json_object_new_string(type ? type : "")) ||
+	if (!o || pw_json_put(o, "id", json_object_new_int64(sqlite3_column_int64(q, 0))) ||
+	    pw_json_put(o, "type", json_object_new_string(type ? type : "")) ||
 	    event_data((const char *)sqlite3_column_text(q, 2), &data) ||
 	    json_object_object_add(o, "data", data) != 0) {
 		json_object_put(data);
@@ -354,12 +344,11 @@ static json_object *page_meta(const api_page *pg, long long last_id, long long a
 	json_object *m = json_object_new_object();
 	bool missed = after_id + 1 < first;
 
-	if (m && (put(m, "limit", json_object_new_int(pg->limit)) ||
-		  put(m, "last_id", json_object_new_int64(last_id)) ||
-		  (pg->next ? put(m, "next_cursor", json_object_new_string(pg->next))
-			    : json_object_object_add(m, "next_cursor", NULL) != 0) ||
-		  put(m, "missed", json_object_new_boolean(missed)) ||
-		  (missed && put(m, "first_available_id", json_object_new_int64(first))))) {
+	if (m && (pw_json_put(m, "limit", json_object_new_int(pg->limit)) ||
+		  pw_json_put(m, "last_id", json_object_new_int64(last_id)) ||
+		  pw_json_put_str(m, "next_cursor", pg->next) ||
+		  pw_json_put(m, "missed", json_object_new_boolean(missed)) ||
+		  (missed && pw_json_put(m, "first_available_id", json_object_new_int64(first))))) {
 		json_object_put(m);
 		return NULL;
 	}

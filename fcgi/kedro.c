@@ -31,34 +31,6 @@
 
 /* --- small JSON helpers ----------------------------------------------------- */
 
-/* Adds v (owned) to o under k; v NULL means out of memory. Returns 0 or -1. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-/* Adds a string, or JSON null when s is NULL. Returns 0 or -1. */
-static int put_str(json_object *o, const char *k, const char *s)
-{
-	if (!s)
-		return json_object_object_add(o, k, NULL) == 0 ? 0 : -1;
-	return put(o, k, json_object_new_string(s));
-}
-
-/* Appends v (owned) to array a; v NULL means out of memory. Returns 0 or -1. */
-static int push(json_object *a, json_object *v)
-{
-	if (!v || json_object_array_add(a, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* A JSON array of the strings of sv (sorted copy when sorted). NULL on OOM. */
 static json_object *strv_json(const pw_strv *sv, bool sorted)
 {
@@ -73,7 +45,7 @@ static json_object *strv_json(const pw_strv *sv, bool sorted)
 		src = &copy;
 	}
 	for (size_t i = 0; a && i < src->n; i++)
-		if (push(a, json_object_new_string(src->v[i])) != 0)
+		if (pw_json_push(a, json_object_new_string(src->v[i])) != 0)
 			goto fail;
 	pw_strv_free(&copy);
 	return a;
@@ -87,8 +59,8 @@ fail:
 static json_object *error_json(const pw_kerror *e)
 {
 	json_object *o = json_object_new_object();
-	if (o && (put_str(o, "type", e->type ? e->type : "RuntimeError") != 0 ||
-		  put_str(o, "message", e->message ? e->message : "") != 0)) {
+	if (o && (pw_json_put_str(o, "type", e->type ? e->type : "RuntimeError") != 0 ||
+		  pw_json_put_str(o, "message", e->message ? e->message : "") != 0)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -100,8 +72,8 @@ static json_object *error_json(const pw_kerror *e)
 int kedro_health(pw_req *req)
 {
 	json_object *o = json_object_new_object();
-	if (!o || put_str(o, "status", "healthy") != 0 ||
-	    put_str(o, "kedro_version", PACKAGE_VERSION) != 0) {
+	if (!o || pw_json_put_str(o, "status", "healthy") != 0 ||
+	    pw_json_put_str(o, "kedro_version", PACKAGE_VERSION) != 0) {
 		json_object_put(o);
 		return -1;
 	}
@@ -156,9 +128,9 @@ static const char *task_file(const pw_project *p, const pw_dag *dag, const char 
 static json_object *source_json(const pw_project *p, const pw_dag *dag, const pw_task *t)
 {
 	json_object *o = json_object_new_object();
-	if (o && (put_str(o, "filepath", task_file(p, dag, t->name)) != 0 ||
-		  put(o, "line_start", json_object_new_int(t->line_start)) != 0 ||
-		  put(o, "line_end", json_object_new_int(t->line_end)) != 0)) {
+	if (o && (pw_json_put_str(o, "filepath", task_file(p, dag, t->name)) != 0 ||
+		  pw_json_put(o, "line_start", json_object_new_int(t->line_start)) != 0 ||
+		  pw_json_put(o, "line_end", json_object_new_int(t->line_end)) != 0)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -172,12 +144,12 @@ static json_object *node_json(const pw_project *p, const pw_dag *dag, const pw_t
 	json_object *o = json_object_new_object();
 	int rc = fn && o ? 0 : -1;
 	if (rc == 0)
-		rc = put_str(o, "name", t->name) | put_str(o, "func_name", fn) |
-		     put_str(o, "namespace", t->namespace_) |
-		     put(o, "tags", strv_json(&t->tags, true)) |
-		     put(o, "inputs", strv_json(&t->inputs, false)) |
-		     put(o, "outputs", strv_json(&t->outputs, false)) |
-		     put(o, "source", source_json(p, dag, t));
+		rc = pw_json_put_str(o, "name", t->name) | pw_json_put_str(o, "func_name", fn) |
+		     pw_json_put_str(o, "namespace", t->namespace_) |
+		     pw_json_put(o, "tags", strv_json(&t->tags, true)) |
+		     pw_json_put(o, "inputs", strv_json(&t->inputs, false)) |
+		     pw_json_put(o, "outputs", strv_json(&t->outputs, false)) |
+		     pw_json_put(o, "source", source_json(p, dag, t));
 	free(fn);
 	if (rc != 0) {
 		json_object_put(o);
@@ -193,12 +165,12 @@ static json_object *pipeline_json(const pw_project *p, const pw_dag *dag)
 	json_object *o = json_object_new_object(), *nodes = json_object_new_array();
 	int rc = o && nodes && pw_dag_io(dag, NULL, &in, &out) == 0 ? 0 : -1;
 	for (size_t i = 0; rc == 0 && i < dag->n_tasks; i++)
-		rc = push(nodes, node_json(p, dag, &dag->tasks[dag->order[i]]));
+		rc = pw_json_push(nodes, node_json(p, dag, &dag->tasks[dag->order[i]]));
 	if (rc == 0) {
-		rc = put_str(o, "name", dag->id) | put(o, "nodes", nodes);
+		rc = pw_json_put_str(o, "name", dag->id) | pw_json_put(o, "nodes", nodes);
 		nodes = NULL;
-		rc |= put(o, "inputs", strv_json(&in, false)) |
-		      put(o, "outputs", strv_json(&out, false));
+		rc |= pw_json_put(o, "inputs", strv_json(&in, false)) |
+		      pw_json_put(o, "outputs", strv_json(&out, false));
 	}
 	json_object_put(nodes);
 	pw_strv_free(&in);
@@ -221,12 +193,12 @@ static int snapshot_pipelines(const pw_project *p, json_object *arr, pw_kerror *
 	pw_dag *def = pw_project_pipeline(p, "__default__", &owned, err);
 	if (!def)
 		return -1;
-	int rc = push(arr, pipeline_json(p, def));
+	int rc = pw_json_push(arr, pipeline_json(p, def));
 	if (owned)
 		pw_dag_free(def);
 	for (size_t i = 0; rc == 0 && i < p->n_dags; i++)
 		if (strcmp(p->dags[i]->id, "__default__") != 0)
-			rc = push(arr, pipeline_json(p, p->dags[i]));
+			rc = pw_json_push(arr, pipeline_json(p, p->dags[i]));
 	return rc == 0 ? 0 : pw_kerror_set(err, "MemoryError", "out of memory");
 }
 
@@ -263,10 +235,10 @@ static json_object *dataset_json(const char *name, json_object *entry)
 	    !(path = redact_url(json_object_get_string(fp))))
 		rc = -1;
 	if (rc == 0)
-		rc = put_str(o, "name", name) |
-		     put_str(o, "type", json_object_is_type(type, json_type_string) ?
+		rc = pw_json_put_str(o, "name", name) |
+		     pw_json_put_str(o, "type", json_object_is_type(type, json_type_string) ?
 					json_object_get_string(type) : NULL) |
-		     put_str(o, "filepath", path);
+		     pw_json_put_str(o, "filepath", path);
 	free(path);
 	if (rc != 0) {
 		json_object_put(o);
@@ -284,7 +256,7 @@ static json_object *datasets_json(json_object *catalog)
 	json_object_object_foreach(catalog, name, entry) {
 		if (name[0] == '_')
 			continue;
-		if (put(o, name, dataset_json(name, entry)) != 0) {
+		if (pw_json_put(o, name, dataset_json(name, entry)) != 0) {
 			json_object_put(o);
 			return NULL;
 		}
@@ -319,9 +291,9 @@ static json_object *parameters_json(json_object *params)
 static json_object *metadata_json(const pw_project *p)
 {
 	json_object *o = json_object_new_object();
-	if (o && (put_str(o, "project_name", p->project_name) != 0 ||
-		  put_str(o, "package_name", p->package_name) != 0 ||
-		  put_str(o, "kedro_version", p->version ? p->version : PACKAGE_VERSION) != 0)) {
+	if (o && (pw_json_put_str(o, "project_name", p->project_name) != 0 ||
+		  pw_json_put_str(o, "package_name", p->package_name) != 0 ||
+		  pw_json_put_str(o, "kedro_version", p->version ? p->version : PACKAGE_VERSION) != 0)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -332,7 +304,7 @@ static json_object *metadata_json(const pw_project *p)
 static json_object *snapshot_failure(const pw_kerror *e)
 {
 	json_object *o = json_object_new_object();
-	if (o && (put_str(o, "status", "failure") != 0 || put(o, "error", error_json(e)) != 0)) {
+	if (o && (pw_json_put_str(o, "status", "failure") != 0 || pw_json_put(o, "error", error_json(e)) != 0)) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -358,10 +330,10 @@ int kedro_snapshot(pw_req *req)
 		goto out;
 	}
 	if (rc == 0 && (o = json_object_new_object()))
-		rc = put_str(o, "status", "success") | put(o, "metadata", metadata_json(p)) |
-		     put(o, "pipelines", json_object_get(pipes)) |
-		     put(o, "datasets", datasets_json(p->catalog)) |
-		     put(o, "parameters", parameters_json(p->parameters));
+		rc = pw_json_put_str(o, "status", "success") | pw_json_put(o, "metadata", metadata_json(p)) |
+		     pw_json_put(o, "pipelines", json_object_get(pipes)) |
+		     pw_json_put(o, "datasets", datasets_json(p->catalog)) |
+		     pw_json_put(o, "parameters", parameters_json(p->parameters));
 	if (rc != 0) {
 		json_object_put(o);
 		o = NULL;
@@ -567,25 +539,25 @@ typedef struct verr {
 static int add_error(json_object *detail, verr e)
 {
 	json_object *o = json_object_new_object(), *loc = json_object_new_array();
-	int rc = o && loc && push(loc, json_object_new_string("body")) == 0 ? 0 : -1;
+	int rc = o && loc && pw_json_push(loc, json_object_new_string("body")) == 0 ? 0 : -1;
 	if (rc == 0 && e.field)
-		rc = push(loc, json_object_new_string(e.field));
+		rc = pw_json_push(loc, json_object_new_string(e.field));
 	if (rc == 0 && e.sub) {
-		rc = push(loc, e.sub);
+		rc = pw_json_push(loc, e.sub);
 		e.sub = NULL;
 	}
 	if (rc == 0) {
-		rc = put_str(o, "type", e.type) | put(o, "loc", loc);
+		rc = pw_json_put_str(o, "type", e.type) | pw_json_put(o, "loc", loc);
 		loc = NULL;
-		rc |= put_str(o, "msg", e.msg) |
+		rc |= pw_json_put_str(o, "msg", e.msg) |
 		      (json_object_object_add(o, "input", json_object_get(e.input)) != 0);
 	}
 	if (rc == 0 && e.ctx) {
-		rc = put(o, "ctx", e.ctx);
+		rc = pw_json_put(o, "ctx", e.ctx);
 		e.ctx = NULL;
 	}
 	if (rc == 0)
-		rc = push(detail, o);
+		rc = pw_json_push(detail, o);
 	else
 		json_object_put(o);
 	json_object_put(loc);
@@ -598,7 +570,7 @@ static int add_error(json_object *detail, verr e)
 static int reply_422(pw_req *req, json_object *detail)
 {
 	json_object *o = json_object_new_object();
-	if (!o || put(o, "detail", detail) != 0) {
+	if (!o || pw_json_put(o, "detail", detail) != 0) {
 		json_object_put(o);
 		return -1;
 	}
@@ -634,7 +606,7 @@ static int reply_json_invalid(pw_req *req, const char *body, pyjson *j)
 {
 	json_object *ctx = json_object_new_object(), *input = json_object_new_object();
 	int rc = -1;
-	if (ctx && input && put_str(ctx, "error", j->msg) == 0) {
+	if (ctx && input && pw_json_put_str(ctx, "error", j->msg) == 0) {
 		rc = reply_one_error(req, (verr){"json_invalid", NULL,
 			json_object_new_int64((int64_t)py_index(body, j->pos)),
 			"JSON decode error", input, ctx});
@@ -707,7 +679,7 @@ static int read_body(pw_req *req, json_object **out)
 	if (api_json_has_nul(body, len)) {   /* a C string of it would be cut short */
 		json_object *ctx = json_object_new_object();
 		int rc = -1;
-		if (ctx && put(ctx, "error", json_object_new_object()) == 0) {
+		if (ctx && pw_json_put(ctx, "error", json_object_new_object()) == 0) {
 			rc = reply_one_error(req, (verr){"value_error", NULL, NULL,
 				"Value error, strings and keys must not contain a NUL character",
 				v, ctx});
@@ -847,14 +819,14 @@ static int check_pattern(json_object *detail, const char *name, json_object *sub
 	if (len == 0) {
 		e.type = "string_too_short";
 		e.msg = "String should have at least 1 character";
-		rc = put(ctx, "min_length", json_object_new_int(1));
+		rc = pw_json_put(ctx, "min_length", json_object_new_int(1));
 	} else if (py_index(s, len) > PW_ID_MAX) {
 		e.type = "string_too_long";
 		snprintf(msg, sizeof msg, "String should have at most %d characters", PW_ID_MAX);
-		rc = put(ctx, "max_length", json_object_new_int(PW_ID_MAX));
+		rc = pw_json_put(ctx, "max_length", json_object_new_int(PW_ID_MAX));
 	} else {
 		snprintf(msg, sizeof msg, "String should match pattern '%s'", pat->pattern);
-		rc = put_str(ctx, "pattern", pat->pattern);
+		rc = pw_json_put_str(ctx, "pattern", pat->pattern);
 	}
 out:
 	if (rc != 0) {
@@ -914,7 +886,7 @@ static int check_strdict(json_object *detail, const char *name, json_object *v, 
 static int runner_error(json_object *detail, json_object *v)
 {
 	json_object *ctx = json_object_new_object();
-	if (!ctx || put(ctx, "error", json_object_new_object()) != 0) {
+	if (!ctx || pw_json_put(ctx, "error", json_object_new_object()) != 0) {
 		json_object_put(ctx);
 		return -1;
 	}
@@ -945,7 +917,7 @@ static int check_field(json_object *detail, json_object *clean, const struct kfi
 	if (f->type == KT_BOOL) {
 		int r = lax_bool(v, &b);
 		if (r == 0)
-			return put(clean, f->name, json_object_new_boolean(b));
+			return pw_json_put(clean, f->name, json_object_new_boolean(b));
 		(*nerr)++;
 		return add_error(detail, (verr){r == 1 ? "bool_type" : "bool_parsing", f->name, NULL,
 			r == 1 ? "Input should be a valid boolean" :
@@ -967,7 +939,7 @@ static int check_field(json_object *detail, json_object *clean, const struct kfi
 		rc = runner_error(detail, v);
 	}
 	if (rc == 0 && *nerr == before)
-		rc = put(clean, f->name, json_object_get(v));
+		rc = pw_json_put(clean, f->name, json_object_get(v));
 	return rc;
 }
 
@@ -1013,12 +985,12 @@ static json_object *run_options(json_object *clean)
 					     "from_inputs", "to_outputs", "namespaces",
 					     "load_versions", "only_missing_outputs"};
 	json_object *o = json_object_new_object(), *runner = json_object_object_get(clean, "runner");
-	int rc = o ? put(o, "runner", runner ? json_object_get(runner) :
+	int rc = o ? pw_json_put(o, "runner", runner ? json_object_get(runner) :
 					  json_object_new_string("SequentialRunner")) : -1;
 	for (size_t i = 0; rc == 0 && i < sizeof copied / sizeof *copied; i++) {
 		json_object *v = json_object_object_get(clean, copied[i]);
 		if (v)
-			rc = put(o, copied[i], json_object_get(v));
+			rc = pw_json_put(o, copied[i], json_object_get(v));
 	}
 	if (rc != 0) {
 		json_object_put(o);
@@ -1146,10 +1118,10 @@ static int reply_run(pw_req *req, const char *run_id, double t0, const pw_kerror
 	json_object *o = json_object_new_object();
 	int rc = o ? 0 : -1;
 	if (rc == 0)
-		rc = put_str(o, "status", err ? "failure" : "success") | put_str(o, "run_id", run_id) |
-		     put(o, "duration_ms", duration_json(t0));
+		rc = pw_json_put_str(o, "status", err ? "failure" : "success") | pw_json_put_str(o, "run_id", run_id) |
+		     pw_json_put(o, "duration_ms", duration_json(t0));
 	if (rc == 0 && err)
-		rc = put(o, "error", error_json(err));
+		rc = pw_json_put(o, "error", error_json(err));
 	if (rc != 0) {
 		json_object_put(o);
 		return -1;
@@ -1179,7 +1151,7 @@ static int end_error(const run_end *e, const char *run_id, pw_kerror *err)
 static int reply_busy(pw_req *req)
 {
 	json_object *o = json_object_new_object();
-	if (!o || put_str(o, "detail", "too many event streams and waiting runs in this "
+	if (!o || pw_json_put_str(o, "detail", "too many event streams and waiting runs in this "
 			  "process; retry later") != 0) {
 		json_object_put(o);
 		return -1;

@@ -27,31 +27,6 @@
 
 /* --- JSON building -------------------------------------------------------- */
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int put_int(json_object *o, const char *k, long long n)
-{
-	return put(o, k, json_object_new_int64(n));
-}
-
-/* Appends v to array a; v NULL or a failed add is -1, v freed. */
-static int push(json_object *a, json_object *v)
-{
-	if (!v || json_object_array_add(a, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* --- reading pools ---------------------------------------------------------- */
 
 /* The usage of pools by running and queued task instances, per pool. */
@@ -87,13 +62,13 @@ static json_object *pool_object(sqlite3_stmt *q)
 	long long queued = sqlite3_column_int64(q, 4);
 	json_object *o = json_object_new_object();
 
-	if (o && (put(o, "name", json_object_new_string(col_text(q, 0))) ||
-		  put_int(o, "slots", slots) ||
-		  put_int(o, "occupied_slots", running) ||
-		  put_int(o, "running_slots", running) ||
-		  put_int(o, "queued_slots", queued) ||
-		  put_int(o, "open_slots", slots > running ? slots - running : 0) ||
-		  put(o, "description", json_object_new_string(col_text(q, 2))))) {
+	if (o && (pw_json_put(o, "name", json_object_new_string(col_text(q, 0))) ||
+		  pw_json_put_int(o, "slots", slots) ||
+		  pw_json_put_int(o, "occupied_slots", running) ||
+		  pw_json_put_int(o, "running_slots", running) ||
+		  pw_json_put_int(o, "queued_slots", queued) ||
+		  pw_json_put_int(o, "open_slots", slots > running ? slots - running : 0) ||
+		  pw_json_put(o, "description", json_object_new_string(col_text(q, 2))))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -102,32 +77,22 @@ static json_object *pool_object(sqlite3_stmt *q)
 
 /*
  * Runs a USAGE_SQL statement (page_sql with limit and offset, or one_sql
- * with name) and appends a pool object per row to data. PW_OK or PW_ERR.
+ * with name) and appends a pool object per row to data. GO or FAILED.
  */
 static int pools_query(pw_req *req, const char *sql, int limit, long long offset,
 		       const char *name, json_object *data)
 {
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
-	int step = SQLITE_ERROR, rc = PW_ERR;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	if (sqlite3_bind_int(q, 1, limit) == SQLITE_OK &&
 	    sqlite3_bind_int64(q, 2, offset) == SQLITE_OK &&
-	    (!name || sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC) == SQLITE_OK)) {
-		while ((step = sqlite3_step(q)) == SQLITE_ROW)
-			if (push(data, pool_object(q)) != 0)
-				break;
-	}
-	if (step == SQLITE_DONE)
-		rc = PW_OK;
-	else if (step != SQLITE_ROW) /* ROW: out of memory above */
-		fprintf(stderr, "pipewright: pools: %s\n",
-			sqlite3_errmsg(pw_store_db(store)));
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	return rc;
+	    (!name || sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC) == SQLITE_OK))
+		return api_rows(req, q, pool_object, data);
+	api_stmt_done(q);
+	return api_db_error(req);
 }
 
 /* The number of pools into *n. PW_OK or PW_ERR. */
@@ -284,8 +249,8 @@ static int put_values(pw_store *store, json_object *o, const char *name)
 		return PW_ERR;
 	if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_step(q) == SQLITE_ROW &&
-	    put_int(o, "slots", sqlite3_column_int64(q, 0)) == 0 &&
-	    put(o, "description", json_object_new_string(col_text(q, 1))) == 0)
+	    pw_json_put_int(o, "slots", sqlite3_column_int64(q, 0)) == 0 &&
+	    pw_json_put(o, "description", json_object_new_string(col_text(q, 1))) == 0)
 		rc = PW_OK;
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
@@ -300,8 +265,8 @@ static json_object *event_extra(pw_store *store, const pool_change *c)
 {
 	json_object *o = json_object_new_object();
 
-	if (!o || put(o, "pool", json_object_new_string(c->name)) != 0 ||
-	    (c->deleted ? put(o, "deleted", json_object_new_boolean(1)) != 0
+	if (!o || pw_json_put(o, "pool", json_object_new_string(c->name)) != 0 ||
+	    (c->deleted ? pw_json_put(o, "deleted", json_object_new_boolean(1)) != 0
 			: put_values(store, o, c->name) != PW_OK)) {
 		fprintf(stderr, "pipewright: pools: cannot build the event of '%s'\n",
 			c->name);
