@@ -131,6 +131,16 @@ int kedro_health(pw_req *req);
 int kedro_snapshot(pw_req *req);
 int kedro_run(pw_req *req);
 
+/*
+ * pyerror.c: POST /run's body as FastAPI and pydantic v2 see it.
+ * pyerror_read_body parses the body as CPython's json.loads would take it
+ * into *out (an object); pyerror_check_run validates it against Kedro's
+ * RunRequest into *clean (the fields given, bools coerced). Each answers
+ * a refusal 422 {"detail": [pydantic errors]} itself. GO, ANSWERED or FAILED.
+ */
+int pyerror_read_body(pw_req *req, json_object **out);
+int pyerror_check_run(pw_req *req, json_object *body, json_object **clean);
+
 /* --- shared helpers (objects.c) ------------------------------------------- */
 
 /* What a helper of a handler did: all fine, answered the request, failed. */
