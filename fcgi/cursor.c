@@ -170,13 +170,13 @@ int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		snprintf(kbuf, sizeof kbuf, "%lld", key);
 	n = strlen(pg->tag) + strlen(vbuf) + strlen(skey ? skey : kbuf) + 8;
 	if (!(text = malloc(n)))
-		return PW_ERR;
+		return FAILED;
 	snprintf(text, n, "1\n%s\n%s\n%c%s", pg->tag, vbuf, skey ? 's' : 'i',
 		 skey ? skey : kbuf);
 	free(pg->next);
 	pg->next = b64_encode((const unsigned char *)text, strlen(text));
 	free(text);
-	return pg->next ? PW_OK : PW_ERR;
+	return pg->next ? GO : FAILED;
 }
 
 void api_page_free(api_page *pg)
@@ -192,11 +192,11 @@ int api_page_trim(api_page *pg, json_object *data, const char *field)
 	json_object *last, *v;
 
 	if (n <= (size_t)pg->limit)
-		return PW_OK;
+		return GO;
 	if (json_object_array_del_idx(data, (size_t)pg->limit, n - (size_t)pg->limit) != 0)
-		return PW_ERR;
+		return FAILED;
 	last = json_object_array_get_idx(data, (size_t)pg->limit - 1);
 	if (!json_object_object_get_ex(last, field, &v) || !json_object_get_string(v))
-		return PW_ERR;
+		return FAILED;
 	return api_page_next(pg, true, 0, 0, json_object_get_string(v));
 }

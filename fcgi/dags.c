@@ -79,13 +79,13 @@ static void state_from(const pw_dag *dag, sqlite3_stmt *q, bool row, dag_state *
 	st->next_run_at = row ? sqlite3_column_int64(q, 1) : 0; /* NULL reads 0 */
 }
 
-/* Reads dag's row of `dags` into *st. Returns PW_OK or PW_ERR (logged). */
+/* Reads dag's row of `dags` into *st. Returns GO or FAILED (logged). */
 static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
 {
 	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_one_sql);
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	int step = sqlite3_bind_text(q, 1, dag->id, -1, SQLITE_STATIC);
 	if (step == SQLITE_OK)
 		step = sqlite3_step(q);
@@ -94,14 +94,14 @@ static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
 	else
 		api_db_error(req);
 	api_stmt_done(q);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? GO : FAILED;
 }
 
 /*
  * Reads dag's state from q (state_all_sql), which is walked beside the
  * project's DAGs: both go in dag_id order (strcmp's, SQLite's BINARY).
  * *step is q's last result; q stays on the first row past dag. Returns
- * PW_OK or PW_ERR (logged).
+ * GO or FAILED (logged).
  */
 static int state_next(pw_req *req, sqlite3_stmt *q, int *step, const pw_dag *dag,
 		      dag_state *st)
@@ -118,7 +118,7 @@ static int state_next(pw_req *req, sqlite3_stmt *q, int *step, const pw_dag *dag
 	if (*step != SQLITE_ROW && *step != SQLITE_DONE)
 		return api_db_error(req);
 	state_from(dag, q, *step == SQLITE_ROW && cmp == 0, st);
-	return PW_OK;
+	return GO;
 }
 
 /* --- the fixed text of a snapshot's DAGs ---------------------------------- */
@@ -303,7 +303,7 @@ static int split_commas(const char *s, pw_strv *sv)
 	return 0;
 }
 
-/* Reads the filters. Returns PW_OK, ANSWERED (400) or PW_ERR. */
+/* Reads the filters. Returns GO, ANSWERED (400) or FAILED. */
 static int filter_parse(pw_req *req, dag_filter *f)
 {
 	const char *paused = pw_req_query(req, "paused");
@@ -317,7 +317,7 @@ static int filter_parse(pw_req *req, dag_filter *f)
 		pw_reply_error(req, 400, "paused must be true or false");
 		return ANSWERED;
 	}
-	return split_commas(pw_req_query(req, "tags"), &f->tags) ? PW_ERR : PW_OK;
+	return split_commas(pw_req_query(req, "tags"), &f->tags) ? FAILED : GO;
 }
 
 /* Whether dag carries one of the filter's tags (or the filter has none). */
@@ -336,25 +336,25 @@ static bool tags_match(const dag_filter *f, const pw_dag *dag)
  * of the page pg asks for (from its offset, or after its cursor's DAG id:
  * the DAGs are in id order) to t, comma-separated; sets pg->next when more
  * follow. The states of all DAGs come from one statement (one read
- * transaction). PW_OK or PW_ERR.
+ * transaction). GO or FAILED.
  */
 static int dags_page(pw_req *req, const dag_filter *f, api_page *pg,
 		     api_text *t, long long *total)
 {
 	const pw_project *p = pw_req_project(req);
 	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_all_sql);
-	int rc = PW_OK, shown = 0;
+	int rc = GO, shown = 0;
 	size_t last = 0;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	int step = sqlite3_step(q);
-	for (size_t i = 0; rc == PW_OK && i < p->n_dags; i++) {
+	for (size_t i = 0; rc == GO && i < p->n_dags; i++) {
 		dag_state st;
 		if (!tags_match(f, p->dags[i]))
 			continue;
 		rc = state_next(req, q, &step, p->dags[i], &st);
-		if (rc != PW_OK || (f->paused >= 0 && st.paused != (f->paused == 1)))
+		if (rc != GO || (f->paused >= 0 && st.paused != (f->paused == 1)))
 			continue;
 		bool before = pg->skey ? strcmp(p->dags[i]->id, pg->skey) <= 0
 				       : *total < pg->offset;
@@ -381,18 +381,18 @@ int dags_list(pw_req *req)
 	api_text t = {0};
 	api_page pg = {0};
 	long long total = 0;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (api_page_parse(req, "dags", true, &pg) != GO)
-		return 0;
+		return ANSWERED;
 	int frc = filter_parse(req, &f);
-	if (frc != PW_OK) {
-		rc = frc == ANSWERED ? 0 : PW_ERR;
+	if (frc != GO) {
+		rc = frc;
 		goto out;
 	}
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":[");
-	if (dags_page(req, &f, &pg, &t, &total) != PW_OK)
+	if (dags_page(req, &f, &pg, &t, &total) != GO)
 		goto out;
 	api_text_page_end(&t, total, &pg);
 	rc = api_text_reply(req, 200, &t);
@@ -475,14 +475,14 @@ static void detail_text(api_text *t, const pw_dag *dag)
 	json_object_put(warnings);
 }
 
-/* Answers 200 with dag's object (detail or not). Returns 0 or -1. */
+/* Answers 200 with dag's object (detail or not). GO or FAILED. */
 static int reply_dag(pw_req *req, const pw_dag *dag, bool detail)
 {
 	dag_state st;
 	api_text t;
 
-	if (dag_state_get(req, dag, &st) != PW_OK)
-		return -1;
+	if (dag_state_get(req, dag, &st) != GO)
+		return FAILED;
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":");
 	dag_text(req, &t, dag_index(pw_req_project(req), dag), &st);
@@ -513,13 +513,13 @@ int dags_patch(pw_req *req)
 	json_object *paused = NULL;
 
 	if (!body)
-		return 0;
+		return ANSWERED;
 	if (pw_req_check_body(req, body, fields, sizeof fields / sizeof *fields) != 0)
-		return 0;
+		return ANSWERED;
 	json_object_object_get_ex(body, "is_paused", &paused);
 	if (pw_store_set_paused(pw_req_store(req), dag->id,
 				json_object_get_boolean(paused)) != PW_OK)
-		return -1;
+		return FAILED;
 	return reply_dag(req, dag, true);
 }
 
@@ -544,24 +544,24 @@ static json_object *error_object(const char *file, int line, const char *type,
 /*
  * Whether the error at position pos goes on the page pg asks for (from
  * its offset, or after its cursor's position); sets pg->next at the first
- * one after the page. *shown counts the page's errors. PW_OK or PW_ERR.
+ * one after the page. *shown counts the page's errors. GO or FAILED.
  */
 static int error_on_page(api_page *pg, long long pos, int *shown, bool *on)
 {
 	*on = false;
 	if (pg->after ? pos <= pg->key : pos < pg->offset)
-		return PW_OK;
+		return GO;
 	if (*shown < pg->limit) {
 		(*shown)++;
 		*on = true;
-		return PW_OK;
+		return GO;
 	}
-	return pg->next ? PW_OK : api_page_next(pg, true, 0, pos - 1, NULL);
+	return pg->next ? GO : api_page_next(pg, true, 0, pos - 1, NULL);
 }
 
 /*
  * The configuration error first (file null), then the DAG files that failed,
- * paged. PW_OK or PW_ERR.
+ * paged. GO or FAILED.
  */
 static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 		       long long *total)
@@ -571,20 +571,20 @@ static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 	bool on;
 
 	if (p->conf_error.type) {
-		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
+		if (error_on_page(pg, pos, &shown, &on) != GO ||
 		    (on && pw_json_push(data, error_object(NULL, 0, p->conf_error.type,
 						   p->conf_error.message)) != 0))
-			return PW_ERR;
+			return FAILED;
 		pos++;
 	}
 	for (size_t i = 0; i < p->import_errors.n; i++, pos++) {
 		const pw_error *e = &p->import_errors.v[i];
-		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
+		if (error_on_page(pg, pos, &shown, &on) != GO ||
 		    (on && pw_json_push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
-			return PW_ERR;
+			return FAILED;
 	}
 	*total = pos;
-	return PW_OK;
+	return GO;
 }
 
 int import_errors_list(pw_req *req)
@@ -592,12 +592,12 @@ int import_errors_list(pw_req *req)
 	json_object *data = NULL, *meta = NULL;
 	api_page pg = {0};
 	long long total = 0;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (api_page_parse(req, "import_errors", false, &pg) != GO)
-		return 0;
+		return ANSWERED;
 	data = json_object_new_array();
-	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != PW_OK)
+	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != GO)
 		goto out;
 	meta = api_page_meta(total, &pg);
 	if (!meta)

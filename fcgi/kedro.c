@@ -27,9 +27,6 @@
 #include "api.h"
 #include "slice.h"
 
-/* A helper answered the request itself; the handler just returns 0. */
-#define ANSWERED 1
-
 /* --- small JSON helpers ----------------------------------------------------- */
 
 /* A JSON array of the strings of sv (sorted copy when sorted). NULL on OOM. */
@@ -76,7 +73,7 @@ int kedro_health(pw_req *req)
 	if (!o || pw_json_put_str(o, "status", "healthy") != 0 ||
 	    pw_json_put_str(o, "kedro_version", PACKAGE_VERSION) != 0) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
 	return pw_reply_json(req, 200, o);
 }
@@ -342,7 +339,7 @@ int kedro_snapshot(pw_req *req)
 out:
 	json_object_put(pipes);
 	pw_kerror_clear(&err);
-	return o ? pw_reply_json(req, 200, o) : -1;
+	return o ? pw_reply_json(req, 200, o) : FAILED;
 }
 
 /* --- POST /run: queueing and waiting -------------------------------------------- */
@@ -389,15 +386,15 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return s ? strdup((const char *)s) : NULL;
 }
 
-/* Reads the run's state and error. Returns PW_OK or PW_ERR. */
+/* Reads the run's state and error. Returns GO or FAILED. */
 static int read_run(pw_store *store, const char *dag_id, const char *run_id, run_end *e)
 {
 	static const char sql[] =
 		"SELECT state, error_type, error_message FROM runs WHERE dag_id = ?1 AND run_id = ?2";
 	sqlite3_stmt *st = pw_store_stmt(store, sql);
-	int rc = PW_ERR;
+	int rc = FAILED;
 	if (!st)
-		return PW_ERR;
+		return FAILED;
 	run_end_clear(e);
 	if (sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -405,7 +402,7 @@ static int read_run(pw_store *store, const char *dag_id, const char *run_id, run
 		e->state = col_dup(st, 0);
 		e->etype = col_dup(st, 1);
 		e->emsg = col_dup(st, 2);
-		rc = e->state ? PW_OK : PW_ERR;
+		rc = e->state ? GO : FAILED;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -443,7 +440,7 @@ static bool run_ended(const run_end *e)
  * at PRAGMA data_version (it changes when another connection, i.e. the
  * runner, commits) and re-reads the run only then, or after a second
  * without a change. Like Kedro's synchronous call there is no time limit,
- * but a client that has left is not waited for: returns PW_OK then, with
+ * but a client that has left is not waited for: returns GO then, with
  * the run (which goes on) not ended in *e.
  */
 static int wait_run(pw_req *req, const char *dag_id, const char *run_id, run_end *e)
@@ -451,8 +448,8 @@ static int wait_run(pw_req *req, const char *dag_id, const char *run_id, run_end
 	pw_store *store = pw_req_store(req);
 	long long seen = data_version(store);
 	double last_read = mono_ms();
-	if (read_run(store, dag_id, run_id, e) != PW_OK)
-		return PW_ERR;
+	if (read_run(store, dag_id, run_id, e) != GO)
+		return FAILED;
 	while (!run_ended(e) && !pw_stream_gone(req)) {
 		nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
 		long long now = data_version(store);
@@ -460,10 +457,10 @@ static int wait_run(pw_req *req, const char *dag_id, const char *run_id, run_end
 			continue;
 		seen = now;
 		last_read = mono_ms();
-		if (read_run(store, dag_id, run_id, e) != PW_OK)
-			return PW_ERR;
+		if (read_run(store, dag_id, run_id, e) != GO)
+			return FAILED;
 	}
-	return PW_OK;
+	return GO;
 }
 
 /*
@@ -493,7 +490,7 @@ static int reply_run(pw_req *req, const char *run_id, double t0, const pw_kerror
 		rc = pw_json_put(o, "error", error_json(err));
 	if (rc != 0) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
 	return pw_reply_json(req, 200, o);
 }
@@ -523,13 +520,13 @@ static int reply_busy(pw_req *req)
 	if (!o || pw_json_put_str(o, "detail", "too many event streams and waiting runs in this "
 			  "process; retry later") != 0) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
 	pw_reply_header(req, "Retry-After", "5");
 	return pw_reply_json(req, 503, o);
 }
 
-/* Queues the run, waits for its end and answers. */
+/* Queues the run, waits for its end and answers. GO, ANSWERED or FAILED. */
 static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, double t0)
 {
 	if (!pw_req_hold(req))
@@ -546,19 +543,19 @@ static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, d
 		.options = options,
 		.triggered_by = pw_req_user(req),
 	};
-	int rc = options ? pw_store_insert_run(store, &run, &run_id) : PW_ERR;
-	if (rc == PW_OK)
+	int rc = options && pw_store_insert_run(store, &run, &run_id) == PW_OK ? GO : FAILED;
+	if (rc == GO)
 		rc = wait_run(req, dag_id, run_id, &e);
-	if (rc == PW_OK && !run_ended(&e)) {   /* the client left: nobody to answer */
+	if (rc == GO && !run_ended(&e)) {   /* the client left: nobody to answer */
 		rc = pw_reply_error(req, 499, "the client left; run %s goes on", run_id);
 		goto out;
 	}
-	if (rc == PW_OK && strcmp(e.state, "success") != 0) {
+	if (rc == GO && strcmp(e.state, "success") != 0) {
 		end_error(&e, run_id, &err);
 		if (!err.type)
-			rc = PW_ERR;   /* out of memory */
+			rc = FAILED;   /* out of memory */
 	}
-	if (rc == PW_OK)
+	if (rc == GO)
 		rc = reply_run(req, run_id, t0, err.type ? &err : NULL);
 out:
 	json_object_put(options);
@@ -617,21 +614,21 @@ int kedro_run(pw_req *req)
 	char *dag_id = NULL;
 	pw_kerror err = {0};
 	int rc = pyerror_read_body(req, &body);
-	if (rc == 0)
+	if (rc == GO)
 		rc = pyerror_check_run(req, body, &clean);
-	if (rc == 0)
-		rc = run_target(clean, &names, &dag_id);
+	if (rc == GO)
+		rc = run_target(clean, &names, &dag_id) == 0 ? GO : FAILED;
 	/*
 	 * Like Kedro, every valid request becomes a run: an unknown pipeline, a
 	 * bad slice or runner fails that run (the runner stores Kedro's error),
 	 * so the answer's run_id can always be looked up.
 	 */
-	if (rc == 0)
+	if (rc == GO)
 		rc = queue_and_wait(req, clean, dag_id, t0);
 	json_object_put(body);
 	json_object_put(clean);
 	pw_strv_free(&names);
 	free(dag_id);
 	pw_kerror_clear(&err);
-	return rc == ANSWERED ? 0 : rc;
+	return rc;
 }

@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Logs an SQLite error of the request's connection. Returns PW_ERR. */
+/* Logs an SQLite error of the request's connection. Returns FAILED. */
 int api_db_error(pw_req *req)
 {
 	fprintf(stderr, "pipewright: api: %s\n",
 		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return PW_ERR;
+	return FAILED;
 }
 
 /* Puts a statement back for its next user. */
@@ -370,7 +370,7 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		if (pk)
 			*pk = sqlite3_column_int64(st, RC_ID);
 		*out = run_from_row(st);
-		rc = *out ? PW_OK : PW_ERR;
+		rc = *out ? GO : FAILED;
 		if (!*out)
 			fprintf(stderr, "pipewright: api: out of memory\n");
 		break;
@@ -436,7 +436,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 					 task_id ? ti_one_sql : ti_all_sql);
 	json_object *list = json_object_new_array();
 	long long last = 0;
-	int rc = PW_ERR, step, n = 0;
+	int rc = FAILED, step, n = 0;
 
 	*out = NULL;
 	if (!st || !list)
@@ -451,7 +451,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	}
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (pg && n++ == pg->limit) {
-			if (api_page_next(pg, true, 0, last, NULL) != PW_OK)
+			if (api_page_next(pg, true, 0, last, NULL) != GO)
 				goto out;
 			continue;
 		}
@@ -469,7 +469,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	}
 	*out = list;
 	list = NULL;
-	rc = PW_OK;
+	rc = GO;
 out:
 	if (st)
 		api_stmt_done(st);

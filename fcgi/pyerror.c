@@ -238,24 +238,24 @@ static int add_error(json_object *detail, verr e)
 	return rc;
 }
 
-/* Answers 422 {"detail": detail}, taking ownership of detail. */
+/* Answers 422 {"detail": detail}, taking ownership of detail. ANSWERED or FAILED. */
 static int reply_422(pw_req *req, json_object *detail)
 {
 	json_object *o = json_object_new_object();
 	if (!o || pw_json_put(o, "detail", detail) != 0) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
-	return pw_reply_json(req, 422, o) == 0 ? ANSWERED : -1;
+	return pw_reply_json(req, 422, o) == 0 ? ANSWERED : FAILED;
 }
 
-/* Answers 422 with one error. */
+/* Answers 422 with one error. ANSWERED or FAILED. */
 static int reply_one_error(pw_req *req, verr e)
 {
 	json_object *detail = json_object_new_array();
 	if (!detail || add_error(detail, e) != 0) {
 		json_object_put(detail);
-		return -1;
+		return FAILED;
 	}
 	return reply_422(req, detail);
 }
@@ -277,7 +277,7 @@ static bool json_content_type(const char *ct)
 static int reply_json_invalid(pw_req *req, const char *body, pyjson *j)
 {
 	json_object *ctx = json_object_new_object(), *input = json_object_new_object();
-	int rc = -1;
+	int rc = FAILED;
 	if (ctx && input && pw_json_put_str(ctx, "error", j->msg) == 0) {
 		rc = reply_one_error(req, (verr){"json_invalid", NULL,
 			json_object_new_int64((int64_t)py_index(body, j->pos)),
@@ -292,7 +292,7 @@ static int reply_json_invalid(pw_req *req, const char *body, pyjson *j)
 /*
  * Reads the body as FastAPI does: absent or null -> missing; not JSON ->
  * json_invalid; not an object (or a body sent as another content type) ->
- * model_attributes_type. Returns 0 with *out (an object), ANSWERED, or -1.
+ * model_attributes_type. Returns GO with *out (an object), ANSWERED or FAILED.
  */
 int pyerror_read_body(pw_req *req, json_object **out)
 {
@@ -306,7 +306,7 @@ int pyerror_read_body(pw_req *req, json_object **out)
 		json_object *s = json_object_new_string_len(body, (int)len);
 		int rc = s ? reply_one_error(req, (verr){"model_attributes_type", NULL, NULL,
 			"Input should be a valid dictionary or object to extract fields from",
-			s, NULL}) : -1;
+			s, NULL}) : FAILED;
 		json_object_put(s);
 		return rc;
 	}
@@ -321,7 +321,7 @@ int pyerror_read_body(pw_req *req, json_object **out)
 		return reply_json_invalid(req, body, &j);
 	json_tokener *tok = json_tokener_new_ex(512);
 	if (!tok)
-		return -1;
+		return FAILED;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	v = json_tokener_parse_ex(tok, body, (int)len);
 	if (!v && json_tokener_get_error(tok) == json_tokener_continue)
@@ -331,7 +331,7 @@ int pyerror_read_body(pw_req *req, json_object **out)
 	json_tokener_free(tok);
 	if (!bad && pw_json_keep_numbers(&v, body, len) != 0) {
 		json_object_put(v);
-		return -1;
+		return FAILED;
 	}
 	if (bad) {   /* Python accepts it, json-c does not (e.g. too deep) */
 		json_object_put(v);
@@ -350,7 +350,7 @@ int pyerror_read_body(pw_req *req, json_object **out)
 	}
 	if (api_json_has_nul(body, len)) {   /* a C string of it would be cut short */
 		json_object *ctx = json_object_new_object();
-		int rc = -1;
+		int rc = FAILED;
 		if (ctx && pw_json_put(ctx, "error", json_object_new_object()) == 0) {
 			rc = reply_one_error(req, (verr){"value_error", NULL, NULL,
 				"Value error, strings and keys must not contain a NUL character",
@@ -362,7 +362,7 @@ int pyerror_read_body(pw_req *req, json_object **out)
 		return rc;
 	}
 	*out = v;
-	return 0;
+	return GO;
 }
 
 /* The types of RunRequest's fields. */
@@ -618,30 +618,30 @@ static int check_field(json_object *detail, json_object *clean, const struct kfi
 /*
  * Validates the body against RunRequest (extra="forbid"): field errors in
  * definition order, then unknown fields in body order, as pydantic lists
- * them. Returns 0 with *clean, ANSWERED (422 sent) or -1.
+ * them. Returns GO with *clean, ANSWERED (422 sent) or FAILED.
  */
 int pyerror_check_run(pw_req *req, json_object *body, json_object **clean)
 {
 	json_object *detail = json_object_new_array();
-	int nerr = 0, rc = detail && (*clean = json_object_new_object()) ? 0 : -1;
-	for (size_t i = 0; rc == 0 && i < N_RUN_FIELDS; i++) {
+	int nerr = 0, rc = detail && (*clean = json_object_new_object()) ? GO : FAILED;
+	for (size_t i = 0; rc == GO && i < N_RUN_FIELDS; i++) {
 		json_object *v = NULL;
 		if (json_object_object_get_ex(body, run_fields[i].name, &v))
 			rc = check_field(detail, *clean, &run_fields[i], v, &nerr);
 	}
 	json_object_object_foreach(body, key, val) {
-		if (rc != 0 || run_field(key))
+		if (rc != GO || run_field(key))
 			continue;
 		nerr++;
 		rc = add_error(detail, (verr){"extra_forbidden", key, NULL,
 					     "Extra inputs are not permitted", val, NULL});
 	}
-	if (rc == 0 && nerr) {
+	if (rc == GO && nerr) {
 		rc = reply_422(req, detail);
 		detail = NULL;
 	}
 	json_object_put(detail);
-	if (rc != 0) {
+	if (rc != GO) {
 		json_object_put(*clean);
 		*clean = NULL;
 	}

@@ -284,8 +284,7 @@ static int emit_runs(pw_req *req, sqlite3_stmt *st, list_query *q, page_state *p
 
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (ps->n++ == q->pg.limit) {
-			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL) == PW_OK
-				     ? GO : FAILED;
+			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL);
 			break;
 		}
 		if (ps->n > 1)
@@ -399,13 +398,13 @@ int runs_list(pw_req *req)
 	int rc;
 
 	if (!api_dag_exists_or_404(req, q.dag_id))
-		return 0;
+		return ANSWERED;
 	rc = parse_list_query(req, &q, 0);
 	if (rc == GO)
 		rc = reply_runs(req, &q, list_runs);
 	api_page_free(&q.pg);
 	json_object_put(q.states);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET /api/v1/dags/~/runs: the runs of every DAG ------------------------ */
@@ -497,7 +496,7 @@ int runs_list_all(pw_req *req)
 	api_page_free(&q.pg);
 	json_object_put(q.states);
 	json_object_put(dags);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- POST /api/v1/dags/:dag_id/runs --------------------------------------- */
@@ -683,7 +682,7 @@ int runs_trigger(pw_req *req)
 	pw_slice_req_free(&sreq);
 	json_object_put(options);
 	json_object_put(empty);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- one run: get, cancel, retry ------------------------------------------ */
@@ -729,7 +728,7 @@ int runs_get(pw_req *req)
 	long long pk = 0;
 	int rc = api_find_run(req, &run, &pk);
 
-	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != GO)
 		rc = FAILED;
 	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
 		json_object_put(tis);
@@ -740,7 +739,7 @@ int runs_get(pw_req *req)
 		run = NULL;
 	}
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 static const char *const finished_states[] = {"success", "failed", "cancelled"};
@@ -801,7 +800,7 @@ static int request_run(pw_req *req, const char *kind,
 		run = NULL;
 	}
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 int runs_cancel(pw_req *req)

@@ -231,7 +231,7 @@ int stats_dag(pw_req *req)
 	int rc = GO;
 
 	if (!api_dag_exists_or_404(req, dag_id))
-		return 0;
+		return ANSWERED;
 	o = json_object_new_object();
 	if (!o || pw_json_put(o, "dag_id", json_object_new_string(dag_id)) ||
 	    put_run_counts(req, o, dag_id) != GO ||
@@ -241,7 +241,7 @@ int stats_dag(pw_req *req)
 	if (rc == GO)
 		return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
 	json_object_put(o);
-	return -1;
+	return FAILED;
 }
 
 /* --- GET /api/v1/metrics ------------------------------------------------------- */
@@ -370,7 +370,7 @@ int stats_metrics(pw_req *req)
 	    pw_json_put(o, "queue_depth", queue_depth(runs[0], tasks[1])) ||
 	    put_pools(req, o) != GO || put_runner(req, o) != GO) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
 	return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
 }

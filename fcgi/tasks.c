@@ -140,7 +140,7 @@ int tasks_list(pw_req *req)
 		if (st && one_row(req, st, &total) != GO)
 			rc = FAILED;
 	}
-	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != PW_OK ||
+	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != GO ||
 			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
@@ -149,7 +149,7 @@ int tasks_list(pw_req *req)
 	}
 	json_object_put(list);
 	api_page_free(&pg);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id ------------------------------------------------------ */
@@ -245,7 +245,7 @@ int tasks_get(pw_req *req)
 
 	if (rc == GO && !(task_id = task_param(req)))
 		rc = ANSWERED;
-	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &list) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &list) != GO)
 		rc = FAILED;
 	if (rc == GO && json_object_array_length(list) == 0) {
 		pw_reply_error(req, 404, "run '%s' has no task '%s'",
@@ -266,7 +266,7 @@ int tasks_get(pw_req *req)
 	}
 	json_object_put(ti);
 	json_object_put(list);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id/xcom ------------------------------------------------- */
@@ -355,10 +355,10 @@ int tasks_xcom(pw_req *req)
 		/* One read transaction: the total counts the page's snapshot. */
 		pw_store *store = pw_req_store(req);
 		if (pw_store_begin_read(store) != PW_OK)
-			return api_db_error(req), api_page_free(&pg), -1;
+			return api_page_free(&pg), api_db_error(req);
 		rc = api_read_end(req, xcom_page(req, pk, task_id, &pg, &total, &list));
 	}
-	if (rc == GO && (api_page_trim(&pg, list, "key") != PW_OK ||
+	if (rc == GO && (api_page_trim(&pg, list, "key") != GO ||
 			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
@@ -367,7 +367,7 @@ int tasks_xcom(pw_req *req)
 	}
 	json_object_put(list);
 	api_page_free(&pg);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id/logs -------------------------------------------------- */
@@ -629,5 +629,5 @@ int tasks_logs(pw_req *req)
 	if (rc == GO)
 		rc = reply_log(req, path);
 	free(path);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
