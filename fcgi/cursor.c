@@ -14,6 +14,7 @@
  */
 #include "api.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,9 +135,11 @@ int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg)
 	char *text;
 	int rc;
 
+	assert(tag);
 	pg->tag = tag;
 	if (pw_req_paging(req, &pg->limit, &pg->offset) != 0)
 		return ANSWERED;
+	assert(pg->limit >= 1 && pg->offset >= 0);
 	if (!c)
 		return GO;
 	if (pw_req_query(req, "offset")) {
@@ -162,6 +165,7 @@ int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 	size_t n;
 	char *text;
 
+	assert(pg->tag);   /* api_page_parse came first */
 	if (val_null)
 		strcpy(vbuf, "n");
 	else
@@ -191,6 +195,7 @@ int api_page_trim(api_page *pg, json_object *data, const char *field)
 	size_t n = json_object_array_length(data);
 	json_object *last, *v;
 
+	assert(pg->limit >= 1 && json_object_is_type(data, json_type_array));
 	if (n <= (size_t)pg->limit)
 		return GO;
 	if (json_object_array_del_idx(data, (size_t)pg->limit, n - (size_t)pg->limit) != 0)

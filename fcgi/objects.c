@@ -50,6 +50,7 @@ int api_read_end(pw_req *req, int rc)
 {
 	pw_store *store = pw_req_store(req);
 
+	assert(!sqlite3_get_autocommit(pw_store_db(store)));   /* one is open */
 	if (pw_store_commit(store) != PW_OK) {
 		pw_store_rollback(store);
 		if (rc == GO)
@@ -136,12 +137,14 @@ void api_text_free(api_text *t)
 
 void api_text_raw(api_text *t, const char *s, size_t n)
 {
+	assert(t->failed || t->pb);   /* api_text_init came first */
 	if (!t->failed && (n > INT_MAX || printbuf_memappend(t->pb, s, (int)n) < 0))
 		t->failed = true;
 }
 
 void api_text_str(api_text *t, const char *s)
 {
+	assert(t->failed || t->pb);
 	if (!t->failed && pw_json_quote(t->pb, s) != 0)
 		t->failed = true;
 }
@@ -438,6 +441,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	long long last = 0;
 	int rc = FAILED, step, n = 0;
 
+	assert(!(task_id && pg));   /* one task is not paged */
 	*out = NULL;
 	if (!st || !list)
 		goto out;
