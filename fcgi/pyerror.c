@@ -511,46 +511,43 @@ out:
 }
 
 /*
- * Checks each item of a list[str]; adds string_type errors, and pattern
- * errors when pat is not NULL. Returns 0 or -1.
+ * Checks one item of a list[str] or one value of a dict[str, str] at loc
+ * sub (consumed): string_type when it is not a string, else the errors of
+ * pat (NULL: any string will do). Returns 0 or -1.
  */
+static int check_item(json_object *detail, const char *name, json_object *sub,
+		      json_object *item, const strpat *pat, int *nerr)
+{
+	if (!json_object_is_type(item, json_type_string)) {
+		(*nerr)++;
+		return add_error(detail, (verr){"string_type", name, sub,
+					      "Input should be a valid string", item, NULL});
+	}
+	if (!pat) {
+		json_object_put(sub);
+		return 0;
+	}
+	return check_pattern(detail, name, sub, item, pat, nerr);
+}
+
+/* Checks each item of a list[str] (see check_item). Returns 0 or -1. */
 static int check_strings(json_object *detail, const char *name, json_object *v,
 			 const strpat *pat, int *nerr)
 {
-	for (size_t i = 0; i < json_object_array_length(v); i++) {
-		json_object *item = json_object_array_get_idx(v, i);
-		json_object *sub = json_object_new_int((int)i);
-		int rc;
-		if (json_object_is_type(item, json_type_string))
-			rc = pat ? check_pattern(detail, name, sub, item, pat, nerr)
-				 : (json_object_put(sub), 0);
-		else {
-			(*nerr)++;
-			rc = add_error(detail, (verr){"string_type", name, sub,
-						      "Input should be a valid string", item, NULL});
-		}
-		if (rc != 0)
+	for (size_t i = 0; i < json_object_array_length(v); i++)
+		if (check_item(detail, name, json_object_new_int((int)i),
+			       json_object_array_get_idx(v, i), pat, nerr) != 0)
 			return -1;
-	}
 	return 0;
 }
 
 /* Checks each value of a dict[str, str] (a load version). Returns 0 or -1. */
 static int check_strdict(json_object *detail, const char *name, json_object *v, int *nerr)
 {
-	json_object_object_foreach(v, key, item) {
-		json_object *sub = json_object_new_string(key);
-		int rc;
-		if (json_object_is_type(item, json_type_string))
-			rc = check_pattern(detail, name, sub, item, &version_pat, nerr);
-		else {
-			(*nerr)++;
-			rc = add_error(detail, (verr){"string_type", name, sub,
-						      "Input should be a valid string", item, NULL});
-		}
-		if (rc != 0)
+	json_object_object_foreach(v, key, item)
+		if (check_item(detail, name, json_object_new_string(key), item, &version_pat,
+			       nerr) != 0)
 			return -1;
-	}
 	return 0;
 }
 
