@@ -6,6 +6,7 @@
 #ifndef PW_API_H
 #define PW_API_H
 
+#include "jsonput.h"
 #include "pwserver.h"
 
 /* dags.c */
@@ -130,15 +131,49 @@ int kedro_health(pw_req *req);
 int kedro_snapshot(pw_req *req);
 int kedro_run(pw_req *req);
 
+/*
+ * pyerror.c: POST /run's body as FastAPI and pydantic v2 see it.
+ * pyerror_read_body parses the body as CPython's json.loads would take it
+ * into *out (an object); pyerror_check_run validates it against Kedro's
+ * RunRequest into *clean (the fields given, bools coerced). Each answers
+ * a refusal 422 {"detail": [pydantic errors]} itself. GO, ANSWERED or FAILED.
+ */
+int pyerror_read_body(pw_req *req, json_object **out);
+int pyerror_check_run(pw_req *req, json_object *body, json_object **clean);
+
 /* --- shared helpers (objects.c) ------------------------------------------- */
 
-/* What a helper of a handler did: all fine, answered the request, failed. */
-enum { GO = 0, ANSWERED = 1, FAILED = PW_ERR };
+/*
+ * The one return vocabulary of fcgi/: what a function of a request did.
+ *   GO        all fine and nothing answered yet: the caller goes on;
+ *   ANSWERED  the request has its answer (a 400, a 404, ...): stop;
+ *   FAILED    it could not (out of memory, the database failed: logged);
+ *             a handler returning it gets 500 from the server.
+ * A handler returns GO or ANSWERED once it answered, FAILED when it could
+ * not (pwserver.h: >= 0 or < 0). GO and FAILED are store.h's PW_OK and
+ * PW_ERR, so a store call's PW_OK/PW_ERR passes through unchanged; the
+ * few functions here that write like the store and tell more than success
+ * (PW_CONFLICT, PW_NOTFOUND) say so and use store.h's codes.
+ */
+enum { GO = PW_OK, ANSWERED = 1, FAILED = PW_ERR };
 
-/* Logs the request's SQLite connection error. Returns PW_ERR (FAILED). */
+/* Logs the request's SQLite connection error. Returns FAILED. */
 int api_db_error(pw_req *req);
 /* Resets a statement and clears its bindings, for its next user. */
 void api_stmt_done(sqlite3_stmt *st);
+/*
+ * A list's rows as JSON: steps st (bound) to its end, appending row(st)
+ * (NULL: out of memory) of each row to the array list, and puts st back
+ * either way. GO or FAILED (a database error is logged).
+ */
+int api_rows(pw_req *req, sqlite3_stmt *st, json_object *(*row)(sqlite3_stmt *st),
+	     json_object *list);
+/*
+ * Ends a read transaction (pw_store_begin_read) that gave a list its
+ * total and its page from one snapshot: commits it, rolls back when that
+ * fails. Returns rc, or FAILED (logged) when rc was GO and the end failed.
+ */
+int api_read_end(pw_req *req, int rc);
 
 /*
  * A list's paging (cursor.c): ?limit=, ?offset= and ?cursor=, and the
@@ -164,14 +199,14 @@ typedef struct api_page {
  * answered 400. GO or ANSWERED.
  */
 int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg);
-/* Makes pg->next point after the row (val or NULL, key or skey). PW_OK or PW_ERR. */
+/* Makes pg->next point after the row (val or NULL, key or skey). GO or FAILED. */
 int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		  const char *skey);
 void api_page_free(api_page *pg);
 /*
  * For a list fetched with limit + 1 and keyed by the unique text field of
  * its objects: drops the extra object of data and sets pg->next after the
- * last one left. PW_OK or PW_ERR.
+ * last one left. GO or FAILED.
  */
 int api_page_trim(api_page *pg, json_object *data, const char *field);
 
@@ -224,7 +259,7 @@ json_object *api_time(long long ms);
  * The run with this DAG and run id as its API object (run_id, dag_id,
  * state, run_type, conf, queued_at, started_at, ended_at, duration_ms,
  * triggered_by, ...), or NULL. *pk gets its row id when pk is non-NULL.
- * Returns 0 (found), PW_NOTFOUND or PW_ERR.
+ * Returns PW_OK (found), PW_NOTFOUND or PW_ERR (store.h's codes).
  */
 int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		   json_object **out, long long *pk);
@@ -252,7 +287,7 @@ bool api_json_has_nul(const char *s, size_t n);
  * duration_ms, exit_code, next_try_at), in the order the runner created
  * them. task_id non-NULL keeps only that task (the list is then empty or
  * holds one object). pg NULL means all of them, else the page it asks
- * for (setting its next). Returns PW_OK or PW_ERR.
+ * for (setting its next). Returns GO or FAILED.
  */
 int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 		       api_page *pg, json_object **out);

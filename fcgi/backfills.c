@@ -229,9 +229,9 @@ int backfills_create(pw_req *req)
 		return pw_reply_error(req, 404, "DAG not found");
 	}
 	if (!(body = pw_req_json(req)))
-		return 0;
+		return ANSWERED;
 	if (!(b.options = json_object_new_object()))
-		return -1;
+		return FAILED;
 	rc = parse_body(req, body, &b);
 	for (long long t = rc == GO ? tick_from(&b.cron, b.from) : -1; t >= 0 && t <= b.to;
 	     t = pw_cron_next(&b.cron, t / 1000) * 1000)
@@ -264,5 +264,5 @@ int backfills_create(pw_req *req)
 	json_object_put(runs);
 	json_object_put(reprocessed);
 	json_object_put(b.options);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }

@@ -14,6 +14,7 @@
  */
 #include "api.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,9 +135,11 @@ int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg)
 	char *text;
 	int rc;
 
+	assert(tag);
 	pg->tag = tag;
 	if (pw_req_paging(req, &pg->limit, &pg->offset) != 0)
 		return ANSWERED;
+	assert(pg->limit >= 1 && pg->offset >= 0);
 	if (!c)
 		return GO;
 	if (pw_req_query(req, "offset")) {
@@ -162,6 +165,7 @@ int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 	size_t n;
 	char *text;
 
+	assert(pg->tag);   /* api_page_parse came first */
 	if (val_null)
 		strcpy(vbuf, "n");
 	else
@@ -170,13 +174,13 @@ int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		snprintf(kbuf, sizeof kbuf, "%lld", key);
 	n = strlen(pg->tag) + strlen(vbuf) + strlen(skey ? skey : kbuf) + 8;
 	if (!(text = malloc(n)))
-		return PW_ERR;
+		return FAILED;
 	snprintf(text, n, "1\n%s\n%s\n%c%s", pg->tag, vbuf, skey ? 's' : 'i',
 		 skey ? skey : kbuf);
 	free(pg->next);
 	pg->next = b64_encode((const unsigned char *)text, strlen(text));
 	free(text);
-	return pg->next ? PW_OK : PW_ERR;
+	return pg->next ? GO : FAILED;
 }
 
 void api_page_free(api_page *pg)
@@ -191,12 +195,13 @@ int api_page_trim(api_page *pg, json_object *data, const char *field)
 	size_t n = json_object_array_length(data);
 	json_object *last, *v;
 
+	assert(pg->limit >= 1 && json_object_is_type(data, json_type_array));
 	if (n <= (size_t)pg->limit)
-		return PW_OK;
+		return GO;
 	if (json_object_array_del_idx(data, (size_t)pg->limit, n - (size_t)pg->limit) != 0)
-		return PW_ERR;
+		return FAILED;
 	last = json_object_array_get_idx(data, (size_t)pg->limit - 1);
 	if (!json_object_object_get_ex(last, field, &v) || !json_object_get_string(v))
-		return PW_ERR;
+		return FAILED;
 	return api_page_next(pg, true, 0, 0, json_object_get_string(v));
 }

@@ -79,11 +79,11 @@ int dags_source(pw_req *req)
 	int rc;
 
 	if (!dag)
-		return 0;
+		return ANSWERED;
 	if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0)
 		return pw_reply_error(req, 400, "format: expected text or json");
 	if (!(path = pw_path_join(p->root, dag->file)))
-		return -1;
+		return FAILED;
 	rc = read_all(path, &text, &len);
 	free(path);
 	if (rc != 0)
@@ -94,7 +94,7 @@ int dags_source(pw_req *req)
 		    json_object_object_add(data, "content", json_object_new_string_len(text, (int)len))) {
 			json_object_put(data);
 			free(text);
-			return -1;
+			return FAILED;
 		}
 		free(text);
 		return pw_reply_data(req, 200, data, NULL);
@@ -125,7 +125,7 @@ static int run_states(pw_req *req, const char *run_id, json_object **states)
 			       run_id);
 		return ANSWERED;
 	}
-	if (rc != PW_OK || api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK ||
+	if (rc != GO || api_task_instances(req, pk, NULL, NULL, &tis) != GO ||
 	    !(*states = json_object_new_object())) {
 		json_object_put(tis);
 		return FAILED;
@@ -155,7 +155,7 @@ int dags_graph(pw_req *req)
 	int rc = GO;
 
 	if (!dag)
-		return 0;
+		return ANSWERED;
 	if (fmt && strcmp(fmt, "svg") != 0 && strcmp(fmt, "dot") != 0)
 		return pw_reply_error(req, 400, "format: expected svg or dot");
 	if (run_id)
@@ -172,7 +172,7 @@ int dags_graph(pw_req *req)
 	}
 	free(out);
 	json_object_put(states);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET /api/v1/me ------------------------------------------------------------------ */
@@ -212,19 +212,19 @@ int me_get(pw_req *req)
 	    json_object_object_add(data, "role", name ? json_object_new_string(name) : NULL)) {
 		json_object_put(data);
 		json_object_put(can);
-		return -1;
+		return FAILED;
 	}
 	for (size_t i = 0; i < N_ROLES; i++)
 		if (json_object_object_add(can, role_names[i],
 					   json_object_new_boolean(level > (int)i)) != 0) {
 			json_object_put(data);
 			json_object_put(can);
-			return -1;
+			return FAILED;
 		}
 	if (json_object_object_add(data, "can", can) != 0) {
 		json_object_put(data);
 		json_object_put(can);
-		return -1;
+		return FAILED;
 	}
 	return pw_reply_data(req, 200, data, NULL);
 }

@@ -21,49 +21,13 @@
 
 /* --- JSON building -------------------------------------------------------- */
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int put_null(json_object *o, const char *k)
-{
-	return json_object_object_add(o, k, NULL) != 0 ? -1 : 0;
-}
-
-/* A string, or JSON null when s is NULL. */
-static int put_str(json_object *o, const char *k, const char *s)
-{
-	return s ? put(o, k, json_object_new_string(s)) : put_null(o, k);
-}
-
-static int put_int(json_object *o, const char *k, long long n)
-{
-	return put(o, k, json_object_new_int64(n));
-}
-
-/* Appends v to array a; v NULL or a failed add is -1, v freed. */
-static int push(json_object *a, json_object *v)
-{
-	if (!v || json_object_array_add(a, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* A JSON array of the strings of sv, or NULL when out of memory. */
 static json_object *strv_array(const pw_strv *sv)
 {
 	json_object *a = json_object_new_array_ext((int)sv->n);
 
 	for (size_t i = 0; a && i < sv->n; i++)
-		if (push(a, json_object_new_string(sv->v[i])) != 0) {
+		if (pw_json_push(a, json_object_new_string(sv->v[i])) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -76,7 +40,7 @@ static json_object *names_array(const pw_dag *dag, const size_t *idx, size_t n)
 	json_object *a = json_object_new_array_ext((int)n);
 
 	for (size_t i = 0; a && i < n; i++)
-		if (push(a, json_object_new_string(dag->tasks[idx[i]].name)) != 0) {
+		if (pw_json_push(a, json_object_new_string(dag->tasks[idx[i]].name)) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -115,13 +79,13 @@ static void state_from(const pw_dag *dag, sqlite3_stmt *q, bool row, dag_state *
 	st->next_run_at = row ? sqlite3_column_int64(q, 1) : 0; /* NULL reads 0 */
 }
 
-/* Reads dag's row of `dags` into *st. Returns PW_OK or PW_ERR (logged). */
+/* Reads dag's row of `dags` into *st. Returns GO or FAILED (logged). */
 static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
 {
 	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_one_sql);
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	int step = sqlite3_bind_text(q, 1, dag->id, -1, SQLITE_STATIC);
 	if (step == SQLITE_OK)
 		step = sqlite3_step(q);
@@ -130,14 +94,14 @@ static int dag_state_get(pw_req *req, const pw_dag *dag, dag_state *st)
 	else
 		api_db_error(req);
 	api_stmt_done(q);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? GO : FAILED;
 }
 
 /*
  * Reads dag's state from q (state_all_sql), which is walked beside the
  * project's DAGs: both go in dag_id order (strcmp's, SQLite's BINARY).
  * *step is q's last result; q stays on the first row past dag. Returns
- * PW_OK or PW_ERR (logged).
+ * GO or FAILED (logged).
  */
 static int state_next(pw_req *req, sqlite3_stmt *q, int *step, const pw_dag *dag,
 		      dag_state *st)
@@ -154,7 +118,7 @@ static int state_next(pw_req *req, sqlite3_stmt *q, int *step, const pw_dag *dag
 	if (*step != SQLITE_ROW && *step != SQLITE_DONE)
 		return api_db_error(req);
 	state_from(dag, q, *step == SQLITE_ROW && cmp == 0, st);
-	return PW_OK;
+	return GO;
 }
 
 /* --- the fixed text of a snapshot's DAGs ---------------------------------- */
@@ -263,7 +227,7 @@ static json_object *command_value(const pw_task *t)
 		return json_object_new_string(t->shell);
 	json_object *a = json_object_new_array();
 	for (char **arg = t->argv; a && arg && *arg; arg++)
-		if (push(a, json_object_new_string(*arg)) != 0) {
+		if (pw_json_push(a, json_object_new_string(*arg)) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -280,21 +244,21 @@ static json_object *task_object(const pw_dag *dag, const pw_task *t)
 
 	if (!o)
 		return NULL;
-	if (put_str(o, "task_id", t->name) ||
-	    put(o, "command", command_value(t)) ||
-	    put(o, "upstream", names_array(dag, t->up, t->n_up)) ||
-	    put(o, "downstream", names_array(dag, t->down, t->n_down)) ||
-	    put(o, "inputs", strv_array(&t->inputs)) ||
-	    put(o, "outputs", strv_array(&t->outputs)) ||
-	    put(o, "tags", strv_array(&t->tags)) ||
-	    put_str(o, "namespace", t->namespace_) ||
-	    put_str(o, "pool", t->pool) ||
-	    put_int(o, "pool_slots", t->pool_slots) ||
-	    put_int(o, "retries", t->retries) ||
-	    put_int(o, "retry_delay", t->retry_delay) ||
-	    (t->timeout > 0 ? put_int(o, "timeout", t->timeout)
-			    : put_null(o, "timeout")) ||
-	    put_str(o, "trigger_rule", pw_trigger_rule_name(t->trigger_rule))) {
+	if (pw_json_put_str(o, "task_id", t->name) ||
+	    pw_json_put(o, "command", command_value(t)) ||
+	    pw_json_put(o, "upstream", names_array(dag, t->up, t->n_up)) ||
+	    pw_json_put(o, "downstream", names_array(dag, t->down, t->n_down)) ||
+	    pw_json_put(o, "inputs", strv_array(&t->inputs)) ||
+	    pw_json_put(o, "outputs", strv_array(&t->outputs)) ||
+	    pw_json_put(o, "tags", strv_array(&t->tags)) ||
+	    pw_json_put_str(o, "namespace", t->namespace_) ||
+	    pw_json_put_str(o, "pool", t->pool) ||
+	    pw_json_put_int(o, "pool_slots", t->pool_slots) ||
+	    pw_json_put_int(o, "retries", t->retries) ||
+	    pw_json_put_int(o, "retry_delay", t->retry_delay) ||
+	    (t->timeout > 0 ? pw_json_put_int(o, "timeout", t->timeout)
+			    : pw_json_put_null(o, "timeout")) ||
+	    pw_json_put_str(o, "trigger_rule", pw_trigger_rule_name(t->trigger_rule))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -307,7 +271,7 @@ static json_object *tasks_array(const pw_dag *dag)
 	json_object *a = json_object_new_array_ext((int)dag->n_tasks);
 
 	for (size_t i = 0; a && i < dag->n_tasks; i++)
-		if (push(a, task_object(dag, &dag->tasks[i])) != 0) {
+		if (pw_json_push(a, task_object(dag, &dag->tasks[i])) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
@@ -339,7 +303,7 @@ static int split_commas(const char *s, pw_strv *sv)
 	return 0;
 }
 
-/* Reads the filters. Returns PW_OK, ANSWERED (400) or PW_ERR. */
+/* Reads the filters. Returns GO, ANSWERED (400) or FAILED. */
 static int filter_parse(pw_req *req, dag_filter *f)
 {
 	const char *paused = pw_req_query(req, "paused");
@@ -353,7 +317,7 @@ static int filter_parse(pw_req *req, dag_filter *f)
 		pw_reply_error(req, 400, "paused must be true or false");
 		return ANSWERED;
 	}
-	return split_commas(pw_req_query(req, "tags"), &f->tags) ? PW_ERR : PW_OK;
+	return split_commas(pw_req_query(req, "tags"), &f->tags) ? FAILED : GO;
 }
 
 /* Whether dag carries one of the filter's tags (or the filter has none). */
@@ -372,25 +336,25 @@ static bool tags_match(const dag_filter *f, const pw_dag *dag)
  * of the page pg asks for (from its offset, or after its cursor's DAG id:
  * the DAGs are in id order) to t, comma-separated; sets pg->next when more
  * follow. The states of all DAGs come from one statement (one read
- * transaction). PW_OK or PW_ERR.
+ * transaction). GO or FAILED.
  */
 static int dags_page(pw_req *req, const dag_filter *f, api_page *pg,
 		     api_text *t, long long *total)
 {
 	const pw_project *p = pw_req_project(req);
 	sqlite3_stmt *q = pw_store_stmt(pw_req_store(req), state_all_sql);
-	int rc = PW_OK, shown = 0;
+	int rc = GO, shown = 0;
 	size_t last = 0;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	int step = sqlite3_step(q);
-	for (size_t i = 0; rc == PW_OK && i < p->n_dags; i++) {
+	for (size_t i = 0; rc == GO && i < p->n_dags; i++) {
 		dag_state st;
 		if (!tags_match(f, p->dags[i]))
 			continue;
 		rc = state_next(req, q, &step, p->dags[i], &st);
-		if (rc != PW_OK || (f->paused >= 0 && st.paused != (f->paused == 1)))
+		if (rc != GO || (f->paused >= 0 && st.paused != (f->paused == 1)))
 			continue;
 		bool before = pg->skey ? strcmp(p->dags[i]->id, pg->skey) <= 0
 				       : *total < pg->offset;
@@ -417,18 +381,18 @@ int dags_list(pw_req *req)
 	api_text t = {0};
 	api_page pg = {0};
 	long long total = 0;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (api_page_parse(req, "dags", true, &pg) != GO)
-		return 0;
+		return ANSWERED;
 	int frc = filter_parse(req, &f);
-	if (frc != PW_OK) {
-		rc = frc == ANSWERED ? 0 : PW_ERR;
+	if (frc != GO) {
+		rc = frc;
 		goto out;
 	}
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":[");
-	if (dags_page(req, &f, &pg, &t, &total) != PW_OK)
+	if (dags_page(req, &f, &pg, &t, &total) != GO)
 		goto out;
 	api_text_page_end(&t, total, &pg);
 	rc = api_text_reply(req, 200, &t);
@@ -511,14 +475,14 @@ static void detail_text(api_text *t, const pw_dag *dag)
 	json_object_put(warnings);
 }
 
-/* Answers 200 with dag's object (detail or not). Returns 0 or -1. */
+/* Answers 200 with dag's object (detail or not). GO or FAILED. */
 static int reply_dag(pw_req *req, const pw_dag *dag, bool detail)
 {
 	dag_state st;
 	api_text t;
 
-	if (dag_state_get(req, dag, &st) != PW_OK)
-		return -1;
+	if (dag_state_get(req, dag, &st) != GO)
+		return FAILED;
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":");
 	dag_text(req, &t, dag_index(pw_req_project(req), dag), &st);
@@ -549,13 +513,13 @@ int dags_patch(pw_req *req)
 	json_object *paused = NULL;
 
 	if (!body)
-		return 0;
+		return ANSWERED;
 	if (pw_req_check_body(req, body, fields, sizeof fields / sizeof *fields) != 0)
-		return 0;
+		return ANSWERED;
 	json_object_object_get_ex(body, "is_paused", &paused);
 	if (pw_store_set_paused(pw_req_store(req), dag->id,
 				json_object_get_boolean(paused)) != PW_OK)
-		return -1;
+		return FAILED;
 	return reply_dag(req, dag, true);
 }
 
@@ -567,10 +531,10 @@ static json_object *error_object(const char *file, int line, const char *type,
 {
 	json_object *o = json_object_new_object();
 
-	if (o && (put_str(o, "file", file) ||
-		  (line > 0 ? put_int(o, "line", line) : put_null(o, "line")) ||
-		  put_str(o, "message", message) ||
-		  put_str(o, "type", type ? type : "ValueError"))) {
+	if (o && (pw_json_put_str(o, "file", file) ||
+		  (line > 0 ? pw_json_put_int(o, "line", line) : pw_json_put_null(o, "line")) ||
+		  pw_json_put_str(o, "message", message) ||
+		  pw_json_put_str(o, "type", type ? type : "ValueError"))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -580,24 +544,24 @@ static json_object *error_object(const char *file, int line, const char *type,
 /*
  * Whether the error at position pos goes on the page pg asks for (from
  * its offset, or after its cursor's position); sets pg->next at the first
- * one after the page. *shown counts the page's errors. PW_OK or PW_ERR.
+ * one after the page. *shown counts the page's errors. GO or FAILED.
  */
 static int error_on_page(api_page *pg, long long pos, int *shown, bool *on)
 {
 	*on = false;
 	if (pg->after ? pos <= pg->key : pos < pg->offset)
-		return PW_OK;
+		return GO;
 	if (*shown < pg->limit) {
 		(*shown)++;
 		*on = true;
-		return PW_OK;
+		return GO;
 	}
-	return pg->next ? PW_OK : api_page_next(pg, true, 0, pos - 1, NULL);
+	return pg->next ? GO : api_page_next(pg, true, 0, pos - 1, NULL);
 }
 
 /*
  * The configuration error first (file null), then the DAG files that failed,
- * paged. PW_OK or PW_ERR.
+ * paged. GO or FAILED.
  */
 static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 		       long long *total)
@@ -607,20 +571,20 @@ static int errors_page(const pw_project *p, api_page *pg, json_object *data,
 	bool on;
 
 	if (p->conf_error.type) {
-		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
-		    (on && push(data, error_object(NULL, 0, p->conf_error.type,
+		if (error_on_page(pg, pos, &shown, &on) != GO ||
+		    (on && pw_json_push(data, error_object(NULL, 0, p->conf_error.type,
 						   p->conf_error.message)) != 0))
-			return PW_ERR;
+			return FAILED;
 		pos++;
 	}
 	for (size_t i = 0; i < p->import_errors.n; i++, pos++) {
 		const pw_error *e = &p->import_errors.v[i];
-		if (error_on_page(pg, pos, &shown, &on) != PW_OK ||
-		    (on && push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
-			return PW_ERR;
+		if (error_on_page(pg, pos, &shown, &on) != GO ||
+		    (on && pw_json_push(data, error_object(e->file, e->line, e->type, e->message)) != 0))
+			return FAILED;
 	}
 	*total = pos;
-	return PW_OK;
+	return GO;
 }
 
 int import_errors_list(pw_req *req)
@@ -628,12 +592,12 @@ int import_errors_list(pw_req *req)
 	json_object *data = NULL, *meta = NULL;
 	api_page pg = {0};
 	long long total = 0;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (api_page_parse(req, "import_errors", false, &pg) != GO)
-		return 0;
+		return ANSWERED;
 	data = json_object_new_array();
-	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != PW_OK)
+	if (!data || errors_page(pw_req_project(req), &pg, data, &total) != GO)
 		goto out;
 	meta = api_page_meta(total, &pg);
 	if (!meta)

@@ -101,7 +101,7 @@ typedef struct events_query {
 
 /*
  * Parses s (NULL: absent) as an id >= 0 into *out (0 when absent). Returns
- * PW_OK or ANSWERED (400 naming what).
+ * GO or ANSWERED (400 naming what).
  */
 static int parse_id(pw_req *req, const char *s, const char *what, long long *out)
 {
@@ -109,21 +109,21 @@ static int parse_id(pw_req *req, const char *s, const char *what, long long *out
 
 	*out = 0;
 	if (!s)
-		return PW_OK;
+		return GO;
 	errno = 0;
 	*out = strtoll(s, &end, 10);
 	if (s[0] < '0' || s[0] > '9' || *end || errno) {
 		pw_reply_error(req, 400, "%s must be an integer >= 0", what);
 		return ANSWERED;
 	}
-	return PW_OK;
+	return GO;
 }
 
 /*
  * Parses ?after_id=; without it, ?last_event_id= (the stream's resume
  * parameter) means the same on a page, and is checked the same way (a
  * value that is not an integer >= 0 is a 400 here as on the stream).
- * Returns PW_OK or ANSWERED (400).
+ * Returns GO or ANSWERED (400).
  */
 static int parse_after_id(pw_req *req, events_query *eq)
 {
@@ -132,7 +132,7 @@ static int parse_after_id(pw_req *req, events_query *eq)
 	long long ignored;
 
 	if (after)
-		return last && parse_id(req, last, "last_event_id", &ignored) != PW_OK
+		return last && parse_id(req, last, "last_event_id", &ignored) != GO
 			       ? ANSWERED
 			       : parse_id(req, after, "after_id", &eq->after_id);
 	return parse_id(req, last, "last_event_id", &eq->after_id);
@@ -147,7 +147,7 @@ static int type_index(const char *type, size_t len)
 	return -1;
 }
 
-/* Parses ?types=a,b (empty items skipped). PW_OK or ANSWERED (400). */
+/* Parses ?types=a,b (empty items skipped). GO or ANSWERED (400). */
 static int parse_types(pw_req *req, events_query *eq)
 {
 	const char *s = pw_req_query(req, "types");
@@ -170,10 +170,10 @@ static int parse_types(pw_req *req, events_query *eq)
 	for (size_t i = 0; i < N_TYPES; i++)
 		if (wanted[i])
 			eq->types[n++] = event_types[i];
-	return PW_OK;
+	return GO;
 }
 
-/* The filters ?dag_id= ?run_id= ?types= into *eq. PW_OK or ANSWERED. */
+/* The filters ?dag_id= ?run_id= ?types= into *eq. GO or ANSWERED. */
 static int parse_filters(pw_req *req, events_query *eq)
 {
 	eq->dag_id = pw_req_query(req, "dag_id");
@@ -193,7 +193,7 @@ static int parse_filters(pw_req *req, events_query *eq)
 	return parse_types(req, eq);
 }
 
-/* Reads the query string of a page into *eq and pg. PW_OK or ANSWERED (400). */
+/* Reads the query string of a page into *eq and pg. GO or ANSWERED (400). */
 static int parse_query(pw_req *req, events_query *eq, api_page *pg)
 {
 	if (api_page_parse(req, "events", false, pg) != GO)
@@ -203,7 +203,7 @@ static int parse_query(pw_req *req, events_query *eq, api_page *pg)
 		pw_reply_error(req, 400, "offset is not supported here; page with after_id");
 		return ANSWERED;
 	}
-	if (parse_filters(req, eq) != PW_OK || parse_after_id(req, eq) != PW_OK)
+	if (parse_filters(req, eq) != GO || parse_after_id(req, eq) != GO)
 		return ANSWERED;
 	if (pg->after != API_AFTER_NONE) {
 		if (pw_req_query(req, "after_id") || pw_req_query(req, "last_event_id")) {
@@ -212,10 +212,10 @@ static int parse_query(pw_req *req, events_query *eq, api_page *pg)
 		}
 		eq->after_id = pg->key;
 	}
-	return PW_OK;
+	return GO;
 }
 
-/* Binds eq to its statement. PW_OK or PW_ERR. */
+/* Binds eq to its statement. GO or FAILED. */
 static int bind_query(sqlite3_stmt *q, const events_query *eq)
 {
 	int rc = sqlite3_bind_int64(q, 1, eq->after_id);
@@ -228,17 +228,7 @@ static int bind_query(sqlite3_stmt *q, const events_query *eq)
 		rc = sqlite3_bind_int(q, 4, eq->limit);
 	for (size_t i = 0; rc == SQLITE_OK && i < N_TYPES && eq->types[i]; i++)
 		rc = sqlite3_bind_text(q, 5 + (int)i, eq->types[i], -1, SQLITE_STATIC);
-	return rc == SQLITE_OK ? PW_OK : PW_ERR;
-}
-
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
+	return rc == SQLITE_OK ? GO : FAILED;
 }
 
 /*
@@ -266,8 +256,8 @@ static json_object *event_item(sqlite3_stmt *q)
 	json_object *o = json_object_new_object();
 	json_object *data = NULL;
 
-	if (!o || put(o, "id", json_object_new_int64(sqlite3_column_int64(q, 0))) ||
-	    put(o, "type", json_object_new_string(type ? type : "")) ||
+	if (!o || pw_json_put(o, "id", json_object_new_int64(sqlite3_column_int64(q, 0))) ||
+	    pw_json_put(o, "type", json_object_new_string(type ? type : "")) ||
 	    event_data((const char *)sqlite3_column_text(q, 2), &data) ||
 	    json_object_object_add(o, "data", data) != 0) {
 		json_object_put(data);
@@ -279,7 +269,7 @@ static json_object *event_item(sqlite3_stmt *q)
 
 /*
  * Runs the query, appending items to data and setting *last_id to the
- * last id seen. PW_OK or PW_ERR.
+ * last id seen. GO or FAILED.
  */
 static int events_page(pw_req *req, const events_query *eq, json_object *data,
 		       long long *last_id)
@@ -287,11 +277,11 @@ static int events_page(pw_req *req, const events_query *eq, json_object *data,
 	pw_store *store = pw_req_store(req);
 	const char *sql = events_sql[eq->dag_id != NULL][eq->run_id != NULL];
 	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
-	int step = SQLITE_ERROR, rc = PW_ERR;
+	int step = SQLITE_ERROR, rc = FAILED;
 
 	if (!q)
-		return PW_ERR;
-	if (bind_query(q, eq) == PW_OK) {
+		return FAILED;
+	if (bind_query(q, eq) == GO) {
 		while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 			json_object *item = event_item(q);
 			if (!item || json_object_array_add(data, item) != 0) {
@@ -302,7 +292,7 @@ static int events_page(pw_req *req, const events_query *eq, json_object *data,
 		}
 	}
 	if (step == SQLITE_DONE)
-		rc = PW_OK;
+		rc = GO;
 	else if (step != SQLITE_ROW) /* ROW: out of memory above */
 		fprintf(stderr, "pipewright: events: %s\n",
 			sqlite3_errmsg(pw_store_db(store)));
@@ -313,7 +303,7 @@ static int events_page(pw_req *req, const events_query *eq, json_object *data,
 
 /*
  * The integer of a one-row, one-column statement (no parameters) into
- * *out. PW_OK or PW_ERR (logged).
+ * *out. GO or FAILED (logged).
  */
 static int single_int(pw_store *store, const char *sql, long long *out)
 {
@@ -321,14 +311,14 @@ static int single_int(pw_store *store, const char *sql, long long *out)
 	int step;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	step = sqlite3_step(q);
 	if (step == SQLITE_ROW)
 		*out = sqlite3_column_int64(q, 0);
 	else
 		fprintf(stderr, "pipewright: events: %s\n", sqlite3_errmsg(pw_store_db(store)));
 	sqlite3_reset(q);
-	return step == SQLITE_ROW ? PW_OK : PW_ERR;
+	return step == SQLITE_ROW ? GO : FAILED;
 }
 
 /*
@@ -354,12 +344,11 @@ static json_object *page_meta(const api_page *pg, long long last_id, long long a
 	json_object *m = json_object_new_object();
 	bool missed = after_id + 1 < first;
 
-	if (m && (put(m, "limit", json_object_new_int(pg->limit)) ||
-		  put(m, "last_id", json_object_new_int64(last_id)) ||
-		  (pg->next ? put(m, "next_cursor", json_object_new_string(pg->next))
-			    : json_object_object_add(m, "next_cursor", NULL) != 0) ||
-		  put(m, "missed", json_object_new_boolean(missed)) ||
-		  (missed && put(m, "first_available_id", json_object_new_int64(first))))) {
+	if (m && (pw_json_put(m, "limit", json_object_new_int(pg->limit)) ||
+		  pw_json_put(m, "last_id", json_object_new_int64(last_id)) ||
+		  pw_json_put_str(m, "next_cursor", pg->next) ||
+		  pw_json_put(m, "missed", json_object_new_boolean(missed)) ||
+		  (missed && pw_json_put(m, "first_available_id", json_object_new_int64(first))))) {
 		json_object_put(m);
 		return NULL;
 	}
@@ -373,18 +362,18 @@ static int events_json(pw_req *req)
 	api_page pg = {0};
 	json_object *data = NULL, *meta = NULL;
 	long long last_id, first = 1;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
-	if (parse_query(req, &eq, &pg) != PW_OK) {
+	if (parse_query(req, &eq, &pg) != GO) {
 		api_page_free(&pg);
-		return 0;
+		return ANSWERED;
 	}
 	last_id = eq.after_id;
 	data = json_object_new_array();
 	eq.limit = pg.limit + 1; /* one more: whether events follow the page */
 	/* Read after the page: a prune in between flags missed, never hides it. */
-	if (!data || events_page(req, &eq, data, &last_id) != PW_OK ||
-	    single_int(pw_req_store(req), first_available_sql, &first) != PW_OK)
+	if (!data || events_page(req, &eq, data, &last_id) != GO ||
+	    single_int(pw_req_store(req), first_available_sql, &first) != GO)
 		goto out;
 	if (json_object_array_length(data) > (size_t)pg.limit) {
 		json_object *last = json_object_array_get_idx(data, (size_t)pg.limit - 1), *id;
@@ -392,7 +381,7 @@ static int events_json(pw_req *req)
 			goto out;
 		last_id = json_object_get_int64(id);
 		if (json_object_array_del_idx(data, (size_t)pg.limit, 1) != 0 ||
-		    api_page_next(&pg, true, 0, last_id, NULL) != PW_OK)
+		    api_page_next(&pg, true, 0, last_id, NULL) != GO)
 			goto out;
 	}
 	meta = page_meta(&pg, last_id, eq.after_id, first);
@@ -528,25 +517,25 @@ static int format_event(stream *st, sqlite3_stmt *q)
  * largest id of the same snapshot (later commits only add larger ids, so
  * nothing is skipped; the filtered rows in between are not read again).
  * The first call also checks the resume point against pruning. Sets *more
- * when a full batch was read. PW_OK or PW_ERR (logged).
+ * when a full batch was read. GO or FAILED (logged).
  */
 static int read_batch(stream *st, bool *more)
 {
 	const char *sql = events_sql[st->eq.dag_id != NULL][st->eq.run_id != NULL];
 	sqlite3_stmt *q = pw_store_stmt(st->store, sql);
 	long long first, top = 0;
-	int step = SQLITE_ERROR, n = 0, rc = PW_ERR;
+	int step = SQLITE_ERROR, n = 0, rc = FAILED;
 
 	*more = false;
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	if (pw_store_begin_read(st->store) != PW_OK) {
 		fprintf(stderr, "pipewright: events: %s\n",
 			sqlite3_errmsg(pw_store_db(st->store)));
-		return PW_ERR;
+		return FAILED;
 	}
 	if (st->resume >= 0) {
-		if (single_int(st->store, first_available_sql, &first) != PW_OK)
+		if (single_int(st->store, first_available_sql, &first) != GO)
 			goto out;
 		if (st->resume + 1 < first &&
 		    sbuf_printf(&st->out, "id: %lld\nevent: events.missed\n"
@@ -556,7 +545,7 @@ static int read_batch(stream *st, bool *more)
 		st->resume = -1;
 	}
 	st->eq.limit = STREAM_BATCH;
-	if (bind_query(q, &st->eq) != PW_OK)
+	if (bind_query(q, &st->eq) != GO)
 		goto out;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		if (format_event(st, q) != 0)
@@ -573,17 +562,17 @@ static int read_batch(stream *st, bool *more)
 		goto out;
 	*more = n == STREAM_BATCH;
 	if (!*more) {
-		if (single_int(st->store, max_id_sql, &top) != PW_OK)
+		if (single_int(st->store, max_id_sql, &top) != GO)
 			goto out;
 		if (top > st->eq.after_id)
 			st->eq.after_id = top;
 	}
-	rc = PW_OK;
+	rc = GO;
 out:
 	/* Ends the read transaction (a COMMIT of a reader cannot conflict). */
 	if (pw_store_commit(st->store) != PW_OK) {
 		pw_store_rollback(st->store);
-		rc = PW_ERR;
+		rc = FAILED;
 	}
 	return rc;
 }
@@ -601,7 +590,7 @@ static int send_new(stream *st)
 
 	while (more) {
 		st->out.len = 0;
-		if (read_batch(st, &more) != PW_OK)
+		if (read_batch(st, &more) != GO)
 			return -1;
 		if (st->out.len == 0)
 			continue;
@@ -665,7 +654,7 @@ static void stream_loop(stream *st, long long max_ms)
 				pw_stream_flush(st->req);
 			break;
 		}
-		if (single_int(st->store, data_version_sql, &version) != PW_OK)
+		if (single_int(st->store, data_version_sql, &version) != GO)
 			break;
 		/* Read before the rows: a commit after this read changes it again. */
 		if (first || version != seen) {
@@ -691,7 +680,7 @@ static void stream_loop(stream *st, long long max_ms)
 
 /*
  * The resume point: the Last-Event-ID header, else ?last_event_id=; -1
- * when neither (an empty header counts as none). PW_OK or ANSWERED.
+ * when neither (an empty header counts as none). GO or ANSWERED.
  */
 static int parse_resume(pw_req *req, long long *resume)
 {
@@ -703,7 +692,7 @@ static int parse_resume(pw_req *req, long long *resume)
 		return parse_id(req, h, "Last-Event-ID", resume);
 	if (q)
 		return parse_id(req, q, "last_event_id", resume);
-	return PW_OK;
+	return GO;
 }
 
 bool events_slot_take(pw_req *req)
@@ -734,23 +723,23 @@ long long events_stream_max_ms(void)
 static int events_stream(pw_req *req)
 {
 	stream st = {.req = req, .store = pw_req_store(req), .resume = -1};
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	st.keepalive_ms = 1000 * env_int("PIPEWRIGHT_SSE_KEEPALIVE_SECONDS",
 					 DEFAULT_KEEPALIVE_S, 1, 3600);
-	if (parse_filters(req, &st.eq) != PW_OK || parse_resume(req, &st.resume) != PW_OK)
-		return 0;
+	if (parse_filters(req, &st.eq) != GO || parse_resume(req, &st.resume) != GO)
+		return ANSWERED;
 	if (!events_slot_take(req))
-		return 0;
+		return ANSWERED;
 	if (!st.store)
 		goto out;
 	st.eq.after_id = st.resume;
-	if (st.resume < 0 && single_int(st.store, max_id_sql, &st.eq.after_id) != PW_OK)
+	if (st.resume < 0 && single_int(st.store, max_id_sql, &st.eq.after_id) != GO)
 		goto out;
 	if (pw_reply_header(req, "Cache-Control", "no-cache") != 0 ||
 	    pw_reply_header(req, "X-Accel-Buffering", "no") != 0)
 		goto out;
-	rc = 0;
+	rc = GO;
 	if (pw_stream_begin(req, 200, "text/event-stream") == 0 &&
 	    pw_stream_write(req, OPENING, sizeof OPENING - 1) == 0 &&
 	    pw_stream_flush(req) == 0)

@@ -113,7 +113,7 @@ static uint64_t path_hash(const char *s)
 }
 
 /*
- * Reads the runner row. Returns PW_OK, or PW_ERR with the database's
+ * Reads the runner row. Returns GO, or FAILED with the database's
  * message in err (errlen bytes): the database does not answer.
  */
 static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
@@ -127,7 +127,7 @@ static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
 	if (!q) {
 		snprintf(err, errlen, "%s", store ? sqlite3_errmsg(pw_store_db(store))
 						  : pw_req_store_problem());
-		return PW_ERR;
+		return FAILED;
 	}
 	int step = sqlite3_step(q);
 	if (step == SQLITE_ROW) {
@@ -140,7 +140,7 @@ static int runner_read(pw_req *req, runner_row *r, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", sqlite3_errmsg(pw_store_db(store)));
 	}
 	sqlite3_reset(q);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? PW_OK : PW_ERR;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? GO : FAILED;
 }
 
 /* Less free space than this where the database lives counts as full. */
@@ -190,7 +190,7 @@ static void logs_text(api_text *t, int rc, const char *err)
 /* "database": {status: "ok"} or {status: "error", error}. */
 static void database_text(api_text *t, int db_rc, const char *err)
 {
-	if (db_rc == PW_OK) {
+	if (db_rc == GO) {
 		API_TEXT_LIT(t, ",\"database\":{\"status\":\"ok\"}");
 		return;
 	}
@@ -302,11 +302,11 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 	if (have_wal && cache.store == store && mono - cache.read_ms < RUNNER_CACHE_MS &&
 	    wal_same(&cache.wal, &wal) && cache.path_hash == hash) {
 		*r = cache.row;
-		return PW_OK;
+		return GO;
 	}
 	cache.store = NULL;
 	int rc = runner_read(req, r, err, errlen);
-	if (rc == PW_OK && have_wal)
+	if (rc == GO && have_wal)
 		cache = (runner_cache){store, hash, mono, wal, *r};
 	return rc;
 }
@@ -347,13 +347,13 @@ int health_get(pw_req *req)
 	char logs_err[512] = "";
 	const pw_project *p = pw_req_project(req);
 	int db_rc = runner_get(req, &r, err, sizeof err);
-	if (db_rc == PW_OK && writable(p->database, "the database", err, sizeof err) != 0)
-		db_rc = PW_ERR;
+	if (db_rc == GO && writable(p->database, "the database", err, sizeof err) != 0)
+		db_rc = FAILED;
 	/* The runner writes task logs there: tasks cannot run, the API can. */
 	/* (a folder not made yet is the runner's to create) */
 	int logs_rc = p->logs_dir && access(p->logs_dir, F_OK) == 0
 		      ? writable(p->logs_dir, "the logs folder", logs_err, sizeof logs_err) : 0;
-	const char *status = db_rc != PW_OK ? "unhealthy"
+	const char *status = db_rc != GO ? "unhealthy"
 			     : strcmp(runner_status(req, &r, now), "running") == 0 && logs_rc == 0
 			     ? "healthy"
 			     : "degraded";
@@ -368,7 +368,7 @@ int health_get(pw_req *req)
 	API_TEXT_LIT(&t, ",\"uptime_s\":");
 	api_text_int(&t, uptime_s());
 	API_TEXT_LIT(&t, "},\"meta\":{}}");
-	return api_text_reply(req, db_rc == PW_OK ? 200 : 503, &t);
+	return api_text_reply(req, db_rc == GO ? 200 : 503, &t);
 }
 
 int api_runner_up(pw_req *req, long long *age_ms)
@@ -376,7 +376,7 @@ int api_runner_up(pw_req *req, long long *age_ms)
 	runner_row r = {0};
 	char err[256];
 	long long now = pw_now_ms();
-	if (runner_get(req, &r, err, sizeof err) != PW_OK)
+	if (runner_get(req, &r, err, sizeof err) != GO)
 		return -1;
 	*age_ms = r.found ? now - r.heartbeat : -1;
 	return strcmp(runner_status(req, &r, now), "running") == 0;

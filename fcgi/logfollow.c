@@ -194,7 +194,7 @@ int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,
 	int rc = FAILED, found;
 
 	if (!f)
-		return -1;
+		return FAILED;
 	*f = (follow){.req = req, .pk = pk, .task_id = task_id,
 		      .try_number = try_number, .fd = -1, .pos = offset < 0 ? 0 : offset};
 	found = look(f);

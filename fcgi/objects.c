@@ -10,17 +10,18 @@
 #include "jsonnum.h"
 #include "api.h"
 
+#include <assert.h>
 #include <json-c/printbuf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Logs an SQLite error of the request's connection. Returns PW_ERR. */
+/* Logs an SQLite error of the request's connection. Returns FAILED. */
 int api_db_error(pw_req *req)
 {
 	fprintf(stderr, "pipewright: api: %s\n",
 		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return PW_ERR;
+	return FAILED;
 }
 
 /* Puts a statement back for its next user. */
@@ -30,42 +31,46 @@ void api_stmt_done(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-/* Adds key: v to o, taking v; a NULL v is an allocation that failed. */
-static int put(json_object *o, const char *key, json_object *v)
+int api_rows(pw_req *req, sqlite3_stmt *st, json_object *(*row)(sqlite3_stmt *st),
+	     json_object *list)
 {
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, key, v) != 0) {
-		json_object_put(v);
-		return -1;
+	int rc = GO, step = SQLITE_DONE;
+
+	assert(st && row && json_object_is_type(list, json_type_array));
+	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW)
+		if (pw_json_push(list, row(st)) != 0)
+			rc = FAILED;
+	if (rc == GO && step != SQLITE_DONE)
+		rc = api_db_error(req);
+	api_stmt_done(st);
+	return rc;
+}
+
+int api_read_end(pw_req *req, int rc)
+{
+	pw_store *store = pw_req_store(req);
+
+	assert(!sqlite3_get_autocommit(pw_store_db(store)));   /* one is open */
+	if (pw_store_commit(store) != PW_OK) {
+		pw_store_rollback(store);
+		if (rc == GO)
+			rc = api_db_error(req);
 	}
-	return 0;
-}
-
-/* Adds key: null. */
-static int put_null(json_object *o, const char *key)
-{
-	return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
-}
-
-/* Adds a string, or null when s is NULL. */
-static int put_str(json_object *o, const char *key, const char *s)
-{
-	return s ? put(o, key, json_object_new_string(s)) : put_null(o, key);
+	return rc;
 }
 
 /* Adds an ISO-8601 time, or null when ms <= 0. */
 static int put_time(json_object *o, const char *key, long long ms)
 {
-	return ms > 0 ? put(o, key, api_time(ms)) : put_null(o, key);
+	return ms > 0 ? pw_json_put(o, key, api_time(ms)) : pw_json_put_null(o, key);
 }
 
 /* Adds column i as an integer, or null when the column is NULL. */
 static int put_col_int(json_object *o, const char *key, sqlite3_stmt *st, int i)
 {
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return put_null(o, key);
-	return put(o, key, json_object_new_int64(sqlite3_column_int64(st, i)));
+		return pw_json_put_null(o, key);
+	return pw_json_put(o, key, json_object_new_int64(sqlite3_column_int64(st, i)));
 }
 
 /*
@@ -89,8 +94,8 @@ static int put_duration(json_object *o, long long started, long long ended,
 {
 	long long d = duration_ms(started, ended, running);
 
-	return d < 0 ? put_null(o, "duration_ms")
-		     : put(o, "duration_ms", json_object_new_int64(d));
+	return d < 0 ? pw_json_put_null(o, "duration_ms")
+		     : pw_json_put(o, "duration_ms", json_object_new_int64(d));
 }
 
 /* The column's text as a JSON object; {} when it is not one. NULL: OOM. */
@@ -132,12 +137,14 @@ void api_text_free(api_text *t)
 
 void api_text_raw(api_text *t, const char *s, size_t n)
 {
+	assert(t->failed || t->pb);   /* api_text_init came first */
 	if (!t->failed && (n > INT_MAX || printbuf_memappend(t->pb, s, (int)n) < 0))
 		t->failed = true;
 }
 
 void api_text_str(api_text *t, const char *s)
 {
+	assert(t->failed || t->pb);
 	if (!t->failed && pw_json_quote(t->pb, s) != 0)
 		t->failed = true;
 }
@@ -366,7 +373,7 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		if (pk)
 			*pk = sqlite3_column_int64(st, RC_ID);
 		*out = run_from_row(st);
-		rc = *out ? PW_OK : PW_ERR;
+		rc = *out ? GO : FAILED;
 		if (!*out)
 			fprintf(stderr, "pipewright: api: out of memory\n");
 		break;
@@ -407,8 +414,8 @@ static json_object *ti_from_row(sqlite3_stmt *st)
 	long long started = sqlite3_column_int64(st, TC_STARTED);
 	long long ended = sqlite3_column_int64(st, TC_ENDED);
 
-	if (!o || put_str(o, "task_id", COL_TEXT(st, TC_TASK)) ||
-	    put_str(o, "state", state) ||
+	if (!o || pw_json_put_str(o, "task_id", COL_TEXT(st, TC_TASK)) ||
+	    pw_json_put_str(o, "state", state) ||
 	    put_col_int(o, "try_number", st, TC_TRY) ||
 	    put_col_int(o, "max_tries", st, TC_MAX) ||
 	    put_time(o, "started_at", started) ||
@@ -416,7 +423,7 @@ static json_object *ti_from_row(sqlite3_stmt *st)
 	    put_duration(o, started, ended,
 			 state && strcmp(state, "running") == 0) ||
 	    put_col_int(o, "exit_code", st, TC_EXIT) ||
-	    put_str(o, "pool", COL_TEXT(st, TC_POOL)) ||
+	    pw_json_put_str(o, "pool", COL_TEXT(st, TC_POOL)) ||
 	    put_col_int(o, "pool_slots", st, TC_SLOTS) ||
 	    put_time(o, "next_try_at", sqlite3_column_int64(st, TC_NEXT))) {
 		json_object_put(o);
@@ -432,8 +439,9 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 					 task_id ? ti_one_sql : ti_all_sql);
 	json_object *list = json_object_new_array();
 	long long last = 0;
-	int rc = PW_ERR, step, n = 0;
+	int rc = FAILED, step, n = 0;
 
+	assert(!(task_id && pg));   /* one task is not paged */
 	*out = NULL;
 	if (!st || !list)
 		goto out;
@@ -447,7 +455,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	}
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (pg && n++ == pg->limit) {
-			if (api_page_next(pg, true, 0, last, NULL) != PW_OK)
+			if (api_page_next(pg, true, 0, last, NULL) != GO)
 				goto out;
 			continue;
 		}
@@ -465,7 +473,7 @@ int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 	}
 	*out = list;
 	list = NULL;
-	rc = PW_OK;
+	rc = GO;
 out:
 	if (st)
 		api_stmt_done(st);

@@ -194,7 +194,7 @@ int runs_clear(pw_req *req)
 	if (rc == GO && pw_req_check_body(req, body, clear_fields,
 					  sizeof clear_fields / sizeof *clear_fields) != 0)
 		rc = ANSWERED;
-	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != GO)
 		rc = FAILED;
 	if (rc == GO)
 		ids = clear_selection(req, body, tis, &rc);
@@ -222,7 +222,7 @@ int runs_clear(pw_req *req)
 	json_object_put(tis);
 	json_object_put(run);
 	json_object_put(owned);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- mark a task instance ------------------------------------------------------------ */
@@ -255,7 +255,7 @@ int tasks_mark(pw_req *req)
 		pw_reply_error(req, 404, "task not found");
 		rc = ANSWERED;
 	}
-	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &tis) != GO)
 		rc = FAILED;
 	if (rc == GO && json_object_array_length(tis) == 0) {
 		pw_reply_error(req, 404, "run '%s' has no task '%s'", pw_req_param(req, "run_id"),
@@ -290,7 +290,7 @@ int tasks_mark(pw_req *req)
 	json_object_put(args);
 	json_object_put(tis);
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- PATCH a run: its state or its note -------------------------------------------- */
@@ -362,7 +362,7 @@ static int mark_run(pw_req *req, long long pk, const char *prev, const char *sta
 	return step == SQLITE_DONE ? PW_OK : api_db_error(req);
 }
 
-/* Sets the run's note (NULL clears it). PW_OK or PW_ERR. */
+/* Sets the run's note (NULL clears it). GO or FAILED. */
 static int set_note(pw_req *req, long long pk, const char *note)
 {
 	static const char sql[] = "UPDATE runs SET note = ?2 WHERE id = ?1";
@@ -370,12 +370,12 @@ static int set_note(pw_req *req, long long pk, const char *note)
 	int step;
 
 	if (!st)
-		return PW_ERR;
+		return FAILED;
 	sqlite3_bind_int64(st, 1, pk);
 	sqlite3_bind_text(st, 2, note, -1, SQLITE_STATIC);
 	step = sqlite3_step(st);
 	api_stmt_done(st);
-	return step == SQLITE_DONE ? PW_OK : api_db_error(req);
+	return step == SQLITE_DONE ? GO : api_db_error(req);
 }
 
 int runs_patch(pw_req *req)
@@ -435,7 +435,7 @@ int runs_patch(pw_req *req)
 		run = NULL;
 	}
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- DELETE ?purge=true ------------------------------------------------------------ */
@@ -469,9 +469,9 @@ int runs_purge(pw_req *req)
 
 	json_object_put(run);
 	if (rc != GO)
-		return rc == FAILED ? -1 : 0;
+		return rc;
 	if (!(st = pw_store_stmt(store, sql)))
-		return -1;
+		return FAILED;
 	sqlite3_bind_int64(st, 1, pk);
 	step = sqlite3_step(st);
 	api_stmt_done(st);

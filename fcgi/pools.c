@@ -27,31 +27,6 @@
 
 /* --- JSON building -------------------------------------------------------- */
 
-/* Adds v under k; v NULL (out of memory) or a failed add is -1, v freed. */
-static int put(json_object *o, const char *k, json_object *v)
-{
-	if (!v || json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int put_int(json_object *o, const char *k, long long n)
-{
-	return put(o, k, json_object_new_int64(n));
-}
-
-/* Appends v to array a; v NULL or a failed add is -1, v freed. */
-static int push(json_object *a, json_object *v)
-{
-	if (!v || json_object_array_add(a, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* --- reading pools ---------------------------------------------------------- */
 
 /* The usage of pools by running and queued task instances, per pool. */
@@ -87,13 +62,13 @@ static json_object *pool_object(sqlite3_stmt *q)
 	long long queued = sqlite3_column_int64(q, 4);
 	json_object *o = json_object_new_object();
 
-	if (o && (put(o, "name", json_object_new_string(col_text(q, 0))) ||
-		  put_int(o, "slots", slots) ||
-		  put_int(o, "occupied_slots", running) ||
-		  put_int(o, "running_slots", running) ||
-		  put_int(o, "queued_slots", queued) ||
-		  put_int(o, "open_slots", slots > running ? slots - running : 0) ||
-		  put(o, "description", json_object_new_string(col_text(q, 2))))) {
+	if (o && (pw_json_put(o, "name", json_object_new_string(col_text(q, 0))) ||
+		  pw_json_put_int(o, "slots", slots) ||
+		  pw_json_put_int(o, "occupied_slots", running) ||
+		  pw_json_put_int(o, "running_slots", running) ||
+		  pw_json_put_int(o, "queued_slots", queued) ||
+		  pw_json_put_int(o, "open_slots", slots > running ? slots - running : 0) ||
+		  pw_json_put(o, "description", json_object_new_string(col_text(q, 2))))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -102,35 +77,25 @@ static json_object *pool_object(sqlite3_stmt *q)
 
 /*
  * Runs a USAGE_SQL statement (page_sql with limit and offset, or one_sql
- * with name) and appends a pool object per row to data. PW_OK or PW_ERR.
+ * with name) and appends a pool object per row to data. GO or FAILED.
  */
 static int pools_query(pw_req *req, const char *sql, int limit, long long offset,
 		       const char *name, json_object *data)
 {
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
-	int step = SQLITE_ERROR, rc = PW_ERR;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	if (sqlite3_bind_int(q, 1, limit) == SQLITE_OK &&
 	    sqlite3_bind_int64(q, 2, offset) == SQLITE_OK &&
-	    (!name || sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC) == SQLITE_OK)) {
-		while ((step = sqlite3_step(q)) == SQLITE_ROW)
-			if (push(data, pool_object(q)) != 0)
-				break;
-	}
-	if (step == SQLITE_DONE)
-		rc = PW_OK;
-	else if (step != SQLITE_ROW) /* ROW: out of memory above */
-		fprintf(stderr, "pipewright: pools: %s\n",
-			sqlite3_errmsg(pw_store_db(store)));
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	return rc;
+	    (!name || sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC) == SQLITE_OK))
+		return api_rows(req, q, pool_object, data);
+	api_stmt_done(q);
+	return api_db_error(req);
 }
 
-/* The number of pools into *n. PW_OK or PW_ERR. */
+/* The number of pools into *n. GO or FAILED. */
 static int pools_count(pw_req *req, long long *n)
 {
 	static const char sql[] = "SELECT COUNT(*) FROM pools";
@@ -138,27 +103,27 @@ static int pools_count(pw_req *req, long long *n)
 	sqlite3_stmt *q = store ? pw_store_stmt(store, sql) : NULL;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	int step = sqlite3_step(q);
 	*n = step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
 	if (step != SQLITE_ROW)
 		fprintf(stderr, "pipewright: pools: %s\n",
 			sqlite3_errmsg(pw_store_db(store)));
 	sqlite3_reset(q);
-	return step == SQLITE_ROW ? PW_OK : PW_ERR;
+	return step == SQLITE_ROW ? GO : FAILED;
 }
 
 /*
  * Answers status with the pool name's object, as the list shows it; 404
- * when there is no such pool (any more). Returns 0 or -1.
+ * when there is no such pool (any more). GO or FAILED.
  */
 static int reply_pool(pw_req *req, int status, const char *name)
 {
 	json_object *data = json_object_new_array();
 
-	if (!data || pools_query(req, one_sql, 1, 0, name, data) != PW_OK) {
+	if (!data || pools_query(req, one_sql, 1, 0, name, data) != GO) {
 		json_object_put(data);
-		return -1;
+		return FAILED;
 	}
 	json_object *pool = json_object_get(json_object_array_get_idx(data, 0));
 	json_object_put(data);
@@ -172,14 +137,14 @@ int pools_list(pw_req *req)
 	json_object *data = NULL, *meta = NULL;
 	api_page pg = {0};
 	long long total = 0;
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (api_page_parse(req, "pools", true, &pg) != GO)
-		return 0;
+		return ANSWERED;
 	data = json_object_new_array();
-	if (!data || pools_count(req, &total) != PW_OK ||
-	    pools_query(req, page_sql, pg.limit + 1, pg.offset, pg.skey, data) != PW_OK ||
-	    api_page_trim(&pg, data, "name") != PW_OK)
+	if (!data || pools_count(req, &total) != GO ||
+	    pools_query(req, page_sql, pg.limit + 1, pg.offset, pg.skey, data) != GO ||
+	    api_page_trim(&pg, data, "name") != GO)
 		goto out;
 	meta = api_page_meta(total, &pg);
 	if (!meta)
@@ -242,13 +207,13 @@ static int change_bind(sqlite3_stmt *q, const pool_change *c)
 	int n = sqlite3_bind_parameter_count(q);
 
 	if (sqlite3_bind_text(q, 1, c->name, -1, SQLITE_STATIC) != SQLITE_OK)
-		return PW_ERR;
+		return FAILED;
 	if (n >= 2 && c->slots >= 0 && sqlite3_bind_int64(q, 2, c->slots) != SQLITE_OK)
-		return PW_ERR;
+		return FAILED;
 	if (n >= 3 && c->description &&
 	    sqlite3_bind_text(q, 3, c->description, -1, SQLITE_STATIC) != SQLITE_OK)
-		return PW_ERR;
-	return PW_OK;
+		return FAILED;
+	return GO;
 }
 
 /*
@@ -262,7 +227,7 @@ static int change_run(pw_store *store, const char *sql, const pool_change *c)
 
 	if (!q)
 		return PW_ERR;
-	if (change_bind(q, c) == PW_OK)
+	if (change_bind(q, c) == GO)
 		step = sqlite3_step(q);
 	if (step != SQLITE_DONE)
 		fprintf(stderr, "pipewright: pools: %s\n",
@@ -278,15 +243,15 @@ static int change_run(pw_store *store, const char *sql, const pool_change *c)
 static int put_values(pw_store *store, json_object *o, const char *name)
 {
 	sqlite3_stmt *q = pw_store_stmt(store, values_sql);
-	int rc = PW_ERR;
+	int rc = FAILED;
 
 	if (!q)
-		return PW_ERR;
+		return FAILED;
 	if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_step(q) == SQLITE_ROW &&
-	    put_int(o, "slots", sqlite3_column_int64(q, 0)) == 0 &&
-	    put(o, "description", json_object_new_string(col_text(q, 1))) == 0)
-		rc = PW_OK;
+	    pw_json_put_int(o, "slots", sqlite3_column_int64(q, 0)) == 0 &&
+	    pw_json_put(o, "description", json_object_new_string(col_text(q, 1))) == 0)
+		rc = GO;
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
 	return rc;
@@ -300,9 +265,9 @@ static json_object *event_extra(pw_store *store, const pool_change *c)
 {
 	json_object *o = json_object_new_object();
 
-	if (!o || put(o, "pool", json_object_new_string(c->name)) != 0 ||
-	    (c->deleted ? put(o, "deleted", json_object_new_boolean(1)) != 0
-			: put_values(store, o, c->name) != PW_OK)) {
+	if (!o || pw_json_put(o, "pool", json_object_new_string(c->name)) != 0 ||
+	    (c->deleted ? pw_json_put(o, "deleted", json_object_new_boolean(1)) != 0
+			: put_values(store, o, c->name) != GO)) {
 		fprintf(stderr, "pipewright: pools: cannot build the event of '%s'\n",
 			c->name);
 		json_object_put(o);
@@ -344,8 +309,8 @@ static int pool_write(pw_req *req, const char *sql, const pool_change *c)
 }
 
 /*
- * Reads {slots?, description?} of a checked body into c. slots above
- * INT_MAX answers 400 and returns -1.
+ * Reads {slots?, description?} of a checked body into c. GO, or
+ * ANSWERED (400) for slots above INT_MAX.
  */
 static int change_from_body(pw_req *req, json_object *body, pool_change *c)
 {
@@ -357,17 +322,17 @@ static int change_from_body(pw_req *req, json_object *body, pool_change *c)
 		c->slots = json_object_get_int64(v);
 		if (c->slots > INT_MAX) {
 			pw_reply_error(req, 400, "slots must be at most %d", INT_MAX);
-			return -1;
+			return ANSWERED;
 		}
 	}
 	if (json_object_object_get_ex(body, "description", &v) && v)
 		c->description = json_object_get_string(v);
-	return 0;
+	return GO;
 }
 
 /*
  * Answers a pool_write result: ok_status with the pool, missing_status
- * (409 for a create, 404 otherwise) with its message, 500 on PW_ERR.
+ * (409 for a create, 404 otherwise) with its message. GO or FAILED (PW_ERR).
  */
 static int reply_write(pw_req *req, int rc, int ok_status, int missing_status,
 		       const char *name)
@@ -375,7 +340,7 @@ static int reply_write(pw_req *req, int rc, int ok_status, int missing_status,
 	if (rc == PW_OK)
 		return reply_pool(req, ok_status, name);
 	if (rc != PW_NOTFOUND)
-		return -1;
+		return FAILED;
 	return pw_reply_error(req, missing_status, "pool '%s' %s", name,
 			      missing_status == 409 ? "already exists" : "not found");
 }
@@ -393,8 +358,8 @@ int pools_create(pw_req *req)
 
 	if (!body ||
 	    pw_req_check_body(req, body, fields, sizeof fields / sizeof *fields) != 0 ||
-	    change_from_body(req, body, &c) != 0)
-		return 0;
+	    change_from_body(req, body, &c) != GO)
+		return ANSWERED;
 	json_object_object_get_ex(body, "name", &name);
 	c.name = json_object_get_string(name);
 	return reply_write(req, pool_write(req, insert_sql, &c), 201, 409, c.name);
@@ -413,8 +378,8 @@ int pools_patch(pw_req *req)
 
 	if (!body ||
 	    pw_req_check_body(req, body, fields, sizeof fields / sizeof *fields) != 0 ||
-	    change_from_body(req, body, &c) != 0)
-		return 0;
+	    change_from_body(req, body, &c) != GO)
+		return ANSWERED;
 	if (c.slots < 0 && !c.description)
 		return pw_reply_error(req, 400, "give slots, description or both");
 	return reply_write(req, pool_write(req, update_sql, &c), 200, 404, name);
@@ -427,7 +392,7 @@ int pools_delete(pw_req *req)
 	pool_change c = {.name = name, .slots = -1, .deleted = true};
 
 	if (!name)
-		return 0;
+		return ANSWERED;
 	if (strcmp(name, "default_pool") == 0)
 		return pw_reply_error(req, 400, "default_pool cannot be deleted");
 	switch (pool_write(req, delete_sql, &c)) {
@@ -436,6 +401,6 @@ int pools_delete(pw_req *req)
 	case PW_NOTFOUND:
 		return pw_reply_error(req, 404, "pool '%s' not found", name);
 	default:
-		return -1;
+		return FAILED;
 	}
 }

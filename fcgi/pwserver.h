@@ -40,8 +40,10 @@ typedef enum pw_role {
 
 /*
  * A handler answers the request through pw_reply_* exactly once and
- * returns 0; a non-zero return means it could not, and the server answers
- * 500 internal (unless a reply was already started).
+ * returns 0 (or any value >= 0: pipewright's own handlers return GO or
+ * ANSWERED of fcgi/api.h); a negative return (FAILED, -1) means it could
+ * not, and the server answers 500 internal (unless a reply was already
+ * started).
  */
 typedef int (*pw_handler)(pw_req *req);
 

@@ -284,8 +284,7 @@ static int emit_runs(pw_req *req, sqlite3_stmt *st, list_query *q, page_state *p
 
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (ps->n++ == q->pg.limit) {
-			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL) == PW_OK
-				     ? GO : FAILED;
+			rc = api_page_next(&q->pg, ps->val_null, ps->val, ps->id, NULL);
 			break;
 		}
 		if (ps->n > 1)
@@ -355,52 +354,57 @@ out:
 }
 
 /*
- * Writes the run objects of the page q asks for into t, comma-separated,
- * and sets q->pg.next; total is how many match. GO or FAILED.
+ * How many runs of a DAG match q into *total; their run objects of the
+ * page q asks for into t, comma-separated, setting q->pg.next. GO or FAILED.
  */
-static int list_runs(pw_req *req, list_query *q, long long total, api_text *t)
+static int list_runs(pw_req *req, list_query *q, long long *total, api_text *t)
 {
-	int seek = q->has_time ? total <= SEEK_MAX_TIME
-			       : q->states && total <= SEEK_MAX;
+	if (count_runs(req, q, total) != GO)
+		return FAILED;
+	int seek = q->has_time ? *total <= SEEK_MAX_TIME
+			       : q->states && *total <= SEEK_MAX;
 
 	return page_runs(req, q, list_sql[seek][q->column][q->desc][q->states != NULL]
 				     [q->has_time], q->has_time, t);
 }
 
-int runs_list(pw_req *req)
+/*
+ * Answers 200 with the page of runs that list writes for q, the total and
+ * the page from one read transaction. GO or FAILED.
+ */
+static int reply_runs(pw_req *req, list_query *q,
+		      int (*list)(pw_req *req, list_query *q, long long *total, api_text *t))
 {
-	list_query q = {.dag_id = pw_req_param(req, "dag_id")};
-	api_text t = {0};
+	api_text t;
 	long long total = 0;
 	int rc;
 
-	if (!api_dag_exists_or_404(req, q.dag_id))
-		return 0;
-	rc = parse_list_query(req, &q, 0);
-	if (rc == GO) {
-		/* One read transaction: the total counts the page's snapshot. */
-		pw_store *store = pw_req_store(req);
-		api_text_init(&t);
-		API_TEXT_LIT(&t, "{\"data\":[");
-		if (pw_store_begin_read(store) != PW_OK) {
-			rc = api_db_error(req);
-		} else {
-			if (count_runs(req, &q, &total) != GO || list_runs(req, &q, total, &t) != GO)
-				rc = FAILED;
-			if (pw_store_commit(store) != PW_OK) {
-				pw_store_rollback(store);
-				if (rc == GO)
-					rc = api_db_error(req);
-			}
-		}
-		api_text_page_end(&t, total, &q.pg);
-	}
+	api_text_init(&t);
+	API_TEXT_LIT(&t, "{\"data\":[");
+	if (pw_store_begin_read(pw_req_store(req)) != PW_OK)
+		rc = api_db_error(req);
+	else
+		rc = api_read_end(req, list(req, q, &total, &t));
+	api_text_page_end(&t, total, &q->pg);
 	if (rc == GO)
 		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
 	api_text_free(&t);
+	return rc;
+}
+
+int runs_list(pw_req *req)
+{
+	list_query q = {.dag_id = pw_req_param(req, "dag_id")};
+	int rc;
+
+	if (!api_dag_exists_or_404(req, q.dag_id))
+		return ANSWERED;
+	rc = parse_list_query(req, &q, 0);
+	if (rc == GO)
+		rc = reply_runs(req, &q, list_runs);
 	api_page_free(&q.pg);
 	json_object_put(q.states);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET /api/v1/dags/~/runs: the runs of every DAG ------------------------ */
@@ -481,37 +485,18 @@ int runs_list_all(pw_req *req)
 {
 	list_query q = {0};
 	json_object *dags = NULL;
-	api_text t = {0};
-	long long total = 0;
 	int rc = parse_dag_ids(req, &dags);
 
 	if (rc == GO)
 		rc = parse_list_query(req, &q, 1);
 	if (rc == GO && dags && !(q.dag_id = json_object_to_json_string(dags)))
 		rc = FAILED;
-	if (rc == GO) {
-		pw_store *store = pw_req_store(req);
-		api_text_init(&t);
-		API_TEXT_LIT(&t, "{\"data\":[");
-		if (pw_store_begin_read(store) != PW_OK) {
-			rc = api_db_error(req);
-		} else {
-			rc = list_all(req, &q, &total, &t);
-			if (pw_store_commit(store) != PW_OK) {
-				pw_store_rollback(store);
-				if (rc == GO)
-					rc = api_db_error(req);
-			}
-		}
-		api_text_page_end(&t, total, &q.pg);
-	}
 	if (rc == GO)
-		rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
-	api_text_free(&t);
+		rc = reply_runs(req, &q, list_all);
 	api_page_free(&q.pg);
 	json_object_put(q.states);
 	json_object_put(dags);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- POST /api/v1/dags/:dag_id/runs --------------------------------------- */
@@ -697,7 +682,7 @@ int runs_trigger(pw_req *req)
 	pw_slice_req_free(&sreq);
 	json_object_put(options);
 	json_object_put(empty);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- one run: get, cancel, retry ------------------------------------------ */
@@ -743,7 +728,7 @@ int runs_get(pw_req *req)
 	long long pk = 0;
 	int rc = api_find_run(req, &run, &pk);
 
-	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != GO)
 		rc = FAILED;
 	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
 		json_object_put(tis);
@@ -754,7 +739,7 @@ int runs_get(pw_req *req)
 		run = NULL;
 	}
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 static const char *const finished_states[] = {"success", "failed", "cancelled"};
@@ -815,7 +800,7 @@ static int request_run(pw_req *req, const char *kind,
 		run = NULL;
 	}
 	json_object_put(run);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 int runs_cancel(pw_req *req)

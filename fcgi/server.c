@@ -489,7 +489,7 @@ static void dispatch(pw_server *srv, pw_req *req)
 	int rc = route->handler(req);
 	if (!req->started) {
 		fprintf(stderr, "pipewright.fcgi: %s %s: handler %s without answering\n",
-			route->method, route->pattern, rc ? "failed" : "returned");
+			route->method, route->pattern, rc < 0 ? "failed" : "returned");
 		pw_reply_error(req, 500, "internal error");
 	}
 }

@@ -23,18 +23,6 @@ static const char *const task_states[] = {
 #define N_RUN_STATES (sizeof run_states / sizeof *run_states)
 #define N_TASK_STATES (sizeof task_states / sizeof *task_states)
 
-/* Adds key: v to o, taking v; a NULL v is an allocation that failed. */
-static int put(json_object *o, const char *key, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, key, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * A JSON number with at most `decimals` decimals as written (json-c would
  * print 0.1 as 0.10000000000000001), or NULL.
@@ -48,12 +36,6 @@ static json_object *new_decimal(double v, int decimals)
 	while (strchr(buf, '.') && n > 2 && buf[n - 1] == '0' && buf[n - 2] != '.')
 		buf[--n] = '\0';
 	return json_object_new_double_s(v, buf);
-}
-
-/* Adds key: null. */
-static int put_null(json_object *o, const char *key)
-{
-	return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
 }
 
 /*
@@ -84,7 +66,7 @@ static json_object *counts_object(const char *const *names, size_t n,
 	json_object *o = json_object_new_object();
 
 	for (size_t i = 0; o && i < n; i++) {
-		if (put(o, names[i], json_object_new_int64(counts[i]))) {
+		if (pw_json_put(o, names[i], json_object_new_int64(counts[i]))) {
 			json_object_put(o);
 			return NULL;
 		}
@@ -171,8 +153,8 @@ static json_object *durations_object(const durations *d)
 		vals[3] = d->v[d->n - 1];
 	}
 	for (size_t i = 0; i < 4; i++) {
-		if (d->n ? put(o, keys[i], json_object_new_int64(vals[i]))
-			 : put_null(o, keys[i])) {
+		if (d->n ? pw_json_put(o, keys[i], json_object_new_int64(vals[i]))
+			 : pw_json_put_null(o, keys[i])) {
 			json_object_put(o);
 			return NULL;
 		}
@@ -194,11 +176,11 @@ static int put_run_counts(pw_req *req, json_object *o, const char *dag_id)
 	for (size_t i = 0; i < N_RUN_STATES; i++)
 		total += c[i];
 	long long ok = c[2], bad = c[3];   /* run_states: success, failed */
-	if (put(o, "runs", counts_object(run_states, N_RUN_STATES, c)) ||
-	    put(o, "total_runs", json_object_new_int64(total)) ||
-	    (ok + bad ? put(o, "success_rate",
+	if (pw_json_put(o, "runs", counts_object(run_states, N_RUN_STATES, c)) ||
+	    pw_json_put(o, "total_runs", json_object_new_int64(total)) ||
+	    (ok + bad ? pw_json_put(o, "success_rate",
 			    new_decimal((double)ok / (double)(ok + bad), 4))
-		      : put_null(o, "success_rate")))
+		      : pw_json_put_null(o, "success_rate")))
 		return FAILED;
 	return GO;
 }
@@ -209,7 +191,7 @@ static int put_durations(pw_req *req, json_object *o, const char *dag_id)
 	durations d = {0};
 	int rc = read_durations(req, dag_id, &d);
 
-	if (rc == GO && put(o, "duration_ms", durations_object(&d)))
+	if (rc == GO && pw_json_put(o, "duration_ms", durations_object(&d)))
 		rc = FAILED;
 	free(d.v);
 	return rc;
@@ -237,7 +219,7 @@ static int put_last_run(pw_req *req, json_object *o, const char *dag_id)
 	    api_run_object(req, dag_id, run_id, &run, NULL) == PW_ERR)
 		rc = FAILED;
 	free(run_id);
-	if (rc == GO && (run ? put(o, "last_run", run) : put_null(o, "last_run")))
+	if (rc == GO && (run ? pw_json_put(o, "last_run", run) : pw_json_put_null(o, "last_run")))
 		rc = FAILED;
 	return rc;
 }
@@ -249,9 +231,9 @@ int stats_dag(pw_req *req)
 	int rc = GO;
 
 	if (!api_dag_exists_or_404(req, dag_id))
-		return 0;
+		return ANSWERED;
 	o = json_object_new_object();
-	if (!o || put(o, "dag_id", json_object_new_string(dag_id)) ||
+	if (!o || pw_json_put(o, "dag_id", json_object_new_string(dag_id)) ||
 	    put_run_counts(req, o, dag_id) != GO ||
 	    put_durations(req, o, dag_id) != GO ||
 	    put_last_run(req, o, dag_id) != GO)
@@ -259,7 +241,7 @@ int stats_dag(pw_req *req)
 	if (rc == GO)
 		return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
 	json_object_put(o);
-	return -1;
+	return FAILED;
 }
 
 /* --- GET /api/v1/metrics ------------------------------------------------------- */
@@ -287,7 +269,7 @@ static int put_counts(pw_req *req, json_object *o, const char *key,
 
 	if (!st || count_states(req, st, names, n, counts) != GO)
 		return FAILED;
-	return put(o, key, counts_object(names, n, counts)) ? FAILED : GO;
+	return pw_json_put(o, key, counts_object(names, n, counts)) ? FAILED : GO;
 }
 
 /* {name, slots, running_slots, queued_slots, open_slots} of a pools row. */
@@ -298,12 +280,12 @@ static json_object *pool_from_row(sqlite3_stmt *st)
 	long long running = sqlite3_column_int64(st, 2);
 	long long open = slots - running;
 
-	if (!p || put(p, "name", json_object_new_string(
+	if (!p || pw_json_put(p, "name", json_object_new_string(
 			      (const char *)sqlite3_column_text(st, 0))) ||
-	    put(p, "slots", json_object_new_int64(slots)) ||
-	    put(p, "running_slots", json_object_new_int64(running)) ||
-	    put(p, "queued_slots", json_object_new_int64(sqlite3_column_int64(st, 3))) ||
-	    put(p, "open_slots", json_object_new_int64(open > 0 ? open : 0))) {
+	    pw_json_put(p, "slots", json_object_new_int64(slots)) ||
+	    pw_json_put(p, "running_slots", json_object_new_int64(running)) ||
+	    pw_json_put(p, "queued_slots", json_object_new_int64(sqlite3_column_int64(st, 3))) ||
+	    pw_json_put(p, "open_slots", json_object_new_int64(open > 0 ? open : 0))) {
 		json_object_put(p);
 		return NULL;
 	}
@@ -315,26 +297,16 @@ static int put_pools(pw_req *req, json_object *o)
 {
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), pools_sql);
 	json_object *list = json_object_new_array();
-	int step, rc = GO;
 
 	if (!st || !list) {
 		json_object_put(list);
 		return FAILED;
 	}
-	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		json_object *p = pool_from_row(st);
-		if (!p || json_object_array_add(list, p) != 0) {
-			json_object_put(p);
-			rc = FAILED;
-		}
+	if (api_rows(req, st, pool_from_row, list) != GO) {
+		json_object_put(list);
+		return FAILED;
 	}
-	if (rc == GO && step != SQLITE_DONE)
-		rc = api_db_error(req);
-	api_stmt_done(st);
-	if (rc == GO)
-		return put(o, "pools", list) ? FAILED : GO;
-	json_object_put(list);
-	return rc;
+	return pw_json_put(o, "pools", list) ? FAILED : GO;
 }
 
 /* {runs, tasks} queued, from the counts. */
@@ -342,8 +314,8 @@ static json_object *queue_depth(long long runs, long long tasks)
 {
 	json_object *q = json_object_new_object();
 
-	if (!q || put(q, "runs", json_object_new_int64(runs)) ||
-	    put(q, "tasks", json_object_new_int64(tasks))) {
+	if (!q || pw_json_put(q, "runs", json_object_new_int64(runs)) ||
+	    pw_json_put(q, "tasks", json_object_new_int64(tasks))) {
 		json_object_put(q);
 		return NULL;
 	}
@@ -372,17 +344,17 @@ static int put_runner(pw_req *req, json_object *o)
 		json_object_put(r);
 		return api_db_error(req);
 	}
-	if ((beat > 0 ? put(r, "last_heartbeat", api_time(beat))
-		      : put_null(r, "last_heartbeat")) ||
-	    (beat > 0 ? put(r, "heartbeat_age_s", new_decimal(
+	if ((beat > 0 ? pw_json_put(r, "last_heartbeat", api_time(beat))
+		      : pw_json_put_null(r, "last_heartbeat")) ||
+	    (beat > 0 ? pw_json_put(r, "heartbeat_age_s", new_decimal(
 				    (double)(pw_now_ms() - beat) / 1000.0, 3))
-		      : put_null(r, "heartbeat_age_s")) ||
-	    (pid > 0 ? put(r, "pid", json_object_new_int64(pid))
-		     : put_null(r, "pid"))) {
+		      : pw_json_put_null(r, "heartbeat_age_s")) ||
+	    (pid > 0 ? pw_json_put(r, "pid", json_object_new_int64(pid))
+		     : pw_json_put_null(r, "pid"))) {
 		json_object_put(r);
 		return FAILED;
 	}
-	return put(o, "runner", r) ? FAILED : GO;
+	return pw_json_put(o, "runner", r) ? FAILED : GO;
 }
 
 int stats_metrics(pw_req *req)
@@ -395,10 +367,10 @@ int stats_metrics(pw_req *req)
 	    put_counts(req, o, "tasks", task_counts_sql, task_states,
 		       N_TASK_STATES, tasks) != GO ||
 	    /* run_states[0] and task_states[1] are "queued" */
-	    put(o, "queue_depth", queue_depth(runs[0], tasks[1])) ||
+	    pw_json_put(o, "queue_depth", queue_depth(runs[0], tasks[1])) ||
 	    put_pools(req, o) != GO || put_runner(req, o) != GO) {
 		json_object_put(o);
-		return -1;
+		return FAILED;
 	}
 	return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
 }

@@ -140,7 +140,7 @@ int tasks_list(pw_req *req)
 		if (st && one_row(req, st, &total) != GO)
 			rc = FAILED;
 	}
-	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != PW_OK ||
+	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != GO ||
 			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
@@ -149,7 +149,7 @@ int tasks_list(pw_req *req)
 	}
 	json_object_put(list);
 	api_page_free(&pg);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id ------------------------------------------------------ */
@@ -159,18 +159,6 @@ static const char tries_sql[] =
 	" FROM task_tries WHERE run_pk = ?1 AND task_id = ?2"
 	" ORDER BY try_number";
 
-/* Adds key: v to o, taking v; a NULL v is an allocation that failed. */
-static int put(json_object *o, const char *key, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, key, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
 /* Adds column i: integer, text or null as the column holds it; times
  * (is_time) become ISO-8601 strings. */
 static int put_col(json_object *o, const char *key, sqlite3_stmt *st, int i,
@@ -178,16 +166,16 @@ static int put_col(json_object *o, const char *key, sqlite3_stmt *st, int i,
 {
 	switch (sqlite3_column_type(st, i)) {
 	case SQLITE_NULL:
-		return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
+		return pw_json_put_null(o, key);
 	case SQLITE_INTEGER:
 		if (is_time) {
 			long long ms = sqlite3_column_int64(st, i);
-			return ms > 0 ? put(o, key, api_time(ms))
-				      : (json_object_object_add(o, key, NULL) == 0 ? 0 : -1);
+			return ms > 0 ? pw_json_put(o, key, api_time(ms))
+				      : pw_json_put_null(o, key);
 		}
-		return put(o, key, json_object_new_int64(sqlite3_column_int64(st, i)));
+		return pw_json_put(o, key, json_object_new_int64(sqlite3_column_int64(st, i)));
 	default:
-		return put(o, key, json_object_new_string(
+		return pw_json_put(o, key, json_object_new_string(
 				   (const char *)sqlite3_column_text(st, i)));
 	}
 }
@@ -200,10 +188,10 @@ static int put_duration(json_object *o, long long started, long long ended,
 			const char *state)
 {
 	if (started > 0 && ended > 0)
-		return put(o, "duration_ms", json_object_new_int64(ended - started));
+		return pw_json_put(o, "duration_ms", json_object_new_int64(ended - started));
 	if (started > 0 && state && strcmp(state, "running") == 0)
-		return put(o, "duration_ms", json_object_new_int64(pw_now_ms() - started));
-	return json_object_object_add(o, "duration_ms", NULL) == 0 ? 0 : -1;
+		return pw_json_put(o, "duration_ms", json_object_new_int64(pw_now_ms() - started));
+	return pw_json_put_null(o, "duration_ms");
 }
 
 /* One try of the statement's current row (tries_sql's columns). */
@@ -231,7 +219,7 @@ static int list_tries(pw_req *req, long long pk, const char *task_id,
 {
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), tries_sql);
 	json_object *list = json_object_new_array();
-	int rc = GO, step = SQLITE_DONE;
+	int rc;
 
 	*out = NULL;
 	if (!st || !list) {
@@ -240,16 +228,7 @@ static int list_tries(pw_req *req, long long pk, const char *task_id,
 	}
 	sqlite3_bind_int64(st, 1, pk);
 	sqlite3_bind_text(st, 2, task_id, -1, SQLITE_STATIC);
-	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		json_object *t = try_from_row(st);
-		if (!t || json_object_array_add(list, t) != 0) {
-			json_object_put(t);
-			rc = FAILED;
-		}
-	}
-	if (rc == GO && step != SQLITE_DONE)
-		rc = api_db_error(req);
-	api_stmt_done(st);
+	rc = api_rows(req, st, try_from_row, list);
 	if (rc == GO)
 		*out = list;
 	else
@@ -266,7 +245,7 @@ int tasks_get(pw_req *req)
 
 	if (rc == GO && !(task_id = task_param(req)))
 		rc = ANSWERED;
-	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &list) != PW_OK)
+	if (rc == GO && api_task_instances(req, pk, task_id, NULL, &list) != GO)
 		rc = FAILED;
 	if (rc == GO && json_object_array_length(list) == 0) {
 		pw_reply_error(req, 404, "run '%s' has no task '%s'",
@@ -287,7 +266,7 @@ int tasks_get(pw_req *req)
 	}
 	json_object_put(ti);
 	json_object_put(list);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id/xcom ------------------------------------------------- */
@@ -324,7 +303,7 @@ static json_object *xcom_from_row(sqlite3_stmt *st)
 {
 	json_object *o = json_object_new_object(), *v = NULL;
 
-	if (!o || put(o, "key", json_object_new_string(
+	if (!o || pw_json_put(o, "key", json_object_new_string(
 			      (const char *)sqlite3_column_text(st, 0))) ||
 	    xcom_value((const char *)sqlite3_column_text(st, 1), &v) ||
 	    json_object_object_add(o, "value", v) != 0) {
@@ -344,7 +323,6 @@ static int xcom_page(pw_req *req, long long pk, const char *task_id,
 {
 	pw_store *store = pw_req_store(req);
 	sqlite3_stmt *st = pw_store_stmt(store, xcom_count_sql);
-	int rc = GO, step = SQLITE_DONE;
 
 	if (!st)
 		return FAILED;
@@ -360,17 +338,7 @@ static int xcom_page(pw_req *req, long long pk, const char *task_id,
 	sqlite3_bind_int64(st, 4, pg->offset);
 	if (pg->skey)
 		sqlite3_bind_text(st, 5, pg->skey, -1, SQLITE_STATIC);
-	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		json_object *x = xcom_from_row(st);
-		if (!x || json_object_array_add(*list, x) != 0) {
-			json_object_put(x);
-			rc = FAILED;
-		}
-	}
-	if (rc == GO && step != SQLITE_DONE)
-		rc = api_db_error(req);
-	api_stmt_done(st);
-	return rc;
+	return api_rows(req, st, xcom_from_row, *list);
 }
 
 int tasks_xcom(pw_req *req)
@@ -387,15 +355,10 @@ int tasks_xcom(pw_req *req)
 		/* One read transaction: the total counts the page's snapshot. */
 		pw_store *store = pw_req_store(req);
 		if (pw_store_begin_read(store) != PW_OK)
-			return api_db_error(req), api_page_free(&pg), -1;
-		rc = xcom_page(req, pk, task_id, &pg, &total, &list);
-		if (pw_store_commit(store) != PW_OK) {
-			pw_store_rollback(store);
-			if (rc == GO)
-				rc = api_db_error(req);
-		}
+			return api_page_free(&pg), api_db_error(req);
+		rc = api_read_end(req, xcom_page(req, pk, task_id, &pg, &total, &list));
 	}
-	if (rc == GO && (api_page_trim(&pg, list, "key") != PW_OK ||
+	if (rc == GO && (api_page_trim(&pg, list, "key") != GO ||
 			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;
 	if (rc == GO) {
@@ -404,7 +367,7 @@ int tasks_xcom(pw_req *req)
 	}
 	json_object_put(list);
 	api_page_free(&pg);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }
 
 /* --- GET .../tasks/:task_id/logs -------------------------------------------------- */
@@ -666,5 +629,5 @@ int tasks_logs(pw_req *req)
 	if (rc == GO)
 		rc = reply_log(req, path);
 	free(path);
-	return rc == FAILED ? -1 : 0;
+	return rc;
 }

@@ -9,8 +9,7 @@
  * first). Tasks are quick shell commands; waits poll every 20 ms up to a
  * deadline; no timing is asserted beyond ordering.
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,9 +21,6 @@
 #define W HR_WAIT_MS
 #define ORIGIN "https://ui.example"
 
-static hr_project *P;
-static ht_server *S;
-static bool passed;
 
 /* --- fixture ---------------------------------------------------------------- */
 
@@ -112,36 +108,10 @@ static int group_setup(void **state)
 	hr_dag(P, "pausable", DAG_PAUSABLE);
 	hr_dag(P, "paused_dag", DAG_PAUSED);
 	hr_dag(P, "broken", DAG_BROKEN);
-	ht_opts o = {.prefix = "/pipewright"};
-	S = ht_start(P->dir, &o);
+	fx_start(&(ht_opts){.prefix = "/pipewright"}, false);
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	(void)state;
-	ht_stop(S);
-	hr_pass(P); /* failed tests printed the logs already */
-	hr_project_free(P);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	passed = false;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (!passed) {
-		ht_dump_logs(S);
-		hr_dump_logs(P);
-	}
-	return 0;
-}
 
 /* Starts the runner once; tests that need runs to progress call it. */
 static void need_runner(void)
@@ -1888,7 +1858,7 @@ static void test_user_headers(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_health_without_runner),
 		T(test_health_with_runner),
@@ -1920,5 +1890,5 @@ int main(void)
 		T(test_remote_user_and_roles),
 		T(test_user_headers),
 	};
-	return cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("api", tests, group_setup, fx_group_teardown);
 }

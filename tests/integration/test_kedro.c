@@ -3,8 +3,7 @@
  * through a real lighttpd and a real runner, field for field as DESIGN.md
  * section 6 says, on a copy of examples/iris (plus one DAG that fails).
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,9 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static hr_project *P;
-static ht_server *S;
-static bool passed;
 
 /* A task that fails with exit status 3. */
 static const char DAG_BOOM[] =
@@ -53,36 +49,10 @@ static int group_setup(void **state)
 	snprintf(src, sizeof src, "%s/examples/iris", ht_srcdir());
 	copy_tree(src, P->dir);
 	hr_dag(P, "boom", DAG_BOOM);
-	S = ht_start(P->dir, NULL);
-	hr_runner_start(P, NULL);
+	fx_start(NULL, true);
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	(void)state;
-	ht_stop(S);
-	hr_pass(P);
-	hr_project_free(P);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	passed = false;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (!passed) {
-		ht_dump_logs(S);
-		hr_dump_logs(P);
-	}
-	return 0;
-}
 
 /* --- helpers ---------------------------------------------------------------- */
 
@@ -610,7 +580,7 @@ static void test_run_fresh_dag_file(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_health),
 		T(test_snapshot),
@@ -623,5 +593,5 @@ int main(void)
 		T(test_run_long_name),
 		T(test_run_fresh_dag_file),
 	};
-	return cmocka_run_group_tests_name("kedro", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("kedro", tests, group_setup, fx_group_teardown);
 }

@@ -6,8 +6,7 @@
  * PIPEWRIGHT_PARAM_<NAME>, and numbers come back as they were written
  * (params file, XCom, run conf).
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +14,6 @@
 
 #define W HR_WAIT_MS
 
-static hr_project *P;
-static ht_server *S;
-static bool passed;
 
 #define MISSING "Pipeline input(s) {'ghost_in', 'params:topn'} not found in the DataCatalog"
 
@@ -75,36 +71,10 @@ static int group_setup(void **state)
 	       "    command: 'mkdir -p \"$(dirname \"$PIPEWRIGHT_OUTPUT_OUT_FILE\")\" &&"
 	       " echo hi > \"$PIPEWRIGHT_OUTPUT_OUT_FILE\"'\n"
 	       "    outputs: out_file\n");
-	S = ht_start(P->dir, NULL);
-	hr_runner_start(P, NULL);
+	fx_start(NULL, true);
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	(void)state;
-	ht_stop(S);
-	hr_pass(P);
-	hr_project_free(P);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	passed = false;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (!passed) {
-		ht_dump_logs(S);
-		hr_dump_logs(P);
-	}
-	return 0;
-}
 
 static void expect_str(ht_resp *r, json_object *o, const char *path, const char *want)
 {
@@ -340,7 +310,7 @@ static void test_param_env_and_exact_numbers(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_dag_lists_warnings),
 		T(test_run_fails_before_any_task),
@@ -348,5 +318,5 @@ int main(void)
 		T(test_runtime_params_per_run),
 		T(test_param_env_and_exact_numbers),
 	};
-	return cmocka_run_group_tests_name("model", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("model", tests, group_setup, fx_group_teardown);
 }

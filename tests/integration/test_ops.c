@@ -10,8 +10,7 @@
  * things (how many runs were active at once) is read from the times the
  * runner recorded.
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,9 +20,6 @@
 
 #define W HR_WAIT_MS
 
-static hr_project *P;
-static ht_server *S;
-static bool passed;
 
 static const char DAG_CHAIN[] =
 	"tasks:\n"
@@ -108,36 +104,10 @@ static int group_setup(void **state)
 	hr_dag(P, "hourly", DAG_HOURLY);
 	hr_dag(P, "held", "paused: true\n" "tasks:\n  - id: t\n    command: \"true\"\n");
 	hr_pools(P, "closed: {slots: 0}\n");
-	S = ht_start(P->dir, NULL);
-	hr_runner_start(P, NULL);
+	fx_start(NULL, true);
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	(void)state;
-	ht_stop(S);
-	hr_pass(P);
-	hr_project_free(P);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	passed = false;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (!passed) {
-		ht_dump_logs(S);
-		hr_dump_logs(P);
-	}
-	return 0;
-}
 
 /* --- helpers ---------------------------------------------------------------- */
 
@@ -731,7 +701,7 @@ static void test_start_date_checked(void **state)
 	passed = true;
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
 {
@@ -754,5 +724,5 @@ int main(void)
 		T(test_catchup_once),
 		T(test_start_date_checked),
 	};
-	return cmocka_run_group_tests_name("ops", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("ops", tests, group_setup, fx_group_teardown);
 }

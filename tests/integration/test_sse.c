@@ -26,8 +26,7 @@
  * with --threads 4 and PIPEWRIGHT_MAX_STREAMS unset, so the threads decide:
  * 3 long requests (streams and waiting POST /run calls) at once.
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -45,11 +44,8 @@
 #define MAX_SECONDS 2
 #define MAX_STREAMS 3
 
-static hr_project *P;
-static ht_server *S;
 static ht_server *G;     /* the gone-client tests' own lighttpd, or NULL */
 static CURLM *M;
-static bool passed;
 
 static const char DAG_QUICK[] =
 	"tasks:\n"
@@ -583,8 +579,7 @@ static int group_setup(void **state)
 			 "  - id: t%02d\n    command: \"true\"\n", i);
 	}
 	hr_dag(P, "burst", dag);
-	S = ht_start(P->dir, &(ht_opts){.threads = MAX_STREAMS + 1});
-	hr_runner_start(P, NULL);
+	fx_start(&(ht_opts){.threads = MAX_STREAMS + 1}, true);
 	M = curl_multi_init();
 	assert_non_null(M);
 	return 0;
@@ -592,29 +587,16 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	(void)state;
 	curl_multi_cleanup(M);
-	ht_stop(S);
-	hr_pass(P);
-	hr_project_free(P);
-	return 0;
+	return fx_group_teardown(state);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	passed = false;
-	return 0;
-}
-
+/* fx_teardown, and the second server of a test (G). */
 static int teardown(void **state)
 {
-	(void)state;
-	if (!passed) {
-		ht_dump_logs(S);
+	if (!passed)
 		ht_dump_logs(G);
-		hr_dump_logs(P);
-	}
+	fx_teardown(state);
 	ht_stop(G);
 	G = NULL;
 	return 0;
@@ -1598,7 +1580,7 @@ static void test_log_follow(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_live_stream),
 		T(test_filters),
