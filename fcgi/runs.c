@@ -722,14 +722,19 @@ static const char *run_state(json_object *run)
 	return s ? json_object_get_string(s) : "";
 }
 
+/* The run of the path with its task instances, read from one snapshot. */
 int runs_get(pw_req *req)
 {
 	json_object *run = NULL, *tis = NULL;
 	long long pk = 0;
-	int rc = api_find_run(req, &run, &pk);
+	int rc;
 
+	if (pw_store_begin_read(pw_req_store(req)) != PW_OK)
+		return api_db_error(req);
+	rc = api_find_run(req, &run, &pk);
 	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != GO)
 		rc = FAILED;
+	rc = api_read_end(req, rc);
 	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
 		json_object_put(tis);
 		rc = FAILED;
