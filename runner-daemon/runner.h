@@ -122,7 +122,7 @@ typedef enum { CRASH_NONE, CRASH_BEFORE_COMMIT, CRASH_AFTER_COMMIT } rn_crash;
 typedef struct rn_txn {
 	pw_store *store;
 	bool open;              /* a transaction is open */
-	size_t n_ends;          /* tries whose end it records */
+	size_t n_ends;          /* tries whose end the pass records */
 	rn_crash crash_at;      /* tests: kill -9 of itself there */
 	long long data_version; /* last PRAGMA data_version seen */
 	long long data_version_at; /* when (ms) */

@@ -65,19 +65,21 @@ int st_begin(runner *r)
 	if (pw_store_begin(r->tx.store) != PW_OK)
 		return PW_ERR;
 	r->tx.open = true;
-	r->tx.n_ends = 0;
 	return PW_OK;
 }
 
 int st_commit(runner *r)
 {
-	if (!r->tx.open)
+	if (!r->tx.open) {
+		r->tx.n_ends = 0;
 		return PW_OK;
+	}
 	crash_point(r, CRASH_BEFORE_COMMIT);
 	if (pw_store_commit(r->tx.store) != PW_OK)
 		return PW_ERR; /* settle() rolls back, with the cause */
 	crash_point(r, CRASH_AFTER_COMMIT);
 	r->tx.open = false;
+	r->tx.n_ends = 0;
 	if (r->tx.stuck_since) {
 		rn_info(r, "writes commit again, after %lld ms of waiting",
 			pw_now_ms() - r->tx.stuck_since);
@@ -92,6 +94,7 @@ void st_rollback(runner *r)
 	if (r->tx.open)
 		pw_store_rollback(r->tx.store);
 	r->tx.open = false;
+	r->tx.n_ends = 0;
 }
 
 /* --- statements ----------------------------------------------------------- */
