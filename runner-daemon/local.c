@@ -34,6 +34,7 @@ typedef struct local_state {
 	size_t n_ack, cap_ack;  /* acked after the commit */
 } local_state;
 
+/* The local backend's state (local_open's). */
 static local_state *state_of(runner *r)
 {
 	return rn_backend_state(r, &rn_local_backend);
@@ -51,6 +52,7 @@ static int local_open(runner *r, void **state)
 	return PW_OK;
 }
 
+/* Closes the launcher (its spares and kept shims exit; running ones go on). */
 static void local_close(runner *r, void *state)
 {
 	(void)r;
@@ -119,6 +121,7 @@ static int local_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l,
 	return rc;
 }
 
+/* The pass committed: the shims started in it go, its ends are acked. */
 static void local_committed(runner *r)
 {
 	local_state *ls = state_of(r);
@@ -279,6 +282,7 @@ static void local_release(runner *r, rn_run *run, size_t t, bool reuse)
 	k->end_sock = false;
 }
 
+/* "pid N": the shim, which is also the try's process group. */
 static void local_describe(const rn_run *run, size_t t, char *buf, size_t size)
 {
 	snprintf(buf, size, "pid %d", (int)run->tasks[t].pid);

@@ -91,11 +91,13 @@ typedef struct sl_state {
 	long long poll_at;      /* when to ask Slurm about its jobs next */
 } sl_state;
 
+/* The Slurm backend's state (slurm_open's). */
 static sl_state *state_of(runner *r)
 {
 	return rn_backend_state(r, &rn_slurm_backend);
 }
 
+/* Nothing due until a Slurm try is prepared or recovered. */
 static int slurm_open(runner *r, void **state)
 {
 	(void)r;
@@ -103,6 +105,7 @@ static int slurm_open(runner *r, void **state)
 	return *state ? PW_OK : PW_ERR;
 }
 
+/* Frees the state; jobs run on, and the next runner follows them. */
 static void slurm_close(runner *r, void *state)
 {
 	(void)r;
@@ -168,6 +171,7 @@ static void slurm_conf_free(void *conf)
 	free(c);
 }
 
+/* Frees a try's job record. */
 static void slurm_try_free(rn_task *k)
 {
 	free(k->job);
@@ -860,6 +864,7 @@ static int slurm_result(runner *r, rn_run *run, size_t t, pw_try_result *res)
 	return rn_try_status(run, t, res);
 }
 
+/* A Slurm try has no process here. */
 static void slurm_describe(const rn_run *run, size_t t, char *buf, size_t size)
 {
 	(void)run, (void)t;
