@@ -1,7 +1,8 @@
 /*
  * executor.c - the task instances of active runs: trigger rules, slots and
- * pools, starting tries under their shims (or as Slurm jobs: slurm.c), and
- * recording how they end.
+ * pools, starting tries through the run's backend (backend.c), recording
+ * how they end, and the work after each commit. It owns the tries in
+ * flight (r->fl): backends report ends, the executor records them.
  *
  * Each active run keeps its task states in memory (rn_run.tasks) and a
  * ready list of queued tasks in the order they were queued; every change
@@ -10,44 +11,16 @@
  * 10,000-task chain never recurses.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "jsonnum.h"
 #include "launch.h"
 #include "runner.h"
-
-const char *const ti_state_names[TI_NSTATES] = {
-	[TI_PENDING] = "pending",
-	[TI_QUEUED] = "queued",
-	[TI_RUNNING] = "running",
-	[TI_SUCCESS] = "success",
-	[TI_FAILED] = "failed",
-	[TI_UP_FOR_RETRY] = "up_for_retry",
-	[TI_UPSTREAM_FAILED] = "upstream_failed",
-	[TI_SKIPPED] = "skipped",
-	[TI_CANCELLED] = "cancelled",
-};
-
-int ti_state_parse(const char *name)
-{
-	for (int i = 0; name && i < TI_NSTATES; i++)
-		if (strcmp(ti_state_names[i], name) == 0)
-			return i;
-	return -1;
-}
-
-bool ti_state_is_final(ti_state s)
-{
-	return s == TI_SUCCESS || s == TI_FAILED || s == TI_UPSTREAM_FAILED ||
-	       s == TI_SKIPPED || s == TI_CANCELLED;
-}
 
 /* Counts failed and upstream_failed as "failed", as trigger rules do. */
 static bool counts_as_failed(ti_state s)
@@ -59,30 +32,25 @@ static bool counts_as_failed(ti_state s)
 
 rn_run *exec_find_run(runner *r, long long pk)
 {
-	for (rn_run *run = r->runs; run; run = run->next)
+	for (rn_run *run = r->fl.runs; run; run = run->next)
 		if (run->pk == pk)
 			return run;
 	return NULL;
 }
 
-char *exec_try_path(const rn_run *run, size_t t, int try_number, const char *ext)
-{
-	return pw_asprintf("%s/%s/%d.%s", run->dir, run->dag->tasks[t].name, try_number, ext);
-}
-
 /* Adds delta slots to the pool's use. */
 static void pool_use(runner *r, const char *pool, int delta)
 {
-	json_object *v = json_object_object_get(r->pool_used, pool);
+	json_object *v = json_object_object_get(r->fl.pool_used, pool);
 	int used = (v ? json_object_get_int(v) : 0) + delta;
-	json_object_object_add(r->pool_used, pool, json_object_new_int(used));
+	json_object_object_add(r->fl.pool_used, pool, json_object_new_int(used));
 }
 
 /* Whether the pool exists and has room for slots more. */
 static bool pool_has_room(runner *r, const char *pool, int slots)
 {
-	json_object *size = json_object_object_get(r->pool_slots, pool);
-	json_object *used = json_object_object_get(r->pool_used, pool);
+	json_object *size = json_object_object_get(r->fl.pool_slots, pool);
+	json_object *used = json_object_object_get(r->fl.pool_used, pool);
 	if (!size)
 		return false;
 	return (used ? json_object_get_int(used) : 0) + slots <= json_object_get_int(size);
@@ -107,28 +75,28 @@ static int ready_push(rn_run *run, size_t t)
 	return PW_OK;
 }
 
-/* Adds a running try to r->procs. */
+/* Adds a running try to r->fl.procs. */
 static int procs_add(runner *r, rn_run *run, size_t t)
 {
-	if (r->n_running == r->cap_procs) {
-		size_t cap = r->cap_procs ? r->cap_procs * 2 : 16;
-		rn_proc *grown = realloc(r->procs, cap * sizeof *grown);
+	if (r->fl.n_running == r->fl.cap_procs) {
+		size_t cap = r->fl.cap_procs ? r->fl.cap_procs * 2 : 16;
+		rn_proc *grown = realloc(r->fl.procs, cap * sizeof *grown);
 		if (!grown)
 			return PW_ERR;
-		r->procs = grown;
-		r->cap_procs = cap;
+		r->fl.procs = grown;
+		r->fl.cap_procs = cap;
 	}
-	r->procs[r->n_running++] = (rn_proc){run, t};
+	r->fl.procs[r->fl.n_running++] = (rn_proc){run, t};
 	run->n_running++;
 	return PW_OK;
 }
 
-/* Removes a try from r->procs (order does not matter). */
+/* Removes a try from r->fl.procs (order does not matter). */
 static void procs_remove(runner *r, rn_run *run, size_t t)
 {
-	for (size_t i = 0; i < r->n_running; i++)
-		if (r->procs[i].run == run && r->procs[i].t == t) {
-			r->procs[i] = r->procs[--r->n_running];
+	for (size_t i = 0; i < r->fl.n_running; i++)
+		if (r->fl.procs[i].run == run && r->fl.procs[i].t == t) {
+			r->fl.procs[i] = r->fl.procs[--r->fl.n_running];
 			run->n_running--;
 			return;
 		}
@@ -148,7 +116,7 @@ static int set_state(runner *r, rn_run *run, size_t t, ti_state state, long long
 	return st_ti_set_state(r, run, t, prev, now);
 }
 
-static const char *final_run_state(const rn_run *run, const char **etype);
+static run_state final_run_state(const rn_run *run, const char **etype);
 
 /* --- trigger rules ---------------------------------------------------------- */
 
@@ -292,7 +260,7 @@ static pw_dag *resolve_pipeline(runner *r, const char *id, pw_kerror *err)
 	if (!copy || !parts || !owned)
 		goto out;
 	for (size_t i = 0; i < names.n; i++)
-		if (!(parts[i] = pw_project_pipeline(r->project, names.v[i], &owned[i], err)))
+		if (!(parts[i] = pw_project_pipeline(r->cfg.project, names.v[i], &owned[i], err)))
 			goto out;
 	pw_errors errs = {0};
 	out = pw_dag_union(id, parts, names.n, &errs);
@@ -359,7 +327,7 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 					   filters[i].key);
 	if (rc == PW_OK && pw_slice(run->dag, &req, selected, err) != 0)
 		rc = PW_ERR;
-	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
+	pw_catalog_view cat = {r->cfg.project->root, run->catalog, run->load_versions};
 	if (rc == PW_OK &&
 	    json_object_get_boolean(json_object_object_get(options, "only_missing_outputs")) &&
 	    pw_only_missing_outputs(run->dag, &cat, selected) != 0)
@@ -372,18 +340,30 @@ static int select_tasks(runner *r, rn_run *run, json_object *options, pw_kerror 
 }
 
 /*
- * Kedro's runner names: sets run->sequential, or run->slurm for a runner
- * of settings.runners (all of type slurm), or fails with Kedro's error.
+ * Kedro's runner names: sets run->sequential, and run->backend: the local
+ * one, or for a runner of settings.runners the backend of its type, with
+ * the run's copy of its options. Fails with Kedro's error.
  */
 static int choose_runner(runner *r, rn_run *run, json_object *options, pw_kerror *err)
 {
 	const char *name = json_object_get_string(json_object_object_get(options, "runner"));
-	int kind = pw_runner_resolve(r->project, name, PW_RUNNER_PARALLEL, err);
+	int kind = pw_runner_resolve(r->cfg.project, name, PW_RUNNER_PARALLEL, err);
+	run->backend = &rn_local_backend;
 	if (kind < 0)
 		return PW_ERR;
-	if (kind == PW_RUNNER_PROJECT && !(run->slurm = slurm_conf_new(r->project, name)))
-		return pw_kerror_set(err, "MemoryError", "out of memory");
 	run->sequential = kind == PW_RUNNER_SEQUENTIAL;
+	if (kind != PW_RUNNER_PROJECT)
+		return PW_OK;
+	json_object *spec = json_object_object_get(
+		json_object_object_get(r->cfg.project->settings, "runners"), name);
+	const char *type = json_object_get_string(json_object_object_get(spec, "type"));
+	const rn_backend *b = rn_backend_of_type(type);
+	if (!b)
+		return pw_kerror_set(err, "ValueError", "runner '%s': no backend of type '%s'",
+				     name, type ? type : "");
+	run->backend = b;
+	if (b->conf_new && b->conf_new(r->cfg.project, name, &run->backend_conf) != PW_OK)
+		return pw_kerror_set(err, "MemoryError", "out of memory");
 	return PW_OK;
 }
 
@@ -399,7 +379,7 @@ static int run_params(runner *r, rn_run *run, json_object *conf, json_object **o
 	pw_strv missing = {0};
 	int rc = PW_ERR;
 	*out = NULL;
-	if (pw_project_run_parameters(r->project, conf, &base, err) != 0)
+	if (pw_project_run_parameters(r->cfg.project, conf, &base, err) != 0)
 		return PW_ERR;
 	a = pw_params_merge(base, run->dag->params);
 	*out = a ? pw_params_merge(a, conf) : NULL;
@@ -466,21 +446,21 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 		run->tasks[i].end_fd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
 	/* dataset paths may use ${runtime_params:...}: this run's catalog */
-	if (r->project->conf_error.type)
-		run->catalog = json_object_get(r->project->catalog);
-	else if (pw_project_run_catalog(r->project, conf, &run->catalog, &err) != 0)
+	if (r->cfg.project->conf_error.type)
+		run->catalog = json_object_get(r->cfg.project->catalog);
+	else if (pw_project_run_catalog(r->cfg.project, conf, &run->catalog, &err) != 0)
 		goto fail;
 	if (select_tasks(r, run, options, &err) != PW_OK || collect_outputs(run) != PW_OK)
 		goto fail;
-	if (r->project->conf_error.type) {
-		pw_kerror_set(&err, r->project->conf_error.type, "%s",
-			      r->project->conf_error.message);
+	if (r->cfg.project->conf_error.type) {
+		pw_kerror_set(&err, r->cfg.project->conf_error.type, "%s",
+			      r->cfg.project->conf_error.message);
 		goto fail;
 	}
 	if (run_params(r, run, conf, &params, &err) != PW_OK)
 		goto fail;
 	run->params = json_object_get(params);
-	run->dir = pw_asprintf("%s/%s/%s", r->project->logs_dir, dag_id, run_id);
+	run->dir = pw_asprintf("%s/%s/%s", r->cfg.project->logs_dir, dag_id, run_id);
 	run->params_path = run->dir ? pw_asprintf("%s/params.json", run->dir) : NULL;
 	if (!run->params_path || pw_mkdirs(run->dir) != 0 || write_params(run, params) != PW_OK) {
 		if (run->params_path && (errno == ENOSPC || errno == EDQUOT)) { /* wait */
@@ -508,9 +488,11 @@ void exec_run_free(rn_run *run)
 	for (size_t i = 0; run->tasks && run->dag && i < run->dag->n_tasks; i++) {
 		if (run->tasks[i].end_fd >= 0)
 			close(run->tasks[i].end_fd);
-		slurm_job_free(run->tasks[i].job);
+		if (run->backend && run->backend->try_free)
+			run->backend->try_free(&run->tasks[i]);
 	}
-	slurm_conf_free(run->slurm);
+	if (run->backend && run->backend->conf_free)
+		run->backend->conf_free(run->backend_conf);
 	pw_dag_free(run->dag);
 	free(run->tasks);
 	free(run->ready);
@@ -650,13 +632,13 @@ int exec_mark(runner *r, rn_run *run, size_t t, ti_state state, long long now)
 	return decide_all(r, run, &w, now);
 }
 
-const char *exec_settled_state(const rn_run *run)
+int exec_settled_state(const rn_run *run)
 {
 	const char *etype;
 	for (size_t t = 0; t < run->dag->n_tasks; t++)
 		if (run->tasks[t].selected && !ti_state_is_final(run->tasks[t].state))
-			return NULL;
-	return final_run_state(run, &etype);
+			return -1;
+	return (int)final_run_state(run, &etype);
 }
 
 /* Remembers the run's first failure for its error_message. */
@@ -668,74 +650,22 @@ static void note_failure(rn_run *run, size_t t, const char *why)
 
 /* --- starting tries ------------------------------------------------------------ */
 
-/*
- * Keeps an ended try's socket until the step commits (rn_commit), with
- * its shim's pid when the shim may serve another try (else 0).
- */
-static int ack_push(runner *r, int fd, pid_t pid, long long proc_start)
-{
-	if (r->n_ack == r->cap_ack) {
-		size_t cap = r->cap_ack ? r->cap_ack * 2 : 16;
-		rn_ack *grown = realloc(r->acks, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		r->acks = grown;
-		r->cap_ack = cap;
-	}
-	r->acks[r->n_ack++] = (rn_ack){fd, pid, proc_start};
-	return PW_OK;
-}
-
-/* Keeps a started shim's go fd until the step commits (rn_commit). */
-static int go_push(runner *r, int fd)
-{
-	if (r->n_go == r->cap_go) {
-		size_t cap = r->cap_go ? r->cap_go * 2 : 16;
-		int *grown = realloc(r->go_fds, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		r->go_fds = grown;
-		r->cap_go = cap;
-	}
-	r->go_fds[r->n_go++] = fd;
-	return PW_OK;
-}
-
-/*
- * Starts the shim of a local try: through the launcher if there is one (a
- * shim kept from an earlier try, else a spare: launch.h), else forked.
- */
-static int fork_shim(runner *r, rn_task *k, const pw_launch *l, long long *proc_start)
-{
-	int go = -1;
-	k->pid = r->launcher ? pw_launcher_launch(r->launcher, l, proc_start, &go)
-				  : pw_launch_start(l, proc_start, &go);
-	k->proc_start = *proc_start;
-	k->watched = true; /* its end shows on its socket, before its exit */
-	int rc = k->pid > 0 ? go_push(r, go) : PW_ERR;
-	if (k->pid > 0 && rc != PW_OK)
-		close(go); /* its shim exits unstarted */
-	k->end_fd = rc == PW_OK ? go : -1;
-	k->end_sock = k->end_fd >= 0;
-	return rc;
-}
-
-/* Builds the launch of task t's next try: forks its shim, or prepares its Slurm job. */
+/* Builds the launch of task t's next try and has its backend prepare it. */
 static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		      char **log_path)
 {
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
-	pw_catalog_view cat = {r->project->root, run->catalog, run->load_versions};
+	pw_catalog_view cat = {r->cfg.project->root, run->catalog, run->load_versions};
 	pw_strv env = {0};
-	char *status = exec_try_path(run, t, k->try_number, "status");
-	char *xcom = exec_try_path(run, t, k->try_number, "xcom.json");
-	char *workdir = task->cwd ? pw_path_join(r->project->root, task->cwd)
-				  : strdup(r->project->root);
+	char *status = rn_try_path(run, t, k->try_number, "status");
+	char *xcom = rn_try_path(run, t, k->try_number, "xcom.json");
+	char *workdir = task->cwd ? pw_path_join(r->cfg.project->root, task->cwd)
+				  : strdup(r->cfg.project->root);
 	char **envv = NULL;
 	int rc = PW_ERR;
-	*log_path = exec_try_path(run, t, k->try_number, "log");
-	pw_task_env in = {r->environ, run->dag_id, run->run_id, task, k->try_number,
+	*log_path = rn_try_path(run, t, k->try_number, "log");
+	pw_task_env in = {r->cfg.environ, run->dag_id, run->run_id, task, k->try_number,
 			  run->params_path, xcom, &cat, run->run_outputs, run->params};
 	/* The shim creates the task's folder (before go, off this path). */
 	if (!status || !xcom || !workdir || !*log_path || pw_task_env_build(&in, &env) != 0 ||
@@ -743,8 +673,8 @@ static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
 	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status,
-		       r->project->max_log_bytes};
-	rc = run->slurm ? slurm_prepare(r, run, t, &l) : fork_shim(r, k, &l, proc_start);
+		       r->cfg.project->max_log_bytes};
+	rc = run->backend->prepare(r, run, t, &l, proc_start);
 out:
 	if (rc != PW_OK)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,
@@ -784,12 +714,14 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	now = pw_now_ms(); /* the step began earlier; this is when it started */
 	k->state = TI_RUNNING;
 	k->started_at = now;
-	/* A Slurm job's timeout counts from when Slurm runs it (slurm.c). */
-	k->timeout_at = task->timeout > 0 && !k->job ? now + task->timeout * 1000LL : 0;
+	k->timeout_at = task->timeout > 0 && !run->backend->own_timeout
+				? now + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
+	char where[64];
+	run->backend->describe(run, t, where, sizeof where);
 	int rc = procs_add(r, run, t);
 	if (rc == PW_OK)
-		rc = st_try_start(r, run, t, proc_start, log_path, now);
+		rc = st_try_start(r, run, t, proc_start, log_path, where, now);
 	if (rc == PW_OK && k->try_number > 1) /* an earlier try's XComs go */
 		rc = st_xcom_clear(r, run, t);
 	free(log_path);
@@ -799,7 +731,7 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 /* Whether one more try may start now, for this run. */
 static bool has_slot(const runner *r, const rn_run *run)
 {
-	return r->n_running < (size_t)r->project->max_parallel_tasks &&
+	return r->fl.n_running < (size_t)r->cfg.project->max_parallel_tasks &&
 	       !(run->sequential && run->n_running > 0);
 }
 
@@ -834,8 +766,8 @@ static int start_ready_in_run(runner *r, rn_run *run, long long now)
 
 int exec_start_ready(runner *r, long long now)
 {
-	for (rn_run *run = r->runs; run; run = run->next) {
-		if (r->n_running >= (size_t)r->project->max_parallel_tasks)
+	for (rn_run *run = r->fl.runs; run; run = run->next) {
+		if (r->fl.n_running >= (size_t)r->cfg.project->max_parallel_tasks)
 			break;
 		if (!run->cancelling && start_ready_in_run(r, run, now) != PW_OK)
 			return PW_ERR;
@@ -848,7 +780,7 @@ int exec_start_ready(runner *r, long long now)
 /* Appends "pipewright: <line>" to the current try's log (best effort). */
 static void append_log(const rn_run *run, size_t t, const char *line)
 {
-	char *log = exec_try_path(run, t, run->tasks[t].try_number, "log");
+	char *log = rn_try_path(run, t, run->tasks[t].try_number, "log");
 	FILE *f = log ? fopen(log, "a") : NULL;
 	if (f) {
 		fprintf(f, "pipewright: %s\n", line);
@@ -864,7 +796,7 @@ static void append_log(const rn_run *run, size_t t, const char *line)
  */
 static const char *store_xcoms(runner *r, rn_run *run, size_t t, const char *last_line)
 {
-	char *path = exec_try_path(run, t, run->tasks[t].try_number, "xcom.json");
+	char *path = rn_try_path(run, t, run->tasks[t].try_number, "xcom.json");
 	json_object *obj = NULL;
 	char *err = NULL;
 	const char *failure = NULL;
@@ -920,33 +852,35 @@ static void describe_end(const rn_run *run, size_t t, int found, const pw_try_re
 			 char *why, size_t size)
 {
 	const rn_task *k = &run->tasks[t];
+	const char *lost = run->backend->why_lost ? run->backend->why_lost(run, t) : NULL;
 	if (k->stop == STOP_TIMEOUT)
 		snprintf(why, size, "timeout after %d s", run->dag->tasks[t].timeout);
 	else if (k->stop == STOP_CANCEL)
 		snprintf(why, size, "cancelled");
 	else if (found != 0)
-		snprintf(why, size, "%s", slurm_why(k->job) ? slurm_why(k->job)
-				   : "lost: the task process ended without a status");
+		snprintf(why, size, "%s", lost ? lost : "lost: the task process ended without a status");
 	else if (res->signal)
 		snprintf(why, size, "killed by signal %d", res->signal);
 	else
 		snprintf(why, size, "exit status %d", res->exit_code);
 }
 
-int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
+/*
+ * Records the end of task t's running try, as its backend tells it, and
+ * decides what follows; its backend lets go of it (the ack waits for the
+ * commit).
+ */
+static int try_ended(runner *r, rn_run *run, size_t t, long long now)
 {
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
 	pw_try_result res = {0};
-	char *status = exec_try_path(run, t, k->try_number, "status");
-	int found = k->end_sock ? pw_launch_read_end(k->end_fd, &res) : 1;
-	if (found == 1) /* not on the socket: the file, if the shim wrote one */
-		found = status ? pw_launch_read_status(status, &res) : -1;
+	int found = run->backend->result(r, run, t, &res);
 	const char *xcom_failure = NULL;
 	char why[96];
 
 	describe_end(run, t, found, &res, why, sizeof why);
-	if (k->stop != STOP_NONE && !k->job)
+	if (k->stop != STOP_NONE && run->backend->signals_group)
 		note_stop(run, t, found == 0);
 	if (k->stop == STOP_CANCEL)
 		k->state = TI_CANCELLED;
@@ -970,14 +904,16 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	 * this one was signalled: a SIGKILL to its group may still be on its
 	 * way to it.
 	 */
-	pid_t keep = found == 0 && res.reuse && k->stop == STOP_NONE ? k->pid : 0;
-	k->pid = 0;
-	slurm_job_free(k->job);
-	k->job = NULL;
-	if (k->end_fd >= 0 && (!k->end_sock || ack_push(r, k->end_fd, keep, k->proc_start) != PW_OK))
-		close(k->end_fd); /* an unacked shim writes its status file */
+	if (run->backend->release)
+		run->backend->release(r, run, t, found == 0 && res.reuse && k->stop == STOP_NONE);
+	if (run->backend->try_free)
+		run->backend->try_free(k);
+	if (k->end_fd >= 0)
+		close(k->end_fd);
 	k->end_fd = -1;
-	k->end_sock = false;
+	k->pid = 0;
+	k->ended = false;
+	r->tx.n_ends++;
 	procs_remove(r, run, t);
 	pool_use(r, task->pool, -task->pool_slots);
 	if (ti_state_is_final(k->state))
@@ -987,50 +923,29 @@ int exec_try_ended(runner *r, rn_run *run, size_t t, long long now)
 	if (rc == PW_OK && ti_state_is_final(k->state))
 		rc = decide_downstream(r, run, t, now);
 	pw_try_result_free(&res);
-	free(status);
 	return rc;
 }
 
-/* Finds the running try of a shim pid; false when it is none of ours. */
-static bool find_pid(runner *r, pid_t pid, rn_run **run_out, size_t *t_out)
+int exec_poll(runner *r, long long now)
 {
-	for (size_t i = 0; i < r->n_running; i++)
-		if (r->procs[i].run->tasks[r->procs[i].t].pid == pid) {
-			*run_out = r->procs[i].run;
-			*t_out = r->procs[i].t;
-			return true;
-		}
-	return false;
+	rn_ended *e = &r->fl.ended;
+	int rc = PW_OK;
+	for (size_t i = 0; rc == PW_OK && rn_backends[i]; i++)
+		rc = rn_backends[i]->poll(r, now);
+	for (size_t i = 0; rc == PW_OK && i < e->n; i++)
+		rc = try_ended(r, e->v[i].run, e->v[i].t, now);
+	e->n = 0;
+	return rc;
 }
 
-int exec_reap(runner *r, long long now)
+void exec_idle(runner *r, long long *next_wake)
 {
-	pid_t pid;
-	int status;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		rn_run *run;
-		size_t t;
-		if (r->launcher && pid == pw_launcher_pid(r->launcher)) {
-			rn_error(r, "the launcher exited; forking shims directly from now on");
-			pw_launcher_close(r->launcher);
-			r->launcher = NULL;
-		} else if (find_pid(r, pid, &run, &t) && exec_try_ended(r, run, t, now) != PW_OK) {
-			return PW_ERR;
-		}
-	}
-	return PW_OK;
+	for (size_t i = 0; rn_backends[i]; i++)
+		if (rn_backends[i]->idle)
+			rn_backends[i]->idle(r, next_wake);
 }
 
 /* --- timers, cancel, the end of runs ---------------------------------------------- */
-
-/* Signals a running try: its shim's group, or its Slurm job (scancel). */
-static void signal_try(runner *r, rn_task *k, int sig)
-{
-	if (k->job)
-		slurm_signal(r, k, sig == SIGKILL);
-	else if (k->pid > 0 && kill(-k->pid, sig) != 0 && errno != ESRCH)
-		rn_error(r, "kill %d: %s", (int)k->pid, strerror(errno));
-}
 
 /* Sends SIGTERM (then SIGKILL after the grace time) to a try's group. */
 static void stop_try(runner *r, rn_run *run, size_t t, int why, long long now)
@@ -1039,11 +954,11 @@ static void stop_try(runner *r, rn_run *run, size_t t, int why, long long now)
 	if (k->kill_at)
 		return; /* already stopping */
 	k->stop = why;
-	k->kill_at = now + r->grace_ms;
-	signal_try(r, k, SIGTERM);
+	k->kill_at = now + r->cfg.grace_ms;
+	run->backend->signal(r, run, t, SIGTERM);
 	rn_info(r, "task %s/%s/%s: %s, %s", run->dag_id, run->run_id, run->dag->tasks[t].name,
 		why == STOP_TIMEOUT ? "timed out" : "cancelled",
-		k->job ? "cancelling its Slurm job" : "sent SIGTERM");
+		run->backend->signals_group ? "sent SIGTERM" : "asked its backend to stop it");
 }
 
 /* Lowers *next to when if when is set and earlier. */
@@ -1056,15 +971,15 @@ static void earliest(long long *next, long long when)
 /* Timeouts of running tries: SIGTERM at the timeout, SIGKILL after grace. */
 static void running_timers(runner *r, long long now, long long *next)
 {
-	for (size_t i = 0; i < r->n_running; i++) {
-		rn_run *run = r->procs[i].run;
-		size_t t = r->procs[i].t;
+	for (size_t i = 0; i < r->fl.n_running; i++) {
+		rn_run *run = r->fl.procs[i].run;
+		size_t t = r->fl.procs[i].t;
 		rn_task *k = &run->tasks[t];
 		if (k->timeout_at && now >= k->timeout_at && !k->kill_at)
 			stop_try(r, run, t, STOP_TIMEOUT, now);
 		if (k->kill_at && now >= k->kill_at) {
-			signal_try(r, k, SIGKILL);
-			k->kill_at = now + r->grace_ms; /* and again, should it survive */
+			run->backend->signal(r, run, t, SIGKILL);
+			k->kill_at = now + r->cfg.grace_ms; /* and again, should it survive */
 		}
 		earliest(next, k->kill_at ? k->kill_at : k->timeout_at);
 	}
@@ -1088,7 +1003,7 @@ static int retry_timers(runner *r, rn_run *run, long long now, long long *next)
 int exec_timers(runner *r, long long now, long long *next_wake)
 {
 	running_timers(r, now, next_wake);
-	for (rn_run *run = r->runs; run; run = run->next)
+	for (rn_run *run = r->fl.runs; run; run = run->next)
 		if (!run->cancelling && run->n_waiting > 0 &&
 		    retry_timers(r, run, now, next_wake) != PW_OK)
 			return PW_ERR;
@@ -1113,29 +1028,30 @@ int exec_cancel(runner *r, rn_run *run, long long now)
 }
 
 /* The final state of a run with nothing left to do, and its error. */
-static const char *final_run_state(const rn_run *run, const char **etype)
+static run_state final_run_state(const rn_run *run, const char **etype)
 {
 	*etype = NULL;
 	if (run->cancelling)
-		return "cancelled";
+		return RUN_CANCELLED;
 	for (size_t t = 0; t < run->dag->n_tasks; t++)
 		if (run->tasks[t].selected && counts_as_failed(run->tasks[t].state)) {
 			*etype = "TaskFailedError";
-			return "failed";
+			return RUN_FAILED;
 		}
-	return "success";
+	return RUN_SUCCESS;
 }
 
 int exec_finish_runs(runner *r, long long now)
 {
-	for (rn_run **link = &r->runs; *link;) {
+	for (rn_run **link = &r->fl.runs; *link;) {
 		rn_run *run = *link;
 		if (run->n_running > 0 || (run->n_open > 0 && !run->cancelling)) {
 			link = &run->next;
 			continue;
 		}
-		const char *etype, *state = final_run_state(run, &etype);
-		if (st_run_set_state(r, run->pk, run->dag_id, run->run_id, state, "running", now,
+		const char *etype;
+		run_state state = final_run_state(run, &etype);
+		if (st_run_set_state(r, run->pk, run->dag_id, run->run_id, state, RUN_RUNNING, now,
 				     etype, etype ? run->first_failure : NULL) != PW_OK)
 			return PW_ERR;
 		*link = run->next;
@@ -1145,79 +1061,59 @@ int exec_finish_runs(runner *r, long long now)
 	return PW_OK;
 }
 
-int exec_track(runner *r, rn_run *run, size_t t)
-{
-	const pw_task *task = &run->dag->tasks[t];
-	pool_use(r, task->pool, task->pool_slots);
-	return procs_add(r, run, t);
-}
-
-int exec_adopt(runner *r, rn_run *run, size_t t, pid_t pid, long long proc_start)
+int exec_recover_try(runner *r, rn_run *run, size_t t, long long now)
 {
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
-	k->pid = pid;
-	k->proc_start = proc_start;
-	k->watched = true;
-	k->end_fd = pw_pidfd_open(pid);
-	k->end_sock = false;
-	k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
-	return exec_track(r, run, t);
+	bool ended = false;
+	if (run->backend->recover(r, run, t, now, &ended) != PW_OK)
+		return PW_ERR;
+	if (!run->backend->own_timeout)
+		k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
+	pool_use(r, task->pool, task->pool_slots);
+	if (procs_add(r, run, t) != PW_OK)
+		return PW_ERR;
+	return ended ? try_ended(r, run, t, now) : PW_OK;
 }
 
-/* Whether a watched try has ended: its end_fd is readable, or it is gone. */
-static bool watched_exited(const rn_task *k)
+int exec_open(runner *r)
 {
-	if (k->end_fd >= 0) {
-		struct pollfd p = {.fd = k->end_fd, .events = POLLIN};
-		return poll(&p, 1, 0) > 0;
-	}
-	return kill(k->pid, 0) != 0 || pw_proc_start_time(k->pid) != k->proc_start;
-}
-
-int exec_check_watched(runner *r, long long now)
-{
-	for (size_t i = 0; i < r->n_running; i++) {
-		rn_run *run = r->procs[i].run;
-		size_t t = r->procs[i].t;
-		rn_task *k = &run->tasks[t];
-		if (!k->watched || !watched_exited(k))
-			continue;
-		if (exec_try_ended(r, run, t, now) != PW_OK)
+	for (size_t i = 0; rn_backends[i]; i++)
+		if (rn_backends[i]->open && rn_backends[i]->open(r, &r->backend_state[i]) != PW_OK)
 			return PW_ERR;
-		i--; /* exec_try_ended moved the last entry here */
-	}
 	return PW_OK;
 }
 
-void exec_drop_unstarted(runner *r)
+void exec_close(runner *r)
 {
-	for (size_t i = 0; i < r->n_go; i++) {
-		for (size_t j = 0; j < r->n_running; j++) {
-			rn_task *k = &r->procs[j].run->tasks[r->procs[j].t];
-			if (k->end_fd == r->go_fds[i])
-				k->end_fd = -1;
-		}
-		close(r->go_fds[i]);
-	}
-	r->n_go = 0;
+	for (size_t i = 0; rn_backends[i]; i++)
+		if (rn_backends[i]->close)
+			rn_backends[i]->close(r, r->backend_state[i]);
+	free(r->fl.ended.v);
+}
+
+void exec_committed(runner *r)
+{
+	for (size_t i = 0; rn_backends[i]; i++)
+		if (rn_backends[i]->committed)
+			rn_backends[i]->committed(r);
 }
 
 void exec_forget(runner *r)
 {
-	exec_drop_unstarted(r);
-	for (size_t i = 0; i < r->n_ack; i++)
-		close(r->acks[i].fd); /* unacked: the shim keeps its end */
-	r->n_ack = 0;
-	while (r->runs) {
-		rn_run *next = r->runs->next;
-		exec_run_free(r->runs); /* closes the sockets of running tries */
-		r->runs = next;
+	for (size_t i = 0; rn_backends[i]; i++)
+		if (rn_backends[i]->abort)
+			rn_backends[i]->abort(r);
+	while (r->fl.runs) {
+		rn_run *next = r->fl.runs->next;
+		exec_run_free(r->fl.runs); /* closes the sockets of running tries */
+		r->fl.runs = next;
 	}
-	r->n_running = 0;
-	json_object_object_foreach(r->pool_used, pool, used) {
+	r->fl.n_running = 0;
+	r->fl.ended.n = 0;
+	json_object_object_foreach(r->fl.pool_used, pool, used) {
 		(void)used;
-		json_object_object_add(r->pool_used, pool, json_object_new_int(0));
+		json_object_object_add(r->fl.pool_used, pool, json_object_new_int(0));
 	}
 	r->work_changed = true;
 }

@@ -6,13 +6,15 @@
  *                     [--once] [--verbose]
  *   pipewright-runner --slurm-job     (inside a Slurm batch job: slurm.c)
  *
- * Each step holds one transaction: it talks to Slurm first (slurm.c, before
- * anything is written), reaps ended tries, applies commands, fires
- * schedules, claims queued runs, handles timers, starts ready tries and
- * ends finished runs; then it commits and the loop sleeps in poll() until
- * a FIFO poke, a signal, an adopted shim's exit, or the next timer. A step
- * that cannot commit (the database locked or the disk full) is rolled
- * back and retried from the database (settle), never a reason to exit.
+ * Each pass of the loop holds one transaction (group commit): it polls the
+ * backends for ended tries (Slurm's commands before anything is written),
+ * records them, applies commands, fires schedules, claims queued runs,
+ * handles timers, starts ready tries and ends finished runs; then it
+ * commits, and only then are the shims started in it told to go and the
+ * ends it recorded acked (exec_committed). The loop then sleeps in poll()
+ * until a FIFO poke, a signal, a try's end, or the next timer. A pass that
+ * cannot commit (the database locked or the disk full) is rolled back and
+ * retried from the database (settle), never a reason to exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +22,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,63 +44,6 @@ extern char **environ;
 
 static volatile sig_atomic_t stop_requested;
 static int signal_pipe[2] = {-1, -1};
-
-void rn_log(const runner *r, const char *level, const char *fmt, ...)
-{
-	(void)r;
-	char ts[32], line[2048];
-	va_list ap;
-	pw_format_iso(pw_now_ms(), ts);
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
-}
-
-void rn_fault(runner *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->fault, sizeof r->fault, fmt, ap);
-	va_end(ap);
-}
-
-int rn_tx(runner *r)
-{
-	if (r->in_tx)
-		return PW_OK;
-	if (pw_store_begin(r->store) != PW_OK)
-		return PW_ERR;
-	r->in_tx = true;
-	return PW_OK;
-}
-
-int rn_commit(runner *r)
-{
-	if (r->in_tx) {
-		if (pw_store_commit(r->store) != PW_OK)
-			return PW_ERR; /* settle() rolls back, with the cause */
-		r->in_tx = false;
-		if (r->stuck_since) {
-			rn_info(r, "writes commit again, after %lld ms of waiting",
-				pw_now_ms() - r->stuck_since);
-			r->stuck_since = 0;
-			r->retry_ms = 0;
-		}
-	}
-	for (size_t i = 0; i < r->n_go; i++)
-		pw_launch_go_follow(r->go_fds[i]);
-	r->n_go = 0;
-	/* Ends committed: their shims write no status file (and may serve
-	 * another try). */
-	for (size_t i = 0; i < r->n_ack; i++) {
-		const rn_ack *a = &r->acks[i];
-		pw_launcher_ack(r->launcher, a->fd, a->pid, a->proc_start,
-				(size_t)r->project->max_parallel_tasks);
-	}
-	r->n_ack = 0;
-	return PW_OK;
-}
 
 /* SIGTERM, SIGINT: stop; SIGCHLD: wake the loop. Async-signal-safe. */
 static void on_signal(int sig)
@@ -169,16 +113,16 @@ static int open_wake_fifo(const char *database)
 static int load_project(runner *r)
 {
 	char *err = NULL;
-	if (pw_project_load(&r->opts, &r->project, &err) != PW_OK) {
+	if (pw_project_load(&r->cfg.opts, &r->cfg.project, &err) != PW_OK) {
 		fprintf(stderr, "pipewright-runner: %s\n", err ? err : "out of memory");
 		free(err);
 		return -1;
 	}
-	if (r->project->conf_error.type)
-		rn_error(r, "configuration: %s: %s", r->project->conf_error.type,
-			 r->project->conf_error.message);
-	for (size_t i = 0; i < r->project->import_errors.n; i++) {
-		char *line = pw_error_format(&r->project->import_errors.v[i]);
+	if (r->cfg.project->conf_error.type)
+		rn_error(r, "configuration: %s: %s", r->cfg.project->conf_error.type,
+			 r->cfg.project->conf_error.message);
+	for (size_t i = 0; i < r->cfg.project->import_errors.n; i++) {
+		char *line = pw_error_format(&r->cfg.project->import_errors.v[i]);
 		rn_error(r, "import error: %s", line ? line : "?");
 		free(line);
 	}
@@ -188,11 +132,11 @@ static int load_project(runner *r)
 /* Seeds the pools of the configuration and a row for every DAG. */
 static int seed(runner *r)
 {
-	if (pw_store_seed_pools(r->store, r->project->pools) != PW_OK)
+	if (pw_store_seed_pools(r->tx.store, r->cfg.project->pools) != PW_OK)
 		return PW_ERR;
-	for (size_t i = 0; i < r->project->n_dags; i++)
-		if (pw_store_seed_dag(r->store, r->project->dags[i]->id,
-				      r->project->dags[i]->paused) != PW_OK)
+	for (size_t i = 0; i < r->cfg.project->n_dags; i++)
+		if (pw_store_seed_dag(r->tx.store, r->cfg.project->dags[i]->id,
+				      r->cfg.project->dags[i]->paused) != PW_OK)
 			return PW_ERR;
 	return PW_OK;
 }
@@ -204,22 +148,22 @@ static int seed(runner *r)
  */
 static int reload_if_changed(runner *r)
 {
-	long long fp = pw_project_fingerprint(r->project);
-	if (fp == r->fingerprint)
+	long long fp = pw_project_fingerprint(r->cfg.project);
+	if (fp == r->cfg.fingerprint)
 		return PW_OK;
 	pw_project *next = NULL;
 	char *err = NULL;
-	if (pw_project_load(&r->opts, &next, &err) != PW_OK) {
+	if (pw_project_load(&r->cfg.opts, &next, &err) != PW_OK) {
 		rn_error(r, "reload: %s", err ? err : "out of memory");
 		free(err);
-		r->fingerprint = fp; /* say it once, not every time */
+		r->cfg.fingerprint = fp; /* say it once, not every time */
 		return PW_OK;
 	}
-	if (strcmp(next->database, r->project->database) != 0)
+	if (strcmp(next->database, r->cfg.project->database) != 0)
 		rn_error(r, "reload: a new database path takes a restart");
-	pw_project_free(r->project);
-	r->project = next;
-	r->fingerprint = fp;
+	pw_project_free(r->cfg.project);
+	r->cfg.project = next;
+	r->cfg.fingerprint = fp;
 	r->work_changed = true;
 	rn_info(r, "project reloaded: %zu DAGs, %zu import errors", next->n_dags,
 		next->import_errors.n);
@@ -230,7 +174,7 @@ static int heartbeat(runner *r, long long now)
 {
 	char host[HOST_NAME_MAX + 1] = "";
 	gethostname(host, sizeof host - 1);
-	return pw_store_heartbeat(r->store, (int)getpid(), host, now);
+	return pw_store_heartbeat(r->tx.store, (int)getpid(), host, now);
 }
 
 /*
@@ -241,19 +185,15 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 {
 	json_object *slots = NULL;
 	bool changed = r->work_changed; /* by us, or by another process */
-	int rc = slurm_step(r, now);
-	if (rc == PW_OK)
-		rc = exec_reap(r, now);
-	if (rc == PW_OK)
-		rc = exec_check_watched(r, now);
+	int rc = exec_poll(r, now);
 	if (rc == PW_OK && changed) {
 		r->work_changed = false;
 		rc = sched_commands(r, now);
 		if (rc == PW_OK)
 			rc = sched_claim(r, now);
 		if (rc == PW_OK && (rc = st_pools(r, &slots)) == PW_OK) {
-			json_object_put(r->pool_slots);
-			r->pool_slots = slots;
+			json_object_put(r->fl.pool_slots);
+			r->fl.pool_slots = slots;
 		}
 	}
 	if (rc == PW_OK && (changed || now >= *next_cron)) {
@@ -268,12 +208,11 @@ static int step(runner *r, long long now, long long *next_wake, long long *next_
 		rc = exec_start_ready(r, now);
 	if (rc == PW_OK)
 		rc = exec_finish_runs(r, now);
-	if (rc == PW_OK)
-		rc = rn_commit(r);
+	if (rc == PW_OK && (rc = st_commit(r)) == PW_OK)
+		exec_committed(r);
 	if (*next_cron && (!*next_wake || *next_cron < *next_wake))
 		*next_wake = *next_cron;
-	if (r->slurm_due && (!*next_wake || r->slurm_due < *next_wake))
-		*next_wake = r->slurm_due;
+	exec_idle(r, next_wake);
 	return rc;
 }
 
@@ -307,18 +246,17 @@ static int pollfds_reserve(runner *r, size_t n)
 static void wait_for_work(runner *r, long long deadline)
 {
 	nfds_t n = 0;
-	if (pollfds_reserve(r, r->n_running + 2) != 0)
+	if (pollfds_reserve(r, r->fl.n_running + 2) != 0)
 		deadline = pw_now_ms() + 10; /* no room to watch: look again soon */
 	struct pollfd *fds = r->pollfds;
 	fds[n++] = (struct pollfd){.fd = signal_pipe[0], .events = POLLIN};
 	if (r->wake_fd >= 0)
 		fds[n++] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
-	for (size_t i = 0; i < r->n_running && n < r->cap_pollfds; i++) {
-		const rn_task *k = &r->procs[i].run->tasks[r->procs[i].t];
+	for (size_t i = 0; i < r->fl.n_running && n < r->cap_pollfds; i++) {
+		const rn_task *k = &r->fl.procs[i].run->tasks[r->fl.procs[i].t];
 		if (k->end_fd >= 0)
 			fds[n++] = (struct pollfd){.fd = k->end_fd, .events = POLLIN};
 	}
-	pw_launcher_refill(r->launcher);
 	long long wait = deadline - pw_now_ms();
 	if (wait < 0)
 		wait = 0;
@@ -332,8 +270,8 @@ static void wait_for_work(runner *r, long long deadline)
 	/* A read transaction of its own: not after every try's end. */
 	long long now = pw_now_ms();
 	bool changed = false;
-	if (now - r->data_version_at >= DATA_VERSION_MS) {
-		r->data_version_at = now;
+	if (now - r->tx.data_version_at >= DATA_VERSION_MS) {
+		r->tx.data_version_at = now;
 		if (st_changed(r, &changed) == PW_OK && changed)
 			r->work_changed = true;
 	}
@@ -346,16 +284,16 @@ static void wait_for_work(runner *r, long long deadline)
  */
 static void note_cause(runner *r, char *buf, size_t size)
 {
-	sqlite3 *db = pw_store_db(r->store);
+	sqlite3 *db = pw_store_db(r->tx.store);
 	int code = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
-	if (r->fault[0])
-		snprintf(buf, size, "%s", r->fault);
+	if (r->tx.fault[0])
+		snprintf(buf, size, "%s", r->tx.fault);
 	else if (code == SQLITE_OK || code == SQLITE_DONE || code == SQLITE_ROW)
 		snprintf(buf, size, "cannot go on: out of memory or a file error");
 	else
 		snprintf(buf, size, "cannot write to the database: %s (SQLite error %d)",
 			 db ? sqlite3_errmsg(db) : "no database", code);
-	r->fault[0] = '\0';
+	r->tx.fault[0] = '\0';
 }
 
 /* Sleeps ms unless a stop is requested. Returns false when one is. */
@@ -382,7 +320,7 @@ static bool backoff(long long ms)
  * In-flight ends are not lost meanwhile: their shims were never acked, so
  * they keep them (the status file, which they retry while the disk is
  * full) and recovery records them exactly once. One line says that the
- * runner waits and why, and rn_commit one when a write commits again.
+ * runner waits and why, and st_commit one when a write commits again.
  * failed: a step failed (else: the start). PW_OK, or PW_ERR when a stop
  * was requested while waiting.
  */
@@ -392,25 +330,25 @@ static int settle(runner *r, bool failed)
 		if (waiting) {
 			char cause[300];
 			note_cause(r, cause, sizeof cause);
-			if (!r->stuck_since) { /* once per episode */
+			if (!r->tx.stuck_since) { /* once per episode */
 				rn_error(r, "%s; waiting and retrying (running tasks go on, "
 					 "their ends are kept)", cause);
-				r->stuck_since = pw_now_ms();
-				r->retry_ms = RETRY_FIRST_MS;
+				r->tx.stuck_since = pw_now_ms();
+				r->tx.retry_ms = RETRY_FIRST_MS;
 			}
-			if (r->in_tx)
-				pw_store_rollback(r->store);
-			r->in_tx = false;
+			st_rollback(r);
 			exec_forget(r);
-			if (!backoff(r->retry_ms))
+			if (!backoff(r->tx.retry_ms))
 				return PW_ERR;
-			r->retry_ms = r->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-								   : r->retry_ms * 2;
+			r->tx.retry_ms = r->tx.retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+								   : r->tx.retry_ms * 2;
 			if (!st_can_write(r))
 				continue; /* still locked: no statement fails, nothing logged */
 		}
-		if (seed(r) == PW_OK && recover(r, pw_now_ms()) == PW_OK && rn_commit(r) == PW_OK)
+		if (seed(r) == PW_OK && recover(r, pw_now_ms()) == PW_OK && st_commit(r) == PW_OK) {
+			exec_committed(r);
 			return PW_OK;
+		}
 	}
 }
 
@@ -421,8 +359,8 @@ static int run_loop(runner *r)
 	while (!stop_requested) {
 		long long now = pw_now_ms(), next_wake = 0;
 		if (now >= next_prune) {
-			long long n = pw_store_prune_events(r->store, r->project->events_keep_ms,
-							    r->project->events_keep_max);
+			long long n = pw_store_prune_events(r->tx.store, r->cfg.project->events_keep_ms,
+							    r->cfg.project->events_keep_max);
 			if (n > 0)
 				rn_info(r, "pruned %lld old events", n);
 			next_prune = now + PRUNE_EVERY_MS;
@@ -438,7 +376,7 @@ static int run_loop(runner *r)
 			rn_error(r, "reload: cannot seed pools and DAGs");
 		if (step(r, now, &next_wake, &next_cron) != PW_OK && settle(r, true) != PW_OK)
 			break; /* stopped while waiting for the database */
-		if (r->once && !r->runs && !r->work_changed) {
+		if (r->cfg.once && !r->fl.runs && !r->work_changed) {
 			/*
 			 * The heartbeat stays, fresh: in cron mode (settings.runner)
 			 * health counts it for 150 s, until the next --once.
@@ -479,11 +417,11 @@ static int parse_options(int argc, char **argv, runner *r)
 	int c;
 	while ((c = getopt_long(argc, argv, "e:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'P': r->opts.path = optarg; break;
-		case 'e': r->opts.env = optarg; break;
-		case 'c': r->opts.conf_source = optarg; break;
-		case 'o': r->once = true; break;
-		case 'v': r->verbose = true; break;
+		case 'P': r->cfg.opts.path = optarg; break;
+		case 'e': r->cfg.opts.env = optarg; break;
+		case 'c': r->cfg.opts.conf_source = optarg; break;
+		case 'o': r->cfg.once = true; break;
+		case 'v': r->cfg.verbose = true; break;
 		case 'V': printf("pipewright-runner %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
@@ -495,21 +433,19 @@ static int parse_options(int argc, char **argv, runner *r)
 /* Frees everything the runner holds. */
 static void shutdown_runner(runner *r, int lock_fd)
 {
-	while (r->runs) {
-		rn_run *next = r->runs->next;
-		exec_run_free(r->runs);
-		r->runs = next;
+	while (r->fl.runs) {
+		rn_run *next = r->fl.runs->next;
+		exec_run_free(r->fl.runs);
+		r->fl.runs = next;
 	}
-	free(r->procs);
-	free(r->go_fds);
-	free(r->acks);
+	free(r->fl.procs);
 	free(r->pollfds);
-	free(r->exe);
-	pw_launcher_close(r->launcher); /* running shims go on */
-	json_object_put(r->pool_slots);
-	json_object_put(r->pool_used);
-	pw_store_close(r->store);
-	pw_project_free(r->project);
+	free(r->cfg.exe);
+	exec_close(r); /* running shims go on */
+	json_object_put(r->fl.pool_slots);
+	json_object_put(r->fl.pool_used);
+	pw_store_close(r->tx.store);
+	pw_project_free(r->cfg.project);
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
 	if (lock_fd >= 0)
@@ -518,8 +454,8 @@ static void shutdown_runner(runner *r, int lock_fd)
 
 int main(int argc, char **argv)
 {
-	runner r = {.environ = environ, .grace_ms = PW_KILL_GRACE_MS, .wake_fd = -1,
-		    .data_version = -1, .work_changed = true};
+	runner r = {.cfg = {.environ = environ, .grace_ms = PW_KILL_GRACE_MS},
+		    .tx = {.data_version = -1}, .wake_fd = -1, .work_changed = true};
 	int lock_fd = -1, status = 1;
 	char *err = NULL;
 	if (argc == 2 && strcmp(argv[1], "--slurm-job") == 0)
@@ -529,27 +465,28 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pw_umask_private();
-	r.exe = realpath("/proc/self/exe", NULL); /* what Slurm jobs exec */
-	/* First, while the runner is small: see launch.h. */
-	r.launcher = pw_launcher_start();
-	if (setup_signals() != 0 || load_project(&r) != 0)
+	r.cfg.exe = realpath("/proc/self/exe", NULL); /* what Slurm jobs exec */
+	st_crash_points(&r);
+	/* First, while the runner is small (the launcher forks): see launch.h. */
+	if (exec_open(&r) != PW_OK || setup_signals() != 0 || load_project(&r) != 0)
 		goto out;
-	r.fingerprint = pw_project_fingerprint(r.project);
-	if (pw_mkdirs_for(r.project->database) != 0 || (lock_fd = take_lock(r.project->database)) < 0) {
+	r.cfg.fingerprint = pw_project_fingerprint(r.cfg.project);
+	const char *database = r.cfg.project->database;
+	if (pw_mkdirs_for(database) != 0 || (lock_fd = take_lock(database)) < 0) {
 		/* --once from cron beside a daemon: nothing to do, not an error */
-		if (lock_fd == -2 && r.once)
+		if (lock_fd == -2 && r.cfg.once)
 			status = 0;
 		goto out;
 	}
-	if (pw_store_open(r.project->database, &r.store, &err) != PW_OK) {
+	if (pw_store_open(database, &r.tx.store, &err) != PW_OK) {
 		fprintf(stderr, "pipewright-runner: %s\n", err);
 		goto out;
 	}
-	r.wake_fd = open_wake_fifo(r.project->database);
-	r.pool_used = json_object_new_object();
-	if (!r.pool_used || settle(&r, false) != PW_OK)
+	r.wake_fd = open_wake_fifo(database);
+	r.fl.pool_used = json_object_new_object();
+	if (!r.fl.pool_used || settle(&r, false) != PW_OK)
 		goto out;
-	rn_info(&r, "started on %s (pid %d)", r.project->database, (int)getpid());
+	rn_info(&r, "started on %s (pid %d)", database, (int)getpid());
 	status = run_loop(&r);
 out:
 	free(err);

@@ -22,9 +22,9 @@ static int queue_tick(runner *r, const pw_dag *dag, const char *type, long long 
 	pw_format_run_id(fire, run_id);
 	pw_run_new run = {.dag_id = dag->id, .run_id = run_id, .run_type = type,
 			  .logical_date = fire, .queued_at = now};
-	if (rn_tx(r) != PW_OK)
+	if (st_begin(r) != PW_OK)
 		return PW_ERR;
-	int rc = pw_store_insert_run(r->store, &run, NULL);
+	int rc = pw_store_insert_run(r->tx.store, &run, NULL);
 	if (rc == PW_CONFLICT)
 		return PW_OK; /* queued already, e.g. by a runner that died since */
 	if (rc == PW_OK) {
@@ -87,8 +87,8 @@ static int fire_if_due(runner *r, const pw_dag *dag, long long now, long long *n
 
 int sched_cron(runner *r, long long now, long long *next_wake)
 {
-	for (size_t i = 0; i < r->project->n_dags; i++) {
-		const pw_dag *dag = r->project->dags[i];
+	for (size_t i = 0; i < r->cfg.project->n_dags; i++) {
+		const pw_dag *dag = r->cfg.project->dags[i];
 		if (dag->schedule && fire_if_due(r, dag, now, next_wake) != PW_OK)
 			return PW_ERR;
 	}
@@ -101,7 +101,7 @@ int sched_cron(runner *r, long long now, long long *next_wake)
 static int active_runs(const runner *r, const char *dag_id)
 {
 	int n = 0;
-	for (const rn_run *run = r->runs; run; run = run->next)
+	for (const rn_run *run = r->fl.runs; run; run = run->next)
 		n += strcmp(run->dag_id, dag_id) == 0;
 	return n;
 }
@@ -109,7 +109,7 @@ static int active_runs(const runner *r, const char *dag_id)
 /* Appends run to the active runs (claim order is start priority). */
 static void add_active(runner *r, rn_run *run)
 {
-	rn_run **link = &r->runs;
+	rn_run **link = &r->fl.runs;
 	while (*link)
 		link = &(*link)->next;
 	*link = run;
@@ -132,7 +132,7 @@ static int run_limit(const pw_dag *dag, json_object *options)
 static int claim_one(runner *r, const st_run_row *row, void *arg)
 {
 	long long now = *(long long *)arg;
-	const pw_dag *dag = pw_project_dag(r->project, row->dag_id);
+	const pw_dag *dag = pw_project_dag(r->cfg.project, row->dag_id);
 	bool paused = false;
 	if (st_paused(r, row->dag_id, &paused) != PW_OK)
 		return PW_ERR;
@@ -143,13 +143,13 @@ static int claim_one(runner *r, const st_run_row *row, void *arg)
 				   row->options, &etype, &emsg);
 	int rc;
 	if (!run) {
-		rc = etype ? st_run_set_state(r, row->pk, row->dag_id, row->run_id, "failed",
-					      "queued", now, etype, emsg)
+		rc = etype ? st_run_set_state(r, row->pk, row->dag_id, row->run_id, RUN_FAILED,
+					      RUN_QUEUED, now, etype, emsg)
 			   : PW_ERR;
 		if (etype)
 			rn_info(r, "run %s/%s: %s: %s", row->dag_id, row->run_id, etype, emsg);
 	} else {
-		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, "running", "queued",
+		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, RUN_RUNNING, RUN_QUEUED,
 				      now, NULL, NULL);
 		add_active(r, run);
 		if (rc == PW_OK)
@@ -162,7 +162,7 @@ static int claim_one(runner *r, const st_run_row *row, void *arg)
 
 int sched_claim(runner *r, long long now)
 {
-	return st_each_run(r, "queued", claim_one, &now);
+	return st_each_run(r, RUN_QUEUED, claim_one, &now);
 }
 
 /* --- commands -------------------------------------------------------------------- */
@@ -191,13 +191,13 @@ static int cancel(runner *r, const st_run_row *row, long long now)
 	rn_run *active = exec_find_run(r, row->pk);
 	if (active)
 		return exec_cancel(r, active, now);
-	if (strcmp(row->state, "queued") != 0)
+	if (row->state != RUN_QUEUED)
 		return PW_OK; /* finished meanwhile: nothing to cancel */
 	rn_run *run = load_inactive(r, row);
 	int rc = run ? exec_cancel(r, run, now) : PW_OK;
 	exec_run_free(run);
 	if (rc == PW_OK)
-		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, "cancelled", "queued",
+		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, RUN_CANCELLED, RUN_QUEUED,
 				      now, NULL, NULL);
 	return rc;
 }
@@ -205,13 +205,13 @@ static int cancel(runner *r, const st_run_row *row, long long now)
 /* Retries a failed or cancelled run: its failed tasks to pending, run queued. */
 static int retry(runner *r, const st_run_row *row, long long now)
 {
-	if (strcmp(row->state, "failed") != 0 && strcmp(row->state, "cancelled") != 0)
+	if (row->state != RUN_FAILED && row->state != RUN_CANCELLED)
 		return PW_OK; /* the API answered 409; or it changed meanwhile */
 	rn_run *run = load_inactive(r, row);
 	int rc = run ? exec_retry(r, run, now) : PW_OK;
 	exec_run_free(run);
 	if (rc == PW_OK)
-		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, "queued", row->state,
+		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, RUN_QUEUED, row->state,
 				      now, NULL, NULL);
 	r->work_changed = true;
 	return rc;
@@ -233,12 +233,10 @@ static long task_index(const rn_run *run, const char *name)
  */
 static int settle_inactive(runner *r, const st_run_row *row, rn_run *run, long long now)
 {
-	const char *state = exec_settled_state(run);
-	if (!state)
-		state = "queued";
+	int settled = exec_settled_state(run);
+	run_state state = settled < 0 ? RUN_QUEUED : (run_state)settled;
 	r->work_changed = true;
-	if (strcmp(state, row->state) == 0 ||
-	    (strcmp(row->state, "queued") == 0 && strcmp(state, "queued") != 0))
+	if (state == row->state || row->state == RUN_QUEUED)
 		return PW_OK; /* a queued run stays queued until claimed */
 	return st_run_set_state(r, row->pk, row->dag_id, row->run_id, state, row->state, now,
 				NULL, NULL);

@@ -23,6 +23,9 @@
  *           from when Slurm runs the job; at the timeout and at a cancel
  *           the runner calls scancel (and later scancel --signal=KILL).
  *
+ * It is a backend (runner.h's rn_backend): it reports ended tries to the
+ * executor (rn_report_end) and calls nothing above it.
+ *
  * Every Slurm command runs at the start of a step, before the step writes
  * anything (so the database is never locked while Slurm answers), through
  * posix_spawn with an argv array and a time limit: no shell, and no value
@@ -58,16 +61,16 @@
 extern char **environ;
 
 /* A `type: slurm` runner's options, copied for a run (it outlives reloads). */
-struct sl_conf {
+typedef struct sl_conf {
 	pw_strv sbatch;         /* sbatch --parsable [--partition=P] [sbatch_args] */
 	char **sbatch_argv;     /* its NULL-terminated view */
 	long long poll_ms;
 	int time_margin;        /* s added to a task's timeout for --time */
 	long long status_wait_ms;
-};
+} sl_conf;
 
-/* The job of a running Slurm try. */
-struct sl_job {
+/* The job of a running Slurm try (rn_task.job). */
+typedef struct sl_job {
 	long long id;           /* 0 until sbatch answered */
 	bool id_new;            /* learned in this step: to store */
 	long long await_until;  /* recovery: sbatch may still answer until then */
@@ -80,7 +83,34 @@ struct sl_job {
 	long long elapsed;      /* s it has run, at the last poll */
 	long long gone_at;      /* first poll that found it over, without status */
 	char why[160];          /* why it ended without a status, or "" */
-};
+} sl_job;
+
+/* The backend's state. */
+typedef struct sl_state {
+	long long due;          /* when slurm_poll has work, or 0: none */
+	long long poll_at;      /* when to ask Slurm about its jobs next */
+} sl_state;
+
+/* The Slurm backend's state (slurm_open's). */
+static sl_state *state_of(runner *r)
+{
+	return rn_backend_state(r, &rn_slurm_backend);
+}
+
+/* Nothing due until a Slurm try is prepared or recovered. */
+static int slurm_open(runner *r, void **state)
+{
+	(void)r;
+	*state = calloc(1, sizeof(sl_state));
+	return *state ? PW_OK : PW_ERR;
+}
+
+/* Frees the state; jobs run on, and the next runner follows them. */
+static void slurm_close(runner *r, void *state)
+{
+	(void)r;
+	free(state);
+}
 
 /* --- configuration ---------------------------------------------------------- */
 
@@ -102,15 +132,18 @@ static int sbatch_argv(sl_conf *c, json_object *spec)
 	return rc;
 }
 
+static void slurm_conf_free(void *conf);
+
 /* settings.runners[name] (checked at load: src/project.c) → a run's copy. */
-sl_conf *slurm_conf_new(const pw_project *p, const char *name)
+static int slurm_conf_new(const pw_project *p, const char *name, void **conf)
 {
 	json_object *spec = json_object_object_get(
 		json_object_object_get(p->settings, "runners"), name);
 	json_object *v;
 	sl_conf *c = calloc(1, sizeof *c);
+	*conf = NULL;
 	if (!c)
-		return NULL;
+		return PW_ERR;
 	c->poll_ms = DEFAULT_POLL_MS;
 	c->time_margin = DEFAULT_TIME_MARGIN;
 	c->status_wait_ms = DEFAULT_STATUS_WAIT * 1000LL;
@@ -122,13 +155,15 @@ sl_conf *slurm_conf_new(const pw_project *p, const char *name)
 		c->status_wait_ms = json_object_get_int64(v) * 1000;
 	if (sbatch_argv(c, spec) != 0) {
 		slurm_conf_free(c);
-		return NULL;
+		return PW_ERR;
 	}
-	return c;
+	*conf = c;
+	return PW_OK;
 }
 
-void slurm_conf_free(sl_conf *c)
+static void slurm_conf_free(void *conf)
 {
+	sl_conf *c = conf;
 	if (!c)
 		return;
 	free(c->sbatch_argv);
@@ -136,13 +171,17 @@ void slurm_conf_free(sl_conf *c)
 	free(c);
 }
 
-void slurm_job_free(sl_job *j)
+/* Frees a try's job record. */
+static void slurm_try_free(rn_task *k)
 {
-	free(j);
+	free(k->job);
+	k->job = NULL;
 }
 
-const char *slurm_why(const sl_job *j)
+/* Why a Slurm try ended without a status (not submitted, lost), or NULL. */
+static const char *slurm_why(const rn_run *run, size_t t)
 {
+	const sl_job *j = run->tasks[t].job;
 	return j && j->why[0] ? j->why : NULL;
 }
 
@@ -378,7 +417,7 @@ static char *batch_script(const runner *r, const pw_task *task, const sl_conf *c
 			  int try_number)
 {
 	char limit[64] = "";
-	char *exe = sh_quote(r->exe);
+	char *exe = sh_quote(r->cfg.exe);
 	if (task->timeout > 0)
 		snprintf(limit, sizeof limit, "#SBATCH --time=%lld\n",
 			 ((long long)task->timeout + c->time_margin + 59) / 60);
@@ -398,7 +437,7 @@ static char *batch_script(const runner *r, const pw_task *task, const sl_conf *c
 /* Path of one of the try's files; malloc'd. */
 static char *try_file(const rn_run *run, size_t t, const char *ext)
 {
-	return exec_try_path(run, t, run->tasks[t].try_number, ext);
+	return rn_try_path(run, t, run->tasks[t].try_number, ext);
 }
 
 /* The task's folder, which holds its tries' files; malloc'd. */
@@ -407,24 +446,32 @@ static char *task_dir(const rn_run *run, size_t t)
 	return pw_asprintf("%s/%s", run->dir, run->dag->tasks[t].name);
 }
 
-int slurm_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l)
+/*
+ * Prepares the try of task t (l: its launch): writes its spec and batch
+ * script and sets tasks[t].job. The job is submitted by the first poll
+ * after the commit.
+ */
+static int slurm_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l,
+			 long long *proc_start)
 {
 	rn_task *k = &run->tasks[t];
+	(void)proc_start; /* no process here */
 	char *dir = task_dir(run, t);
 	char *spec_path = try_file(run, t, "slurm.json"), *script_path = try_file(run, t, "sbatch");
 	char *jobid = try_file(run, t, "jobid");
 	char *spec = spec_json(l);
-	char *script = r->exe ? batch_script(r, &run->dag->tasks[t], run->slurm, k->try_number)
+	char *script = r->cfg.exe ? batch_script(r, &run->dag->tasks[t], run->backend_conf,
+						 k->try_number)
 			      : NULL;
 	int rc = PW_ERR;
-	if (!r->exe)
+	if (!r->cfg.exe)
 		errno = ENOENT;
 	if (dir && spec_path && script_path && jobid && spec && script && pw_mkdirs(dir) == 0 &&
 	    write_file(spec_path, spec, 0600) == 0 && write_file(script_path, script, 0644) == 0 &&
-	    (k->job = calloc(1, sizeof *k->job)) != NULL) {
+	    (k->job = calloc(1, sizeof(sl_job))) != NULL) {
 		remove(jobid); /* files of an earlier runner's attempt must not count */
 		remove(l->status_path);
-		r->slurm_due = pw_now_ms(); /* submit once this step has committed */
+		state_of(r)->due = pw_now_ms(); /* submit once this step has committed */
 		rc = PW_OK;
 	}
 	free(dir);
@@ -461,6 +508,7 @@ static long long read_job_id(const char *path, bool *exists)
 static void submit(runner *r, rn_run *run, size_t t)
 {
 	sl_job *j = run->tasks[t].job;
+	const sl_conf *conf = run->backend_conf;
 	int n = run->tasks[t].try_number;
 	char in[32], out[32], err[32];
 	char *dir = task_dir(run, t), *path = NULL;
@@ -468,7 +516,7 @@ static void submit(runner *r, rn_run *run, size_t t)
 	snprintf(in, sizeof in, "%d.sbatch", n);
 	snprintf(out, sizeof out, "%d.jobid", n);
 	snprintf(err, sizeof err, "%d.log", n);
-	sl_cmd cmd = {run->slurm->sbatch_argv, dir, in, out, err, SBATCH_TIMEOUT_MS};
+	sl_cmd cmd = {conf->sbatch_argv, dir, in, out, err, SBATCH_TIMEOUT_MS};
 	int st = dir ? cmd_run(&cmd, NULL, &why) : -1;
 	bool exists;
 	if (st == 0 && (path = pw_asprintf("%s/%s", dir, out)) &&
@@ -519,16 +567,19 @@ static void send_signal(runner *r, sl_job *j)
 	j->signal = SIG_NONE;
 }
 
-void slurm_signal(runner *r, rn_task *k, bool kill)
+/* Asks for scancel of a Slurm try (SIGKILL: to every step at once). */
+static void slurm_signal(runner *r, rn_run *run, size_t t, int sig)
 {
-	k->job->signal = kill ? SIG_KILL : SIG_TERM;
-	r->slurm_due = pw_now_ms();
+	sl_job *j = run->tasks[t].job;
+	j->signal = sig == SIGKILL ? SIG_KILL : SIG_TERM;
+	state_of(r)->due = pw_now_ms();
 }
 
-/* The job of a running Slurm try in r->procs[i], or NULL. */
+/* The job of r->fl.procs[i] when it is a Slurm try, or NULL. */
 static sl_job *proc_job(const runner *r, size_t i)
 {
-	return r->procs[i].run->tasks[r->procs[i].t].job;
+	const rn_proc *p = &r->fl.procs[i];
+	return p->run->backend == &rn_slurm_backend ? p->run->tasks[p->t].job : NULL;
 }
 
 /* Seconds of squeue's %M: [days-][hours:]minutes:seconds. */
@@ -558,7 +609,7 @@ static void apply_line(runner *r, const char *line)
 	char state[24], elapsed[32];
 	if (sscanf(line, "%lld %23s %31s", &id, state, elapsed) != 3)
 		return;
-	for (size_t i = 0; i < r->n_running; i++) {
+	for (size_t i = 0; i < r->fl.n_running; i++) {
 		sl_job *j = proc_job(r, i);
 		if (j && j->id == id) {
 			j->listed = true;
@@ -573,7 +624,7 @@ static char *jobs_arg(const runner *r)
 {
 	size_t cap = 16, len = 0;
 	char *s = NULL;
-	for (size_t i = 0; i < r->n_running; i++) {
+	for (size_t i = 0; i < r->fl.n_running; i++) {
 		sl_job *j = proc_job(r, i);
 		if (!j || !j->id)
 			continue;
@@ -606,7 +657,7 @@ static void query(runner *r)
 	int st = cmd_run(&c, &text, &why);
 	/* Slurm answers "Invalid job id" when it knows none of them. */
 	bool answered = st == 0 || (st > 0 && text && strstr(text, "Invalid job id"));
-	for (size_t i = 0; i < r->n_running; i++) {
+	for (size_t i = 0; i < r->fl.n_running; i++) {
 		sl_job *j = proc_job(r, i);
 		if (j && j->id) {
 			j->polled = answered;
@@ -624,9 +675,9 @@ static void query(runner *r)
 			text[strcspn(text, "\n")] = '\0'; /* its first line says why */
 		rn_error(r, "squeue: %s%s", st < 0 ? why : "failed: ", st < 0 || !text ? "" : text);
 	}
-	for (size_t i = 0; i < r->n_running; i++) {
+	for (size_t i = 0; i < r->fl.n_running; i++) {
 		sl_job *j = proc_job(r, i);
-		char *status = j && j->id ? try_file(r->procs[i].run, r->procs[i].t, "status") : NULL;
+		char *status = j && j->id ? try_file(r->fl.procs[i].run, r->fl.procs[i].t, "status") : NULL;
 		if (status)
 			j->has_status = access(status, F_OK) == 0;
 		free(status);
@@ -638,9 +689,9 @@ static void query(runner *r)
 /* Every Slurm command of this step; true when it polled. */
 static bool step_io(runner *r, long long now)
 {
-	for (size_t i = 0; i < r->n_running; i++) {
-		rn_run *run = r->procs[i].run;
-		size_t t = r->procs[i].t;
+	for (size_t i = 0; i < r->fl.n_running; i++) {
+		rn_run *run = r->fl.procs[i].run;
+		size_t t = r->fl.procs[i].t;
 		sl_job *j = proc_job(r, i);
 		if (!j || j->failed)
 			continue;
@@ -651,7 +702,7 @@ static bool step_io(runner *r, long long now)
 		if (j->id && j->signal != SIG_NONE)
 			send_signal(r, j);
 	}
-	if (now < r->slurm_poll_at)
+	if (now < state_of(r)->poll_at)
 		return false;
 	query(r);
 	return true;
@@ -680,6 +731,7 @@ static bool poll_says_ended(rn_run *run, size_t t, long long now)
 {
 	rn_task *k = &run->tasks[t];
 	sl_job *j = k->job;
+	const sl_conf *conf = run->backend_conf;
 	if (j->has_status)
 		return true;
 	if (!j->polled || (j->listed && !state_is_over(j->state))) {
@@ -688,7 +740,7 @@ static bool poll_says_ended(rn_run *run, size_t t, long long now)
 	}
 	if (!j->gone_at)
 		j->gone_at = now;
-	if (k->stop == STOP_NONE && now - j->gone_at < run->slurm->status_wait_ms)
+	if (k->stop == STOP_NONE && now - j->gone_at < conf->status_wait_ms)
 		return false;
 	if (j->listed)
 		snprintf(j->why, sizeof j->why, "lost: Slurm job %lld ended %s without a status",
@@ -703,13 +755,13 @@ static bool poll_says_ended(rn_run *run, size_t t, long long now)
 static void arm_timeout(rn_run *run, size_t t, long long now)
 {
 	rn_task *k = &run->tasks[t];
+	const sl_job *j = k->job;
 	int timeout = run->dag->tasks[t].timeout;
-	if (timeout > 0 && !k->timeout_at && k->job->listed &&
-	    strcmp(k->job->state, "RUNNING") == 0)
-		k->timeout_at = now + (timeout - k->job->elapsed) * 1000;
+	if (timeout > 0 && !k->timeout_at && j->listed && strcmp(j->state, "RUNNING") == 0)
+		k->timeout_at = now + (timeout - j->elapsed) * 1000;
 }
 
-/* Records what this step learned of one Slurm try; *ended when it ended. */
+/* Records what this step learned of one Slurm try; reports its end (*ended). */
 static int record(runner *r, rn_run *run, size_t t, bool polled, long long now, bool *ended)
 {
 	rn_task *k = &run->tasks[t];
@@ -729,64 +781,113 @@ static int record(runner *r, rn_run *run, size_t t, bool polled, long long now, 
 	else if (j->id && polled)
 		*ended = poll_says_ended(run, t, now);
 	if (*ended)
-		return exec_try_ended(r, run, t, now);
+		return rn_report_end(r, run, t);
 	if (j->id && polled)
 		arm_timeout(run, t, now);
 	return PW_OK;
 }
 
-int slurm_step(runner *r, long long now)
+/*
+ * First thing in a pass, before it writes: submits the tries started in
+ * the previous pass, sends the scancels asked for, and every poll interval
+ * asks Slurm about its jobs; then records job ids and reports ended tries.
+ */
+static int slurm_poll(runner *r, long long now)
 {
-	if (!r->slurm_due || now < r->slurm_due)
+	sl_state *ss = state_of(r);
+	if (!ss->due || now < ss->due)
 		return PW_OK;
 	bool polled = step_io(r, now);
 	long long poll_ms = 0;
 	now = pw_now_ms(); /* Slurm may have taken a while */
-	for (size_t i = 0; i < r->n_running; i++) {
-		rn_run *run = r->procs[i].run;
+	for (size_t i = 0; i < r->fl.n_running; i++) {
+		rn_run *run = r->fl.procs[i].run;
+		const sl_conf *conf = run->backend_conf;
 		bool ended;
 		if (!proc_job(r, i))
 			continue;
-		if (record(r, run, r->procs[i].t, polled, now, &ended) != PW_OK)
+		if (record(r, run, r->fl.procs[i].t, polled, now, &ended) != PW_OK)
 			return PW_ERR;
-		if (ended) {
-			i--; /* exec_try_ended moved the last entry here */
-			continue;
-		}
-		if (!poll_ms || run->slurm->poll_ms < poll_ms)
-			poll_ms = run->slurm->poll_ms;
+		if (!ended && (!poll_ms || conf->poll_ms < poll_ms))
+			poll_ms = conf->poll_ms;
 	}
 	if (polled)
-		r->slurm_poll_at = now + poll_ms;
-	r->slurm_due = poll_ms ? r->slurm_poll_at : 0; /* idle: nothing */
+		ss->poll_at = now + poll_ms;
+	ss->due = poll_ms ? ss->poll_at : 0; /* idle: nothing */
 	return PW_OK;
+}
+
+/* Wakes the loop when the next poll or submission is due. */
+static void slurm_idle(runner *r, long long *next_wake)
+{
+	long long due = state_of(r)->due;
+	if (due && (!*next_wake || due < *next_wake))
+		*next_wake = due;
 }
 
 /* --- recovery ----------------------------------------------------------------- */
 
-int slurm_recover(runner *r, rn_run *run, size_t t, long long now)
+/*
+ * Takes over a Slurm try a previous runner left running: follows its job
+ * (its end is found by a poll), or submits it when sbatch never ran.
+ */
+static int slurm_recover(runner *r, rn_run *run, size_t t, long long now, bool *ended)
 {
 	rn_task *k = &run->tasks[t];
 	char *path = try_file(run, t, "jobid");
+	sl_job *j = calloc(1, sizeof *j);
 	struct stat sb;
 	bool exists = false;
-	if (!path || !(k->job = calloc(1, sizeof *k->job)) ||
-	    st_try_external_get(r, run, t, &k->job->id) != PW_OK) {
+	*ended = false;
+	k->job = j;
+	if (!path || !j || st_try_external_get(r, run, t, &j->id) != PW_OK) {
 		free(path);
 		return PW_ERR;
 	}
-	if (!k->job->id && (k->job->id = read_job_id(path, &exists)) > 0)
-		k->job->id_new = true; /* sbatch answered; the runner died first */
-	else if (!k->job->id && exists && stat(path, &sb) == 0)
-		k->job->await_until = sb.st_mtime * 1000LL + SBATCH_TIMEOUT_MS;
-	if (k->job->id)
+	if (!j->id && (j->id = read_job_id(path, &exists)) > 0)
+		j->id_new = true; /* sbatch answered; the runner died first */
+	else if (!j->id && exists && stat(path, &sb) == 0)
+		j->await_until = sb.st_mtime * 1000LL + SBATCH_TIMEOUT_MS;
+	if (j->id)
 		rn_info(r, "task %s/%s/%s: following Slurm job %lld again", run->dag_id,
-			run->run_id, run->dag->tasks[t].name, k->job->id);
+			run->run_id, run->dag->tasks[t].name, j->id);
 	free(path);
 	/* No jobid file at all: sbatch never ran, and will now. */
-	r->slurm_due = r->slurm_poll_at = now;
-	return exec_track(r, run, t);
+	state_of(r)->due = state_of(r)->poll_at = now;
+	return PW_OK;
 }
+
+/* The status file the job's shim wrote. */
+static int slurm_result(runner *r, rn_run *run, size_t t, pw_try_result *res)
+{
+	(void)r;
+	return rn_try_status(run, t, res);
+}
+
+/* A Slurm try has no process here. */
+static void slurm_describe(const rn_run *run, size_t t, char *buf, size_t size)
+{
+	(void)run, (void)t;
+	snprintf(buf, size, "to Slurm");
+}
+
+const rn_backend rn_slurm_backend = {
+	.type = "slurm",
+	.own_timeout = true, /* from when Slurm runs the job */
+	.open = slurm_open,
+	.close = slurm_close,
+	.conf_new = slurm_conf_new,
+	.conf_free = slurm_conf_free,
+	.prepare = slurm_prepare,
+	.signal = slurm_signal,
+	.poll = slurm_poll,
+	.idle = slurm_idle,
+	.recover = slurm_recover,
+	.result = slurm_result,
+	.describe = slurm_describe,
+	.why_lost = slurm_why,
+	.try_free = slurm_try_free,
+};
 
 /* --- the job's side: pipewright-runner --slurm-job ------------------------------ */
 

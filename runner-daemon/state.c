@@ -1,8 +1,11 @@
 /*
- * state.c - every SQL statement the runner runs. Writes happen inside the
- * step's transaction (rn_tx) and each state change writes its event there
- * too, so the database never shows a change without its event.
+ * state.c - the state store: every SQL statement the runner runs, the
+ * pass's transaction, and the log they need. Writes happen inside the
+ * pass's transaction (st_begin) and each state change writes its event
+ * there too, so the database never shows a change without its event.
  */
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +13,96 @@
 #include "jsonnum.h"
 #include "runner.h"
 
+/* --- the log and the transaction ------------------------------------------ */
+
+void rn_log(const runner *r, const char *level, const char *fmt, ...)
+{
+	(void)r;
+	char ts[32], line[2048];
+	va_list ap;
+	pw_format_iso(pw_now_ms(), ts);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
+}
+
+void rn_fault(runner *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->tx.fault, sizeof r->tx.fault, fmt, ap);
+	va_end(ap);
+}
+
+void st_crash_points(runner *r)
+{
+	static const char *const names[] = {
+		[CRASH_BEFORE_COMMIT] = "before-commit",
+		[CRASH_AFTER_COMMIT] = "after-commit",
+	};
+	const char *v = getenv("PIPEWRIGHT_TEST_CRASH_AT");
+	r->tx.crash_at = CRASH_NONE;
+	for (int i = CRASH_BEFORE_COMMIT; v && i <= CRASH_AFTER_COMMIT; i++)
+		if (strcmp(v, names[i]) == 0)
+			r->tx.crash_at = (rn_crash)i;
+}
+
+/* Test only: kill -9 of the runner at crash point at, in a transaction
+ * that records the end of a try. */
+static void crash_point(const runner *r, rn_crash at)
+{
+	if (r->tx.crash_at == at && r->tx.n_ends > 0) {
+		fprintf(stderr, "pipewright-runner: PIPEWRIGHT_TEST_CRASH_AT: kill -9\n");
+		raise(SIGKILL);
+	}
+}
+
+int st_begin(runner *r)
+{
+	if (r->tx.open)
+		return PW_OK;
+	if (pw_store_begin(r->tx.store) != PW_OK)
+		return PW_ERR;
+	r->tx.open = true;
+	return PW_OK;
+}
+
+int st_commit(runner *r)
+{
+	if (!r->tx.open) {
+		r->tx.n_ends = 0;
+		return PW_OK;
+	}
+	crash_point(r, CRASH_BEFORE_COMMIT);
+	if (pw_store_commit(r->tx.store) != PW_OK)
+		return PW_ERR; /* settle() rolls back, with the cause */
+	crash_point(r, CRASH_AFTER_COMMIT);
+	r->tx.open = false;
+	r->tx.n_ends = 0;
+	if (r->tx.stuck_since) {
+		rn_info(r, "writes commit again, after %lld ms of waiting",
+			pw_now_ms() - r->tx.stuck_since);
+		r->tx.stuck_since = 0;
+		r->tx.retry_ms = 0;
+	}
+	return PW_OK;
+}
+
+void st_rollback(runner *r)
+{
+	if (r->tx.open)
+		pw_store_rollback(r->tx.store);
+	r->tx.open = false;
+	r->tx.n_ends = 0;
+}
+
+/* --- statements ----------------------------------------------------------- */
+
+/* Logs the connection's last error. */
 static void log_sql_error(runner *r)
 {
-	rn_error(r, "database: %s", sqlite3_errmsg(pw_store_db(r->store)));
+	rn_error(r, "database: %s", sqlite3_errmsg(pw_store_db(r->tx.store)));
 }
 
 /* Steps a write statement to completion and resets it. PW_OK or PW_ERR. */
@@ -26,6 +116,7 @@ static int run_write(runner *r, sqlite3_stmt *st)
 	return rc;
 }
 
+/* Binds v, or NULL, to parameter i. */
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
@@ -34,12 +125,12 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-/* Prepares sql for a write; begins the step's transaction first. */
+/* Prepares sql for a write; begins the pass's transaction first. */
 static sqlite3_stmt *write_stmt(runner *r, const char *sql)
 {
-	if (rn_tx(r) != PW_OK)
+	if (st_begin(r) != PW_OK)
 		return NULL;
-	return pw_store_stmt(r->store, sql);
+	return pw_store_stmt(r->tx.store, sql);
 }
 
 /* Appends a task.state event for task t of run, with its exit code. */
@@ -66,7 +157,7 @@ static int task_event(runner *r, const rn_run *run, size_t t, ti_state prev,
 		.try_number = k->try_number,
 		.extra = extra,
 	};
-	long long id = pw_store_add_event(r->store, &ev);
+	long long id = pw_store_add_event(r->tx.store, &ev);
 	json_object_put(extra);
 	return id > 0 ? PW_OK : PW_ERR;
 }
@@ -74,7 +165,7 @@ static int task_event(runner *r, const rn_run *run, size_t t, ti_state prev,
 /* --- runs ---------------------------------------------------------------- */
 
 int st_run_set_state(runner *r, long long pk, const char *dag_id, const char *run_id,
-		     const char *state, const char *prev, long long now,
+		     run_state state, run_state prev, long long now,
 		     const char *etype, const char *emsg)
 {
 	static const char sql[] =
@@ -87,17 +178,18 @@ int st_run_set_state(runner *r, long long pk, const char *dag_id, const char *ru
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, pk);
-	bind_text(st, 2, state);
+	bind_text(st, 2, run_state_names[state]);
 	sqlite3_bind_int64(st, 3, now);
 	bind_text(st, 4, etype);
 	bind_text(st, 5, emsg);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
 	pw_event ev = {.type = "run.state", .dag_id = dag_id, .run_id = run_id,
-		       .state = state, .previous_state = prev};
-	if (pw_store_add_event(r->store, &ev) <= 0)
+		       .state = run_state_names[state],
+		       .previous_state = run_state_names[prev]};
+	if (pw_store_add_event(r->tx.store, &ev) <= 0)
 		return PW_ERR;
-	rn_info(r, "run %s/%s %s", dag_id, run_id, state);
+	rn_info(r, "run %s/%s %s", dag_id, run_id, run_state_names[state]);
 	return PW_OK;
 }
 
@@ -155,7 +247,7 @@ int st_ti_set_state(runner *r, rn_run *run, size_t t, ti_state prev, long long n
 }
 
 int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
-		 const char *log_path, long long now)
+		 const char *log_path, const char *where, long long now)
 {
 	static const char ti_sql[] =
 		"UPDATE task_instances SET state = 'running', try_number = ?3,"
@@ -173,25 +265,21 @@ int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
 	bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
 	sqlite3_bind_int64(st, 4, now);
-	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->store, try_sql)))
+	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->tx.store, try_sql)))
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
 	bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
 	sqlite3_bind_int64(st, 4, now);
-	if (k->pid > 0) /* a Slurm try has no process here */
+	if (k->pid > 0) /* a try of another backend may have no process here */
 		sqlite3_bind_int64(st, 5, k->pid);
 	if (proc_start >= 0)
 		sqlite3_bind_int64(st, 6, proc_start);
 	bind_text(st, 7, log_path);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
-	if (k->pid > 0)
-		rn_info(r, "task %s/%s/%s running (try %d, pid %d)", run->dag_id, run->run_id,
-			name, k->try_number, (int)k->pid);
-	else
-		rn_info(r, "task %s/%s/%s running (try %d, to Slurm)", run->dag_id, run->run_id,
-			name, k->try_number);
+	rn_info(r, "task %s/%s/%s running (try %d, %s)", run->dag_id, run->run_id,
+		name, k->try_number, where);
 	return task_event(r, run, t, TI_QUEUED, NO_EXIT_CODE);
 }
 
@@ -219,7 +307,7 @@ int st_try_end(runner *r, rn_run *run, size_t t, ti_state prev, int exit_code,
 		sqlite3_bind_int(st, 5, exit_code);
 	if (k->state == TI_UP_FOR_RETRY)
 		sqlite3_bind_int64(st, 6, k->next_try_at);
-	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->store, try_sql)))
+	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->tx.store, try_sql)))
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
 	bind_text(st, 2, name);
@@ -269,7 +357,7 @@ int st_ti_load(runner *r, rn_run *run)
 	static const char sql[] =
 		"SELECT task_id, state, try_number, max_tries, next_try_at, started_at"
 		" FROM task_instances WHERE run_pk = ?1";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	int rc = PW_OK, step, rows = 0;
 	if (!st)
 		return PW_ERR;
@@ -301,7 +389,7 @@ int st_try_pid(runner *r, rn_run *run, size_t t, pid_t *pid, long long *proc_sta
 	static const char sql[] =
 		"SELECT pid, proc_start FROM task_tries"
 		" WHERE run_pk = ?1 AND task_id = ?2 AND try_number = ?3";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	int rc = PW_NOTFOUND;
 	*pid = 0;
 	*proc_start = -1;
@@ -341,7 +429,7 @@ int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id)
 	static const char sql[] =
 		"SELECT external_id FROM task_tries"
 		" WHERE run_pk = ?1 AND task_id = ?2 AND try_number = ?3";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	*job_id = 0;
 	if (!st)
 		return PW_ERR;
@@ -365,7 +453,7 @@ int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id)
 int st_pools(runner *r, json_object **slots)
 {
 	static const char sql[] = "SELECT name, slots FROM pools";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	json_object *out = json_object_new_object();
 	int step;
 	if (!st || !out) {
@@ -388,7 +476,7 @@ int st_pools(runner *r, json_object **slots)
 int st_next_run(runner *r, const char *dag_id, long long *next_run_at, bool *paused)
 {
 	static const char sql[] = "SELECT next_run_at, is_paused FROM dags WHERE dag_id = ?1";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	int rc = PW_NOTFOUND;
 	if (!st)
 		return PW_ERR;
@@ -452,7 +540,7 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 		"SELECT c.id, c.kind, r.id, r.dag_id, r.run_id, r.state, r.conf, r.options,"
 		" c.args FROM commands c JOIN runs r ON r.id = c.run_pk"
 		" WHERE c.done_at IS NULL ORDER BY c.id";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	copied_row *rows = NULL;
 	size_t n = 0;
 	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
@@ -481,9 +569,10 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 		json_object *conf = pw_json_parse_exact(c->conf);
 		json_object *opts = c->options ? json_tokener_parse(c->options) : NULL;
 		json_object *args = c->args ? json_tokener_parse(c->args) : NULL;
-		st_command cmd = {c->id, c->kind, {c->pk, c->dag_id, c->run_id, c->state, conf, opts},
-				  args};
-		if (rc == PW_OK && c->kind && c->dag_id && c->run_id && c->state)
+		int state = run_state_parse(c->state);
+		st_command cmd = {c->id, c->kind,
+				  {c->pk, c->dag_id, c->run_id, (run_state)state, conf, opts}, args};
+		if (rc == PW_OK && c->kind && c->dag_id && c->run_id && state >= 0)
 			rc = fn(r, &cmd, arg);
 		json_object_put(conf);
 		json_object_put(opts);
@@ -494,17 +583,17 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 	return rc;
 }
 
-int st_each_run(runner *r, const char *state, st_run_fn fn, void *arg)
+int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
 {
 	static const char sql[] =
 		"SELECT id, dag_id, run_id, conf, options FROM runs"
 		" WHERE state = ?1 ORDER BY queued_at, id";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	copied_row *rows = NULL;
 	size_t n = 0;
 	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
 	if (st)
-		bind_text(st, 1, state);
+		bind_text(st, 1, run_state_names[state]);
 	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		copied_row *grown = realloc(rows, (n + 1) * sizeof *grown);
 		if (!grown) {
@@ -555,19 +644,19 @@ int st_command_done(runner *r, long long id, long long now)
 int st_changed(runner *r, bool *changed)
 {
 	static const char sql[] = "PRAGMA data_version";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	if (!st)
 		return PW_ERR;
 	long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_reset(st);
-	*changed = v != r->data_version;
-	r->data_version = v;
+	*changed = v != r->tx.data_version;
+	r->tx.data_version = v;
 	return v < 0 ? PW_ERR : PW_OK;
 }
 
 bool st_can_write(runner *r)
 {
-	sqlite3 *db = pw_store_db(r->store);
+	sqlite3 *db = pw_store_db(r->tx.store);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return false;
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -577,7 +666,7 @@ bool st_can_write(runner *r)
 int st_runner_stopped(runner *r, int pid)
 {
 	static const char sql[] = "DELETE FROM runner WHERE pid = ?1";
-	sqlite3_stmt *st = pw_store_stmt(r->store, sql);
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int(st, 1, pid);

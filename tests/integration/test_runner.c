@@ -1804,6 +1804,69 @@ static void test_kill9_lost_try_is_retried(void **state)
 	hr_pass(p);
 }
 
+/*
+ * Group commit's crash points (PIPEWRIGHT_TEST_CRASH_AT, test only): the
+ * runner kills itself (-9) in the first pass that records a try's end,
+ * at point. The pass holds a's end and b's start: before-commit, a's end
+ * was read from its shim but is not committed, and b's shim has no go;
+ * after-commit, both are committed, a's end is not acked and b's shim has
+ * no go. A new runner records a's end once and runs each task once.
+ * Returns b's tries.
+ */
+static size_t crash_and_restart(hr_project *p, const char *point)
+{
+	int st = 0;
+	hr_dag(p, "gc",
+	       "tasks:\n"
+	       "  - {id: a, command: \"echo a >> ran.txt\"}\n"
+	       "  - {id: b, command: \"echo b >> ran.txt\", upstream: [a],"
+	       " retries: 1, retry_delay: 0}\n");
+	setenv("PIPEWRIGHT_TEST_CRASH_AT", point, 1);
+	pid_t runner = hr_runner_start(p, NULL);
+	unsetenv("PIPEWRIGHT_TEST_CRASH_AT");
+	hr_queue_run(p, "gc", "r1", NULL, NULL);
+	if (!hr_runner_wait(p, runner, W, &st) || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+		fail_msg("the runner did not kill itself %s (status %#x)", point, st);
+	hr_runner_start(p, NULL);
+	expect_run(p, "gc", "r1", "success", W);
+	char *ran = hr_read(p, "ran.txt");
+	if (!ran || strcmp(ran, "a\nb\n") != 0)
+		fail_msg("the tasks ran as \"%s\", expected a then b once each", ran ? ran : "");
+	free(ran);
+	hr_try t = one_try(p, "gc", "r1", "a");
+	assert_string_equal(t.state, "success");
+	assert_int_equal(hr_sql_int(p, 0,
+		"SELECT count(*) FROM events WHERE type = 'task.state' AND run_id = ?1"
+		" AND task_id = 'a' AND json_extract(data, '$.state') = 'success'", "s", "r1"),
+			 1);
+	expect_task(p, "gc", "r1", "b", "success");
+	return n_tries(p, "gc", "r1", "b");
+}
+
+/* Killed before the commit: nothing of the pass is there; all redone once. */
+static void test_crash_before_commit(void **state)
+{
+	hr_project *p = *state;
+	assert_int_equal(crash_and_restart(p, "before-commit"), 1);
+	hr_pass(p);
+}
+
+/*
+ * Killed after the commit, before the acks and gos: a's end stays; b's
+ * committed try never ran (its shim had no go), so it is lost and retried.
+ */
+static void test_crash_after_commit(void **state)
+{
+	hr_project *p = *state;
+	hr_try *t;
+	assert_int_equal(crash_and_restart(p, "after-commit"), 2);
+	assert_int_equal(hr_tries(p, "gc", "r1", "b", &t), 2);
+	if (strcmp(t[0].state, "failed") != 0 || !strstr(t[0].reason, "lost"))
+		fail_msg("b's try 1 is %s (%s), expected lost", t[0].state, t[0].reason);
+	free(t);
+	hr_pass(p);
+}
+
 /* SIGTERM leaves running tries to their shims; the next runner adopts. */
 static void test_sigterm_leaves_task_to_next_runner(void **state)
 {
@@ -1867,6 +1930,8 @@ int main(void)
 		T(test_kill9_task_ends_while_down),
 		T(test_kill9_lost_try_is_retried),
 		T(test_sigterm_leaves_task_to_next_runner),
+		T(test_crash_before_commit),
+		T(test_crash_after_commit),
 	};
 	/* PW_TEST_FILTER=test_cron* runs a subset (cmocka's glob). */
 	const char *filter = getenv("PW_TEST_FILTER");
