@@ -12,6 +12,7 @@
  * cleared to run again whole when it has finished ("all").
  */
 #include "api.h"
+#include "states.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,13 +145,12 @@ static int reprocess_run(pw_req *req, const backfill *b, const char *run_id,
 			 const char *state, json_object *done)
 {
 	const char *kind = NULL;
+	int s = run_state_parse(state);
 
-	if (b->reprocess == REPROCESS_FAILED && strcmp(state, "failed") == 0)
+	if (b->reprocess == REPROCESS_FAILED && s == RUN_FAILED)
 		kind = "retry";
-	else if (b->reprocess == REPROCESS_ALL &&
-		 (strcmp(state, "success") == 0 || strcmp(state, "failed") == 0 ||
-		  strcmp(state, "cancelled") == 0))
-		kind = strcmp(state, "success") == 0 ? "clear" : "retry";
+	else if (b->reprocess == REPROCESS_ALL && s >= 0 && run_state_is_final((run_state)s))
+		kind = s == RUN_SUCCESS ? "clear" : "retry";
 	if (!kind)
 		return GO;
 	if (pw_store_command(pw_req_store(req), b->dag->id, run_id, kind, NULL) != PW_OK)

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "states.h"
 #include "slice.h"
 
 /* --- small JSON helpers ----------------------------------------------------- */
@@ -430,8 +431,8 @@ static double mono_ms(void)
 
 static bool run_ended(const run_end *e)
 {
-	return e->state && (!strcmp(e->state, "success") || !strcmp(e->state, "failed") ||
-			    !strcmp(e->state, "cancelled"));
+	int s = run_state_parse(e->state);
+	return s >= 0 && run_state_is_final((run_state)s);
 }
 
 /*

@@ -26,14 +26,8 @@
 
 #include "config.h"
 #include "api.h"
+#include "states.h"
 
-static const char *const run_states[] = {"queued", "running", "success", "failed",
-					  "cancelled"};
-static const char *const task_states[] = {"pending", "queued", "running", "success",
-					   "failed", "up_for_retry", "upstream_failed",
-					   "skipped", "cancelled"};
-#define N_RUN (sizeof run_states / sizeof *run_states)
-#define N_TASK (sizeof task_states / sizeof *task_states)
 
 /* A label value with \, " and newline escaped, as the format wants. */
 static void label_value(struct printbuf *pb, const char *s)
@@ -53,21 +47,13 @@ static void help_type(struct printbuf *pb, const char *name, const char *type, c
 	sprintbuf(pb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static long state_index(const char *const *names, size_t n, const char *s)
-{
-	for (size_t i = 0; s && i < n; i++)
-		if (strcmp(names[i], s) == 0)
-			return (long)i;
-	return -1;
-}
-
 /* pipewright_dag_runs: one sample per DAG that has runs, per state. */
 static int dag_runs(pw_req *req, struct printbuf *pb)
 {
 	static const char sql[] =
 		"SELECT dag_id, state, count(*) FROM runs GROUP BY dag_id, state ORDER BY dag_id";
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
-	long long counts[N_RUN] = {0};
+	long long counts[RUN_NSTATES] = {0};
 	char dag[512] = "";
 	bool have = false;
 	int step;
@@ -78,10 +64,10 @@ static int dag_runs(pw_req *req, struct printbuf *pb)
 		step = sqlite3_step(st);
 		const char *id = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 		if (have && (!id || strcmp(id, dag) != 0)) {
-			for (size_t i = 0; i < N_RUN; i++) {
+			for (size_t i = 0; i < RUN_NSTATES; i++) {
 				printbuf_strappend(pb, "pipewright_dag_runs{dag_id=\"");
 				label_value(pb, dag);
-				sprintbuf(pb, "\",state=\"%s\"} %lld\n", run_states[i], counts[i]);
+				sprintbuf(pb, "\",state=\"%s\"} %lld\n", run_state_names[i], counts[i]);
 			}
 			memset(counts, 0, sizeof counts);
 		}
@@ -89,7 +75,7 @@ static int dag_runs(pw_req *req, struct printbuf *pb)
 			break;
 		snprintf(dag, sizeof dag, "%s", id);
 		have = true;
-		long i = state_index(run_states, N_RUN, (const char *)sqlite3_column_text(st, 1));
+		int i = run_state_parse((const char *)sqlite3_column_text(st, 1));
 		if (i >= 0)
 			counts[i] = sqlite3_column_int64(st, 2);
 	}
@@ -102,12 +88,12 @@ static int task_instances(pw_req *req, struct printbuf *pb)
 {
 	static const char sql[] = "SELECT state, count(*) FROM task_instances GROUP BY state";
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
-	long long counts[N_TASK] = {0};
+	long long counts[TI_NSTATES] = {0};
 	int step;
 	if (!st)
 		return api_db_error(req);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		long i = state_index(task_states, N_TASK, (const char *)sqlite3_column_text(st, 0));
+		int i = ti_state_parse((const char *)sqlite3_column_text(st, 0));
 		if (i >= 0)
 			counts[i] = sqlite3_column_int64(st, 1);
 	}
@@ -115,12 +101,12 @@ static int task_instances(pw_req *req, struct printbuf *pb)
 	if (step != SQLITE_DONE)
 		return api_db_error(req);
 	help_type(pb, "pipewright_task_instances", "gauge", "Task instances now in each state.");
-	for (size_t i = 0; i < N_TASK; i++)
-		sprintbuf(pb, "pipewright_task_instances{state=\"%s\"} %lld\n", task_states[i],
+	for (size_t i = 0; i < TI_NSTATES; i++)
+		sprintbuf(pb, "pipewright_task_instances{state=\"%s\"} %lld\n", ti_state_names[i],
 			  counts[i]);
 	help_type(pb, "pipewright_queue_depth", "gauge",
 		  "Task instances ready to run and waiting for a slot.");
-	sprintbuf(pb, "pipewright_queue_depth %lld\n", counts[1]);
+	sprintbuf(pb, "pipewright_queue_depth %lld\n", counts[TI_QUEUED]);
 	return GO;
 }
 

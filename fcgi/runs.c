@@ -19,21 +19,7 @@
 #include <string.h>
 
 #include "slice.h"
-
-static const char *const run_states[] = {
-	"queued", "running", "success", "failed", "cancelled",
-};
-
-/* Whether s is one of the n names of list. */
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s, list[i]) == 0)
-			return true;
-	return false;
-}
-
-#define IN_LIST(s, list) in_list((s), (list), sizeof(list) / sizeof *(list))
+#include "states.h"
 
 /* --- GET /api/v1/dags/:dag_id/runs ------------------------------------ */
 
@@ -166,7 +152,7 @@ static int parse_states(pw_req *req, const char *arg, list_query *q)
 	for (tok = strtok_r(copy, ",", &save); tok && rc == GO;
 	     tok = strtok_r(NULL, ",", &save)) {
 		json_object *s;
-		if (!IN_LIST(tok, run_states)) {
+		if (run_state_parse(tok) < 0) {
 			pw_reply_error(req, 400, "state: '%s' is not a run state "
 				       "(queued, running, success, failed, cancelled)", tok);
 			rc = ANSWERED;
@@ -714,7 +700,7 @@ int api_find_run(pw_req *req, json_object **run, long long *pk)
 }
 
 /* The run object's state ("" if it has none). */
-static const char *run_state(json_object *run)
+static const char *state_of(json_object *run)
 {
 	json_object *s = NULL;
 
@@ -747,8 +733,16 @@ int runs_get(pw_req *req)
 	return rc;
 }
 
-static const char *const finished_states[] = {"success", "failed", "cancelled"};
-static const char *const retryable_states[] = {"failed", "cancelled"};
+/* Which runs cancel and retry take. */
+static bool cancellable(run_state s)
+{
+	return !run_state_is_final(s);
+}
+
+static bool retryable(run_state s)
+{
+	return s == RUN_FAILED || s == RUN_CANCELLED;
+}
 
 /*
  * The body of a cancel or a retry, which define no fields: none, an empty
@@ -773,11 +767,10 @@ static int check_no_fields(pw_req *req)
 
 /*
  * Asks the runner to act on the run of the path (kind "cancel" or "retry")
- * when its state is one of allowed (n of them), else 409; answers 202 with
+ * when takes(its state), else 409; answers 202 with
  * the run. A body it does not take is refused before anything changes.
  */
-static int request_run(pw_req *req, const char *kind,
-		       const char *const *allowed, size_t n, bool allow)
+static int request_run(pw_req *req, const char *kind, bool (*takes)(run_state s))
 {
 	json_object *run = NULL;
 	const char *dag_id = pw_req_param(req, "dag_id");
@@ -786,9 +779,10 @@ static int request_run(pw_req *req, const char *kind,
 
 	if (rc == GO)
 		rc = check_no_fields(req);
-	if (rc == GO && in_list(run_state(run), allowed, n) != allow) {
+	int state = rc == GO ? run_state_parse(state_of(run)) : -1;
+	if (rc == GO && (state < 0 || !takes((run_state)state))) {
 		pw_reply_error(req, 409, "cannot %s run '%s': it is %s", kind,
-			       run_id, run_state(run));
+			       run_id, state_of(run));
 		rc = ANSWERED;
 	}
 	if (rc == GO) {
@@ -817,12 +811,10 @@ int runs_cancel(pw_req *req)
 	if (purge && strcmp(purge, "false") != 0)
 		return pw_reply_error(req, 400, "purge: expected true or false");
 	/* any state but a finished one */
-	return request_run(req, "cancel", finished_states,
-			   sizeof finished_states / sizeof *finished_states, false);
+	return request_run(req, "cancel", cancellable);
 }
 
 int runs_retry(pw_req *req)
 {
-	return request_run(req, "retry", retryable_states,
-			   sizeof retryable_states / sizeof *retryable_states, true);
+	return request_run(req, "retry", retryable);
 }

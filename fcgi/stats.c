@@ -7,21 +7,13 @@
  * in the answers, with 0 when nothing is in it.
  */
 #include "api.h"
+#include "states.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const run_states[] = {
-	"queued", "running", "success", "failed", "cancelled",
-};
-static const char *const task_states[] = {
-	"pending", "queued", "running", "success", "failed", "up_for_retry",
-	"upstream_failed", "skipped", "cancelled",
-};
-#define N_RUN_STATES (sizeof run_states / sizeof *run_states)
-#define N_TASK_STATES (sizeof task_states / sizeof *task_states)
 
 /*
  * A JSON number with at most `decimals` decimals as written (json-c would
@@ -166,17 +158,17 @@ static json_object *durations_object(const durations *d)
 static int put_run_counts(pw_req *req, json_object *o, const char *dag_id)
 {
 	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), dag_counts_sql);
-	long long c[N_RUN_STATES], total = 0;
+	long long c[RUN_NSTATES], total = 0;
 
 	if (!st)
 		return FAILED;
 	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
-	if (count_states(req, st, run_states, N_RUN_STATES, c) != GO)
+	if (count_states(req, st, run_state_names, RUN_NSTATES, c) != GO)
 		return FAILED;
-	for (size_t i = 0; i < N_RUN_STATES; i++)
+	for (size_t i = 0; i < RUN_NSTATES; i++)
 		total += c[i];
-	long long ok = c[2], bad = c[3];   /* run_states: success, failed */
-	if (pw_json_put(o, "runs", counts_object(run_states, N_RUN_STATES, c)) ||
+	long long ok = c[RUN_SUCCESS], bad = c[RUN_FAILED];
+	if (pw_json_put(o, "runs", counts_object(run_state_names, RUN_NSTATES, c)) ||
 	    pw_json_put(o, "total_runs", json_object_new_int64(total)) ||
 	    (ok + bad ? pw_json_put(o, "success_rate",
 			    new_decimal((double)ok / (double)(ok + bad), 4))
@@ -239,7 +231,7 @@ int stats_dag(pw_req *req)
 	    put_last_run(req, o, dag_id) != GO)
 		rc = FAILED;
 	if (rc == GO)
-		return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
+		return pw_reply_data(req, 200, o, NULL) == 0 ? GO : FAILED;
 	json_object_put(o);
 	return FAILED;
 }
@@ -359,18 +351,17 @@ static int put_runner(pw_req *req, json_object *o)
 
 int stats_metrics(pw_req *req)
 {
-	long long runs[N_RUN_STATES], tasks[N_TASK_STATES];
+	long long runs[RUN_NSTATES], tasks[TI_NSTATES];
 	json_object *o = json_object_new_object();
 
-	if (!o || put_counts(req, o, "runs", run_counts_sql, run_states,
-			     N_RUN_STATES, runs) != GO ||
-	    put_counts(req, o, "tasks", task_counts_sql, task_states,
-		       N_TASK_STATES, tasks) != GO ||
-	    /* run_states[0] and task_states[1] are "queued" */
-	    pw_json_put(o, "queue_depth", queue_depth(runs[0], tasks[1])) ||
+	if (!o || put_counts(req, o, "runs", run_counts_sql, run_state_names,
+			     RUN_NSTATES, runs) != GO ||
+	    put_counts(req, o, "tasks", task_counts_sql, ti_state_names,
+		       TI_NSTATES, tasks) != GO ||
+	    pw_json_put(o, "queue_depth", queue_depth(runs[RUN_QUEUED], tasks[TI_QUEUED])) ||
 	    put_pools(req, o) != GO || put_runner(req, o) != GO) {
 		json_object_put(o);
 		return FAILED;
 	}
-	return pw_reply_data(req, 200, o, NULL) == 0 ? 0 : -1;
+	return pw_reply_data(req, 200, o, NULL) == 0 ? GO : FAILED;
 }
