@@ -56,10 +56,19 @@ async function checkIf(route, name, fn) {
 	await check(name, fn);
 }
 
+/*
+ * Runs one check: "ok" or "not ok" with the error and a screenshot. A
+ * check still unsettled after CHECK_BOUND ms fails (a call into the
+ * browser that never answers must not hang make check).
+ */
+const CHECK_BOUND = 6 * WAIT;
 async function check(name, fn) {
 	const t0 = performance.now();
+	let timer;
 	try {
-		await fn();
+		await Promise.race([fn(), new Promise((resolve, reject) => {
+			timer = setTimeout(() => reject(new Error(`no end after ${CHECK_BOUND} ms`)), CHECK_BOUND);
+		})]);
 		passed++;
 		console.log(`ok - ${name}`);
 		console.log(`# ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -67,7 +76,10 @@ async function check(name, fn) {
 		failed++;
 		console.log(`not ok - ${name}`);
 		console.log(String(e && e.stack || e).replace(/^/gm, '# '));
-		await shot(page, 'failed-' + name.replace(/[^a-z0-9]+/gi, '-')).catch(() => {});
+		await Promise.race([shot(page, 'failed-' + name.replace(/[^a-z0-9]+/gi, '-')),
+			new Promise((r) => setTimeout(r, 10000))]).catch(() => {});
+	} finally {
+		clearTimeout(timer);
 	}
 }
 
@@ -195,6 +207,19 @@ function apiAnswers(p, from = 0) {
 		const u = new URL(a.url);
 		return {...a, rel: u.pathname.replace(/^.*\/api\/v1\//, ''), query: u.searchParams};
 	});
+}
+
+/* On /docs: "try it out" on GET /api/v1/health, executed; waits for its 200. */
+async function tryHealth() {
+	const block = await page.waitForFunction(() => [...document.querySelectorAll('.opblock-get')]
+		.find((b) => b.querySelector('.opblock-summary-path')?.dataset.path === '/api/v1/health'),
+	{timeout: WAIT});
+	await (await block.$('.opblock-summary-control, .opblock-summary')).click();
+	await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
+	await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
+	await page.waitForFunction(() => [...document.querySelectorAll(
+		'.opblock.is-open .live-responses-table .response-col_status')]
+		.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
 }
 
 /* Fails when the current page shows any action control or action form. */
@@ -439,14 +464,7 @@ try {
 			`${b.querySelector('.opblock-summary-method').textContent.trim()} ` +
 			b.querySelector('.opblock-summary-path').dataset.path));
 		assert.deepEqual(got.sort(), want.sort());
-		const block = await page.evaluateHandle(() => [...document.querySelectorAll('.opblock-get')]
-			.find((b) => b.querySelector('.opblock-summary-path').dataset.path === '/api/v1/health'));
-		await (await block.$('.opblock-summary-control, .opblock-summary')).click();
-		await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
-		await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
-		await page.waitForFunction(() => [...document.querySelectorAll(
-			'.opblock.is-open .live-responses-table .response-col_status')]
-			.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
+		await tryHealth();
 		await shot(page, 'docs');
 	});
 
@@ -595,15 +613,7 @@ try {
 
 	await check('under the /pw mount, /docs "try it out" on GET /api/v1/health answers 200', async () => {
 		await page.goto(authBase + '/docs', {waitUntil: 'domcontentloaded'});
-		const block = await page.waitForFunction(() => [...document.querySelectorAll('.opblock-get')]
-			.find((b) => b.querySelector('.opblock-summary-path')?.dataset.path === '/api/v1/health'),
-		{timeout: WAIT});
-		await (await block.$('.opblock-summary-control, .opblock-summary')).click();
-		await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
-		await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
-		await page.waitForFunction(() => [...document.querySelectorAll(
-			'.opblock.is-open .live-responses-table .response-col_status')]
-			.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
+		await tryHealth();
 		const health = new URL('api/v1/health', authBase + '/').href;
 		assert.ok(page.log.some((r) => r.url === health), `a request of ${health}`);
 		await shot(page, 'prefix-docs');
