@@ -3,7 +3,12 @@
  * pipewright server (tests/browser.sh starts it). Environment:
  *   PW_URL        the server, e.g. http://127.0.0.1:18700
  *   PW_URL_ROLES  a second one whose project has settings.roles
+ *   PW_URL_AUTH   that project behind lighttpd with basic auth, mounted
+ *                 at a prefix (e.g. http://127.0.0.1:18800/pw): users
+ *                 reader, oper, admin (their roles) and stranger (none)
+ *   PW_URL_SCALE  a third one: DAG "big" (1,000 tasks, 100,000 runs)
  *   PW_PROJECT    its project folder (the test creates gate files there)
+ *   PW_PROJECT_ROLES  the roles project's folder
  *   PW_CHROMIUM   the browser binary
  *   PW_ARTIFACTS  where screenshots go
  * Prints "ok - NAME" / "not ok - NAME" per check and a last line
@@ -18,7 +23,10 @@ import puppeteer from 'puppeteer-core';
 const base = process.env.PW_URL;
 const project = process.env.PW_PROJECT;
 const artifacts = process.env.PW_ARTIFACTS;
-const origins = [new URL(base).origin, new URL(process.env.PW_URL_ROLES).origin];
+const authBase = process.env.PW_URL_AUTH;
+const scaleBase = process.env.PW_URL_SCALE;
+const rolesProject = process.env.PW_PROJECT_ROLES;
+const origins = [base, process.env.PW_URL_ROLES, authBase, scaleBase].map((u) => new URL(u).origin);
 const WAIT = 30000;   /* the bound of every wait, ms */
 
 let passed = 0, failed = 0, skipped = 0;
@@ -48,16 +56,30 @@ async function checkIf(route, name, fn) {
 	await check(name, fn);
 }
 
+/*
+ * Runs one check: "ok" or "not ok" with the error and a screenshot. A
+ * check still unsettled after CHECK_BOUND ms fails (a call into the
+ * browser that never answers must not hang make check).
+ */
+const CHECK_BOUND = 6 * WAIT;
 async function check(name, fn) {
+	const t0 = performance.now();
+	let timer;
 	try {
-		await fn();
+		await Promise.race([fn(), new Promise((resolve, reject) => {
+			timer = setTimeout(() => reject(new Error(`no end after ${CHECK_BOUND} ms`)), CHECK_BOUND);
+		})]);
 		passed++;
 		console.log(`ok - ${name}`);
+		console.log(`# ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 	} catch (e) {
 		failed++;
 		console.log(`not ok - ${name}`);
 		console.log(String(e && e.stack || e).replace(/^/gm, '# '));
-		await shot(page, 'failed-' + name.replace(/[^a-z0-9]+/gi, '-')).catch(() => {});
+		await Promise.race([shot(page, 'failed-' + name.replace(/[^a-z0-9]+/gi, '-')),
+			new Promise((r) => setTimeout(r, 10000))]).catch(() => {});
+	} finally {
+		clearTimeout(timer);
 	}
 }
 
@@ -83,21 +105,40 @@ async function until(what, fn) {
 	}
 }
 
-function gate(name) {
-	fs.writeFileSync(path.join(project, 'gates', name), '');
+function gate(name, dir = project) {
+	fs.writeFileSync(path.join(dir, 'gates', name), '');
 }
 
-async function shot(p, name) {
-	await p.screenshot({path: path.join(artifacts, name + '.png'), fullPage: true});
+/* The users of the lighttpd in front of the roles project: name -> password. */
+const users = {reader: 'rpw', oper: 'opw', admin: 'apw', stranger: 'spw'};
+
+/* api() on the lighttpd mount, as user (default oper). */
+async function authApi(rel, init = {}, user = 'oper') {
+	const auth = 'Basic ' + Buffer.from(`${user}:${users[user]}`).toString('base64');
+	const res = await fetch(authBase + '/api/v1/' + rel, {...init,
+		headers: {'Content-Type': 'application/json', Authorization: auth}});
+	const body = await res.json();
+	if (!res.ok)
+		throw new Error(`${init.method || 'GET'} ${rel}: ${res.status} ${JSON.stringify(body)}`);
+	return body;
+}
+
+/* A screenshot; fullPage false: the viewport only (a page 30,000 pixels high takes a minute). */
+async function shot(p, name, fullPage = true) {
+	await p.screenshot({path: path.join(artifacts, name + '.png'), fullPage});
 }
 
 /* Every element naming a DAG, run or task instance also carries data-state. */
 async function hooksComplete() {
-	const bad = await page.$$eval('[data-dag-id], [data-run-id], [data-task-id]', (els) =>
-		els.filter((e) => !e.dataset.state).map((e) => e.outerHTML.slice(0, 120)));
+	/* one evaluate, not $$eval: thousands of element handles take seconds */
+	const bad = await page.evaluate(() => [...document.querySelectorAll(
+		'[data-dag-id], [data-run-id], [data-task-id]')]
+		.filter((e) => !e.dataset.state).map((e) => e.outerHTML.slice(0, 120)));
 	assert.deepEqual(bad, [], 'elements without data-state');
 }
 
+/* How many elements match s (one evaluate, however many there are). */
+const count = (s) => page.evaluate((q) => document.querySelectorAll(q).length, s);
 const sel = (s) => page.waitForSelector(s, {timeout: WAIT});
 const textIn = (s, text) => page.waitForFunction((s, t) =>
 	document.querySelector(s)?.textContent.includes(t), {timeout: WAIT}, s, text);
@@ -109,13 +150,84 @@ const browser = await puppeteer.launch({
 		'--disable-background-networking', '--disable-component-update',
 		'--disable-default-apps', '--disable-sync'],
 });
-const page = await browser.newPage();
+let page = await browser.newPage();
 await page.setViewport({width: 1280, height: 860});
 const requests = [];
 const pageErrors = [];
 page.on('request', (r) => requests.push({url: r.url(), method: r.method()}));
 page.on('pageerror', (e) => pageErrors.push(e.message));
 page.on('dialog', (d) => d.accept());
+
+/*
+ * A page in a browser context of its own (its own credential cache; the
+ * one userPage made before is closed),
+ * signed in as user when given. Its requests go to `requests` too (the
+ * origin check), its JavaScript errors to pageErrors. p.log holds its
+ * requests; p.answers its finished answers {url, method, status, size}
+ * (sizes of bodies; a stream still open is not there); p.settle() waits
+ * until the bodies of those finished are read.
+ */
+let lastContext = null;
+async function userPage(user) {
+	await lastContext?.close();   /* its streams end with it */
+	const context = lastContext = await browser.createBrowserContext();
+	const p = await context.newPage();
+	await p.setViewport({width: 1280, height: 860});
+	if (user)
+		await p.authenticate({username: user, password: users[user]});
+	p.log = [];
+	p.answers = [];
+	const reading = new Set();
+	p.on('request', (r) => {
+		requests.push({url: r.url(), method: r.method()});
+		p.log.push({url: r.url(), method: r.method()});
+	});
+	p.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
+	p.on('dialog', (d) => d.accept());
+	p.on('requestfinished', (r) => {
+		const res = r.response();
+		if (!res)
+			return;
+		const job = res.buffer().then((b) => b.length, () => -1).then((size) => {
+			p.answers.push({url: r.url(), method: r.method(), status: res.status(), size});
+			reading.delete(job);
+		});
+		reading.add(job);
+	});
+	p.settle = async () => {
+		await new Promise((r) => setTimeout(r, 200));
+		await Promise.all([...reading]);
+	};
+	return p;
+}
+
+/* The API answers of p since index from: [{rel, query, status, size}]. */
+function apiAnswers(p, from = 0) {
+	return p.answers.slice(from).filter((a) => /\/api\/v1\//.test(a.url)).map((a) => {
+		const u = new URL(a.url);
+		return {...a, rel: u.pathname.replace(/^.*\/api\/v1\//, ''), query: u.searchParams};
+	});
+}
+
+/* On /docs: "try it out" on GET /api/v1/health, executed; waits for its 200. */
+async function tryHealth() {
+	const block = await page.waitForFunction(() => [...document.querySelectorAll('.opblock-get')]
+		.find((b) => b.querySelector('.opblock-summary-path')?.dataset.path === '/api/v1/health'),
+	{timeout: WAIT});
+	await (await block.$('.opblock-summary-control, .opblock-summary')).click();
+	await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
+	await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
+	await page.waitForFunction(() => [...document.querySelectorAll(
+		'.opblock.is-open .live-responses-table .response-col_status')]
+		.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
+}
+
+/* Fails when the current page shows any action control or action form. */
+async function noActions(where) {
+	const found = await page.$$eval('[data-action], form.trigger', (els) =>
+		els.map((e) => e.outerHTML.slice(0, 100)));
+	assert.deepEqual(found, [], `${where}: action controls shown`);
+}
 
 try {
 	await check('/ui/ lists every DAG with data-dag-id, data-paused and data-state', async () => {
@@ -352,14 +464,7 @@ try {
 			`${b.querySelector('.opblock-summary-method').textContent.trim()} ` +
 			b.querySelector('.opblock-summary-path').dataset.path));
 		assert.deepEqual(got.sort(), want.sort());
-		const block = await page.evaluateHandle(() => [...document.querySelectorAll('.opblock-get')]
-			.find((b) => b.querySelector('.opblock-summary-path').dataset.path === '/api/v1/health'));
-		await (await block.$('.opblock-summary-control, .opblock-summary')).click();
-		await (await page.waitForSelector('.opblock-get.is-open .try-out__btn', {timeout: WAIT})).click();
-		await (await page.waitForSelector('.opblock-get.is-open .execute', {timeout: WAIT})).click();
-		await page.waitForFunction(() => [...document.querySelectorAll(
-			'.opblock.is-open .live-responses-table .response-col_status')]
-			.some((c) => c.textContent.trim() === '200'), {timeout: WAIT});
+		await tryHealth();
 		await shot(page, 'docs');
 	});
 
@@ -375,6 +480,248 @@ try {
 		await shot(page, 'unauthorized');
 		await page.authenticate(null);
 	});
+
+	/* ---- roles: lighttpd's basic auth in front, REMOTE_USER -> settings.roles ---- */
+
+	const mounted = [];   /* the pages that used the /pw mount */
+	await check('a read-only user (lighttpd basic auth) is offered no action on any page', async () => {
+		/* a failed run (flaky: the roles project has no file `ready`) */
+		await authApi('dags/flaky/runs', {method: 'POST', body: JSON.stringify({run_id: 'auth-failed-1'})});
+		await until('auth-failed-1 failed', async () =>
+			(await authApi('dags/flaky/runs/auth-failed-1')).data.state === 'failed');
+		page = await userPage('reader');
+		mounted.push(page);
+		await page.goto(authBase + '/ui/#/dags', {waitUntil: 'domcontentloaded'});
+		await sel('tr[data-dag-id="flaky"][data-state="failed"]');
+		await textIn('#who', 'reader (read)');
+		await noActions('#/dags');
+		await shot(page, 'reader-dags');
+		for (const [hash, ready] of [
+			['#/dags/flaky', 'table.runs tr[data-run-id="auth-failed-1"][data-state="failed"]'],
+			['#/dags/flaky/runs/auth-failed-1', 'tr[data-task-id="check"][data-state="failed"]'],
+			['#/dags/flaky/runs/auth-failed-1/tasks/check', 'section.task[data-task-id="check"][data-state="failed"]'],
+			['#/pools', 'tr[data-pool="default_pool"]'],
+		]) {
+			await page.goto(authBase + '/ui/' + hash, {waitUntil: 'domcontentloaded'});
+			await sel(ready);
+			await noActions(hash);
+			if (hash === '#/dags/flaky/runs/auth-failed-1')
+				await shot(page, 'reader-run');
+		}
+	});
+
+	await check('an operator is offered pause, trigger, retry, clear and mark, but no pool editing', async () => {
+		page = await userPage('oper');
+		mounted.push(page);
+		await page.goto(authBase + '/ui/#/dags', {waitUntil: 'domcontentloaded'});
+		await sel('tr[data-dag-id="flaky"] [data-action="pause"]');
+		await textIn('#who', 'oper (operate)');
+		await page.goto(authBase + '/ui/#/dags/flaky', {waitUntil: 'domcontentloaded'});
+		await sel('section.dag[data-dag-id="flaky"] [data-action="pause"]');
+		await sel('form[data-action="trigger"] textarea[name="conf"]');
+		await sel('table.runs tr[data-run-id="auth-failed-1"] [data-action="retry"]');
+		await page.goto(authBase + '/ui/#/dags/flaky/runs/auth-failed-1', {waitUntil: 'domcontentloaded'});
+		for (const a of ['retry', 'clear', 'mark-success'])
+			await sel(`section.run[data-run-id="auth-failed-1"] [data-action="${a}"]`);
+		await sel('tr[data-task-id="check"] [data-action="mark-success"]');
+		await page.goto(authBase + '/ui/#/pools', {waitUntil: 'domcontentloaded'});
+		await sel('tr[data-pool="default_pool"]');
+		await noActions('#/pools');
+	});
+
+	await check('an admin is offered pool creation and editing', async () => {
+		page = await userPage('admin');
+		mounted.push(page);
+		await page.goto(authBase + '/ui/#/pools', {waitUntil: 'domcontentloaded'});
+		await sel('form[data-action="create-pool"]');
+		await sel('tr[data-pool="default_pool"] [data-action="edit"]');
+		await textIn('#who', 'admin (admin)');
+		await shot(page, 'admin-pools');
+	});
+
+	await check('a user without a role sees the 403 as a message on every page, not a broken page', async () => {
+		page = await userPage('stranger');
+		mounted.push(page);
+		for (const hash of ['#/dags', '#/dags/flaky', '#/dags/flaky/runs/auth-failed-1',
+			'#/dags/flaky/runs/auth-failed-1/tasks/check', '#/pools', '#/system']) {
+			await page.goto(authBase + '/ui/' + hash, {waitUntil: 'domcontentloaded'});
+			await page.waitForFunction(() => [...document.querySelectorAll('#main .msg.error')]
+				.some((m) => m.textContent.includes('403')), {timeout: WAIT});
+			assert.ok(await page.$('header nav a[href="#/pools"]'), `${hash}: the page frame is there`);
+			assert.equal(await page.$('[data-dag-id], [data-run-id], [data-task-id]'), null,
+				`${hash}: nothing of the project shown`);
+			await noActions(hash);
+			if (hash === '#/dags/flaky')
+				await shot(page, 'forbidden');
+		}
+	});
+
+	await check('an action the server refuses (403: the role changed meanwhile) is a message', async () => {
+		page = await userPage('oper');
+		mounted.push(page);
+		await page.goto(authBase + '/ui/#/dags/hello', {waitUntil: 'domcontentloaded'});
+		await sel('section.dag[data-dag-id="hello"][data-paused="false"] [data-action="pause"]');
+		const yml = path.join(rolesProject, 'pipewright.yml');
+		const before = fs.readFileSync(yml, 'utf8');
+		fs.writeFileSync(yml, before.replace('oper: operate', 'oper: read'));
+		try {
+			await page.click('section.dag [data-action="pause"]');
+			await page.waitForFunction(() => [...document.querySelectorAll('#flash .msg.error')]
+				.some((m) => m.textContent.includes('403')), {timeout: WAIT});
+		} finally {
+			fs.writeFileSync(yml, before);
+		}
+		await shot(page, 'action-forbidden');
+		assert.equal((await authApi('dags/hello', {}, 'admin')).data.is_paused, false);
+		assert.ok(await page.$('section.dag[data-dag-id="hello"][data-paused="false"]'),
+			'the page still shows the DAG');
+	});
+
+	/* ---- the /pw mount (SCRIPT_NAME) behind lighttpd ---- */
+
+	await check('under the /pw mount: list the DAGs, trigger from the form, follow the run live', async () => {
+		page = await userPage('oper');
+		mounted.push(page);
+		await page.goto(authBase + '/ui/', {waitUntil: 'domcontentloaded'});
+		await sel('tr[data-dag-id="gated"]');
+		const want = (await authApi('dags')).data.map((d) => d.dag_id).sort();
+		assert.deepEqual(await page.$$eval('tr[data-dag-id]', (rows) =>
+			rows.map((r) => r.dataset.dagId).sort()), want);
+		await page.evaluate(() => {
+			window.__sameDocument = true;
+		});
+		await page.click('tr[data-dag-id="gated"] a[href="#/dags/gated"]');
+		await sel('form[data-action="trigger"] textarea[name="conf"]');
+		await page.type('form[data-action="trigger"] input[name="run_id"]', 'pw-prefix-1');
+		await page.type('form[data-action="trigger"] textarea[name="conf"]', '{"via": "the /pw mount"}');
+		await page.click('form[data-action="trigger"] button[type="submit"]');
+		await sel('a.new-run[data-run-id="pw-prefix-1"]');
+		const run = (await authApi('dags/gated/runs/pw-prefix-1')).data;
+		assert.deepEqual(run.conf, {via: 'the /pw mount'});
+		assert.equal(run.triggered_by, 'oper', 'REMOTE_USER is the run\'s triggered_by');
+		await page.click('a.new-run[data-run-id="pw-prefix-1"]');
+		await sel('section.run[data-run-id="pw-prefix-1"] ~ section tr[data-task-id="first"][data-state="running"]');
+		gate('pw-prefix-1.first.half', rolesProject);
+		gate('pw-prefix-1.first', rolesProject);
+		await sel('tr[data-task-id="second"][data-state="running"]');
+		gate('pw-prefix-1.second', rolesProject);
+		await sel('section.run[data-run-id="pw-prefix-1"][data-state="success"]');
+		await sel('tr[data-task-id="second"][data-state="success"]');
+		assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
+		await shot(page, 'prefix-run');
+	});
+
+	await check('under the /pw mount, /docs "try it out" on GET /api/v1/health answers 200', async () => {
+		await page.goto(authBase + '/docs', {waitUntil: 'domcontentloaded'});
+		await tryHealth();
+		const health = new URL('api/v1/health', authBase + '/').href;
+		assert.ok(page.log.some((r) => r.url === health), `a request of ${health}`);
+		await shot(page, 'prefix-docs');
+	});
+
+	await check('under the /pw mount every request stays under /pw/', async () => {
+		const mount = new URL(authBase + '/');
+		const all = mounted.flatMap((p) => p.log);
+		assert.ok(all.length > 0);
+		const away = all.filter((r) => !r.url.startsWith('data:') &&
+			(new URL(r.url).origin !== mount.origin || !new URL(r.url).pathname.startsWith(mount.pathname)));
+		assert.deepEqual(away, []);
+	});
+
+	/* ---- scale: DAG "big", 1,000 tasks, 100,000 runs ---- */
+
+	const sum = (list) => list.reduce((n, a) => n + a.size, 0);
+	const listLimit = (a) => Number(a.query.get('limit'));
+	await check('at scale, the DAGs page reads one bounded page of runs per DAG', async () => {
+		page = await userPage(null);
+		await page.goto(scaleBase + '/ui/#/dags', {waitUntil: 'domcontentloaded'});
+		await sel('tr[data-dag-id="big"][data-state="failed"]');
+		await page.waitForFunction(() => document.querySelectorAll(
+			'tr[data-dag-id="big"] a.sq[data-run-id]').length === 12, {timeout: WAIT});
+		await page.settle();
+		const got = apiAnswers(page);
+		const runs = got.filter((a) => /^dags\/[^/]+\/runs$/.test(a.rel));
+		assert.equal(runs.length, (await (await fetch(scaleBase + '/api/v1/dags')).json()).data.length);
+		for (const a of runs)
+			assert.ok(listLimit(a) >= 1 && listLimit(a) <= 100, `limit of ${a.url}`);
+		console.log(`# DAGs page: ${got.length} API answers, ${sum(got)} bytes`);
+		assert.ok(sum(got) < 1e6, `${sum(got)} bytes`);
+		await shot(page, 'scale-dags');
+	});
+
+	await check('at scale, the DAG page of 1,000 tasks: Graphviz graph, grid, first page of runs', async () => {
+		const from = page.answers.length;
+		await page.goto(scaleBase + '/ui/#/dags/big', {waitUntil: 'domcontentloaded'});
+		await page.waitForFunction(() => document.querySelectorAll(
+			'.graph svg g[data-task-id]').length === 1000, {timeout: 2 * WAIT});
+		await sel('table.runs tr[data-run-id="scale-100000"]');
+		assert.equal(await count('table.runs tbody tr[data-run-id]'), 25);
+		assert.equal(await count('table.grid tr[data-row]'), 1000);
+		const cols = await count('table.grid thead th[data-col]');
+		assert.ok(cols >= 3 && cols <= 20, `grid columns: ${cols}`);
+		await page.waitForFunction(() => !document.querySelector('table.grid .sq[data-state="none"]'),
+			{timeout: 2 * WAIT});
+		await page.settle();
+		const got = apiAnswers(page, from);
+		const tis = got.filter((a) => /\/runs\/[^/]+\/tasks$/.test(a.rel));
+		assert.equal(tis.length, cols, 'one task-instance page per grid column');
+		for (const a of got.filter((x) => /^dags\/big\/runs$/.test(x.rel)))
+			assert.ok(listLimit(a) <= 25, `limit of ${a.url}`);
+		assert.ok(got.length <= cols + 6, `${got.length} API answers`);
+		const graph = got.find((a) => a.rel === 'dags/big/graph');
+		console.log(`# DAG page of 1,000 tasks: ${got.length} API answers, ${sum(got)} bytes ` +
+			`(graph SVG ${graph?.size}, grid ${cols} runs x ${sum(tis) / cols | 0} bytes)`);
+		/* every run of the 100,000 would be 36 MB at least */
+		assert.ok(sum(got) < 8e6, `${sum(got)} bytes`);
+		await hooksComplete();
+		await shot(page, 'scale-dag', false);
+		for (let i = 0; i < 2; i++) {
+			const t0 = performance.now();
+			await (await fetch(scaleBase + '/api/v1/dags/big/graph')).text();
+			console.log(`# GET /dags/big/graph (Graphviz, 1,000 nodes): ` +
+				`${Math.round(performance.now() - t0)} ms (measured, not asserted)`);
+		}
+	});
+
+	await check('at scale, the runs list pages through 100,000 runs and filters by state', async () => {
+		const firstRow = () => page.$eval('table.runs tbody tr[data-run-id]', (tr) => tr.dataset.runId);
+		const pageTo = async (label, want) => {
+			const from = page.answers.length;
+			await page.evaluate((l) => [...document.querySelectorAll('.pager button')]
+				.find((b) => b.textContent.includes(l)).click(), label);
+			await page.waitForFunction((w) => document.querySelector(
+				'table.runs tbody tr[data-run-id]')?.dataset.runId === w, {timeout: WAIT}, want);
+			await page.settle();
+			const got = apiAnswers(page, from);
+			assert.equal(got.length, 1, 'one request a page');
+			assert.ok(listLimit(got[0]) === 25 && got[0].size < 20000, got[0].url);
+		};
+		assert.equal(await firstRow(), 'scale-100000');
+		await pageTo('older', 'scale-099975');
+		await pageTo('older', 'scale-099950');
+		await pageTo('newer', 'scale-099975');
+		await page.select('select[name="state"]', 'failed');
+		await page.waitForFunction(() => {
+			const rows = [...document.querySelectorAll('table.runs tbody tr[data-run-id]')];
+			return rows.length === 25 && rows[0].dataset.runId === 'scale-100000' &&
+				rows.every((r) => r.dataset.state === 'failed');
+		}, {timeout: WAIT});
+		await textIn('.pager', '10000 runs');
+	});
+
+	await check('at scale, the run page of 1,000 task instances is one request', async () => {
+		const from = page.answers.length;
+		await page.goto(scaleBase + '/ui/#/dags/big/runs/scale-099999', {waitUntil: 'domcontentloaded'});
+		await sel('section.run[data-run-id="scale-099999"][data-state="success"]');
+		await page.waitForFunction(() => document.querySelectorAll(
+			'table.tasks tr[data-task-id]').length === 1000, {timeout: WAIT});
+		await page.settle();
+		const got = apiAnswers(page, from);
+		assert.deepEqual(got.map((a) => a.rel), ['dags/big/runs/scale-099999']);
+		console.log(`# run page of 1,000 tasks: ${sum(got)} bytes`);
+		await shot(page, 'scale-run', false);
+	});
+
 
 	await check('no request leaves the server\'s origin', async () => {
 		assert.ok(requests.length > 0);

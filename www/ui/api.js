@@ -148,9 +148,11 @@ export function onStreamStatus(fn) {
  * the server's periodic end with Last-Event-ID by itself; when it gives up
  * (an answer other than 200, e.g. 503 with every stream slot taken) we
  * open it again after a few seconds with ?last_event_id=, so nothing is
- * lost either way. onOpen runs each time the stream is (re)connected.
+ * lost either way. onOpen runs each time the stream is (re)connected,
+ * onDown each time the browser gives up on it (a 403 for a user without
+ * a role: the page need not wait for a stream that will not come).
  */
-export function listen(filters, onEvent, onOpen = () => {}) {
+export function listen(filters, onEvent, onOpen = () => {}, onDown = () => {}) {
 	closeStream();
 	let lastId = null, delay = 2000;
 	const token = {};
@@ -174,6 +176,7 @@ export function listen(filters, onEvent, onOpen = () => {}) {
 			}
 			statusHook('off');
 			es.close();
+			onDown();
 			retry = setTimeout(open, delay);
 			delay = Math.min(delay * 2, 30000);
 		};

@@ -105,7 +105,8 @@ async function loadRights() {
  * went elsewhere), ctx.flash(kind, text), and ctx.live(filters, onEvent):
  * opens the page's one stream and resolves once it is connected (so the
  * page loads its data after the stream's starting point and misses no
- * event); events are held back until the page calls ctx.ready().
+ * event), or refused, or after 3 s; events are held back until the page
+ * calls ctx.ready().
  */
 function makeContext(main, gen, query) {
 	let held = [], handler = null;
@@ -124,6 +125,10 @@ function makeContext(main, gen, query) {
 			handler = onEvent;
 			return new Promise((resolve) => {
 				const timer = setTimeout(resolve, 3000);
+				const go = () => {
+					clearTimeout(timer);
+					resolve();
+				};
 				api.listen(filters, (type, data, id) => {
 					if (gen !== generation)
 						return;
@@ -131,10 +136,7 @@ function makeContext(main, gen, query) {
 						held.push([type, data, id]);
 					else
 						handler(type, data, id);
-				}, () => {
-					clearTimeout(timer);
-					resolve();
-				});
+				}, go, go);   /* connected, or refused (a 403: the page shows the API's) */
 			});
 		},
 		ready() {

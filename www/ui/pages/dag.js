@@ -11,7 +11,8 @@ import {h, fill, link, time, duration, badge, explain, message, action,
 	finishedRun} from '../dom.js';
 import {runActions} from './run.js';
 
-const GRID_RUNS = 20;   /* runs (columns) in the grid */
+const GRID_RUNS = 20;   /* runs (columns) in the grid at most */
+const GRID_CELLS = 5000; /* cells at most: a DAG of 1,000 tasks shows 5 runs */
 const LIST_PAGE = 25;   /* runs per page of the list */
 
 export async function render(ctx, {dag_id: dagId}) {
@@ -174,12 +175,14 @@ function triggerForm(page) {
 
 /*
  * The grid: one row per task, one column per run (the GRID_RUNS latest,
- * newest right), as in Airflow's grid view. Loaded once (the runs, then
- * each run's task instances); events add runs and recolour cells.
+ * newest right, fewer for a large DAG: at most GRID_CELLS cells, at least
+ * 3 runs), as in Airflow's grid view. Loaded once (the runs, then each
+ * run's task instances); events add runs and recolour cells.
  */
 function makeGrid(page) {
 	const {dag} = page;
 	const tasks = dag.tasks.map((t) => t.task_id);
+	const maxRuns = Math.max(3, Math.min(GRID_RUNS, Math.floor(GRID_CELLS / Math.max(1, tasks.length))));
 	const head = h('tr', {}, h('th', {class: 'task'}, h('span', {class: 'muted'}, 'task \\ run')));
 	const rows = new Map(tasks.map((t) => [t, h('tr', {dataset: {row: t}},
 		h('th', {class: 'task', title: t}, t))]));
@@ -211,7 +214,7 @@ function makeGrid(page) {
 		}
 		runs.set(runId, col);
 		empty.remove();
-		while (runs.size > GRID_RUNS)
+		while (runs.size > maxRuns)
 			drop(older ? head.lastElementChild.dataset.col : head.children[1].dataset.col);
 		return col;
 	}
@@ -242,7 +245,7 @@ function makeGrid(page) {
 	grid.select = select;
 	grid.load = async () => {
 		const list = await api.request(api.path('dags', dag.dag_id, 'runs'),
-			{query: {limit: GRID_RUNS, order_by: '-queued_at'}});
+			{query: {limit: maxRuns, order_by: '-queued_at'}});
 		for (const r of list.data)        /* newest first: each goes left */
 			if (!runs.has(r.run_id))
 				column(r.run_id, r.state, true).bar.dataset.state = r.state;
@@ -360,7 +363,9 @@ function makeList(page) {
 	const tbody = h('tbody');
 	const pager = h('div', {class: 'pager'});
 	const filter = h('select', {name: 'state', onchange: () => {
+		/* a cursor belongs to the filter it was made for: back to the first page */
 		cursors.length = 0;
+		here = null;
 		offset = 0;
 		list.load();
 	}}, ['', 'queued', 'running', 'success', 'failed', 'cancelled'].map((s) =>
