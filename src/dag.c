@@ -8,9 +8,9 @@
  * (duplicate names, unknown upstream, two writers, cycles) run over the tasks
  * that have a name. Errors are reported sorted by line.
  *
- * Lookups by task name and dataset name go through a small open-addressing
- * hash map, so building a DAG is O(tasks + edges) apart from sorting each
- * task's upstream list and the heap of Kahn's algorithm.
+ * Lookups by task name and dataset name go through a hash map (strmap.h),
+ * so building a DAG is O(tasks + edges) apart from sorting each task's
+ * upstream list and the heap of Kahn's algorithm.
  */
 #include "dag.h"
 
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cron.h"
+#include "strmap.h"
 
 /* Airflow's default for max_active_runs. */
 #define PW_DAG_DEFAULT_MAX_ACTIVE_RUNS 16
@@ -113,115 +114,6 @@ static bool valid_env_name(const char *s)
 static bool is_params(const char *dataset)
 {
 	return strncmp(dataset, "params:", 7) == 0;
-}
-
-/* ---- a string -> size_t hash map (keys borrowed) --------------------- */
-
-struct strmap {
-	const char **keys; /* NULL = empty slot */
-	size_t *vals;
-	size_t cap;        /* power of two */
-	size_t n;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Slot of key, or of the empty slot where it would go. */
-static size_t map_slot(const struct strmap *m, const char *key)
-{
-	size_t mask = m->cap - 1;
-	size_t i = (size_t)hash_str(key) & mask;
-	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
-		i = (i + 1) & mask;
-	return i;
-}
-
-/* Prepares a map for about hint keys. Returns 0 or -1. */
-static int map_init(struct strmap *m, size_t hint)
-{
-	size_t cap = 16;
-	while (cap < hint * 2 && cap < SIZE_MAX / 4)
-		cap *= 2;
-	m->keys = calloc(cap, sizeof *m->keys);
-	m->vals = calloc(cap, sizeof *m->vals);
-	m->cap = cap;
-	m->n = 0;
-	return m->keys && m->vals ? 0 : -1;
-}
-
-static void map_free(struct strmap *m)
-{
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof *m);
-}
-
-static bool map_get(const struct strmap *m, const char *key, size_t *val)
-{
-	size_t i = map_slot(m, key);
-	if (!m->keys[i])
-		return false;
-	if (val)
-		*val = m->vals[i];
-	return true;
-}
-
-/* Doubles the table. Returns 0 or -1. */
-static int map_grow(struct strmap *m)
-{
-	struct strmap big = { 0 };
-	if (m->cap > SIZE_MAX / 4 || map_init(&big, m->cap) != 0) {
-		map_free(&big);
-		return -1;
-	}
-	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->keys[i])
-			continue;
-		size_t j = map_slot(&big, m->keys[i]);
-		big.keys[j] = m->keys[i];
-		big.vals[j] = m->vals[i];
-	}
-	big.n = m->n;
-	map_free(m);
-	*m = big;
-	return 0;
-}
-
-/*
- * Pointer to key's value, inserting it with value 0 when absent (*created
- * then true). NULL when out of memory.
- */
-static size_t *map_ref(struct strmap *m, const char *key, bool *created)
-{
-	if ((m->n + 1) * 2 > m->cap && map_grow(m) != 0)
-		return NULL;
-	size_t i = map_slot(m, key);
-	*created = !m->keys[i];
-	if (*created) {
-		m->keys[i] = key;
-		m->vals[i] = 0;
-		m->n++;
-	}
-	return &m->vals[i];
-}
-
-/* Sets key to val. Returns 0 or -1. */
-static int map_put(struct strmap *m, const char *key, size_t val)
-{
-	bool created;
-	size_t *v = map_ref(m, key, &created);
-	if (!v)
-		return -1;
-	*v = val;
-	return 0;
 }
 
 /* ---- small vectors -------------------------------------------------- */
@@ -554,7 +446,7 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 		     bool is_outputs)
 {
 	int rc = -1;
-	struct strmap seen = { 0 };
+	pw_strmap seen = { 0 };
 	bool one = json_object_is_type(val, json_type_string); /* Kedro's node(inputs="a") */
 
 	if (!one && !json_object_is_type(val, json_type_array))
@@ -563,7 +455,7 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 	size_t n = one ? 1 : json_object_array_length(val);
 	/* Short lists are searched directly; long ones through a map. */
 	bool use_map = n > 16;
-	if (use_map && map_init(&seen, n) != 0)
+	if (use_map && pw_strmap_init(&seen, n) != 0)
 		goto out;
 	pw_strv_free(out);
 	if (lines)
@@ -587,7 +479,7 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 		}
 		if (use_map) {
 			bool created;
-			if (!map_ref(&seen, s, &created))
+			if (!pw_strmap_ref(&seen, s, strlen(s), &created))
 				goto out;
 			if (!created)
 				continue;
@@ -601,7 +493,7 @@ static int read_strv(struct vctx *c, json_object *obj, const char *key,
 	}
 	rc = 0;
 out:
-	map_free(&seen);
+	pw_strmap_free(&seen);
 	return rc;
 }
 
@@ -1141,24 +1033,26 @@ struct gsrc {
  * two writers). Tasks without a name are left out. Returns 0 or -1.
  */
 static int index_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
-		       struct strmap *names, struct strmap *writers)
+		       pw_strmap *names, pw_strmap *writers)
 {
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		const pw_task *t = &dag->tasks[i];
-		size_t j;
+		bool created;
 		if (!t->name)
 			continue;
-		if (!map_get(names, t->name, &j)) {
-			if (map_put(names, t->name, i) != 0)
-				return -1;
+		size_t *j = pw_strmap_ref(names, t->name, strlen(t->name), &created);
+		if (!j)
+			return -1;
+		if (created) {
+			*j = i;
 		} else if (g->origin) {
 			if (verr(c, t->line_start,
 				 "task '%s' is defined in both DAG '%s' and DAG '%s'",
-				 t->name, g->origin[j], g->origin[i]) != 0)
+				 t->name, g->origin[*j], g->origin[i]) != 0)
 				return -1;
 		} else if (verr(c, t->line_start,
 				"duplicate task '%s' (first defined at line %d)",
-				t->name, dag->tasks[j].line_start) != 0) {
+				t->name, dag->tasks[*j].line_start) != 0) {
 			return -1;
 		}
 	}
@@ -1168,13 +1062,13 @@ static int index_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
 			continue;
 		for (size_t k = 0; k < t->outputs.n; k++) {
 			const char *d = t->outputs.v[k];
-			size_t j;
-			if (!map_get(writers, d, &j)) {
-				if (map_put(writers, d, i) != 0)
-					return -1;
-				continue;
-			}
-			if (j == i)
+			bool created;
+			size_t *j = pw_strmap_ref(writers, d, strlen(d), &created);
+			if (!j)
+				return -1;
+			if (created)
+				*j = i;
+			if (*j == i)
 				continue;
 			int line = g->meta && k < g->meta[i].out_lines.n
 					   ? g->meta[i].out_lines.v[k]
@@ -1184,7 +1078,7 @@ static int index_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
 						      "Output(s) ['%s'] are returned by more than one "
 						      "nodes. Node outputs must be unique.", d) != 0
 				      : verr(c, line, "dataset '%s' is written by both '%s' and '%s'",
-					     d, dag->tasks[j].name, t->name) != 0)
+					     d, dag->tasks[*j].name, t->name) != 0)
 				return -1;
 		}
 	}
@@ -1197,7 +1091,7 @@ static int index_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
  * Returns 0 or -1.
  */
 static int link_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
-		      const struct strmap *names, const struct strmap *writers)
+		      const pw_strmap *names, const pw_strmap *writers)
 {
 	int rc = -1;
 	struct sizev tmp = { 0 };
@@ -1205,13 +1099,13 @@ static int link_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
 
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		pw_task *t = &dag->tasks[i];
-		size_t j;
+		const size_t *j;
 		if (!t->name)
 			continue;
 		tmp.n = 0;
 		for (size_t k = 0; k < t->upstream.n; k++) {
-			if (map_get(names, t->upstream.v[k], &j)) {
-				if (sizev_push(&tmp, j) != 0)
+			if ((j = pw_strmap_gets(names, t->upstream.v[k]))) {
+				if (sizev_push(&tmp, *j) != 0)
 					goto out;
 				continue;
 			}
@@ -1224,9 +1118,9 @@ static int link_tasks(struct vctx *c, pw_dag *dag, const struct gsrc *g,
 		}
 		for (size_t k = 0; k < t->inputs.n; k++) {
 			if (is_params(t->inputs.v[k]) ||
-			    !map_get(writers, t->inputs.v[k], &j))
+			    !(j = pw_strmap_gets(writers, t->inputs.v[k])))
 				continue;
-			if (sizev_push(&tmp, j) != 0)
+			if (sizev_push(&tmp, *j) != 0)
 				goto out;
 		}
 		if (tmp.n == 0)
@@ -1404,10 +1298,10 @@ out:
 static int build_graph(struct vctx *c, pw_dag *dag, const struct gsrc *g)
 {
 	int rc = -1;
-	struct strmap names = { 0 }, writers = { 0 };
+	pw_strmap names = { 0 }, writers = { 0 };
 
-	if (map_init(&names, dag->n_tasks) != 0 ||
-	    map_init(&writers, dag->n_tasks) != 0)
+	if (pw_strmap_init(&names, dag->n_tasks) != 0 ||
+	    pw_strmap_init(&writers, dag->n_tasks) != 0)
 		goto out;
 	if (index_tasks(c, dag, g, &names, &writers) != 0 ||
 	    link_tasks(c, dag, g, &names, &writers) != 0 ||
@@ -1415,8 +1309,8 @@ static int build_graph(struct vctx *c, pw_dag *dag, const struct gsrc *g)
 		goto out;
 	rc = 0;
 out:
-	map_free(&names);
-	map_free(&writers);
+	pw_strmap_free(&names);
+	pw_strmap_free(&writers);
 	return rc;
 }
 
@@ -1604,41 +1498,44 @@ int pw_dag_io(const pw_dag *dag, const bool *selected, pw_strv *inputs,
 {
 	enum { READ = 1, WRITTEN = 2 };
 	int rc = -1;
-	struct strmap m = { 0 };
+	pw_strmap m = { 0 };
 	bool created;
 
-	if (map_init(&m, 64) != 0)
+	if (pw_strmap_init(&m, 64) != 0)
 		goto out;
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		const pw_task *t = &dag->tasks[i];
 		if (selected && !selected[i])
 			continue;
 		for (size_t k = 0; k < t->inputs.n; k++) {
-			size_t *f = map_ref(&m, t->inputs.v[k], &created);
+			const char *d = t->inputs.v[k];
+			size_t *f = pw_strmap_ref(&m, d, strlen(d), &created);
 			if (!f)
 				goto out;
 			*f |= READ;
 		}
 		for (size_t k = 0; k < t->outputs.n; k++) {
-			size_t *f = map_ref(&m, t->outputs.v[k], &created);
+			const char *d = t->outputs.v[k];
+			size_t *f = pw_strmap_ref(&m, d, strlen(d), &created);
 			if (!f)
 				goto out;
 			*f |= WRITTEN;
 		}
 	}
 	for (size_t i = 0; i < m.cap; i++) {
-		if (!m.keys[i])
+		const pw_strmap_ent *e = &m.v[i];
+		if (!e->key)
 			continue;
-		if (m.vals[i] == READ && pw_strv_push(inputs, m.keys[i]) != 0)
+		if (e->val == READ && pw_strv_push(inputs, e->key) != 0)
 			goto out;
-		if (m.vals[i] == WRITTEN && pw_strv_push(outputs, m.keys[i]) != 0)
+		if (e->val == WRITTEN && pw_strv_push(outputs, e->key) != 0)
 			goto out;
 	}
 	pw_strv_sort(inputs);
 	pw_strv_sort(outputs);
 	rc = 0;
 out:
-	map_free(&m);
+	pw_strmap_free(&m);
 	if (rc != 0) {
 		pw_strv_free(inputs);
 		pw_strv_free(outputs);

@@ -10,6 +10,7 @@
  */
 #include "doc.h"
 #include "jsonnum.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,8 +54,8 @@ static size_t ent_hash(const void *ptr, const char *key)
 {
 	uint64_t h = (uint64_t)(uintptr_t)ptr * 0x9E3779B97F4A7C15ull;
 
-	for (const unsigned char *p = (const unsigned char *)key; p && *p; p++)
-		h = (h ^ *p) * 0x100000001B3ull;
+	if (key)
+		h = pw_fnv1a_str(h, key);
 	return (size_t)(h ^ (h >> 31));
 }
 
