@@ -23,7 +23,7 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 	-D_GNU_SOURCE -Isrc -Ifcgi -I$builddir
 	$(pkg-config --cflags json-c yaml-0.1 sqlite3 libgvc)"
 libs="$(pkg-config --libs json-c yaml-0.1 sqlite3 libgvc libcgraph) -lfcgi -lpthread -lm"
-lib="src/util.c src/strmap.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/slice.c src/cron.c"
+lib="src/util.c src/strmap.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/dag_fields.c src/dag_graph.c src/slice.c src/cron.c"
 # the request target: libpipewright and the fcgi library, all but main.c
 full="$lib src/project.c src/store.c src/graph.c
 	$(ls fcgi/*.c | grep -v fcgi/main.c)"
