@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 struct intv {
 	int *v;
 	size_t n, cap;
@@ -17,14 +19,8 @@ struct intv {
 
 static inline int intv_push(struct intv *iv, int x)
 {
-	if (iv->n == iv->cap) {
-		size_t cap = iv->cap ? iv->cap * 2 : 8;
-		int *v = realloc(iv->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		iv->v = v;
-		iv->cap = cap;
-	}
+	if (pw_grow(&iv->v, iv->n, &iv->cap, sizeof *iv->v, 8) != 0)
+		return -1;
 	iv->v[iv->n++] = x;
 	return 0;
 }
@@ -36,14 +32,8 @@ struct sizev {
 
 static inline int sizev_push(struct sizev *sv, size_t x)
 {
-	if (sv->n == sv->cap) {
-		size_t cap = sv->cap ? sv->cap * 2 : 16;
-		size_t *v = realloc(sv->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		sv->v = v;
-		sv->cap = cap;
-	}
+	if (pw_grow(&sv->v, sv->n, &sv->cap, sizeof *sv->v, 16) != 0)
+		return -1;
 	sv->v[sv->n++] = x;
 	return 0;
 }
