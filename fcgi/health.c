@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "api.h"
+#include "strmap.h"
 
 /* A heartbeat younger than this means the runner is running. */
 #define RUNNER_FRESH_MS 10000
@@ -100,16 +101,6 @@ static long long mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* FNV-1a of s: tells a reopened connection to another database. */
-static uint64_t path_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
 }
 
 /*
@@ -294,7 +285,8 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 {
 	pw_store *store = pw_req_store(req);
 	long long mono = mono_ms();
-	uint64_t hash = store ? path_hash(pw_store_path(store)) : 0;
+	/* the path's FNV-1a tells a reopened connection to another database */
+	uint64_t hash = store ? pw_fnv1a_str(PW_FNV1A_INIT, pw_store_path(store)) : 0;
 	wal_sig wal;
 
 	/* Before the read: a commit after the stat is seen at the next one. */

@@ -10,6 +10,7 @@
  */
 #include "doc.h"
 #include "jsonnum.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,8 +54,8 @@ static size_t ent_hash(const void *ptr, const char *key)
 {
 	uint64_t h = (uint64_t)(uintptr_t)ptr * 0x9E3779B97F4A7C15ull;
 
-	for (const unsigned char *p = (const unsigned char *)key; p && *p; p++)
-		h = (h ^ *p) * 0x100000001B3ull;
+	if (key)
+		h = pw_fnv1a_str(h, key);
 	return (size_t)(h ^ (h >> 31));
 }
 
@@ -397,14 +398,8 @@ static void frame_free(struct frame *f)
 /* Defines (or redefines) anchor name as val (a new reference is taken). */
 static int anchor_add(struct ybuild *b, const char *name, json_object *val)
 {
-	if (b->nanc == b->anccap) {
-		size_t cap = b->anccap ? b->anccap * 2 : 8;
-		struct anchor *v = realloc(b->anc, cap * sizeof *v);
-		if (!v)
-			return -1;
-		b->anc = v;
-		b->anccap = cap;
-	}
+	if (pw_grow(&b->anc, b->nanc, &b->anccap, sizeof *b->anc, 8) != 0)
+		return -1;
 	char *copy = strdup(name);
 	if (!copy)
 		return -1;
@@ -794,15 +789,9 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 		json_object_put(obj);
 		return yerr(b, line, NULL, "%s", "too deeply nested");
 	}
-	if (b->depth == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct frame *st = realloc(b->st, cap * sizeof *st);
-		if (!st) {
-			json_object_put(obj);
-			return oom(b);
-		}
-		b->st = st;
-		b->cap = cap;
+	if (pw_grow(&b->st, b->depth, &b->cap, sizeof *b->st, 16) != 0) {
+		json_object_put(obj);
+		return oom(b);
 	}
 	f = &b->st[b->depth++];
 	memset(f, 0, sizeof *f);

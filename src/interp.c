@@ -264,14 +264,8 @@ static int resolve_at(resolver *r, json_object *parent, const char *key, const c
 		if (r->n >= INTERP_MAX_DEPTH)
 			return fail(r, "InterpolationResolutionError",
 				    "interpolations nest too deeply");
-		if (r->n == r->cap) {
-			size_t cap = r->cap ? r->cap * 2 : 8;
-			frame *st = realloc(r->stack, cap * sizeof *st);
-			if (!st)
-				return oom(r);
-			r->stack = st;
-			r->cap = cap;
-		}
+		if (pw_grow(&r->stack, r->n, &r->cap, sizeof *r->stack, 8) != 0)
+			return oom(r);
 		frame *f = &r->stack[r->n];
 		f->str = v;
 		f->parent = parent;

@@ -22,6 +22,7 @@
 #include "interp.h"
 #include "slice.h"
 #include "store.h"
+#include "strmap.h"
 
 #define PROJECT_FILE "pipewright.yml"
 #define DEFAULT_ENV "local"
@@ -1083,16 +1084,13 @@ pw_dag *pw_project_pipeline(const pw_project *p, const char *name, bool *owned,
 static void fingerprint_add(unsigned long long *sum, unsigned long long *count,
 			    const struct stat *st)
 {
-	unsigned long long h = 1469598103934665603ULL;   /* FNV-1a offset */
 	const unsigned long long parts[] = {
 		(unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
 			(unsigned long long)st->st_mtim.tv_nsec,
 		(unsigned long long)st->st_size,
 		(unsigned long long)st->st_ino,
 	};
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-		h = (h ^ parts[i]) * 1099511628211ULL;
-	*sum += h;
+	*sum += pw_fnv1a(PW_FNV1A_INIT, parts, sizeof parts);
 	(*count)++;
 }
 

@@ -2,94 +2,12 @@
 #include "slice.h"
 
 #include "interp.h"
+#include "strmap.h"
 
 #include <dirent.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* --- a string-keyed map of borrowed keys ------------------------------ */
-
-/*
- * Open addressing over (pointer, length) keys that point into strings owned
- * elsewhere (the DAG or the request), so a key may be a prefix of a string
- * ("df" of the transcoded "df@pandas") without a copy. Sized once for an
- * upper bound of entries; never grows.
- */
-typedef struct smap_ent {
-	const char *key; /* NULL = free slot */
-	size_t len;
-	size_t val;
-} smap_ent;
-
-typedef struct smap {
-	smap_ent *v;
-	size_t mask;
-} smap;
-
-/* Allocates room for up to max_entries keys. Returns 0 or -1. */
-static int smap_init(smap *m, size_t max_entries)
-{
-	size_t cap = 16;
-	while (cap < 2 * max_entries + 1)
-		cap *= 2;
-	m->v = calloc(cap, sizeof *m->v);
-	m->mask = cap - 1;
-	return m->v ? 0 : -1;
-}
-
-static void smap_free(smap *m)
-{
-	free(m->v);
-	m->v = NULL;
-}
-
-/* FNV-1a over len bytes. */
-static size_t smap_hash(const char *k, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
-/* The slot holding key, or the free slot where it would go. */
-static smap_ent *smap_slot(const smap *m, const char *k, size_t len)
-{
-	size_t i = smap_hash(k, len) & m->mask;
-	while (m->v[i].key &&
-	       (m->v[i].len != len || memcmp(m->v[i].key, k, len) != 0))
-		i = (i + 1) & m->mask;
-	return &m->v[i];
-}
-
-/* Pointer to the value stored for key, or NULL. */
-static size_t *smap_get(const smap *m, const char *k, size_t len)
-{
-	smap_ent *e = smap_slot(m, k, len);
-	return e->key ? &e->val : NULL;
-}
-
-static size_t *smap_gets(const smap *m, const char *k)
-{
-	return smap_get(m, k, strlen(k));
-}
-
-/*
- * Inserts key with val unless present (the first value wins). Returns true
- * when the key was new. The caller sized the map, so there is always room.
- */
-static bool smap_put(smap *m, const char *k, size_t len, size_t val)
-{
-	smap_ent *e = smap_slot(m, k, len);
-	if (e->key)
-		return false;
-	*e = (smap_ent){k, len, val};
-	return true;
-}
 
 /* --- small helpers ---------------------------------------------------- */
 
@@ -142,21 +60,27 @@ static void close_over(const pw_dag *dag, bool *mark, size_t *stack,
 
 /* --- the filters ------------------------------------------------------ */
 
+/*
+ * Every map here borrows its keys from the DAG or the request (a key may be
+ * a prefix: "df" of the transcoded "df@pandas") and is sized by
+ * pw_strmap_init for all it gets, so pw_strmap_add cannot fail (strmap.h).
+ */
+
 /* Kedro's only_nodes_with_tags: tasks with any of the tags. */
 static int filter_tags(const pw_dag *dag, const pw_strv *tags, bool *mark)
 {
-	smap m;
-	if (smap_init(&m, tags->n) != 0)
+	pw_strmap m;
+	if (pw_strmap_init(&m, tags->n) != 0)
 		return -1;
 	for (size_t i = 0; i < tags->n; i++)
-		smap_put(&m, tags->v[i], strlen(tags->v[i]), i);
+		(void)pw_strmap_add(&m, tags->v[i], strlen(tags->v[i]), i);
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		const pw_strv *tt = &dag->tasks[i].tags;
 		for (size_t k = 0; k < tt->n && !mark[i]; k++)
-			if (smap_gets(&m, tt->v[k]))
+			if (pw_strmap_gets(&m, tt->v[k]))
 				mark[i] = true;
 	}
-	smap_free(&m);
+	pw_strmap_free(&m);
 	return 0;
 }
 
@@ -165,7 +89,7 @@ static int filter_tags(const pw_dag *dag, const pw_strv *tags, bool *mark)
  * ValueError, with "Did you mean" listing the task names that end in
  * ".<name>" (namespaced tasks). names_map maps task names to indices.
  */
-static int filter_names(const pw_dag *dag, const smap *names_map,
+static int filter_names(const pw_dag *dag, const pw_strmap *names_map,
 			const pw_strv *names, bool *mark, pw_kerror *err)
 {
 	pw_strv unknown = {0}, suggest = {0};
@@ -173,7 +97,7 @@ static int filter_names(const pw_dag *dag, const smap *names_map,
 	int rc = -1;
 
 	for (size_t i = 0; i < names->n; i++) {
-		const size_t *idx = smap_gets(names_map, names->v[i]);
+		const size_t *idx = pw_strmap_gets(names_map, names->v[i]);
 		if (idx)
 			mark[*idx] = true;
 		else if (pw_strv_add_unique(&unknown, names->v[i]) != 0)
@@ -230,7 +154,7 @@ out:
 static int seed_datasets(const pw_dag *dag, const pw_strv *names,
 			 bool use_inputs, bool *mark, pw_kerror *err)
 {
-	smap all = {0}, req = {0};
+	pw_strmap all = {0}, req = {0};
 	pw_strv missing = {0};
 	char *repr = NULL;
 	size_t total = 0;
@@ -239,7 +163,8 @@ static int seed_datasets(const pw_dag *dag, const pw_strv *names,
 	for (size_t i = 0; i < dag->n_tasks; i++)
 		total += dag->tasks[i].inputs.n + dag->tasks[i].outputs.n;
 	/* Each dataset may add itself and its stripped name. */
-	if (smap_init(&all, 2 * total) != 0 || smap_init(&req, names->n) != 0)
+	if (pw_strmap_init(&all, 2 * total) != 0 ||
+	    pw_strmap_init(&req, names->n) != 0)
 		goto oom;
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		const pw_task *t = &dag->tasks[i];
@@ -247,16 +172,16 @@ static int seed_datasets(const pw_dag *dag, const pw_strv *names,
 			const pw_strv *ds = side ? &t->outputs : &t->inputs;
 			for (size_t k = 0; k < ds->n; k++) {
 				const char *d = ds->v[k];
-				smap_put(&all, d, strlen(d), 0);
-				smap_put(&all, d, strip_transcoding_len(d), 0);
+				(void)pw_strmap_add(&all, d, strlen(d), 0);
+				(void)pw_strmap_add(&all, d, strip_transcoding_len(d), 0);
 			}
 		}
 	}
 	for (size_t i = 0; i < names->n; i++) {
 		const char *r = names->v[i];
-		if (!smap_gets(&all, r) && pw_strv_add_unique(&missing, r) != 0)
+		if (!pw_strmap_gets(&all, r) && pw_strv_add_unique(&missing, r) != 0)
 			goto oom;
-		smap_put(&req, r, strlen(r), 0);
+		(void)pw_strmap_add(&req, r, strlen(r), 0);
 	}
 	if (missing.n > 0) {
 		pw_strv_sort(&missing);
@@ -273,8 +198,8 @@ static int seed_datasets(const pw_dag *dag, const pw_strv *names,
 		for (size_t k = 0; k < ds->n && !mark[i]; k++) {
 			const char *d = ds->v[k];
 			size_t stripped = strip_transcoding_len(d);
-			if (smap_gets(&req, d) ||
-			    (d[stripped] == '@' && smap_get(&req, d, stripped)))
+			if (pw_strmap_gets(&req, d) ||
+			    (d[stripped] == '@' && pw_strmap_get(&req, d, stripped)))
 				mark[i] = true;
 		}
 	}
@@ -285,8 +210,8 @@ oom:
 out:
 	free(repr);
 	pw_strv_free(&missing);
-	smap_free(&all);
-	smap_free(&req);
+	pw_strmap_free(&all);
+	pw_strmap_free(&req);
 	return rc;
 }
 
@@ -302,21 +227,21 @@ static int filter_namespaces(const pw_dag *dag, const pw_strv *nss, bool *mark,
 	pw_strv uniq = {0}, unfound = {0};
 	bool *found = NULL;
 	char *repr = NULL;
-	smap m = {0};
+	pw_strmap m = {0};
 	int rc = -1;
 
-	if (unique_copy(nss, &uniq) != 0 || smap_init(&m, uniq.n) != 0 ||
+	if (unique_copy(nss, &uniq) != 0 || pw_strmap_init(&m, uniq.n) != 0 ||
 	    !(found = calloc(uniq.n, sizeof *found)))
 		goto oom;
 	for (size_t i = 0; i < uniq.n; i++)
-		smap_put(&m, uniq.v[i], strlen(uniq.v[i]), i);
+		(void)pw_strmap_add(&m, uniq.v[i], strlen(uniq.v[i]), i);
 	for (size_t i = 0; i < dag->n_tasks; i++) {
 		const char *ns = dag->tasks[i].namespace_;
 		if (!ns || !*ns)
 			continue;
 		for (size_t len = 1;; len++) {
 			if (ns[len] == '.' || ns[len] == '\0') {
-				const size_t *at = smap_get(&m, ns, len);
+				const size_t *at = pw_strmap_get(&m, ns, len);
 				if (at) {
 					found[*at] = true;
 					mark[i] = true;
@@ -345,7 +270,7 @@ oom:
 out:
 	free(repr);
 	free(found);
-	smap_free(&m);
+	pw_strmap_free(&m);
 	pw_strv_free(&uniq);
 	pw_strv_free(&unfound);
 	return rc;
@@ -392,7 +317,7 @@ int pw_slice(const pw_dag *dag, const pw_slice_req *req, bool *selected,
 	};
 	bool *mark = calloc(n ? n : 1, sizeof *mark);
 	size_t *stack = malloc((n ? n : 1) * sizeof *stack);
-	smap names = {0};
+	pw_strmap names = {0};
 	int rc = -1;
 
 	if (!mark || !stack) {
@@ -401,12 +326,12 @@ int pw_slice(const pw_dag *dag, const pw_slice_req *req, bool *selected,
 	}
 	if (args[STEP_FROM_NODES]->n || args[STEP_TO_NODES]->n ||
 	    args[STEP_NODE_NAMES]->n) {
-		if (smap_init(&names, n) != 0) {
+		if (pw_strmap_init(&names, n) != 0) {
 			set_oom(err);
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++)
-			smap_put(&names, dag->tasks[i].name,
+			(void)pw_strmap_add(&names, dag->tasks[i].name,
 				 strlen(dag->tasks[i].name), i);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -463,7 +388,7 @@ int pw_slice(const pw_dag *dag, const pw_slice_req *req, bool *selected,
 	}
 	rc = 0;
 out:
-	smap_free(&names);
+	pw_strmap_free(&names);
 	free(mark);
 	free(stack);
 	return rc;
@@ -684,7 +609,7 @@ int pw_only_missing_outputs(const pw_dag *dag, const pw_catalog_view *cat,
 	size_t n = dag->n_tasks, total = 0;
 	bool *needed = calloc(n ? n : 1, sizeof *needed);
 	bool *keep = calloc(n ? n : 1, sizeof *keep);
-	smap producer = {0};
+	pw_strmap producer = {0};
 	int rc = -1;
 
 	if (!needed || !keep)
@@ -692,14 +617,14 @@ int pw_only_missing_outputs(const pw_dag *dag, const pw_catalog_view *cat,
 	for (size_t i = 0; i < n; i++)
 		if (selected[i])
 			total += dag->tasks[i].outputs.n;
-	if (smap_init(&producer, total) != 0)
+	if (pw_strmap_init(&producer, total) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (!selected[i])
 			continue;
 		const pw_strv *o = &dag->tasks[i].outputs;
 		for (size_t k = 0; k < o->n; k++)
-			smap_put(&producer, o->v[k], strlen(o->v[k]), i);
+			(void)pw_strmap_add(&producer, o->v[k], strlen(o->v[k]), i);
 	}
 
 	for (size_t r = n; r-- > 0;) {
@@ -723,7 +648,7 @@ int pw_only_missing_outputs(const pw_dag *dag, const pw_catalog_view *cat,
 			const char *in = t->inputs.v[k];
 			const size_t *p;
 			if (is_params(in) ||
-			    !(p = smap_get(&producer, in, strlen(in))) ||
+			    !(p = pw_strmap_get(&producer, in, strlen(in))) ||
 			    needed[*p])
 				continue;
 			bool ex = dataset_exists(cat, in, &persisted, &oom);
@@ -737,7 +662,7 @@ int pw_only_missing_outputs(const pw_dag *dag, const pw_catalog_view *cat,
 		selected[i] = keep[i];
 	rc = 0;
 out:
-	smap_free(&producer);
+	pw_strmap_free(&producer);
 	free(needed);
 	free(keep);
 	return rc;

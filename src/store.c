@@ -1,16 +1,16 @@
 /*
- * store.c - the SQLite store: schema, migrations and the writes that
- * belong to no other module (events, queued runs, heartbeat, seeding).
+ * store.c - the SQLite store's connection: opening and configuring it, the
+ * schema and its migrations, transactions, and the statement caches. The
+ * writes that belong to no other module are in store_write.c.
  *
- * Every statement is prepared once per connection (a small cache indexed by
- * enum stmt_id) and uses bound parameters only. SQL errors are logged as
+ * Every statement is prepared once per connection (the store's own in a
+ * small cache indexed by enum stmt_id, the other modules' through
+ * pw_store_stmt) and uses bound parameters only. SQL errors are logged as
  * "pipewright: store: <message>" and reported as PW_ERR.
  */
-#include "store.h"
+#include "store_impl.h"
 
-#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -235,12 +235,6 @@ enum stmt_id {
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
 	ST_USER_VERSION,
-	ST_EVENT_INSERT,
-	ST_RUN_EXISTS,
-	ST_RUN_INSERT,
-	ST_HEARTBEAT,
-	ST_POOL_SEED,
-	ST_DAG_SEED,
 	ST_COUNT
 };
 
@@ -253,33 +247,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RELEASE] = "RELEASE pw_store",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO pw_store",
 	[ST_USER_VERSION] = "PRAGMA user_version",
-	[ST_EVENT_INSERT] =
-		"INSERT INTO events(type, dag_id, run_id, task_id, data, created_at)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[ST_RUN_EXISTS] = "SELECT 1 FROM runs WHERE dag_id = ?1 AND run_id = ?2",
-	[ST_RUN_INSERT] =
-		"INSERT INTO runs(dag_id, run_id, state, run_type, conf, options,"
-		" triggered_by, queued_at, logical_date)"
-		" VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8)",
-	[ST_HEARTBEAT] =
-		"INSERT INTO runner(id, pid, host, started_at, last_heartbeat)"
-		" VALUES (1, ?1, ?2, ?3, ?3)"
-		" ON CONFLICT(id) DO UPDATE SET"
-		"  started_at = CASE WHEN runner.pid IS excluded.pid"
-		"   AND runner.host IS excluded.host"
-		"   AND runner.started_at IS NOT NULL"
-		"   THEN runner.started_at ELSE excluded.started_at END,"
-		"  pid = excluded.pid, host = excluded.host,"
-		"  last_heartbeat = excluded.last_heartbeat",
-	[ST_POOL_SEED] =
-		"INSERT INTO pools(name, slots, description) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT(name) DO NOTHING",
-	[ST_DAG_SEED] =
-		"INSERT INTO dags(dag_id, is_paused, updated_at) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT(dag_id) DO NOTHING",
 };
 
-/* A statement prepared for another store file, keyed by its SQL's address. */
+/* A statement of another module's (pw_store_stmt), keyed by its SQL's address. */
 typedef struct extern_stmt {
 	const char *sql;
 	sqlite3_stmt *st;
@@ -295,15 +265,13 @@ struct pw_store {
 	size_t n_ext;
 };
 
-/* Logs the connection's last error. Returns PW_ERR. */
-static int log_db_error(sqlite3 *db)
+int store_log_db_error(sqlite3 *db)
 {
 	fprintf(stderr, "pipewright: store: %s\n", sqlite3_errmsg(db));
 	return PW_ERR;
 }
 
-/* Logs a message that is not an SQLite error. Returns PW_ERR. */
-static int log_error(const char *msg)
+int store_log_error(const char *msg)
 {
 	fprintf(stderr, "pipewright: store: %s\n", msg);
 	return PW_ERR;
@@ -318,29 +286,24 @@ static sqlite3_stmt *stmt_get(pw_store *s, enum stmt_id id)
 	if (!s->stmt[id] &&
 	    sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 			       &s->stmt[id], NULL) != SQLITE_OK) {
-		log_db_error(s->db);
+		store_log_db_error(s->db);
 		s->stmt[id] = NULL;
 	}
 	return s->stmt[id];
 }
 
-/* Puts a cached statement back: reset, bindings cleared. */
-static void stmt_done(sqlite3_stmt *st)
+void store_stmt_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 }
 
-/*
- * Steps a bound statement that returns no row, then puts it back. Returns
- * PW_OK, or PW_ERR (logged).
- */
-static int stmt_run(pw_store *s, sqlite3_stmt *st)
+int store_stmt_run(pw_store *s, sqlite3_stmt *st)
 {
 	int rc = PW_OK;
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = log_db_error(s->db);
-	stmt_done(st);
+		rc = store_log_db_error(s->db);
+	store_stmt_done(st);
 	return rc;
 }
 
@@ -348,13 +311,7 @@ static int stmt_run(pw_store *s, sqlite3_stmt *st)
 static int exec_cached(pw_store *s, enum stmt_id id)
 {
 	sqlite3_stmt *st = stmt_get(s, id);
-	return st ? stmt_run(s, st) : PW_ERR;
-}
-
-/* Binds text, or NULL when v is NULL. The text must outlive the step. */
-static int bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	return st ? store_stmt_run(s, st) : PW_ERR;
 }
 
 sqlite3 *pw_store_db(pw_store *s)
@@ -378,9 +335,9 @@ static int read_user_version(pw_store *s, int *out)
 		*out = sqlite3_column_int(st, 0);
 		rc = PW_OK;
 	} else {
-		log_db_error(s->db);
+		store_log_db_error(s->db);
 	}
-	stmt_done(st);
+	store_stmt_done(st);
 	return rc;
 }
 
@@ -412,25 +369,18 @@ void pw_store_rollback(pw_store *s)
 		exec_cached(s, ST_ROLLBACK);
 }
 
-/*
- * Opens a unit of work: a BEGIN IMMEDIATE transaction, or a savepoint when
- * the caller already has a transaction open (*nested is set then), so that
- * the store's own multi-statement writes compose with a caller's.
- */
-static int unit_begin(pw_store *s, int *nested)
+int store_unit_begin(pw_store *s, int *nested)
 {
 	*nested = !sqlite3_get_autocommit(s->db);
 	return exec_cached(s, *nested ? ST_SAVEPOINT : ST_BEGIN);
 }
 
-/* Commits what unit_begin opened. */
-static int unit_commit(pw_store *s, int nested)
+int store_unit_commit(pw_store *s, int nested)
 {
 	return exec_cached(s, nested ? ST_RELEASE : ST_COMMIT);
 }
 
-/* Undoes what unit_begin opened; the caller's transaction stays open. */
-static void unit_rollback(pw_store *s, int nested)
+void store_unit_rollback(pw_store *s, int nested)
 {
 	if (!nested) {
 		pw_store_rollback(s);
@@ -737,354 +687,11 @@ void pw_store_close(pw_store *s)
 	free(s->path);
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK) {
 		/* A statement some other module did not finalize. */
-		log_db_error(s->db);
+		store_log_db_error(s->db);
 		sqlite3_close_v2(s->db);
 	}
 	free(s);
 }
-
-/* Adds key: string to obj. Returns 0, or -1 when out of memory. */
-static int add_string(json_object *obj, const char *key, const char *v)
-{
-	json_object *j = json_object_new_string(v);
-	if (!j)
-		return -1;
-	if (json_object_object_add(obj, key, j) != 0) {
-		json_object_put(j);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * The data of an event (see pw_store_add_event), or NULL (logged) when out
- * of memory or extra is not an object.
- */
-static json_object *event_data(const pw_event *ev, long long now)
-{
-	char ts[32];
-	json_object *data = json_object_new_object();
-
-	if (!data)
-		goto oom;
-	if ((ev->dag_id && add_string(data, "dag_id", ev->dag_id)) ||
-	    (ev->run_id && add_string(data, "run_id", ev->run_id)) ||
-	    (ev->task_id && add_string(data, "task_id", ev->task_id)) ||
-	    (ev->state && add_string(data, "state", ev->state)))
-		goto oom;
-	if (ev->previous_state) {
-		if (add_string(data, "previous_state", ev->previous_state))
-			goto oom;
-	} else if (ev->state) {
-		if (json_object_object_add(data, "previous_state", NULL) != 0)
-			goto oom;
-	}
-	if (ev->task_id) {
-		json_object *n = json_object_new_int(ev->try_number);
-		if (!n || json_object_object_add(data, "try_number", n) != 0) {
-			json_object_put(n);
-			goto oom;
-		}
-	}
-	pw_format_iso(now, ts);
-	if (add_string(data, "ts", ts))
-		goto oom;
-	if (ev->extra) {
-		if (!json_object_is_type(ev->extra, json_type_object)) {
-			log_error("event extra data is not an object");
-			json_object_put(data);
-			return NULL;
-		}
-		json_object_object_foreach(ev->extra, key, val) {
-			json_object *v = json_object_get(val);
-			if (json_object_object_add(data, key, v) != 0) {
-				json_object_put(v);
-				goto oom;
-			}
-		}
-	}
-	return data;
-
-oom:
-	log_error("out of memory");
-	json_object_put(data);
-	return NULL;
-}
-
-/*
- * Inserts the event row: columns type, dag_id, run_id, task_id, data
- * (one-line JSON) and created_at. The caller holds a transaction, so that
- * the event commits with the change it describes.
- */
-long long pw_store_add_event(pw_store *s, const pw_event *ev)
-{
-	long long now = pw_now_ms();
-	long long id = PW_ERR;
-	sqlite3_stmt *st = NULL;
-	json_object *data = NULL;
-
-	assert(!sqlite3_get_autocommit(s->db) && "events need a transaction");
-	data = event_data(ev, now);
-	if (!data)
-		goto out;
-	const char *text = json_object_to_json_string_ext(
-		data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (!text) {
-		log_error("out of memory");
-		goto out;
-	}
-	st = stmt_get(s, ST_EVENT_INSERT);
-	if (!st)
-		goto out;
-	bind_text(st, 1, ev->type);
-	bind_text(st, 2, ev->dag_id);
-	bind_text(st, 3, ev->run_id);
-	bind_text(st, 4, ev->task_id);
-	bind_text(st, 5, text);
-	sqlite3_bind_int64(st, 6, now);
-	if (stmt_run(s, st) == PW_OK)
-		id = sqlite3_last_insert_rowid(s->db);
-out:
-	json_object_put(data);
-	return id;
-}
-
-/* Whether dag_id has a run run_id: 1, 0, or PW_ERR (logged). */
-static int run_exists(pw_store *s, const char *dag_id, const char *run_id)
-{
-	int rc;
-	sqlite3_stmt *st = stmt_get(s, ST_RUN_EXISTS);
-	if (!st)
-		return PW_ERR;
-	bind_text(st, 1, dag_id);
-	bind_text(st, 2, run_id);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW:
-		rc = 1;
-		break;
-	case SQLITE_DONE:
-		rc = 0;
-		break;
-	default:
-		rc = log_db_error(s->db);
-		break;
-	}
-	stmt_done(st);
-	return rc;
-}
-
-/*
- * Picks a free generated id for the DAG into buf (>= 48 bytes): the
- * queued_at time, then with -2, -3, ... Must run inside the transaction
- * that inserts the run. Returns PW_OK or PW_ERR.
- */
-static int generate_run_id(pw_store *s, const char *dag_id, long long queued_at,
-			   char *buf, size_t size)
-{
-	char base[32];
-
-	pw_format_run_id(queued_at, base);
-	snprintf(buf, size, "%s", base);
-	for (int n = 2;; n++) {
-		int taken = run_exists(s, dag_id, buf);
-		if (taken != 1)
-			return taken == 0 ? PW_OK : PW_ERR;
-		if (n == INT_MAX)
-			return log_error("no free run id");
-		snprintf(buf, size, "%s-%d", base, n);
-	}
-}
-
-/*
- * Inserts the run as 'queued' with its run.state event (state queued,
- * previous_state null, plus run_type) in one transaction, or in a savepoint
- * of the caller's. conf and options default to {}; run_type NULL means
- * "manual"; queued_at 0 means now. Nothing else is validated.
- */
-int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out)
-{
-	char gen[48];
-	const char *run_id = run->run_id;
-	const char *run_type = run->run_type ? run->run_type : "manual";
-	long long queued_at = run->queued_at ? run->queued_at : pw_now_ms();
-	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
-	json_object *extra = NULL;
-	sqlite3_stmt *st = NULL;
-	int nested = 0, in_tx = 0, rc = PW_ERR;
-
-	if (run_id_out)
-		*run_id_out = NULL;
-	/* Serialized before the transaction; the strings live in the objects. */
-	const char *conf = run->conf
-		? json_object_to_json_string_ext(run->conf, flags) : "{}";
-	const char *options = run->options
-		? json_object_to_json_string_ext(run->options, flags) : "{}";
-	extra = json_object_new_object();
-	if (!conf || !options || !extra ||
-	    add_string(extra, "run_type", run_type)) {
-		log_error("out of memory");
-		goto out;
-	}
-
-	if (unit_begin(s, &nested) != PW_OK)
-		goto out;
-	in_tx = 1;
-	if (run_id) {
-		int taken = run_exists(s, run->dag_id, run_id);
-		if (taken != 0) {
-			rc = taken == 1 ? PW_CONFLICT : PW_ERR;
-			goto out;
-		}
-	} else {
-		if (generate_run_id(s, run->dag_id, queued_at, gen,
-				    sizeof gen) != PW_OK)
-			goto out;
-		run_id = gen;
-	}
-
-	st = stmt_get(s, ST_RUN_INSERT);
-	if (!st)
-		goto out;
-	bind_text(st, 1, run->dag_id);
-	bind_text(st, 2, run_id);
-	bind_text(st, 3, run_type);
-	bind_text(st, 4, conf);
-	bind_text(st, 5, options);
-	bind_text(st, 6, run->triggered_by);
-	sqlite3_bind_int64(st, 7, queued_at);
-	sqlite3_bind_int64(st, 8, run->logical_date ? run->logical_date : queued_at);
-	if (stmt_run(s, st) != PW_OK)
-		goto out;
-
-	pw_event ev = {
-		.type = "run.state",
-		.dag_id = run->dag_id,
-		.run_id = run_id,
-		.state = "queued",
-		.extra = extra,
-	};
-	if (pw_store_add_event(s, &ev) < 0)
-		goto out;
-	if (run_id_out && !(*run_id_out = strdup(run_id))) {
-		log_error("out of memory");
-		goto out;
-	}
-	if (unit_commit(s, nested) != PW_OK)
-		goto out;
-	in_tx = 0;
-	rc = PW_OK;
-	if (!nested)
-		pw_store_wake(s);
-out:
-	if (in_tx)
-		unit_rollback(s, nested);
-	if (rc != PW_OK && run_id_out) {
-		free(*run_id_out);
-		*run_id_out = NULL;
-	}
-	json_object_put(extra);
-	return rc;
-}
-
-/*
- * Upserts the single runner row. started_at is kept while the same pid on
- * the same host keeps beating; a new pid (or host) starts it afresh.
- */
-int pw_store_heartbeat(pw_store *s, int pid, const char *host, long long now)
-{
-	sqlite3_stmt *st = stmt_get(s, ST_HEARTBEAT);
-	if (!st)
-		return PW_ERR;
-	sqlite3_bind_int(st, 1, pid);
-	bind_text(st, 2, host);
-	sqlite3_bind_int64(st, 3, now);
-	return stmt_run(s, st);
-}
-
-/*
- * Checks one pool definition: {"slots": int >= 0, "description"?: string
- * or null}. Returns PW_OK, or PW_ERR with a logged message.
- */
-static int check_pool(const char *name, json_object *def)
-{
-	json_object *slots = NULL, *desc = NULL;
-	const char *why = NULL;
-
-	if (!*name)
-		why = "is not a valid pool name";
-	else if (!json_object_is_type(def, json_type_object))
-		why = "must be an object";
-	else if (!json_object_object_get_ex(def, "slots", &slots) ||
-		 !json_object_is_type(slots, json_type_int))
-		why = "needs an integer \"slots\"";
-	else if (json_object_get_int64(slots) < 0 ||
-		 json_object_get_int64(slots) > INT_MAX)
-		why = "has \"slots\" out of range";
-	else if (json_object_object_get_ex(def, "description", &desc) && desc &&
-		 !json_object_is_type(desc, json_type_string))
-		why = "has a \"description\" that is not a string";
-	if (!why)
-		return PW_OK;
-	fprintf(stderr, "pipewright: store: pool '%s' %s\n", name, why);
-	return PW_ERR;
-}
-
-/*
- * Inserts the pools the table does not have, all or none: every definition
- * is checked first, then inserted with ON CONFLICT DO NOTHING in one
- * transaction (or a savepoint of the caller's). NULL pools is nothing to do.
- */
-int pw_store_seed_pools(pw_store *s, json_object *pools)
-{
-	int nested = 0, rc = PW_ERR;
-
-	if (!pools)
-		return PW_OK;
-	if (!json_object_is_type(pools, json_type_object))
-		return log_error("pools must be an object of name -> "
-				 "{\"slots\", \"description\"}");
-	json_object_object_foreach(pools, name, def) {
-		if (check_pool(name, def) != PW_OK)
-			return PW_ERR;
-	}
-
-	if (unit_begin(s, &nested) != PW_OK)
-		return PW_ERR;
-	sqlite3_stmt *st = stmt_get(s, ST_POOL_SEED);
-	if (!st)
-		goto out;
-	json_object_object_foreach(pools, pname, pdef) {
-		json_object *slots = NULL, *desc = NULL;
-		json_object_object_get_ex(pdef, "slots", &slots);
-		json_object_object_get_ex(pdef, "description", &desc);
-		bind_text(st, 1, pname);
-		sqlite3_bind_int64(st, 2, json_object_get_int64(slots));
-		bind_text(st, 3, desc ? json_object_get_string(desc) : "");
-		if (stmt_run(s, st) != PW_OK)
-			goto out;
-	}
-	if (unit_commit(s, nested) != PW_OK)
-		goto out;
-	rc = PW_OK;
-out:
-	if (rc != PW_OK)
-		unit_rollback(s, nested);
-	return rc;
-}
-
-/* Inserts the DAG's row unless it exists; updated_at is set on a new row. */
-int pw_store_seed_dag(pw_store *s, const char *dag_id, int initially_paused)
-{
-	sqlite3_stmt *st = stmt_get(s, ST_DAG_SEED);
-	if (!st)
-		return PW_ERR;
-	bind_text(st, 1, dag_id);
-	sqlite3_bind_int(st, 2, initially_paused ? 1 : 0);
-	sqlite3_bind_int64(st, 3, pw_now_ms());
-	return stmt_run(s, st);
-}
-
-/* --- intent: commands, pause flags; waking the runner ------------------- */
 
 const char *pw_store_path(pw_store *s)
 {
@@ -1098,172 +705,17 @@ sqlite3_stmt *pw_store_stmt(pw_store *s, const char *sql)
 			return s->ext[i].st;
 	extern_stmt *grown = realloc(s->ext, (s->n_ext + 1) * sizeof *grown);
 	if (!grown) {
-		log_error("out of memory");
+		store_log_error("out of memory");
 		return NULL;
 	}
 	s->ext = grown;
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
 			       NULL) != SQLITE_OK) {
-		log_db_error(s->db);
+		store_log_db_error(s->db);
 		return NULL;
 	}
 	s->ext[s->n_ext++] = (extern_stmt){sql, st};
 	return st;
 }
 
-void pw_store_wake(pw_store *s)
-{
-	char *fifo = pw_asprintf("%s.wake", s->path);
-	if (!fifo)
-		return;
-	/* ENXIO: no runner has the FIFO open; ENOENT: none ever made it. */
-	int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd >= 0) {
-		/* A full FIFO already holds a wake-up: EAGAIN is fine too. */
-		ssize_t ignored = write(fd, "w", 1);
-		(void)ignored;
-		close(fd);
-	}
-	free(fifo);
-}
-
-int pw_store_request(pw_store *s, const char *dag_id, const char *run_id,
-		     const char *kind)
-{
-	return pw_store_command(s, dag_id, run_id, kind, NULL);
-}
-
-int pw_store_command(pw_store *s, const char *dag_id, const char *run_id,
-		     const char *kind, json_object *args)
-{
-	static const char sql[] =
-		"INSERT INTO commands(kind, run_pk, created_at, args)"
-		" SELECT ?1, id, ?2, ?5 FROM runs WHERE dag_id = ?3 AND run_id = ?4";
-	const char *text = args ? json_object_to_json_string_ext(args,
-			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
-	sqlite3_stmt *st = pw_store_stmt(s, sql);
-	if (!st || (args && !text))
-		return PW_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, pw_now_ms());
-	bind_text(st, 3, dag_id);
-	bind_text(st, 4, run_id);
-	bind_text(st, 5, text);
-	int rc = stmt_run(s, st);
-	if (rc == PW_OK && sqlite3_changes(s->db) == 0)
-		return PW_NOTFOUND;
-	if (rc == PW_OK)
-		pw_store_wake(s);
-	return rc;
-}
-
-int pw_store_set_paused(pw_store *s, const char *dag_id, int paused)
-{
-	static const char sql[] =
-		"INSERT INTO dags(dag_id, is_paused, updated_at) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT(dag_id) DO UPDATE SET is_paused = excluded.is_paused,"
-		"  updated_at = excluded.updated_at";
-	int nested = 0;
-	json_object *extra = json_object_new_object();
-	if (!extra || json_object_object_add(extra, "is_paused",
-					     json_object_new_boolean(paused)) != 0) {
-		json_object_put(extra);
-		return log_error("out of memory");
-	}
-	pw_event ev = {.type = "dag.updated", .dag_id = dag_id, .extra = extra};
-	sqlite3_stmt *st = pw_store_stmt(s, sql);
-	int rc = st ? unit_begin(s, &nested) : PW_ERR;
-	if (rc == PW_OK) {
-		bind_text(st, 1, dag_id);
-		sqlite3_bind_int(st, 2, paused ? 1 : 0);
-		sqlite3_bind_int64(st, 3, pw_now_ms());
-		rc = stmt_run(s, st);
-		if (rc == PW_OK && pw_store_add_event(s, &ev) < 0)
-			rc = PW_ERR;
-		if (rc == PW_OK)
-			rc = unit_commit(s, nested);
-		if (rc != PW_OK)
-			unit_rollback(s, nested);
-	}
-	json_object_put(extra);
-	if (rc == PW_OK && !nested)
-		pw_store_wake(s);
-	return rc;
-}
-
-/* --- pruning events ----------------------------------------------------------- */
-
-/* Events deleted per write transaction by pw_store_prune_events. */
-#define PRUNE_BATCH 5000
-
-/*
- * The first column of a one-row query, with ?1 bound to *arg when arg is
- * non-NULL, into *out (dflt when there is no row or it is NULL). Returns
- * PW_OK or PW_ERR (logged).
- */
-static int query_int(pw_store *s, const char *sql, const long long *arg, long long dflt,
-		     long long *out)
-{
-	sqlite3_stmt *st = pw_store_stmt(s, sql);
-	int rc;
-
-	*out = dflt;
-	if (!st)
-		return PW_ERR;
-	if (arg && sqlite3_bind_int64(st, 1, *arg) != SQLITE_OK) {
-		stmt_done(st);
-		return log_db_error(s->db);
-	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		*out = sqlite3_column_int64(st, 0);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		log_db_error(s->db);
-	stmt_done(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? PW_OK : PW_ERR;
-}
-
-int pw_store_prune_events(pw_store *s, long long older_than_ms, long long keep_max)
-{
-	static const char max_sql[] = "SELECT max(id) FROM events";
-	static const char min_sql[] = "SELECT min(id) FROM events";
-	/*
-	 * The oldest event young enough to keep: created_at grows with id, so
-	 * the walk in id order stops there, having seen only what goes.
-	 */
-	static const char young_sql[] =
-		"SELECT id FROM events WHERE created_at >= ?1 ORDER BY id LIMIT 1";
-	static const char delete_sql[] = "DELETE FROM events WHERE id <= ?1";
-	long long max_id, cut = 0, lo, deleted = 0;
-
-	assert(sqlite3_get_autocommit(s->db) && "pruning runs its own transactions");
-	if (query_int(s, max_sql, NULL, 0, &max_id) != PW_OK)
-		return PW_ERR;
-	/* Everything with id <= cut goes. */
-	if (keep_max >= 0 && max_id - keep_max > cut)
-		cut = max_id - keep_max;
-	if (older_than_ms >= 0) {
-		long long cutoff = pw_now_ms() - older_than_ms, young;
-		if (query_int(s, young_sql, &cutoff, max_id + 1, &young) != PW_OK)
-			return PW_ERR;
-		if (young - 1 > cut)
-			cut = young - 1;
-	}
-	/* Oldest first, PRUNE_BATCH ids per statement (its own transaction). */
-	while (cut > 0) {
-		if (query_int(s, min_sql, NULL, cut + 1, &lo) != PW_OK)
-			return PW_ERR;
-		if (lo > cut)
-			break;
-		long long hi = cut - lo >= PRUNE_BATCH ? lo + PRUNE_BATCH - 1 : cut;
-		sqlite3_stmt *st = pw_store_stmt(s, delete_sql);
-		if (!st)
-			return PW_ERR;
-		sqlite3_bind_int64(st, 1, hi);
-		if (stmt_run(s, st) != PW_OK)
-			return PW_ERR;
-		deleted += sqlite3_changes(s->db);
-	}
-	return deleted > INT_MAX ? INT_MAX : (int)deleted;
-}

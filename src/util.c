@@ -5,24 +5,41 @@
 #include <errno.h>
 #include <json-c/printbuf.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+/* --- growable arrays ---------------------------------------------------- */
+
+int pw_grow(void *arr, size_t n, size_t *cap, size_t elem_size, size_t first)
+{
+	void *v, *grown;
+	size_t want;
+
+	if (n < *cap)
+		return 0;
+	want = *cap ? *cap * 2 : first;
+	if (want <= n || want > SIZE_MAX / elem_size)
+		return -1;
+	/* *arr is a T **; object pointers share one representation (POSIX). */
+	memcpy(&v, arr, sizeof v);
+	grown = realloc(v, want * elem_size);
+	if (!grown)
+		return -1;
+	memcpy(arr, &grown, sizeof grown);
+	*cap = want;
+	return 0;
+}
+
 /* --- string vectors ---------------------------------------------------- */
 
 int pw_strv_push(pw_strv *sv, const char *s)
 {
-	if (sv->n == sv->cap) {
-		size_t cap = sv->cap ? sv->cap * 2 : 8;
-		char **v = realloc(sv->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		sv->v = v;
-		sv->cap = cap;
-	}
+	if (pw_grow(&sv->v, sv->n, &sv->cap, sizeof *sv->v, 8) != 0)
+		return -1;
 	char *copy = strdup(s);
 	if (!copy)
 		return -1;
@@ -219,14 +236,8 @@ int pw_json_quote(struct printbuf *pb, const char *s)
 int pw_errors_add(pw_errors *errs, const char *file, int line,
 		  const char *type, const char *fmt, ...)
 {
-	if (errs->n == errs->cap) {
-		size_t cap = errs->cap ? errs->cap * 2 : 8;
-		pw_error *v = realloc(errs->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		errs->v = v;
-		errs->cap = cap;
-	}
+	if (pw_grow(&errs->v, errs->n, &errs->cap, sizeof *errs->v, 8) != 0)
+		return -1;
 	pw_error e = {.line = line};
 	va_list ap;
 	va_start(ap, fmt);
@@ -245,16 +256,8 @@ int pw_errors_add(pw_errors *errs, const char *file, int line,
 int pw_errors_move(pw_errors *dst, pw_errors *src)
 {
 	for (size_t i = 0; i < src->n; i++) {
-		if (dst->n == dst->cap) {
-			size_t cap = dst->cap ? dst->cap * 2 : 8;
-			while (cap < dst->n + src->n - i)
-				cap *= 2;
-			pw_error *v = realloc(dst->v, cap * sizeof *v);
-			if (!v)
-				return -1; /* src keeps what was not moved */
-			dst->v = v;
-			dst->cap = cap;
-		}
+		if (pw_grow(&dst->v, dst->n, &dst->cap, sizeof *dst->v, 8) != 0)
+			return -1; /* src keeps what was not moved */
 		dst->v[dst->n++] = src->v[i];
 		src->v[i] = (pw_error){0};
 	}

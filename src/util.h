@@ -12,6 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*
+ * Makes room for one more element in a growable array: *arr (a pointer to
+ * the array's pointer, of any element type) holds n elements of elem_size
+ * bytes in *cap allocated. When n == *cap, doubles *cap (first when 0) and
+ * reallocates. Returns 0, or -1 when out of memory (*arr and *cap are then
+ * unchanged). Zero-init arrays (NULL, 0) are fine.
+ */
+int pw_grow(void *arr, size_t n, size_t *cap, size_t elem_size, size_t first);
+
 /* A growable vector of owned, NUL-terminated strings. Zero-init is empty. */
 typedef struct pw_strv {
 	char **v;

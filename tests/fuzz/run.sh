@@ -23,9 +23,9 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 	-D_GNU_SOURCE -Isrc -Ifcgi -I$builddir
 	$(pkg-config --cflags json-c yaml-0.1 sqlite3 libgvc)"
 libs="$(pkg-config --libs json-c yaml-0.1 sqlite3 libgvc libcgraph) -lfcgi -lpthread -lm"
-lib="src/util.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/slice.c src/cron.c"
+lib="src/util.c src/strmap.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/dag_fields.c src/dag_graph.c src/slice.c src/cron.c"
 # the request target: libpipewright and the fcgi library, all but main.c
-full="$lib src/project.c src/store.c src/graph.c
+full="$lib src/project.c src/store.c src/store_write.c src/states.c src/graph.c
 	$(ls fcgi/*.c | grep -v fcgi/main.c)"
 # the request target works on a copy of the example project
 cp -R examples/iris "$out/project"

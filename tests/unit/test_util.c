@@ -27,6 +27,30 @@ static void test_strv(void **state)
 	assert_null(sv.v);
 }
 
+/* pw_grow: first, then doubling; a size that cannot be allocated fails
+ * and leaves the array as it was. */
+static void test_grow(void **state)
+{
+	(void)state;
+	int *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(pw_grow(&v, n, &cap, sizeof *v, 4), 0);
+		assert_true(n < cap);
+		v[n++] = i;
+	}
+	assert_int_equal(cap, 128);
+	assert_int_equal(v[99], 99);
+	assert_int_equal(pw_grow(&v, 50, &cap, sizeof *v, 4), 0);
+	assert_int_equal(cap, 128);
+	int *before = v;
+	assert_int_equal(pw_grow(&v, cap, &cap, (size_t)-1 / 64, 4), -1);
+	assert_ptr_equal(v, before);
+	assert_int_equal(cap, 128);
+	free(v);
+}
+
 /* Kedro's messages print Python lists: repr() quoting rules matter. */
 static void test_pylist_repr(void **state)
 {
@@ -195,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strv),
 		cmocka_unit_test(test_pylist_repr),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_time_parse),
