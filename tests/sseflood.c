@@ -154,6 +154,7 @@ int main(int argc, char **argv)
 		curl_easy_setopt(a->h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(a->h, CURLOPT_WRITEDATA, a);
 		curl_easy_setopt(a->h, CURLOPT_PRIVATE, a);
+		curl_easy_setopt(a->h, CURLOPT_NOPROXY, "*");
 		curl_easy_setopt(a->h, CURLOPT_FORBID_REUSE, 1L);
 		curl_easy_setopt(a->h, CURLOPT_FRESH_CONNECT, 1L);
 		curl_easy_setopt(a->h, CURLOPT_CONNECTTIMEOUT, (long)WAIT_S);
