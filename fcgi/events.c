@@ -39,7 +39,9 @@
  * a commit happened, its FastCGI connection ends, or the keep-alive is
  * due; without a watcher it checks every STREAM_POLL_MS. A comment
  * `: keepalive` goes out after PIPEWRIGHT_SSE_KEEPALIVE_SECONDS (default
- * 15) of silence. A gone client is noticed as soon as the web server
+ * 15) of silence, and a shorter one PROBE_MS later (PROBE: so that a web
+ * server finds a client that left at the first keepalive after it left,
+ * not the second). A gone client is noticed as soon as the web server
  * gives up on the request (pw_stream_gone: it closed the FastCGI
  * connection or aborted), which it does when a write to the client fails
  * (docs/hosting.md); in CGI mode when a write of ours fails.
@@ -407,6 +409,15 @@ out:
 #define RETRY_HINT "retry: 1000\n\n"
 #define KEEPALIVE ": keepalive\n\n"
 /*
+ * A second, shorter comment PROBE_MS after each keepalive. A web server
+ * learns that its client left only when a write to it fails, and the
+ * first write after the client closed still succeeds (the client's reset
+ * comes back to it): without the probe, Apache gives up one keepalive
+ * interval later than it could (docs/hosting.md).
+ */
+#define PROBE ":\n"
+#define PROBE_MS 250
+/*
  * The first bytes of every stream: a comment, so that a front end that
  * holds the head until body bytes come (Apache's mod_proxy_fcgi) sends
  * the head at once, and the client's EventSource opens at once.
@@ -640,7 +651,7 @@ static void stream_wait(stream *st, int efd, long long ms)
 static void stream_loop(stream *st, long long max_ms)
 {
 	long long now = mono_ms(), deadline = now + max_ms, quiet_since = now;
-	long long seen = 0, version = 0;
+	long long seen = 0, version = 0, probe_at = 0;   /* 0: no probe due */
 	bool first = true;
 	int efd = dbwatch_join(sqlite3_db_filename(pw_store_db(st->store), "main"));
 
@@ -671,8 +682,14 @@ static void stream_loop(stream *st, long long max_ms)
 			    pw_stream_flush(st->req) != 0)
 				break;
 			quiet_since = now;
+			probe_at = now + PROBE_MS;
+		} else if (probe_at && now >= probe_at) {
+			if (pw_stream_write(st->req, PROBE, sizeof PROBE - 1) != 0 ||
+			    pw_stream_flush(st->req) != 0)
+				break;
+			probe_at = 0;
 		}
-		long long until = quiet_since + st->keepalive_ms;
+		long long until = probe_at ? probe_at : quiet_since + st->keepalive_ms;
 		stream_wait(st, efd, (until < deadline ? until : deadline) - now);
 	}
 	dbwatch_leave(efd);

@@ -37,7 +37,15 @@
 #define DEFAULT_THREADS 16
 #define MAX_THREADS 256
 #define DEFAULT_MAX_BODY (1024 * 1024)
-#define BACKLOG 128
+/*
+ * Connections the kernel queues for the threads (capped by
+ * net.core.somaxconn, 4096 by default since Linux 5.4). A socket the web
+ * server made and passed on fd 0 gets it too (widen_backlog): lighttpd
+ * listens with 1024, and a flood of stream attempts would overflow that
+ * while one thread answers their 503s, so that lighttpd answered its own
+ * HTML 503 (docs/hosting.md, "Floods").
+ */
+#define BACKLOG 4096
 /*
  * Seconds a FastCGI connection may stay silent while a thread reads it
  * (PIPEWRIGHT_FCGI_READ_TIMEOUT_SECONDS overrides): a client that connects
@@ -843,6 +851,21 @@ static void set_read_timeout(int fd)
 			strerror(errno));
 }
 
+/*
+ * Raises the backlog of a listening socket the web server passed on fd 0
+ * to BACKLOG (listen() again on a listening socket only changes it).
+ * Anything but a listening stream socket is left as it is.
+ */
+static void widen_backlog(int fd)
+{
+	int listening = 0;
+	socklen_t len = sizeof listening;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening &&
+	    listen(fd, BACKLOG) != 0)
+		fprintf(stderr, "pipewright.fcgi: warning: cannot widen the socket's backlog: %s\n",
+			strerror(errno));
+}
+
 /* Binds and listens on a new socket; -1 with a message on failure. */
 static int listen_on(int domain, const struct sockaddr *sa, socklen_t len, const char *spec)
 {
@@ -980,6 +1003,8 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 		return -1;
 	atomic_store(&http_counting, 1);
 	set_read_timeout(srv->listen_fd);
+	if (!cfg->socket)
+		widen_backlog(srv->listen_fd);
 	worker *w = calloc(n, sizeof *w);
 	if (!w) {
 		rc = -1;

@@ -352,12 +352,48 @@ static int settle(runner *r, bool failed)
 	}
 }
 
+/*
+ * Whether the database file the runner opened is still the one at its
+ * path (pw_store_moved: one stat per pass). 0: it is. 1: it is gone
+ * (deleted, moved away, unreadable): the runner halts (no step, so
+ * nothing is claimed, started, reaped or written; ended tries keep their
+ * ends in their shims) and goes on by itself when the same file is back.
+ * -1: another file took its place (a restored backup): the runner must
+ * exit 1, so that its supervisor starts it again on the new file. Each
+ * change is logged once (docs/runner.md, "Faults").
+ */
+static int database_moved(runner *r)
+{
+	static const char *halted;   /* why, while halted */
+	const char *why = pw_store_moved(r->store);
+
+	if (why && strstr(why, "replaced")) {
+		rn_error(r, "%s (%s): this runner stops; started again (by `pipewright server "
+			 "start`, systemd) it opens the new file", why, r->project->database);
+		return -1;
+	}
+	if (why && why != halted)
+		rn_error(r, "%s (%s): claiming and starting nothing until it is back; running "
+			 "tasks go on and their ends are kept", why, r->project->database);
+	else if (!why && halted)
+		rn_info(r, "the database file is back (%s): going on", r->project->database);
+	halted = why;
+	return why ? 1 : 0;
+}
+
 /* The loop. Returns the exit status. */
 static int run_loop(runner *r)
 {
 	long long next_heartbeat = 0, next_cron = 0, next_prune = 0;
 	while (!stop_requested) {
 		long long now = pw_now_ms(), next_wake = 0;
+		int moved = database_moved(r);
+		if (moved < 0 || (moved > 0 && r->once))
+			return 1;
+		if (moved > 0) {
+			backoff(HEARTBEAT_MS / 2);
+			continue;
+		}
 		if (now >= next_prune) {
 			long long n = pw_store_prune_events(r->tx.store, r->cfg.project->events_keep_ms,
 							    r->cfg.project->events_keep_max);

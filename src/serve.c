@@ -241,10 +241,12 @@ static char *lighttpd_conf(const char *dir, const char *bind_to, int port,
 		/*
 		 * Slow clients: more connections than the default (a third of
 		 * 4096 fds), and a client that stops sending its request is
-		 * dropped after 10 s (not 60); docs/hosting.md.
+		 * dropped after 10 s (not 60); fewer connections than
+		 * pipewright.fcgi's backlog (4096), so lighttpd never finds
+		 * it full (docs/hosting.md, "Floods of event streams").
 		 */
 		"server.max-fds = 16384\n"
-		"server.max-connections = 8192\n"
+		"server.max-connections = 4000\n"
 		"server.max-read-idle = 10\n"
 		"server.max-keep-alive-idle = 5\n"
 		/* lighttpd's own refusals (411, ...) in the JSON envelope */

@@ -5,10 +5,13 @@
 #     writes answer 503 `unavailable` with Retry-After, reads answer;
 #   - disk full (a small tmpfs, filled): 503 with Retry-After, health says
 #     the disk is full;
+#   - database moved away and back: the runner halts saying so (no crash
+#     loop), health is unhealthy; once it is back everything goes on;
 #   - database deleted: health unhealthy naming it, requests 503, the API
-#     does not create a new one; the restarted runner does, and the API
-#     opens it by itself;
-#   - database replaced: the API opens the new file;
+#     does not create a new one, the runner halts saying so; the restarted
+#     runner creates it, and the API opens it by itself;
+#   - database replaced: the API opens the new file; the runner says so and
+#     exits, and its supervisor starts it again on the new file;
 #   - read-only database or logs folder (read-only bind mounts; as plain
 #     CGI): 503 and a clear health report.
 # After each: PRAGMA integrity_check is ok, nothing lost or duplicated, and
@@ -157,9 +160,36 @@ disk_full_503_health_says() {
 	works_again full
 }
 
+runner_says() { grep -q "^pipewright-runner: .* error $1" "$tmp/server.err"; }
+
+moved_away_halts_runner_until_back() {
+	runner=$(curl -sf --max-time 5 "$url/api/v1/health" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+	restarts=$(grep -c 'starting it again' "$tmp/server.err" || :)
+	mv "$db" "$db.away"
+	wait_for 10 runner_says "the database file was deleted ($db): claiming and starting nothing" ||
+		{ cat "$tmp/server.err"; mv "$db.away" "$db"; return 1; }
+	get /api/v1/health && status_is 503 && grep -q '"status":"unhealthy"' "$tmp/body" ||
+		{ show; mv "$db.away" "$db"; return 1; }
+	post_run away && unavailable || { show; mv "$db.away" "$db"; return 1; }
+	# it waits, logging once, rather than ending
+	sleep 3
+	alive "$runner" && [ "$(grep -c 'claiming and starting nothing' "$tmp/server.err")" -eq 1 ] &&
+		[ "$(grep -c 'starting it again' "$tmp/server.err" || :)" -eq "$restarts" ] ||
+		{ cat "$tmp/server.err"; mv "$db.away" "$db"; return 1; }
+	mv "$db.away" "$db"
+	wait_for 10 grep -q "info the database file is back ($db): going on" "$tmp/server.err" ||
+		{ cat "$tmp/server.err"; return 1; }
+	wait_for 30 healthy || { curl -s "$url/api/v1/health"; return 1; }
+	[ "$(curl -sf --max-time 5 "$url/api/v1/health" |
+		sed -n 's/.*"pid":\([0-9]*\).*/\1/p')" = "$runner" ] || return 1
+	works_again away
+}
+
 deleted_503_until_recreated() {
 	runner=$(curl -sf --max-time 5 "$url/api/v1/health" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
 	rm -f "$db" "$db-wal" "$db-shm"
+	wait_for 10 runner_says "the database file was deleted ($db): claiming and starting nothing" ||
+		{ cat "$tmp/server.err"; return 1; }
 	get /api/v1/dags && unavailable || { show; return 1; }
 	show
 	get /api/v1/health && status_is 503 && grep -q '"status":"unhealthy"' "$tmp/body" &&
@@ -182,9 +212,11 @@ replaced_is_reopened() {
 	wait_for 10 sh -c "curl -sf --max-time 5 '$url/api/v1/pools/restored' | grep -q '\"slots\":3'" ||
 		{ get /api/v1/pools/restored; show; return 1; }
 	grep 'the database file was replaced' "$tmp/server.err" || return 1
-	# the runner still has the old file: restart it, as after a restore
-	runner=$(curl -sf --max-time 5 "$url/api/v1/health" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
-	kill -KILL "$runner"
+	# the runner had the old file: it ends, and server start starts it again
+	wait_for 10 runner_says "the database file was replaced ($db): this runner stops" ||
+		{ cat "$tmp/server.err"; return 1; }
+	wait_for 20 grep -q '^pipewright: the runner exited with status 1; starting it again' \
+		"$tmp/server.err" || { cat "$tmp/server.err"; return 1; }
 	wait_for 60 healthy || { curl -s "$url/api/v1/health"; return 1; }
 	works_again replaced
 }
@@ -275,9 +307,12 @@ check "server start serves the project, healthy" starts
 check "locked past the busy timeout: writes 503 + Retry-After, reads answer, then recovers" \
 	locked_writes_503_reads_answer
 check "disk full: 503 + Retry-After, health names it, then recovers" disk_full_503_health_says
+check "database moved away and back: the runner halts, then goes on by itself" \
+	moved_away_halts_runner_until_back
 check "database deleted: 503 and unhealthy, not recreated by the API; reopened once the runner makes it" \
 	deleted_503_until_recreated
-check "database replaced: the API opens the new file" replaced_is_reopened
+check "database replaced: the API opens the new file, the runner restarts on it" \
+	replaced_is_reopened
 check "read-only logs folder: health degraded, the run fails saying why, no crash loop" \
 	read_only_logs_no_crash_loop
 check "read-only database or logs folder: 503 and a clear health report" read_only_reported

@@ -311,6 +311,20 @@ slow_clients_leave_health() {
 		[ "$code" = 200 ]' slow "$port"
 }
 
+# 10,000 event streams asked for at once (tests/sseflood.c): the ones
+# the FastCGI server has no thread for get its JSON 503 with Retry-After,
+# never lighttpd's HTML page, and /health answers 200 meanwhile.
+stream_flood_gets_json_503s() {
+	flood="${PW_BUILDDIR:-.}/tests/sseflood"
+	[ -x "$flood" ] || { echo "$flood not built (make check builds it)"; return 1; }
+	st=0
+	"$flood" "$url" 10000 || st=$?
+	[ "$st" -eq 77 ] && return 0
+	[ "$st" -eq 0 ] || return 1
+	# lighttpd never found its backend full
+	! grep -E 'overloaded|dropped after accept' "$tmp/server.err"
+}
+
 missing_project_refused() {
 	st=0
 	timeout 10 "$bin" server start --project "$tmp/nowhere" --port "$port" 2>"$tmp/err" ||
@@ -325,6 +339,8 @@ check "/ui/, /docs, /openapi.json are served, / redirects to /ui/" serves_www
 check "a triggered run of hello succeeds" trigger_runs_to_success
 check "a POST without Content-Length gets 411 in the JSON envelope" no_length_is_json
 check "/health answers behind 1500 slow connections" slow_clients_leave_health
+check "10000 stream attempts get JSON 503s, /health answers meanwhile" \
+	stream_flood_gets_json_503s
 check "a runner killed by SIGKILL: health says down, it comes back, runs work" \
 	runner_killed_comes_back
 check "lighttpd killed by SIGKILL comes back, its pipewright.fcgi does not linger" \

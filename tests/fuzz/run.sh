@@ -27,11 +27,18 @@ lib="src/util.c src/strmap.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/
 # the request target: libpipewright and the fcgi library, all but main.c
 full="$lib src/project.c src/store.c src/store_write.c src/states.c src/graph.c
 	$(ls fcgi/*.c | grep -v fcgi/main.c)"
-# the request target works on a copy of the example project
-cp -R examples/iris "$out/project"
-chmod -R u+w "$out/project"
-rm -rf "$out/project/var"
-export PIPEWRIGHT_PROJECT_PATH="$out/project"
+# The request target works on a copy of the example project, on tmpfs
+# (/dev/shm) when there is one: most inputs commit to its database.
+shm=""
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	shm=$(mktemp -d -p /dev/shm pwfuzz.XXXXXX)
+	trap 'rm -rf "$shm"' EXIT
+fi
+project=${shm:-$out}/project
+cp -R examples/iris "$project"
+chmod -R u+w "$project"
+rm -rf "$project/var"
+export PIPEWRIGHT_PROJECT_PATH="$project"
 status=0
 for target in $targets; do
 	srcs=$lib
