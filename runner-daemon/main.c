@@ -365,18 +365,18 @@ static int settle(runner *r, bool failed)
 static int database_moved(runner *r)
 {
 	static const char *halted;   /* why, while halted */
-	const char *why = pw_store_moved(r->store);
+	const char *why = pw_store_moved(r->tx.store);
 
 	if (why && strstr(why, "replaced")) {
 		rn_error(r, "%s (%s): this runner stops; started again (by `pipewright server "
-			 "start`, systemd) it opens the new file", why, r->project->database);
+			 "start`, systemd) it opens the new file", why, r->cfg.project->database);
 		return -1;
 	}
 	if (why && why != halted)
 		rn_error(r, "%s (%s): claiming and starting nothing until it is back; running "
-			 "tasks go on and their ends are kept", why, r->project->database);
+			 "tasks go on and their ends are kept", why, r->cfg.project->database);
 	else if (!why && halted)
-		rn_info(r, "the database file is back (%s): going on", r->project->database);
+		rn_info(r, "the database file is back (%s): going on", r->cfg.project->database);
 	halted = why;
 	return why ? 1 : 0;
 }
@@ -388,7 +388,7 @@ static int run_loop(runner *r)
 	while (!stop_requested) {
 		long long now = pw_now_ms(), next_wake = 0;
 		int moved = database_moved(r);
-		if (moved < 0 || (moved > 0 && r->once))
+		if (moved < 0 || (moved > 0 && r->cfg.once))
 			return 1;
 		if (moved > 0) {
 			backoff(HEARTBEAT_MS / 2);
