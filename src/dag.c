@@ -995,8 +995,7 @@ static int task_init(pw_task *t, const pw_task *tmpl)
 	t->pool_slots = tmpl->pool_slots;
 	t->trigger_rule = tmpl->trigger_rule;
 	t->pool = strdup(tmpl->pool);
-	t->env = json_object_new_object();
-	return t->pool && t->env ? 0 : -1;
+	return t->pool ? 0 : -1; /* env stays NULL until the task sets one */
 }
 
 /* The string value of key in obj when it is a valid id, else NULL. */
@@ -1552,8 +1551,7 @@ static int task_copy(pw_task *d, const pw_task *s)
 	d->line_end = s->line_end;
 	if (s->env)
 		return json_object_deep_copy(s->env, &d->env, NULL) == 0 ? 0 : -1;
-	d->env = json_object_new_object();
-	return d->env ? 0 : -1;
+	return 0;
 }
 
 pw_dag *pw_dag_union(const char *id, pw_dag *const *dags, size_t n,
