@@ -312,7 +312,8 @@ static json_object *tasks_array(const pw_dag *dag, api_page *pg)
 	long long from = pg->after ? pg->key + 1 : pg->offset;
 	size_t start = from < 0 ? 0 : (unsigned long long)from > n ? n : (size_t)from;
 	size_t end = n - start > (size_t)pg->limit ? start + (size_t)pg->limit : n;
-	json_object *a = json_object_new_array_ext((int)(end - start));
+	/* (an initial size of 0 may be malloc(0): NULL on some libcs) */
+	json_object *a = json_object_new_array_ext(end > start ? (int)(end - start) : 1);
 
 	for (size_t i = start; a && i < end; i++)
 		if (push(a, task_object(dag, &dag->tasks[i])) != 0) {

@@ -152,6 +152,11 @@ static void test_dag_detail_pages(void **state)
 		ht_fail(r, "offset=BIG-3: the last 3 tasks, next_cursor null");
 	ht_resp_free(r);
 
+	r = getf("/api/v1/dags/big?offset=%d", BIG);
+	if (json_object_array_length(page_items(r, "tasks", PAGE_MAX)) != 0 ||
+	    ht_at(r->json, "meta.next_cursor"))
+		ht_fail(r, "offset=BIG: no task, next_cursor null");
+	ht_resp_free(r);
 	r = getf("/api/v1/dags/big?limit=1001");
 	ht_err(r, 400);
 	ht_resp_free(r);
