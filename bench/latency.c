@@ -18,6 +18,16 @@
  *
  * Prints one line per sample, then "observed_p50_ms X observed_p99_ms X
  * observed_max_ms X" and a final line "p50 N p99 N max N n N timeouts N". Exit status 1 on any error.
+ *
+ *     latency DATABASE DAG_ID COUNT BACKLOG_DAG BACKLOG_N
+ *
+ * First queues BACKLOG_N runs of BACKLOG_DAG at once (one transaction),
+ * then takes the COUNT samples while that backlog drains, then waits for
+ * the backlog to end. Every 1 ms poll also counts the backlog's running
+ * runs. Before the final line it prints "backlog_runs N drain_ms X
+ * max_running N not_success N": from the first insert to the last of
+ * them ending, the most running at once seen (max_active_runs bounds it),
+ * and how many did not end in success.
  * Built by bench/runner against the build tree's src/libpipewright.a.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -42,6 +52,52 @@ static long long now_us(void)
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* The backlog, as the last tick saw it. */
+static int backlog_open = 1, backlog_max_running, backlog_bad;
+static long long backlog_end;
+
+/*
+ * Sleeps 1 ms, then (with a backlog) counts its running and open runs:
+ * keeps the most running seen and when the last one ended.
+ */
+static void tick(sqlite3_stmt *q, const char *backlog_dag)
+{
+	sleep_ms(1);
+	if (!backlog_dag || !backlog_open)
+		return;
+	sqlite3_bind_text(q, 1, backlog_dag, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		int running = sqlite3_column_int(q, 0);
+		if (running > backlog_max_running)
+			backlog_max_running = running;
+		backlog_open = sqlite3_column_int(q, 1);
+		backlog_bad = sqlite3_column_int(q, 2);
+		if (!backlog_open)
+			backlog_end = now_us();
+	}
+	sqlite3_reset(q);
+}
+
+/* Queues n runs of dag in one transaction, as n triggers at once. 0 or -1. */
+static int queue_backlog(pw_store *s, const char *dag, int n)
+{
+	sqlite3 *db = pw_store_db(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	for (int i = 0; i < n; i++) {
+		char run_id[64];
+		snprintf(run_id, sizeof run_id, "backlog-%d-%d", (int)time(NULL), i);
+		pw_run_new rn = {.dag_id = dag, .run_id = run_id, .run_type = "manual"};
+		if (pw_store_insert_run(s, &rn, NULL) != PW_OK)
+			goto fail;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+fail:
+	fprintf(stderr, "latency: cannot queue the backlog: %s\n", sqlite3_errmsg(db));
+	return -1;
+}
+
 static int cmp_ll(const void *a, const void *b)
 {
 	long long x = *(const long long *)a, y = *(const long long *)b;
@@ -59,12 +115,14 @@ static long long pct(const long long *v, int n, int p)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s DATABASE DAG_ID COUNT\n", argv[0]);
+	if (argc != 4 && argc != 6) {
+		fprintf(stderr, "usage: %s DATABASE DAG_ID COUNT [BACKLOG_DAG BACKLOG_N]\n",
+			argv[0]);
 		return 2;
 	}
 	const char *dbpath = argv[1], *dag = argv[2];
-	int count = atoi(argv[3]);
+	const char *backlog_dag = argc == 6 ? argv[4] : NULL;
+	int count = atoi(argv[3]), backlog_n = argc == 6 ? atoi(argv[5]) : 0;
 	if (count < 1)
 		count = 1;
 
@@ -75,7 +133,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sqlite3 *db = pw_store_db(s);
-	sqlite3_stmt *q_start, *q_state;
+	sqlite3_stmt *q_start, *q_state, *q_backlog = NULL;
 	if (sqlite3_prepare_v2(db,
 			       "SELECT r.id, r.queued_at, t.started_at FROM runs r"
 			       " LEFT JOIN task_tries t ON t.run_pk = r.id"
@@ -84,6 +142,18 @@ int main(int argc, char **argv)
 			       -1, &q_start, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT state FROM runs WHERE id = ?1", -1,
 			       &q_state, NULL) != SQLITE_OK) {
+		fprintf(stderr, "latency: %s\n", sqlite3_errmsg(db));
+		return 1;
+	}
+
+	long long backlog_t0 = now_us();
+	if (backlog_dag && queue_backlog(s, backlog_dag, backlog_n) != 0)
+		return 1;
+	if (backlog_dag && sqlite3_prepare_v2(db,
+			"SELECT count(*) FILTER (WHERE state = 'running'),"
+			" count(*) FILTER (WHERE state IN ('queued', 'running')),"
+			" count(*) FILTER (WHERE state IN ('failed', 'cancelled'))"
+			" FROM runs WHERE dag_id = ?1", -1, &q_backlog, NULL) != SQLITE_OK) {
 		fprintf(stderr, "latency: %s\n", sqlite3_errmsg(db));
 		return 1;
 	}
@@ -113,7 +183,7 @@ int main(int argc, char **argv)
 			}
 			sqlite3_reset(q_start);
 			if (!started)
-				sleep_ms(1);
+				tick(q_backlog, backlog_dag);
 		}
 		if (!started) {
 			timeouts++;
@@ -135,11 +205,23 @@ int main(int argc, char **argv)
 			if (strcmp(state, "success") == 0 || strcmp(state, "failed") == 0 ||
 			    strcmp(state, "cancelled") == 0)
 				break;
-			sleep_ms(1);
+			tick(q_backlog, backlog_dag);
 		}
 		/* Let the runner go back to sleep in poll() before the next one. */
 		sleep_ms(20);
 	}
+	/* Then the rest of the backlog drains. */
+	while (backlog_dag && backlog_open) {
+		tick(q_backlog, backlog_dag);
+		if (now_us() - backlog_t0 > 600 * 1000000LL) {
+			fprintf(stderr, "latency: the backlog did not drain within 600 s\n");
+			return 1;
+		}
+	}
+	if (backlog_dag)
+		printf("backlog_runs %d drain_ms %.1f max_running %d not_success %d\n", backlog_n,
+		       (backlog_end - backlog_t0) / 1000.0, backlog_max_running, backlog_bad);
+	sqlite3_finalize(q_backlog);
 	sqlite3_finalize(q_start);
 	sqlite3_finalize(q_state);
 	pw_store_close(s);

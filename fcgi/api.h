@@ -204,6 +204,17 @@ int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		  const char *skey);
 void api_page_free(api_page *pg);
 /*
+ * The most items, and the default, of the list a detail embeds (a DAG's
+ * tasks, a run's task instances): a detail answers that page of it, with
+ * the list's meta, so a 100,000-task DAG is never one answer.
+ */
+#define API_DETAIL_LIMIT 1000
+/*
+ * api_page_parse for a detail's embedded list: ?limit= defaults to
+ * API_DETAIL_LIMIT. GO or ANSWERED.
+ */
+int api_detail_page_parse(pw_req *req, const char *tag, api_page *pg);
+/*
  * For a list fetched with limit + 1 and keyed by the unique text field of
  * its objects: drops the extra object of data and sets pg->next after the
  * last one left. GO or FAILED.
@@ -241,6 +252,8 @@ void api_text_time(api_text *t, long long ms);
 void api_text_json(api_text *t, json_object *v);
 /* Ends a page: `],"meta":{"total":N,"limit":L,"offset":O,"next_cursor":C}}`. */
 void api_text_page_end(api_text *t, long long total, const api_page *pg);
+/* A list's meta: `"meta":{"total":N,"limit":L,"offset":O,"next_cursor":C}`. */
+void api_text_meta(api_text *t, long long total, const api_page *pg);
 /* Answers status with the text as the JSON body and frees it. 0 or -1. */
 int api_text_reply(pw_req *req, int status, api_text *t);
 
@@ -291,6 +304,8 @@ bool api_json_has_nul(const char *s, size_t n);
  */
 int api_task_instances(pw_req *req, long long run_pk, const char *task_id,
 		       api_page *pg, json_object **out);
+/* How many task instances the run has, into *total. PW_OK or PW_ERR. */
+int api_task_instance_count(pw_req *req, long long run_pk, long long *total);
 
 /* Opens a task's log file safely (tasks.c; see there). */
 int api_log_open(const char *path, const char *logs_dir, const char **refused);

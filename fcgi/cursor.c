@@ -158,6 +158,15 @@ int api_page_parse(pw_req *req, const char *tag, bool text_key, api_page *pg)
 	return rc;
 }
 
+int api_detail_page_parse(pw_req *req, const char *tag, api_page *pg)
+{
+	int rc = api_page_parse(req, tag, false, pg);
+
+	if (rc == GO && !pw_req_query(req, "limit"))
+		pg->limit = API_DETAIL_LIMIT;
+	return rc;
+}
+
 int api_page_next(api_page *pg, bool val_null, long long val, long long key,
 		  const char *skey)
 {

@@ -106,7 +106,10 @@ int dags_source(pw_req *req)
 
 /* --- graph ------------------------------------------------------------------------- */
 
-/* task name -> state of the run of the path's ?run_id=, or an answered 404. */
+/*
+ * task name -> state of the run of the path's ?run_id=, or an answered 404
+ * (all its task instances: the DAG has at most API_DETAIL_LIMIT tasks).
+ */
 static int run_states(pw_req *req, const char *run_id, json_object **states)
 {
 	json_object *run = NULL, *tis = NULL;
@@ -158,6 +161,11 @@ int dags_graph(pw_req *req)
 		return ANSWERED;
 	if (fmt && strcmp(fmt, "svg") != 0 && strcmp(fmt, "dot") != 0)
 		return pw_reply_error(req, 400, "format: expected svg or dot");
+	/* Graphviz on 100,000 nodes would hold a thread for minutes. */
+	if (dag->n_tasks > API_DETAIL_LIMIT)
+		return pw_reply_error(req, 400, "DAG '%s' has %zu tasks: the graph is drawn for "
+				      "at most %d (page its tasks in GET /api/v1/dags/%s)",
+				      dag->id, dag->n_tasks, API_DETAIL_LIMIT, dag->id);
 	if (run_id)
 		rc = run_states(req, run_id, &states);
 	if (rc == GO) {

@@ -265,16 +265,29 @@ static json_object *task_object(const pw_dag *dag, const pw_task *t)
 	return o;
 }
 
-/* The tasks of dag in file order. NULL when out of memory. */
-static json_object *tasks_array(const pw_dag *dag)
+/*
+ * The page pg asks for of dag's tasks, in file order (a cursor's key is
+ * the position of the last task it has seen); sets pg->next when more
+ * follow. NULL when out of memory.
+ */
+static json_object *tasks_array(const pw_dag *dag, api_page *pg)
 {
-	json_object *a = json_object_new_array_ext((int)dag->n_tasks);
+	size_t n = dag->n_tasks;
+	long long from = pg->after ? pg->key + 1 : pg->offset;
+	size_t start = from < 0 ? 0 : (unsigned long long)from > n ? n : (size_t)from;
+	size_t end = n - start > (size_t)pg->limit ? start + (size_t)pg->limit : n;
+	/* (an initial size of 0 may be malloc(0): NULL on some libcs) */
+	json_object *a = json_object_new_array_ext(end > start ? (int)(end - start) : 1);
 
-	for (size_t i = 0; a && i < dag->n_tasks; i++)
+	for (size_t i = start; a && i < end; i++)
 		if (pw_json_push(a, task_object(dag, &dag->tasks[i])) != 0) {
 			json_object_put(a);
 			return NULL;
 		}
+	if (a && end < n && api_page_next(pg, true, 0, (long long)end - 1, NULL) != PW_OK) {
+		json_object_put(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -456,9 +469,9 @@ static json_object *warnings_array(const pw_dag *dag)
 	return a;
 }
 
-static void detail_text(api_text *t, const pw_dag *dag)
+static void detail_text(api_text *t, const pw_dag *dag, api_page *pg)
 {
-	json_object *params = NULL, *tasks = tasks_array(dag), *warnings = warnings_array(dag);
+	json_object *params = NULL, *tasks = tasks_array(dag, pg), *warnings = warnings_array(dag);
 
 	if (json_object_deep_copy(dag->params, &params, NULL) != 0 || !tasks || !warnings) {
 		t->failed = true;
@@ -475,28 +488,41 @@ static void detail_text(api_text *t, const pw_dag *dag)
 	json_object_put(warnings);
 }
 
-/* Answers 200 with dag's object (detail or not). GO or FAILED. */
-static int reply_dag(pw_req *req, const pw_dag *dag, bool detail)
+/*
+ * Answers 200 with dag's detail, its tasks paged: ?limit= (default and at
+ * most API_DETAIL_LIMIT), ?offset= or ?cursor=; meta is the page's, as a
+ * list's. GO, ANSWERED or FAILED.
+ */
+static int reply_dag(pw_req *req, const pw_dag *dag)
 {
 	dag_state st;
 	api_text t;
+	api_page pg = {0};
+	int rc;
 
-	if (dag_state_get(req, dag, &st) != GO)
+	if (api_detail_page_parse(req, "dag_tasks", &pg) != GO)
+		return ANSWERED;
+	if (dag_state_get(req, dag, &st) != GO) {
+		api_page_free(&pg);
 		return FAILED;
+	}
 	api_text_init(&t);
 	API_TEXT_LIT(&t, "{\"data\":");
 	dag_text(req, &t, dag_index(pw_req_project(req), dag), &st);
-	if (detail)
-		detail_text(&t, dag);
-	API_TEXT_LIT(&t, "},\"meta\":{}}");
-	return api_text_reply(req, 200, &t);
+	detail_text(&t, dag, &pg);
+	API_TEXT_LIT(&t, "},");
+	api_text_meta(&t, (long long)dag->n_tasks, &pg);
+	API_TEXT_LIT(&t, "}");
+	rc = api_text_reply(req, 200, &t) == 0 ? GO : FAILED;
+	api_page_free(&pg);
+	return rc;
 }
 
 int dags_get(pw_req *req)
 {
 	const pw_dag *dag = dag_or_404(req);
 
-	return dag ? reply_dag(req, dag, true) : 0;
+	return dag ? reply_dag(req, dag) : ANSWERED;
 }
 
 /*
@@ -520,7 +546,7 @@ int dags_patch(pw_req *req)
 	if (pw_store_set_paused(pw_req_store(req), dag->id,
 				json_object_get_boolean(paused)) != PW_OK)
 		return FAILED;
-	return reply_dag(req, dag, true);
+	return reply_dag(req, dag);
 }
 
 /* --- GET /api/v1/import-errors ------------------------------------------- */

@@ -191,7 +191,14 @@ void api_text_json(api_text *t, json_object *v)
 
 void api_text_page_end(api_text *t, long long total, const api_page *pg)
 {
-	API_TEXT_LIT(t, "],\"meta\":{\"total\":");
+	API_TEXT_LIT(t, "],");
+	api_text_meta(t, total, pg);
+	API_TEXT_LIT(t, "}");
+}
+
+void api_text_meta(api_text *t, long long total, const api_page *pg)
+{
+	API_TEXT_LIT(t, "\"meta\":{\"total\":");
 	api_text_int(t, total);
 	API_TEXT_LIT(t, ",\"limit\":");
 	api_text_int(t, pg->limit);
@@ -199,7 +206,7 @@ void api_text_page_end(api_text *t, long long total, const api_page *pg)
 	api_text_int(t, pg->offset);
 	API_TEXT_LIT(t, ",\"next_cursor\":");
 	api_text_str(t, pg->next);
-	API_TEXT_LIT(t, "}}");
+	API_TEXT_LIT(t, "}");
 }
 
 int api_text_reply(pw_req *req, int status, api_text *t)
@@ -556,4 +563,23 @@ json_object *api_page_meta(long long total, const api_page *pg)
 		return NULL;
 	}
 	return m;
+}
+
+int api_task_instance_count(pw_req *req, long long run_pk, long long *total)
+{
+	static const char sql[] = "SELECT count(*) FROM task_instances WHERE run_pk = ?1";
+	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), sql);
+	int rc = PW_ERR;
+
+	if (!st)
+		return PW_ERR;
+	sqlite3_bind_int64(st, 1, run_pk);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*total = sqlite3_column_int64(st, 0);
+		rc = PW_OK;
+	} else {
+		api_db_error(req);
+	}
+	api_stmt_done(st);
+	return rc;
 }

@@ -708,28 +708,42 @@ static const char *state_of(json_object *run)
 	return s ? json_object_get_string(s) : "";
 }
 
-/* The run of the path with its task instances, read from one snapshot. */
+/*
+ * The run with its task instances paged as GET .../tasks pages them (the
+ * same cursors), but ?limit= defaults to API_DETAIL_LIMIT; meta is the
+ * page's. The run, the count and the page come from one snapshot.
+ */
 int runs_get(pw_req *req)
 {
-	json_object *run = NULL, *tis = NULL;
-	long long pk = 0;
-	int rc;
+	json_object *run = NULL, *tis = NULL, *meta = NULL;
+	api_page pg = {0};
+	long long pk = 0, total = 0;
+	int rc = api_detail_page_parse(req, "tasks", &pg);
 
-	if (pw_store_begin_read(pw_req_store(req)) != PW_OK)
-		return api_db_error(req);
-	rc = api_find_run(req, &run, &pk);
-	if (rc == GO && api_task_instances(req, pk, NULL, NULL, &tis) != GO)
-		rc = FAILED;
-	rc = api_read_end(req, rc);
-	if (rc == GO && json_object_object_add(run, "task_instances", tis) != 0) {
-		json_object_put(tis);
-		rc = FAILED;
+	if (rc == GO && pw_store_begin_read(pw_req_store(req)) != PW_OK)
+		rc = api_db_error(req);
+	else if (rc == GO) {
+		rc = api_find_run(req, &run, &pk);
+		if (rc == GO && (api_task_instance_count(req, pk, &total) != PW_OK ||
+				 api_task_instances(req, pk, NULL, &pg, &tis) != GO ||
+				 !(meta = api_page_meta(total, &pg))))
+			rc = FAILED;
+		rc = api_read_end(req, rc);
 	}
 	if (rc == GO) {
-		rc = pw_reply_data(req, 200, run, NULL) == 0 ? GO : FAILED;
-		run = NULL;
+		if (json_object_object_add(run, "task_instances", tis) != 0)
+			rc = FAILED;
+		else
+			tis = NULL;
 	}
+	if (rc == GO) {
+		rc = pw_reply_data(req, 200, run, meta) == 0 ? GO : FAILED;
+		run = meta = NULL;
+	}
+	json_object_put(tis);
 	json_object_put(run);
+	json_object_put(meta);
+	api_page_free(&pg);
 	return rc;
 }
 

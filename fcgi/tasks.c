@@ -118,28 +118,17 @@ static int reply(pw_req *req, json_object *data, json_object *meta)
 
 /* --- GET .../tasks ----------------------------------------------------------- */
 
-static const char ti_count_sql[] =
-	"SELECT count(*) FROM task_instances WHERE run_pk = ?1";
-
 int tasks_list(pw_req *req)
 {
 	json_object *list = NULL, *meta = NULL;
 	api_page pg = {0};
 	long long pk = 0, total = 0;
-	sqlite3_stmt *st;
 	int rc = find_run(req, &pk);
 
 	if (rc == GO)
 		rc = api_page_parse(req, "tasks", false, &pg);
-	if (rc == GO) {
-		st = pw_store_stmt(pw_req_store(req), ti_count_sql);
-		if (!st)
-			rc = FAILED;
-		else
-			sqlite3_bind_int64(st, 1, pk);
-		if (st && one_row(req, st, &total) != GO)
-			rc = FAILED;
-	}
+	if (rc == GO && api_task_instance_count(req, pk, &total) != PW_OK)
+		rc = FAILED;
 	if (rc == GO && (api_task_instances(req, pk, NULL, &pg, &list) != GO ||
 			 !(meta = api_page_meta(total, &pg))))
 		rc = FAILED;

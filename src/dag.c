@@ -286,8 +286,7 @@ static int task_copy(pw_task *d, const pw_task *s)
 	d->line_end = s->line_end;
 	if (s->env)
 		return json_object_deep_copy(s->env, &d->env, NULL) == 0 ? 0 : -1;
-	d->env = json_object_new_object();
-	return d->env ? 0 : -1;
+	return 0;
 }
 
 pw_dag *pw_dag_union(const char *id, pw_dag *const *dags, size_t n,

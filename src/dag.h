@@ -48,7 +48,9 @@ typedef struct pw_task {
 	char *pool;
 	int pool_slots;
 	pw_trigger_rule trigger_rule;
-	json_object *env; /* object of string values, owned; never NULL */
+	json_object *env; /* object of string values, owned; NULL when the
+			   * task sets none (an empty json-c object costs
+			   * 0.8 kB, times 100,000 tasks) */
 	int line_start;   /* source lines of the task's mapping */
 	int line_end;
 	/* Edges, filled by validation: indices into dag->tasks, sorted, unique. */

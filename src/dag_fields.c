@@ -584,8 +584,7 @@ static int task_init(pw_task *t, const pw_task *tmpl)
 	t->pool_slots = tmpl->pool_slots;
 	t->trigger_rule = tmpl->trigger_rule;
 	t->pool = strdup(tmpl->pool);
-	t->env = json_object_new_object();
-	return t->pool && t->env ? 0 : -1;
+	return t->pool ? 0 : -1; /* env stays NULL until the task sets one */
 }
 
 /* The string value of key in obj when it is a valid id, else NULL. */

@@ -142,6 +142,13 @@ async function flow() {
   await req("GET", "/api/v1/dags?tags=demo&paused=false&limit=2&offset=1");
   await req("GET", "/api/v1/dags?limit=0", { want: 400 });
   await req("GET", "/api/v1/dags/hello");
+  // A detail's embedded list pages: limit, cursor, offset.
+  const oneTask = await req("GET", "/api/v1/dags/hello?limit=1");
+  if (oneTask.data.tasks.length !== 1) throw new Error("/api/v1/dags/hello?limit=1: not one task");
+  if (oneTask.meta.next_cursor)
+    await req("GET", `/api/v1/dags/hello?limit=1&cursor=${encodeURIComponent(oneTask.meta.next_cursor)}`);
+  await req("GET", "/api/v1/dags/hello?offset=1");
+  await req("GET", "/api/v1/dags/hello?limit=1001", { want: 400 });
   await req("GET", "/api/v1/dags/no_such", { want: 404 });
   await req("GET", "/api/v1/dags/bad%20id", { want: 404 });
   await req("PATCH", "/api/v1/dags/hello", { body: { is_paused: true } });
@@ -173,6 +180,11 @@ async function flow() {
   await req("GET", "/api/v1/dags/hello/runs?order_by=bogus", { want: 400 });
   await req("GET", "/api/v1/dags/hello/runs?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z");
   await req("GET", "/api/v1/dags/hello/runs/flow1");
+  const oneTi = await req("GET", "/api/v1/dags/hello/runs/flow1?limit=1");
+  if (oneTi.meta.next_cursor)
+    await req("GET", `/api/v1/dags/hello/runs/flow1?limit=1&cursor=${encodeURIComponent(oneTi.meta.next_cursor)}`);
+  await req("GET", "/api/v1/dags/hello/runs/flow1?offset=1");
+  await req("GET", "/api/v1/dags/hello/runs/flow1?limit=0", { want: 400 });
   await req("GET", "/api/v1/dags/hello/runs/no_such", { want: 404 });
   await req("DELETE", "/api/v1/dags/hello/runs/flow1", { want: 409 });
   await req("POST", "/api/v1/dags/hello/runs/flow1/retry", { want: 409 });

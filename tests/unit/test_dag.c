@@ -183,7 +183,7 @@ static void test_valid_dag(void **state)
 	assert_int_equal(fetch->pool_slots, 1);
 	assert_int_equal(fetch->trigger_rule, PW_TRIGGER_ALL_SUCCESS);
 	assert_null(fetch->cwd);
-	assert_int_equal(json_object_object_length(fetch->env), 0);
+	assert_null(fetch->env); /* none set: no object */
 	assert_int_equal(fetch->line_start, 9);
 	assert_true(fetch->line_end >= 11);
 
@@ -256,7 +256,7 @@ static void test_minimal_defaults(void **state)
 	assert_string_equal(a->pool, "default_pool");
 	assert_int_equal(a->pool_slots, 1);
 	assert_int_equal(a->trigger_rule, PW_TRIGGER_ALL_SUCCESS);
-	assert_non_null(a->env);
+	assert_null(a->env);
 	assert_int_equal(dag->order[0], 0);
 	pw_dag_free(dag);
 
@@ -290,7 +290,7 @@ static void test_minimal_defaults(void **state)
 		       "params: null\n");
 	assert_int_equal(dag->tasks[0].retries, 7);
 	assert_int_equal(dag->tasks[0].inputs.n, 0);
-	assert_non_null(dag->tasks[0].env);
+	assert_null(dag->tasks[0].env);
 	assert_non_null(dag->params);
 	pw_dag_free(dag);
 }

@@ -19,10 +19,12 @@ export async function render(ctx, {dag_id: dagId}) {
 	const page = {ctx, dagId, dag: null, grid: null, list: null, graph: null, header: null};
 
 	await ctx.live({dag_id: dagId}, (type, d) => onEvent(page, type, d));
-	const dag = (await api.request(api.path('dags', dagId))).data;
+	const {data: dag, meta} = await api.request(api.path('dags', dagId));
 	if (ctx.stale())
 		return;
 	page.dag = dag;
+	/* A DAG's detail holds its first 1,000 tasks; meta.total counts them all. */
+	page.taskCount = meta?.total ?? dag.tasks.length;
 	page.header = header(page);
 	page.grid = makeGrid(page);
 	page.graph = makeGraph(page);
@@ -72,7 +74,7 @@ function header(page) {
 		h('dt', {}, 'Next run'), h('dd', {}, time(dag.next_run_at) || '—'),
 		h('dt', {}, 'Tags'), h('dd', {}, (dag.tags || []).map((t) =>
 			h('a', {class: 'tag', href: '#/dags?tags=' + encodeURIComponent(t)}, t))),
-		h('dt', {}, 'Tasks'), h('dd', {}, String(dag.tasks.length)),
+		h('dt', {}, 'Tasks'), h('dd', {}, String(page.taskCount)),
 		h('dt', {}, 'Max active runs'), h('dd', {}, String(dag.max_active_runs ?? '')),
 		h('dt', {}, 'File'), h('dd', {class: 'mono'}, dag.file || '')));
 	function setPaused(paused) {
