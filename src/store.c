@@ -404,22 +404,19 @@ static void queue_leave(pw_store *s)
 
 /*
  * BEGIN IMMEDIATE, after this thread's turn in the write queue when the
- * queue is on (txn.h). When the turn does not come within the busy
- * timeout, BEGIN is tried once without waiting, so the failure is
- * SQLite's SQLITE_BUSY, as without the queue.
+ * queue is on (txn.h). The wait for the turn and SQLite's busy handler
+ * share the busy timeout: once it is spent, BEGIN is tried once without
+ * waiting, so the failure is SQLite's SQLITE_BUSY, as without the queue.
  */
 int pw_store_begin(pw_store *s)
 {
 	int rc;
 
-	if (pw_txn_queue_on() && !s->queued) {
-		if (pw_txn_enter(BUSY_TIMEOUT_MS) == 0)
-			s->queued = true;
-		else
-			s->wait.no_wait = true;
-	}
+	pw_txn_begin_wait(&s->wait);
+	if (pw_txn_queue_on() && !s->queued && pw_txn_enter(&s->wait) == 0)
+		s->queued = true;
 	rc = exec_cached(s, ST_BEGIN);
-	s->wait.no_wait = false;
+	s->wait.in_begin = false;
 	if (rc != PW_OK && sqlite3_get_autocommit(s->db))
 		queue_leave(s);
 	return rc;

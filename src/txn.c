@@ -55,12 +55,19 @@ static void unlink_waiter(waiter *w)
 		queue.tail = prev;
 }
 
-int pw_txn_enter(int timeout_ms)
+void pw_txn_begin_wait(pw_txn_wait *w)
+{
+	w->since_us = now_us();
+	w->in_begin = true;
+}
+
+int pw_txn_enter(const pw_txn_wait *wait)
 {
 	waiter w = {.granted = false, .next = NULL};
 	pthread_condattr_t attr;
 	struct timespec until;
 	int rc = 0;
+	long long left_us = wait ? wait->since_us + wait->timeout_ms * 1000LL - now_us() : 0;
 
 	pthread_mutex_lock(&queue.mu);
 	if (!queue.held && !queue.head) {
@@ -81,8 +88,10 @@ int pw_txn_enter(int timeout_ms)
 		queue.head = &w;
 	queue.tail = &w;
 	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (left_us < 0)
+		left_us = 0;
+	until.tv_sec += left_us / 1000000;
+	until.tv_nsec += (long)(left_us % 1000000) * 1000L;
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
@@ -122,10 +131,10 @@ int pw_txn_busy(void *arg, int count)
 	pw_txn_wait *wait = arg;
 	long long now = now_us();
 
-	if (count == 0)
+	if (count == 0 && !wait->in_begin)
 		wait->since_us = now;
 	long long left = wait->since_us + wait->timeout_ms * 1000LL - now;
-	if (wait->no_wait || left <= 0)
+	if (left <= 0)
 		return 0;
 	long long step = count < 20 ? 100 : count < 100 ? 500 : 2000;
 	if (step > left)

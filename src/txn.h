@@ -21,21 +21,27 @@
 
 #include <stdbool.h>
 
-/* A connection's busy-handler state (pw_txn_busy's argument). */
+/*
+ * A connection's waiting state (pw_txn_busy's argument). A BEGIN's wait in
+ * the queue and then in the busy handler share one timeout.
+ */
 typedef struct pw_txn_wait {
 	long long since_us;   /* when the current wait began */
 	int timeout_ms;       /* how long a wait may last */
-	bool no_wait;         /* fail at once (the queue's own wait timed out) */
+	bool in_begin;        /* since_us is the BEGIN's: the handler keeps it */
 } pw_txn_wait;
 
 /* Whether pw_store_set_write_queue (store.h) turned the queue on. */
 bool pw_txn_queue_on(void);
 
+/* Starts a BEGIN's wait: the clock of its timeout runs from now. */
+void pw_txn_begin_wait(pw_txn_wait *w);
 /*
- * Waits for this thread's turn in the write queue, up to timeout_ms.
- * Returns 0 with the turn held (pw_txn_leave hands it on), -1 timed out.
+ * Waits for this thread's turn in the write queue, for what is left of
+ * w's timeout (none when w is NULL). Returns 0 with the turn held
+ * (pw_txn_leave hands it on), -1 timed out.
  */
-int pw_txn_enter(int timeout_ms);
+int pw_txn_enter(const pw_txn_wait *w);
 /* Hands the turn to the longest waiter, or frees it. */
 void pw_txn_leave(void);
 

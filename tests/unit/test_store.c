@@ -651,7 +651,7 @@ static void test_write_queue_threads(void **state)
 				   " WHERE type = 'run.state'", NULL),
 			 QUEUE_THREADS * QUEUE_RUNS);
 	assert_int_equal(count_events(f->s), QUEUE_THREADS * QUEUE_RUNS);
-	assert_int_equal(pw_txn_enter(0), 0);
+	assert_int_equal(pw_txn_enter(NULL), 0);
 	pw_txn_leave();
 }
 
@@ -677,7 +677,7 @@ static void test_write_queue_timeout(void **state)
 	/* the turn went back with the commit */
 	assert_int_equal(pw_store_begin(other), PW_OK);
 	pw_store_rollback(other);
-	assert_int_equal(pw_txn_enter(0), 0);
+	assert_int_equal(pw_txn_enter(NULL), 0);
 	pw_txn_leave();
 	pw_store_set_write_queue(false);
 	pw_store_close(other);
