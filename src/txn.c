@@ -75,13 +75,17 @@ int pw_txn_enter(const pw_txn_wait *wait)
 		pthread_mutex_unlock(&queue.mu);
 		return 0;
 	}
-	if (pthread_condattr_init(&attr) != 0 ||
-	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&w.cv, &attr) != 0) {
+	if (pthread_condattr_init(&attr) != 0) {
 		pthread_mutex_unlock(&queue.mu);
 		return -1;
 	}
+	bool ready = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+		     pthread_cond_init(&w.cv, &attr) == 0;
 	pthread_condattr_destroy(&attr);
+	if (!ready) {
+		pthread_mutex_unlock(&queue.mu);
+		return -1;
+	}
 	if (queue.tail)
 		queue.tail->next = &w;
 	else
