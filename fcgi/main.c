@@ -129,6 +129,15 @@ int main(int argc, char **argv)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	if (!getenv("MALLOC_ARENA_MAX"))
 		mallopt(M_ARENA_MAX, cpus > 2 ? (int)cpus : 2);
+	/*
+	 * glibc hands free memory above 128 KiB at the top of a heap back
+	 * to the kernel (brk, madvise) and faults it in again: each time a
+	 * TLB flush on every CPU. Under 64 writing clients that was half of
+	 * the process's CPU (bench/README.md, "Writes under load"); 1 MiB
+	 * kept per arena stops it. MALLOC_TRIM_THRESHOLD_ still decides.
+	 */
+	if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+		mallopt(M_TRIM_THRESHOLD, 1 << 20);
 
 	char *err = NULL;
 	pw_server *srv = pw_server_new(&opts, &err);

@@ -998,6 +998,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 		return -1;
 	}
 	pw_store_set_cache_kib(CACHE_KIB);   /* n connections: bench/README.md */
+	pw_store_set_write_queue(true);      /* n writing threads: src/txn.h */
 	srv->listen_fd = cfg->socket ? open_socket(cfg->socket) : 0;
 	if (srv->listen_fd < 0)
 		return -1;

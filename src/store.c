@@ -9,6 +9,7 @@
  * "pipewright: store: <message>" and reported as PW_ERR.
  */
 #include "store_impl.h"
+#include "txn.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -263,6 +264,8 @@ struct pw_store {
 	sqlite3_stmt *stmt[ST_COUNT];
 	extern_stmt *ext;  /* pw_store_stmt's cache */
 	size_t n_ext;
+	pw_txn_wait wait;  /* the busy handler's state (txn.h) */
+	bool queued;       /* holds this thread's turn in the write queue */
 };
 
 int store_log_db_error(sqlite3 *db)
@@ -347,9 +350,33 @@ int pw_store_schema_version(pw_store *s)
 	return read_user_version(s, &v) == PW_OK ? v : PW_ERR;
 }
 
+/* Hands the write queue's turn on, when this connection holds it. */
+static void queue_leave(pw_store *s)
+{
+	if (s->queued) {
+		s->queued = false;
+		pw_txn_leave();
+	}
+}
+
+/*
+ * BEGIN IMMEDIATE, after this thread's turn in the write queue when the
+ * queue is on (txn.h). The wait for the turn and SQLite's busy handler
+ * share the busy timeout: once it is spent, BEGIN is tried once without
+ * waiting, so the failure is SQLite's SQLITE_BUSY, as without the queue.
+ */
 int pw_store_begin(pw_store *s)
 {
-	return exec_cached(s, ST_BEGIN);
+	int rc;
+
+	pw_txn_begin_wait(&s->wait);
+	if (pw_txn_queue_on() && !s->queued && pw_txn_enter(&s->wait) == 0)
+		s->queued = true;
+	rc = exec_cached(s, ST_BEGIN);
+	s->wait.in_begin = false;
+	if (rc != PW_OK && sqlite3_get_autocommit(s->db))
+		queue_leave(s);
+	return rc;
 }
 
 int pw_store_begin_read(pw_store *s)
@@ -357,9 +384,13 @@ int pw_store_begin_read(pw_store *s)
 	return exec_cached(s, ST_BEGIN_READ);
 }
 
+/* Commits; the write queue's turn goes on once the transaction is over. */
 int pw_store_commit(pw_store *s)
 {
-	return exec_cached(s, ST_COMMIT);
+	int rc = exec_cached(s, ST_COMMIT);
+	if (sqlite3_get_autocommit(s->db))
+		queue_leave(s);
+	return rc;
 }
 
 void pw_store_rollback(pw_store *s)
@@ -367,17 +398,18 @@ void pw_store_rollback(pw_store *s)
 	/* SQLite may already have rolled back on its own (e.g. SQLITE_FULL). */
 	if (!sqlite3_get_autocommit(s->db))
 		exec_cached(s, ST_ROLLBACK);
+	queue_leave(s);
 }
 
 int store_unit_begin(pw_store *s, int *nested)
 {
 	*nested = !sqlite3_get_autocommit(s->db);
-	return exec_cached(s, *nested ? ST_SAVEPOINT : ST_BEGIN);
+	return *nested ? exec_cached(s, ST_SAVEPOINT) : pw_store_begin(s);
 }
 
 int store_unit_commit(pw_store *s, int nested)
 {
-	return exec_cached(s, nested ? ST_RELEASE : ST_COMMIT);
+	return nested ? exec_cached(s, ST_RELEASE) : pw_store_commit(s);
 }
 
 void store_unit_rollback(pw_store *s, int nested)
@@ -511,7 +543,7 @@ void pw_store_set_cache_kib(int kib)
 }
 
 /*
- * Sets the connection up: busy timeout, WAL, synchronous=NORMAL, foreign
+ * Sets the connection up: busy handler (txn.h), WAL, synchronous=NORMAL, foreign
  * keys, the page cache of pw_store_set_cache_kib. Returns PW_OK, or
  * PW_ERR with *msg malloc'd.
  */
@@ -520,8 +552,9 @@ static int configure(pw_store *s, char **msg)
 	char cache[48];
 	int kib = cache_kib;
 
-	if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
-		*msg = pw_asprintf("busy timeout: %s", sqlite3_errmsg(s->db));
+	s->wait.timeout_ms = BUSY_TIMEOUT_MS;
+	if (sqlite3_busy_handler(s->db, pw_txn_busy, &s->wait) != SQLITE_OK) {
+		*msg = pw_asprintf("busy handler: %s", sqlite3_errmsg(s->db));
 		return PW_ERR;
 	}
 	if (set_wal(s, msg) != PW_OK)
@@ -679,6 +712,7 @@ void pw_store_close(pw_store *s)
 {
 	if (!s)
 		return;
+	queue_leave(s);   /* a transaction left open ends with the connection */
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	for (size_t i = 0; i < s->n_ext; i++)

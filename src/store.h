@@ -46,6 +46,13 @@ int pw_store_open_existing(const char *path, pw_store **out, char **err);
  */
 void pw_store_set_cache_kib(int kib);
 /*
+ * With on, write transactions (pw_store_begin and the store's own writes)
+ * of all this process's connections take turns in arrival order before
+ * they ask SQLite for the write lock (src/txn.h). For processes with many
+ * writing threads: pipewright.fcgi. Off by default.
+ */
+void pw_store_set_write_queue(bool on);
+/*
  * Whether the file at the store's path is still the one it opened: NULL,
  * or why not ("the database file was deleted", "... replaced"). One
  * stat(2).

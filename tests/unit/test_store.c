@@ -2,6 +2,7 @@
 #include "testhelp.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "txn.h"
 #include "util.h"
 
 /* 2024-01-01T00:00:00.000Z */
@@ -585,6 +587,102 @@ static void test_insert_run_nested(void **state)
 	assert_int_equal(count_events(f->s), 2);
 }
 
+/* ---- the write queue (src/txn.h) ---------------------------------------- */
+
+enum { QUEUE_THREADS = 4, QUEUE_RUNS = 25 };  /* few: a wait stays far below 5 s under valgrind */
+
+/* One writer thread: its own connection, QUEUE_RUNS runs in two ways. */
+static void *queue_writer(void *arg)
+{
+	const char *path = arg;
+	pw_store *s = NULL;
+	char *err = NULL;
+	long failed = 0;
+
+	if (pw_store_open_existing(path, &s, &err) != PW_OK) {
+		fprintf(stderr, "writer: %s\n", err);
+		free(err);
+		return (void *)1L;
+	}
+	for (int i = 0; i < QUEUE_RUNS; i++) {
+		pw_run_new run = { .dag_id = "d", .run_type = "manual" };
+		if (i % 2) {   /* the store's own transaction */
+			failed += pw_store_insert_run(s, &run, NULL) != PW_OK;
+		} else {       /* a caller's, as the API's trigger has it */
+			int rc = pw_store_begin(s);
+			if (rc == PW_OK)
+				rc = pw_store_insert_run(s, &run, NULL);
+			if (rc == PW_OK)
+				rc = pw_store_commit(s);
+			if (rc != PW_OK)
+				pw_store_rollback(s);
+			failed += rc != PW_OK;
+		}
+	}
+	pw_store_close(s);
+	return (void *)failed;
+}
+
+/*
+ * Threads writing at once with the queue on: every run and event is there
+ * once, and the turn is free again afterwards (none kept by a commit,
+ * a rollback or a close).
+ */
+static void test_write_queue_threads(void **state)
+{
+	fixture *f = *state;
+	pthread_t tid[QUEUE_THREADS];
+	long failed = 0;
+
+	pw_store_set_write_queue(true);
+	for (int i = 0; i < QUEUE_THREADS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, queue_writer, f->path), 0);
+	for (int i = 0; i < QUEUE_THREADS; i++) {
+		void *r = NULL;
+		assert_int_equal(pthread_join(tid[i], &r), 0);
+		failed += (long)r;
+	}
+	pw_store_set_write_queue(false);
+	assert_int_equal(failed, 0);
+	sqlite3 *db = pw_store_db(f->s);
+	assert_int_equal(query_int(db, "SELECT count(DISTINCT run_id) FROM runs", NULL),
+			 QUEUE_THREADS * QUEUE_RUNS);
+	assert_int_equal(query_int(db, "SELECT count(DISTINCT run_id) FROM events"
+				   " WHERE type = 'run.state'", NULL),
+			 QUEUE_THREADS * QUEUE_RUNS);
+	assert_int_equal(count_events(f->s), QUEUE_THREADS * QUEUE_RUNS);
+	assert_int_equal(pw_txn_enter(NULL), 0);
+	pw_txn_leave();
+}
+
+/*
+ * A transaction that waits longer than the busy timeout for its turn
+ * fails as SQLite's own wait does: SQLITE_BUSY (which the API answers
+ * 503), with neither the transaction nor the turn left open. Takes the
+ * busy timeout (5 s).
+ */
+static void test_write_queue_timeout(void **state)
+{
+	fixture *f = *state;
+	pw_store *other = NULL;
+	char *err = NULL;
+
+	assert_int_equal(pw_store_open(f->path, &other, &err), PW_OK);
+	pw_store_set_write_queue(true);
+	assert_int_equal(pw_store_begin(f->s), PW_OK);
+	assert_int_equal(pw_store_begin(other), PW_ERR);
+	assert_int_equal(sqlite3_errcode(pw_store_db(other)) & 0xff, SQLITE_BUSY);
+	assert_true(sqlite3_get_autocommit(pw_store_db(other)));
+	assert_int_equal(pw_store_commit(f->s), PW_OK);
+	/* the turn went back with the commit */
+	assert_int_equal(pw_store_begin(other), PW_OK);
+	pw_store_rollback(other);
+	assert_int_equal(pw_txn_enter(NULL), 0);
+	pw_txn_leave();
+	pw_store_set_write_queue(false);
+	pw_store_close(other);
+}
+
 /* ---- runner, pools, DAGs --------------------------------------------- */
 
 static void test_heartbeat(void **state)
@@ -836,6 +934,8 @@ int main(void)
 		T(test_insert_run_conflict),
 		T(test_insert_run_atomic),
 		T(test_insert_run_nested),
+		T(test_write_queue_threads),
+		T(test_write_queue_timeout),
 		T(test_heartbeat),
 		T(test_seed_pools),
 		T(test_seed_pools_bad_shapes),
