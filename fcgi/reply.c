@@ -237,7 +237,7 @@ static const struct {
 static int db_fault(const pw_req *req)
 {
 	pw_store *store = req->store ? *req->store : NULL;
-	int code = store ? sqlite3_errcode(pw_store_db(store)) & 0xff : SQLITE_OK;
+	int code = store ? pw_store_errcode(store) & 0xff : SQLITE_OK;
 
 	for (size_t i = 0; i < sizeof db_faults / sizeof *db_faults; i++)
 		if (db_faults[i].code == code)

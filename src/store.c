@@ -266,6 +266,7 @@ struct pw_store {
 	size_t n_ext;
 	pw_txn_wait wait;  /* the busy handler's state (txn.h) */
 	bool queued;       /* holds this thread's turn in the write queue */
+	int fault;         /* the error a rollback cleared (pw_store_errcode) */
 };
 
 int store_log_db_error(sqlite3 *db)
@@ -369,6 +370,7 @@ int pw_store_begin(pw_store *s)
 {
 	int rc;
 
+	s->fault = SQLITE_OK;
 	pw_txn_begin_wait(&s->wait);
 	if (pw_txn_queue_on() && !s->queued && pw_txn_enter(&s->wait) == 0)
 		s->queued = true;
@@ -381,7 +383,20 @@ int pw_store_begin(pw_store *s)
 
 int pw_store_begin_read(pw_store *s)
 {
+	s->fault = SQLITE_OK;
 	return exec_cached(s, ST_BEGIN_READ);
+}
+
+/* Whether a result code says something failed. */
+static bool is_error(int code)
+{
+	return code != SQLITE_OK && code != SQLITE_ROW && code != SQLITE_DONE;
+}
+
+int pw_store_errcode(pw_store *s)
+{
+	int code = sqlite3_errcode(s->db);
+	return is_error(code) ? code : s->fault;
 }
 
 /* Commits; the write queue's turn goes on once the transaction is over. */
@@ -395,6 +410,10 @@ int pw_store_commit(pw_store *s)
 
 void pw_store_rollback(pw_store *s)
 {
+	int code = sqlite3_errcode(s->db);
+
+	if (is_error(code))
+		s->fault = code;   /* the ROLLBACK would clear it */
 	/* SQLite may already have rolled back on its own (e.g. SQLITE_FULL). */
 	if (!sqlite3_get_autocommit(s->db))
 		exec_cached(s, ST_ROLLBACK);
@@ -417,6 +436,8 @@ void store_unit_rollback(pw_store *s, int nested)
 	if (!nested) {
 		pw_store_rollback(s);
 	} else if (!sqlite3_get_autocommit(s->db)) {
+		if (is_error(sqlite3_errcode(s->db)))
+			s->fault = sqlite3_errcode(s->db);
 		exec_cached(s, ST_ROLLBACK_TO);
 		exec_cached(s, ST_RELEASE);
 	}

@@ -62,6 +62,12 @@ void pw_store_close(pw_store *s);
 
 /* The connection, for modules that read with their own statements. */
 sqlite3 *pw_store_db(pw_store *s);
+/*
+ * The SQLite result code of the connection's last failure: its last
+ * error, or the one a pw_store_rollback since the last BEGIN cleared
+ * (SQLITE_OK when there was none). What a 500 is told apart by.
+ */
+int pw_store_errcode(pw_store *s);
 /* Number of migrations applied (PRAGMA user_version). */
 int pw_store_schema_version(pw_store *s);
 /* Number of migrations this binary knows. */

@@ -562,6 +562,28 @@ static void test_insert_run_atomic(void **state)
 	assert_int_equal(count_events(f->s), 1);
 }
 
+/*
+ * The error of a failed write outlives its rollback (a handler's reply
+ * tells a 503 fault from a 500 by it), until the next transaction.
+ */
+static void test_errcode_outlives_rollback(void **state)
+{
+	fixture *f = *state;
+	sqlite3 *db = pw_store_db(f->s);
+	pw_run_new run = { .dag_id = "etl", .run_type = "manual" };
+
+	assert_int_equal(pw_store_errcode(f->s), SQLITE_OK);
+	exec_ok(db, "CREATE TEMP TRIGGER no_events BEFORE INSERT ON main.events"
+		" BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	assert_int_equal(pw_store_insert_run(f->s, &run, NULL), PW_ERR);
+	assert_true(sqlite3_get_autocommit(db));
+	assert_int_equal(pw_store_errcode(f->s) & 0xff, SQLITE_CONSTRAINT);
+	exec_ok(db, "DROP TRIGGER temp.no_events");
+	assert_int_equal(pw_store_begin(f->s), PW_OK);
+	assert_int_equal(pw_store_errcode(f->s), SQLITE_OK);
+	assert_int_equal(pw_store_commit(f->s), PW_OK);
+}
+
 /* Inside a caller's transaction the insert is a savepoint of it. */
 static void test_insert_run_nested(void **state)
 {
@@ -933,6 +955,7 @@ int main(void)
 		T(test_insert_run_defaults),
 		T(test_insert_run_conflict),
 		T(test_insert_run_atomic),
+		T(test_errcode_outlives_rollback),
 		T(test_insert_run_nested),
 		T(test_write_queue_threads),
 		T(test_write_queue_timeout),
