@@ -675,6 +675,15 @@ try {
 		assert.ok(sum(got) < 8e6, `${sum(got)} bytes`);
 		await hooksComplete();
 		await shot(page, 'scale-dag', false);
+		/* fitted, the graph is no wider than its box; at its actual size it scrolls */
+		const width = () => page.$eval('.graph', (g) =>
+			[g.querySelector('svg').getBoundingClientRect().width, g.clientWidth]);
+		let [svgW, boxW] = await width();
+		assert.ok(svgW <= boxW, `fitted graph ${svgW} px in a box of ${boxW} px`);
+		await page.click('.graph-card button.zoom');
+		[svgW, boxW] = await width();
+		assert.ok(svgW > boxW, `actual-size graph ${svgW} px in a box of ${boxW} px`);
+		assert.equal(await page.$eval('.graph-card button.zoom', (b) => b.textContent), 'Fit');
 		for (let i = 0; i < 2; i++) {
 			const t0 = performance.now();
 			await (await fetch(scaleBase + '/api/v1/dags/big/graph')).text();

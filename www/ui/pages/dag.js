@@ -35,7 +35,7 @@ export async function render(ctx, {dag_id: dagId}) {
 		ctx.can.operate ? triggerForm(page) : null,
 		h('div', {class: 'two'},
 			h('section', {class: 'card'}, h('h2', {}, 'Grid'), page.grid.el),
-			h('section', {class: 'card'}, h('h2', {}, 'Graph ', page.graph.caption), page.graph.el)),
+			h('section', {class: 'card graph-card'}, h('h2', {}, 'Graph ', page.graph.caption, ' ', page.graph.zoom), page.graph.el)),
 		h('section', {class: 'card'}, h('h2', {}, 'Runs'), page.list.el),
 		source(page));
 	await Promise.all([page.grid.load(), page.graph.load(), page.list.load()]);
@@ -298,8 +298,12 @@ function makeGraph(page) {
 	const {dag} = page;
 	const el = h('div', {class: 'graph'}, h('p', {class: 'loading'}, 'Loading the graph…'));
 	const caption = h('span', {class: 'muted'});
+	/* A large DAG fits its box unreadably small: its actual size scrolls. */
+	const zoom = h('button', {type: 'button', class: 'zoom', onclick: () => {
+		fill(zoom, el.classList.toggle('actual') ? 'Fit' : 'Actual size');
+	}}, 'Actual size');
 	const nodes = new Map();
-	const graph = {el, caption, runId: null, pending: null};
+	const graph = {el, caption, zoom, runId: null, pending: null};
 	graph.load = async () => {
 		try {
 			const text = await api.svg(api.path('dags', dag.dag_id, 'graph'));
