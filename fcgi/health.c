@@ -190,6 +190,16 @@ static void database_text(api_text *t, int db_rc, const char *err)
 	API_TEXT_LIT(t, "}");
 }
 
+static char this_host[HOST_NAME_MAX + 1];   /* "" when unknown */
+static pthread_once_t this_host_once = PTHREAD_ONCE_INIT;
+
+/* Reads the host name once per process (health is asked often). */
+static void this_host_read(void)
+{
+	if (gethostname(this_host, sizeof this_host - 1) != 0)
+		this_host[0] = '\0';
+}
+
 /*
  * Whether the runner of r ran on this host and its process is gone: a
  * kill -9 shows at once, not RUNNER_FRESH_MS later. EPERM (another
@@ -197,10 +207,9 @@ static void database_text(api_text *t, int db_rc, const char *err)
  */
 static bool runner_gone(const runner_row *r)
 {
-	char host[HOST_NAME_MAX + 1] = "";
-
-	if (r->pid <= 0 || r->pid > INT_MAX || !r->host[0] ||
-	    gethostname(host, sizeof host - 1) != 0 || strcmp(host, r->host) != 0)
+	pthread_once(&this_host_once, this_host_read);
+	if (r->pid <= 0 || r->pid > INT_MAX || !r->host[0] || !this_host[0] ||
+	    strcmp(this_host, r->host) != 0)
 		return false;
 	return kill((pid_t)r->pid, 0) != 0 && errno == ESRCH;
 }
@@ -304,13 +313,13 @@ static int runner_get(pw_req *req, runner_row *r, char *err, size_t errlen)
 }
 
 /*
- * "runner": {status, last_heartbeat (ISO or null), pid (or null), host
- * (when known)}.
+ * "runner": {status (runner_status's word), last_heartbeat (ISO or null),
+ * pid (or null), host (when known)}.
  */
-static void runner_text(const pw_req *req, api_text *t, const runner_row *r, long long now)
+static void runner_text(api_text *t, const runner_row *r, const char *status)
 {
 	API_TEXT_LIT(t, ",\"runner\":{\"status\":");
-	api_text_str(t, runner_status(req, r, now));
+	api_text_str(t, status);
 	API_TEXT_LIT(t, ",\"last_heartbeat\":");
 	if (r->found) {
 		char iso[32];
@@ -345,9 +354,9 @@ int health_get(pw_req *req)
 	/* (a folder not made yet is the runner's to create) */
 	int logs_rc = p->logs_dir && access(p->logs_dir, F_OK) == 0
 		      ? writable(p->logs_dir, "the logs folder", logs_err, sizeof logs_err) : 0;
+	const char *runner = runner_status(req, &r, now);
 	const char *status = db_rc != GO ? "unhealthy"
-			     : strcmp(runner_status(req, &r, now), "running") == 0 && logs_rc == 0
-			     ? "healthy"
+			     : strcmp(runner, "running") == 0 && logs_rc == 0 ? "healthy"
 			     : "degraded";
 	api_text t;
 
@@ -355,7 +364,7 @@ int health_get(pw_req *req)
 	API_TEXT_LIT(&t, "{\"data\":{\"status\":");
 	api_text_str(&t, status);
 	database_text(&t, db_rc, err);
-	runner_text(req, &t, &r, now);
+	runner_text(&t, &r, runner);
 	logs_text(&t, logs_rc, logs_err);
 	API_TEXT_LIT(&t, ",\"uptime_s\":");
 	api_text_int(&t, uptime_s());
