@@ -3,6 +3,9 @@
  */
 #include "fixture.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 hr_project *P;
 ht_server *S;
 bool passed;
@@ -13,6 +16,16 @@ void fx_start(const ht_opts *opts, bool runner)
 	S = ht_start(P->dir, opts);
 	if (runner)
 		hr_runner_start(P, NULL);
+}
+
+ht_resp *fx_getf(const char *fmt, ...)
+{
+	char path[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof path, fmt, ap);
+	va_end(ap);
+	return ht_get(S, path);
 }
 
 int fx_group_teardown(void **state)

@@ -23,6 +23,8 @@ extern bool passed;     /* the current test reached its end */
 
 /* Starts S on P (opts may be NULL) and, when runner, a runner of P. */
 void fx_start(const ht_opts *opts, bool runner);
+/* A GET from S of a printf-formatted path (up to 2 KiB). */
+ht_resp *fx_getf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* cmocka group teardown: stops S, frees P (and its runners). */
 int fx_group_teardown(void **state);
 /* cmocka test setup: passed = false. */

@@ -122,16 +122,6 @@ static void need_runner(void)
 
 /* --- helpers ---------------------------------------------------------------- */
 
-static ht_resp *getf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static ht_resp *getf(const char *fmt, ...)
-{
-	char path[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof path, fmt, ap);
-	va_end(ap);
-	return ht_get(S, path);
-}
 
 /* GET path; expects 200 and returns a copy of data (caller puts it). */
 static json_object *get_data(const char *path)
@@ -777,7 +767,7 @@ static void test_xcom_paging(void **state)
 			ht_fail(r, "XComs are ordered by key");
 	ht_resp_free(r);
 
-	r = getf("%s?limit=2&offset=1", path);
+	r = fx_getf("%s?limit=2&offset=1", path);
 	json_object *d = ht_ok(r, 200);
 	expect_meta(r, (long long)n, 2, 1);
 	if (json_object_array_length(d) != 2 ||
@@ -785,7 +775,7 @@ static void test_xcom_paging(void **state)
 	    strcmp(ht_str(d, "1.key"), ht_str(all, "2.key")) != 0)
 		ht_fail(r, "limit=2&offset=1: the 2nd and 3rd XComs");
 	ht_resp_free(r);
-	r = getf("%s?offset=%zu&limit=1000", path, n);
+	r = fx_getf("%s?offset=%zu&limit=1000", path, n);
 	d = ht_ok(r, 200);
 	expect_meta(r, (long long)n, 1000, (long long)n);
 	if (json_object_array_length(d) != 0)
@@ -796,7 +786,7 @@ static void test_xcom_paging(void **state)
 	static const char *const bad[] = {"limit=0", "limit=1001", "limit=abc",
 					  "offset=-1", "offset=x", "limit="};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		r = getf("%s?%s", path, bad[i]);
+		r = fx_getf("%s?%s", path, bad[i]);
 		ht_err(r, 400);
 		ht_resp_free(r);
 	}
@@ -939,17 +929,17 @@ static void test_runs_list(void **state)
 	ht_resp_free(r);
 
 	/* since/until are inclusive. */
-	r = getf("/api/v1/dags/always_fails/runs?order_by=queued_at&since=%s", q2);
+	r = fx_getf("/api/v1/dags/always_fails/runs?order_by=queued_at&since=%s", q2);
 	d = ht_ok(r, 200);
 	if (json_object_array_length(d) != 2 || strcmp(ht_str(d, "0.run_id"), "l2"))
 		ht_fail(r, "since=queued_at of l2: l2, l3");
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/always_fails/runs?order_by=queued_at&until=%s", q2);
+	r = fx_getf("/api/v1/dags/always_fails/runs?order_by=queued_at&until=%s", q2);
 	d = ht_ok(r, 200);
 	if (json_object_array_length(d) != 2 || strcmp(ht_str(d, "1.run_id"), "l2"))
 		ht_fail(r, "until=queued_at of l2: l1, l2");
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/always_fails/runs?since=%s&until=%s", q2, q2);
+	r = fx_getf("/api/v1/dags/always_fails/runs?since=%s&until=%s", q2, q2);
 	d = ht_ok(r, 200);
 	if (json_object_array_length(d) != 1 || strcmp(ht_str(d, "0.run_id"), "l2"))
 		ht_fail(r, "since=until=queued_at of l2: l2");
@@ -1066,7 +1056,7 @@ static void test_metrics(void **state)
 static void expect_pool_as_listed(const char *name)
 {
 	json_object *list = get_data("/api/v1/pools");
-	ht_resp *r = getf("/api/v1/pools/%s", name);
+	ht_resp *r = fx_getf("/api/v1/pools/%s", name);
 	json_object *listed = ht_find(list, "name", name);
 
 	if (!listed || !json_object_equal(ht_ok(r, 200), listed))
@@ -1347,7 +1337,7 @@ static void row_id(json_object *row, const char *fields, char *out, size_t n)
  */
 static size_t walk_by_cursor(const char *path, const char *fields, int limit)
 {
-	ht_resp *r = getf("%slimit=1000", path);
+	ht_resp *r = fx_getf("%slimit=1000", path);
 	json_object *all = json_object_get(ht_ok(r, 200));
 	long long total = ht_int(r->json, "meta.total");
 	size_t n = json_object_array_length(all), seen = 0;
@@ -1357,8 +1347,8 @@ static size_t walk_by_cursor(const char *path, const char *fields, int limit)
 		ht_fail(r, "one big page: next_cursor null");
 	ht_resp_free(r);
 	for (int pages = 0;; pages++) {
-		r = cursor ? getf("%slimit=%d&cursor=%s", path, limit, cursor)
-			   : getf("%slimit=%d", path, limit);
+		r = cursor ? fx_getf("%slimit=%d&cursor=%s", path, limit, cursor)
+			   : fx_getf("%slimit=%d", path, limit);
 		json_object *d = ht_ok(r, 200);
 		json_object *next = ht_at(r->json, "meta.next_cursor");
 		if (!ht_has(r->json, "meta.next_cursor"))
@@ -1389,7 +1379,7 @@ static size_t walk_by_cursor(const char *path, const char *fields, int limit)
 		fail_msg("%s: %zu rows by cursor, %zu on one page", path, seen, n);
 	/* offset still works: the second row by offset is the second row */
 	if (n >= 2) {
-		r = getf("%slimit=1&offset=1", path);
+		r = fx_getf("%slimit=1&offset=1", path);
 		json_object *d = ht_ok(r, 200);
 		row_id(json_object_array_get_idx(all, 1), fields, want, sizeof want);
 		row_id(json_object_array_get_idx(d, 0), fields, got, sizeof got);
@@ -1406,7 +1396,7 @@ static size_t walk_by_cursor(const char *path, const char *fields, int limit)
 /* The cursor of the first page of path with limit=1 (malloc'd). */
 static char *first_cursor(const char *path)
 {
-	ht_resp *r = getf("%slimit=1", path);
+	ht_resp *r = fx_getf("%slimit=1", path);
 	ht_ok(r, 200);
 	char *c = strdup(ht_str(r->json, "meta.next_cursor"));
 	assert_non_null(c);
@@ -1470,22 +1460,22 @@ static void test_cursor_paging(void **state)
 	    !json_object_is_type(ht_at(r->json, "meta.next_cursor"), json_type_null))
 		ht_fail(r, "after queued_at 5: nothing, and no next_cursor");
 	ht_resp_free(r);
-	r = getf("/api/v1/dags?cursor=%s", runs);
+	r = fx_getf("/api/v1/dags?cursor=%s", runs);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/quick/runs?order_by=started_at&cursor=%s", runs);
+	r = fx_getf("/api/v1/dags/quick/runs?order_by=started_at&cursor=%s", runs);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/~/runs?cursor=%s", runs);
+	r = fx_getf("/api/v1/dags/~/runs?cursor=%s", runs);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/quick/runs?cursor=%s", dags);
+	r = fx_getf("/api/v1/dags/quick/runs?cursor=%s", dags);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/quick/runs?offset=0&cursor=%s", runs);
+	r = fx_getf("/api/v1/dags/quick/runs?offset=0&cursor=%s", runs);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/quick/runs?cursor=%s", runs);
+	r = fx_getf("/api/v1/dags/quick/runs?cursor=%s", runs);
 	ht_ok(r, 200);
 	ht_resp_free(r);
 	free(runs);
@@ -1552,7 +1542,7 @@ static void test_events(void **state)
 		fail_msg("run.state events of r1: %s", states);
 	ht_resp_free(r);
 
-	r = getf("/api/v1/events?after_id=%lld&limit=1000", mid);
+	r = fx_getf("/api/v1/events?after_id=%lld&limit=1000", mid);
 	d = ht_ok(r, 200);
 	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
 		ht_fail(r, "after_id: the events after it");
@@ -1573,7 +1563,7 @@ static void test_events(void **state)
 		ht_fail(r, "limit=2: two events");
 	ht_resp_free(r);
 	/* ?last_event_id= pages like after_id, with the stream's 400s. */
-	r = getf("/api/v1/events?last_event_id=%lld&limit=1000", mid);
+	r = fx_getf("/api/v1/events?last_event_id=%lld&limit=1000", mid);
 	d = ht_ok(r, 200);
 	if (json_object_array_length(d) != n - n / 2 - 1 || ht_int(d, "0.id") <= mid)
 		ht_fail(r, "last_event_id: the events after it");
@@ -1585,7 +1575,7 @@ static void test_events(void **state)
 	size_t seen = 0;
 	char *cursor = NULL;
 	for (;;) {
-		r = cursor ? getf("/api/v1/events?limit=7&cursor=%s", cursor)
+		r = cursor ? fx_getf("/api/v1/events?limit=7&cursor=%s", cursor)
 			   : ht_get(S, "/api/v1/events?limit=7");
 		d = ht_ok(r, 200);
 		for (size_t i = 0; i < json_object_array_length(d) && seen < n; i++, seen++)
@@ -1616,10 +1606,10 @@ static void test_events(void **state)
 	char *c = strdup(ht_str(r->json, "meta.next_cursor"));
 	assert_non_null(c);
 	ht_resp_free(r);
-	r = getf("/api/v1/events?after_id=0&cursor=%s", c);
+	r = fx_getf("/api/v1/events?after_id=0&cursor=%s", c);
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/pools?cursor=%s", c);
+	r = fx_getf("/api/v1/pools?cursor=%s", c);
 	ht_err(r, 400);
 	ht_resp_free(r);
 	free(c);

@@ -8,8 +8,7 @@
  * once, in order. The graph of such a DAG is refused with 400. Nothing is
  * timed: waits poll up to a deadline.
  */
-#include "harness.h"
-#include "http.h"
+#include "fixture.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,20 +19,6 @@
 #define PAGE_MAX 1000            /* API_DETAIL_LIMIT, the most a page holds */
 #define BODY_MAX (1024 * 1024)   /* no answer comes near it */
 
-static hr_project *P;
-static ht_server *S;
-
-/* A GET of a printf-formatted path. */
-static ht_resp *getf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static ht_resp *getf(const char *fmt, ...)
-{
-	char path[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof path, fmt, ap);
-	va_end(ap);
-	return ht_get(S, path);
-}
 
 /* The YAML of a chain t1 <- t2 <- ... <- tBIG whose tasks need pool "nowhere". */
 static char *big_dag(void)
@@ -57,16 +42,7 @@ static int group_setup(void **state)
 	char *y = big_dag();
 	hr_dag(P, "big", y);
 	free(y);
-	S = ht_start(P->dir, NULL);
-	hr_runner_start(P, NULL);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	ht_stop(S);
-	hr_project_free(P);
+	fx_start(NULL, true);
 	return 0;
 }
 
@@ -113,8 +89,8 @@ static void walk_cursor(const char *path, const char *query, long long limit,
 	int next = 1, pages = 0;
 	char *cursor = NULL;
 	for (;;) {
-		ht_resp *r = cursor ? getf("%s?%s%scursor=%s", path, query, *query ? "&" : "", cursor)
-				    : getf("%s%s%s", path, *query ? "?" : "", query);
+		ht_resp *r = cursor ? fx_getf("%s?%s%scursor=%s", path, query, *query ? "&" : "", cursor)
+				    : fx_getf("%s%s%s", path, *query ? "?" : "", query);
 		json_object *items = page_items(r, items_path, limit);
 		if (json_object_array_length(items) == 0)
 			ht_fail(r, "an empty page before the end");
@@ -144,7 +120,7 @@ static void test_dag_detail_pages(void **state)
 	walk_cursor("/api/v1/dags/big", "limit=700", 700, "tasks", true);
 
 	/* offset: the last few, no next page. */
-	ht_resp *r = getf("/api/v1/dags/big?offset=%d", BIG - 3);
+	ht_resp *r = fx_getf("/api/v1/dags/big?offset=%d", BIG - 3);
 	json_object *items = page_items(r, "tasks", PAGE_MAX);
 	int next = BIG - 2;
 	expect_in_order(r, items, &next, true);
@@ -152,20 +128,20 @@ static void test_dag_detail_pages(void **state)
 		ht_fail(r, "offset=BIG-3: the last 3 tasks, next_cursor null");
 	ht_resp_free(r);
 
-	r = getf("/api/v1/dags/big?offset=%d", BIG);
+	r = fx_getf("/api/v1/dags/big?offset=%d", BIG);
 	if (json_object_array_length(page_items(r, "tasks", PAGE_MAX)) != 0 ||
 	    ht_at(r->json, "meta.next_cursor"))
 		ht_fail(r, "offset=BIG: no task, next_cursor null");
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/big?limit=1001");
+	r = fx_getf("/api/v1/dags/big?limit=1001");
 	ht_err(r, 400);
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/big?cursor=bogus");
+	r = fx_getf("/api/v1/dags/big?cursor=bogus");
 	ht_err(r, 400);
 	ht_resp_free(r);
 
 	/* Graphviz is not asked to lay out BIG nodes. */
-	r = getf("/api/v1/dags/big/graph");
+	r = fx_getf("/api/v1/dags/big/graph");
 	ht_err(r, 400);
 	ht_resp_free(r);
 	hr_pass(P);
@@ -175,7 +151,7 @@ static void test_dag_detail_pages(void **state)
 static void wait_claimed(void)
 {
 	for (int waited = 0;; waited += 50) {
-		ht_resp *r = getf("/api/v1/dags/big/runs/r1?limit=1");
+		ht_resp *r = fx_getf("/api/v1/dags/big/runs/r1?limit=1");
 		json_object *total = r->status == 200 ? ht_at(r->json, "meta.total") : NULL;
 		bool done = total && json_object_get_int64(total) == BIG;
 		if (!done && waited > 6 * HR_WAIT_MS)
@@ -201,20 +177,20 @@ static void test_run_pages(void **state)
 	walk_cursor("/api/v1/dags/big/runs/r1/tasks", "", 100, NULL, false);
 
 	/* A cursor of the list continues in the detail, and back. */
-	r = getf("/api/v1/dags/big/runs/r1/tasks?limit=2");
+	r = fx_getf("/api/v1/dags/big/runs/r1/tasks?limit=2");
 	json_object *nc = ht_at(r->json, "meta.next_cursor");
 	if (!nc)
 		ht_fail(r, "a next_cursor after 2 of BIG");
 	char *cursor = strdup(json_object_get_string(nc));
 	ht_resp_free(r);
-	r = getf("/api/v1/dags/big/runs/r1?limit=2&cursor=%s", cursor);
+	r = fx_getf("/api/v1/dags/big/runs/r1?limit=2&cursor=%s", cursor);
 	json_object *items = page_items(r, "task_instances", 2);
 	int next = 3;
 	expect_in_order(r, items, &next, false);
 	ht_resp_free(r);
 	free(cursor);
 
-	r = getf("/api/v1/dags/big/runs/r1?limit=0");
+	r = fx_getf("/api/v1/dags/big/runs/r1?limit=0");
 	ht_err(r, 400);
 	ht_resp_free(r);
 	hr_pass(P);
@@ -226,5 +202,5 @@ int main(void)
 		cmocka_unit_test(test_dag_detail_pages),
 		cmocka_unit_test(test_run_pages),
 	};
-	return cmocka_run_group_tests_name("paging", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("paging", tests, group_setup, fx_group_teardown);
 }
