@@ -24,7 +24,16 @@
 /* Deepest nesting of mappings and sequences accepted (json-c frees
  * recursively, so unbounded depth would overflow the stack). */
 #define PW_DOC_MAX_DEPTH 256
-/* Most values that alias expansion may create ("billion laughs" guard). */
+/*
+ * The "billion laughs" guard: alias expansion may create at most
+ * PW_DOC_FREE_COPIES values, plus PW_DOC_COPIES_PER_NODE for each value
+ * written in the text so far, and never more than PW_DOC_MAX_COPIES. A
+ * DAG that merges a mapping of defaults into each task ("<<: *defaults")
+ * stays far below; a few KB of nested aliases that would expand into
+ * millions of values (seconds of CPU, hundreds of MB) are refused.
+ */
+#define PW_DOC_FREE_COPIES 10000
+#define PW_DOC_COPIES_PER_NODE 16
 #define PW_DOC_MAX_COPIES 1000000
 
 /* ---- the line table ----------------------------------------------------- */
@@ -339,7 +348,8 @@ struct ybuild {
 	size_t depth, cap;
 	struct anchor *anc;
 	size_t nanc, anccap;
-	size_t copies;
+	size_t copies; /* values created by alias expansion */
+	size_t nodes;  /* values (and aliases) written in the text */
 	int ndocs;
 };
 
@@ -498,8 +508,11 @@ static int copy_value(struct ybuild *b, json_object *src, int line,
 	*out = NULL;
 	if (!src)
 		return 0;
-	if (++b->copies > PW_DOC_MAX_COPIES)
-		return yerr(b, line, NULL, "%s", "aliases expand to too many values");
+	if (++b->copies > PW_DOC_MAX_COPIES ||
+	    b->copies > PW_DOC_FREE_COPIES + PW_DOC_COPIES_PER_NODE * b->nodes)
+		return yerr(b, line, NULL, "aliases expand to too many values "
+			    "(%zu copies for %zu values written)",
+			    b->copies, b->nodes);
 	if (json_object_is_type(src, json_type_object))
 		dst = json_object_new_object();
 	else if (json_object_is_type(src, json_type_array))
@@ -823,6 +836,10 @@ static int on_end(struct ybuild *b, const yaml_event_t *ev)
 
 static int on_event(struct ybuild *b, const yaml_event_t *ev)
 {
+	if (ev->type == YAML_SCALAR_EVENT || ev->type == YAML_ALIAS_EVENT ||
+	    ev->type == YAML_SEQUENCE_START_EVENT ||
+	    ev->type == YAML_MAPPING_START_EVENT)
+		b->nodes++;
 	switch (ev->type) {
 	case YAML_DOCUMENT_START_EVENT:
 		if (++b->ndocs == 1)

@@ -16,9 +16,12 @@
 
 #include "doc.h"
 
-/* Deepest nesting of evaluations, and most values copied by references. */
+/* Deepest nesting of evaluations, most values copied by references, and
+ * most bytes of text that interpolations may produce or copy in one
+ * document ("${a}${a}" doubles at each level: exponential without it). */
 #define INTERP_MAX_DEPTH 64
 #define INTERP_MAX_COPIES 1000000
+#define INTERP_MAX_TEXT (16u << 20)
 
 /* A string being evaluated, and where it is (for cycles and messages). */
 typedef struct frame {
@@ -35,6 +38,7 @@ typedef struct resolver {
 	frame *stack;
 	size_t n, cap;
 	size_t copies;
+	size_t text;   /* bytes interpolated into strings so far */
 	bool deferred; /* the current top-level value waits for a run */
 	json_object *done; /* "%p" of resolved strings that still hold "${" */
 	json_object *waiting; /* "%p" of strings that wait for a run */
@@ -89,32 +93,49 @@ static int oom(resolver *r)
 	return fail(r, "MemoryError", "out of memory");
 }
 
-/* Number of values in v (for the copy budget). */
-static size_t count_values(json_object *v)
+/* Number of values in v, adding the bytes of its strings to *bytes (for
+ * the copy and text budgets). */
+static size_t count_values(json_object *v, size_t *bytes)
 {
 	size_t n = 1;
 	if (json_object_is_type(v, json_type_object)) {
 		json_object_object_foreach(v, k, child) {
 			(void)k;
-			n += count_values(child);
+			n += count_values(child, bytes);
 		}
 	} else if (json_object_is_type(v, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(v); i++)
-			n += count_values(json_object_array_get_idx(v, i));
+			n += count_values(json_object_array_get_idx(v, i), bytes);
+	} else if (json_object_is_type(v, json_type_string)) {
+		*bytes += (size_t)json_object_get_string_len(v);
 	}
 	return n;
 }
 
-/* A copy of a resolved value, within the copy budget. */
+/* Adds len bytes of interpolated text to the document's budget. */
+static int spend_text(resolver *r, size_t len)
+{
+	r->text += len;
+	if (r->text > INTERP_MAX_TEXT)
+		return fail(r, "InterpolationResolutionError",
+			    "interpolations expand to more than %u MiB of text",
+			    INTERP_MAX_TEXT >> 20);
+	return FOUND;
+}
+
+/* A copy of a resolved value, within the copy and text budgets. */
 static int copy_out(resolver *r, json_object *v, json_object **out)
 {
+	size_t bytes = 0;
 	*out = NULL;
 	if (!v)
 		return FOUND;
-	r->copies += count_values(v);
+	r->copies += count_values(v, &bytes);
 	if (r->copies > INTERP_MAX_COPIES)
 		return fail(r, "InterpolationResolutionError",
 			    "interpolations expand to too many values");
+	if (spend_text(r, bytes) != FOUND)
+		return FAILED;
 	return json_object_deep_copy(v, out, NULL) == 0 ? FOUND : oom(r);
 }
 
@@ -554,10 +575,12 @@ static int eval_expr(resolver *r, const char *e, size_t len, json_object **out)
 }
 
 /* Appends a resolved value to pb as text, as OmegaConf prints it in a
- * string: strings as they are, None, True, False, numbers as written. */
-static int append_text(struct printbuf *pb, json_object *v)
+ * string: strings as they are, None, True, False, numbers as written.
+ * Counts the bytes against the document's text budget. */
+static int append_text(resolver *r, struct printbuf *pb, json_object *v)
 {
 	const char *s;
+	size_t len;
 	if (!v)
 		s = "None";
 	else if (json_object_is_type(v, json_type_boolean))
@@ -566,7 +589,12 @@ static int append_text(struct printbuf *pb, json_object *v)
 		s = json_object_get_string(v);
 	else
 		s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	return s && printbuf_memappend(pb, s, (int)strlen(s)) >= 0 ? 0 : -1;
+	if (!s)
+		return oom(r);
+	len = strlen(s);
+	if (spend_text(r, len) != FOUND)
+		return FAILED;
+	return printbuf_memappend(pb, s, (int)len) >= 0 ? FOUND : oom(r);
 }
 
 /* The value of string s: a single interpolation's value, or the text. */
@@ -608,8 +636,8 @@ static int eval_string(resolver *r, const char *s, json_object **out)
 			r->eval_depth--;
 			return FOUND;
 		}
-		if (rc == FOUND && !r->deferred && append_text(pb, v) != 0)
-			rc = oom(r);
+		if (rc == FOUND && !r->deferred)
+			rc = append_text(r, pb, v);
 		json_object_put(v);
 		i = (size_t)end + 1;
 	}

@@ -9,8 +9,14 @@
 #
 #   tests/fuzz/run.sh [SECONDS [TARGET...]]
 #
+# FUZZ_RUNS=N runs each target for N executions instead (the long runs of
+# tests/fuzz/README.md); FUZZ_TIMEOUT (default 10) is the seconds one input
+# may take.
+#
 # Targets: doc dag cron interp request. A crash stops the script with status 1,
-# leaving the crashing input (crash-*) in the folder it prints.
+# leaving the crashing input (crash-*) in the folder it prints. Inputs in
+# tests/fuzz/regress/<target>/ (what earlier runs found, fixed since) are
+# run once each first, not mutated: they are slow by nature.
 set -eu
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
@@ -47,10 +53,23 @@ for target in $targets; do
 	clang $flags -o "$out/fuzz_$target" "tests/fuzz/fuzz_$target.c" $srcs $libs
 	mkdir -p "$out/corpus_$target"
 	[ -d "tests/fuzz/corpus/$target" ] && cp tests/fuzz/corpus/"$target"/* "$out/corpus_$target/"
-	echo "== fuzz_$target for $seconds s"
 	st=0
-	(cd "$out" && "./fuzz_$target" -max_total_time="$seconds" -max_len=4096 \
-		-timeout=10 -print_final_stats=1 "corpus_$target" >"fuzz_$target.log" 2>&1) ||
+	if [ -d "tests/fuzz/regress/$target" ]; then
+		echo "== fuzz_$target on tests/fuzz/regress/$target"
+		"$out/fuzz_$target" -timeout=10 tests/fuzz/regress/"$target"/* \
+			>"$out/regress_$target.log" 2>&1 || st=$?
+		if [ "$st" -ne 0 ]; then
+			tail -n 60 "$out/regress_$target.log"
+			echo "fuzz_$target failed on a regression input (status $st)"
+			status=1
+			continue
+		fi
+	fi
+	echo "== fuzz_$target for ${FUZZ_RUNS:-$seconds s} ${FUZZ_RUNS:+runs}"
+	limit="-max_total_time=$seconds"
+	[ -n "${FUZZ_RUNS:-}" ] && limit="-runs=$FUZZ_RUNS"
+	(cd "$out" && "./fuzz_$target" "$limit" -max_len=4096 \
+		-timeout="${FUZZ_TIMEOUT:-10}" -print_final_stats=1 "corpus_$target" >"fuzz_$target.log" 2>&1) ||
 		st=$?
 	grep -a -E '^stat::number_of_executed_units|^Done|ERROR|SUMMARY' "$out/fuzz_$target.log" |
 		tail -n 5

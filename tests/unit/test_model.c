@@ -139,6 +139,12 @@ static void test_interp_runtime_params(void **state)
 	expect_resolved(yaml, NULL, NULL,
 			"{\"size\":10,\"lr\":\"${runtime_params:m.lr}\",\"name\":\"n-10\","
 			"\"other\":10}");
+	/* a run's parameter is a value, never evaluated again: a run's conf
+	 * cannot make the project's interpolations expand */
+	expect_resolved("a: ${runtime_params:x}\nb: \"${a}${a}\"\nsize: 3\n", NULL,
+			"{\"x\": \"${size}${size}\"}",
+			"{\"a\":\"${size}${size}\",\"b\":\"${size}${size}${size}${size}\","
+			"\"size\":3}");
 	/* a value using a waiting one waits too */
 	expect_resolved("a: ${runtime_params:x}\nb: ${a}\nc: 1\n", NULL, NULL,
 			"{\"a\":\"${runtime_params:x}\",\"b\":\"${a}\",\"c\":1}");
@@ -223,6 +229,78 @@ static void test_interp_copy_budget(void **state)
 	assert_string_equal(err.type, "InterpolationResolutionError");
 	assert_non_null(strstr(err.message, "too many values"));
 	pw_kerror_clear(&err);
+}
+
+/* Strings that interpolate each other twice over double at each level: the
+ * text budget (16 MiB) stops them; the same at 1 MiB resolves. */
+static void test_interp_text_budget(void **state)
+{
+	(void)state;
+	for (int levels = 10; levels <= 15; levels += 5) {
+		size_t cap = 4096 + 64 * (size_t)levels;
+		char *yaml = malloc(cap);
+		assert_non_null(yaml);
+		int n = snprintf(yaml, cap, "a0: \"%01000d\"\n", 0);
+		for (int i = 1; i <= levels; i++)
+			n += snprintf(yaml + n, cap - (size_t)n, "a%d: \"${a%d}${a%d}\"\n", i,
+				      i - 1, i - 1);
+		pw_kerror err = {0};
+		char *got = resolve(yaml, NULL, NULL, &err);
+		if (levels == 10) { /* 1000 << 10 bytes: fine */
+			assert_non_null(got);
+		} else {            /* 1000 << 15 bytes: refused */
+			assert_null(got);
+			assert_string_equal(err.type, "InterpolationResolutionError");
+			assert_non_null(strstr(err.message, "more than 16 MiB of text"));
+		}
+		free(got);
+		free(yaml);
+		pw_kerror_clear(&err);
+	}
+}
+
+/* YAML aliases nested level on level (the "billion laughs") are refused
+ * after a bounded number of copies, with the alias's line; a mapping of
+ * defaults merged into each of 2,000 tasks is not. */
+static void test_doc_alias_budget(void **state)
+{
+	(void)state;
+	static const char laughs[] =
+		"a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+		"b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+		"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+		"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+		"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+		"f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
+	pw_errors errs = {0};
+	pw_doc *doc = pw_doc_parse(laughs, strlen(laughs), "f.yml", 0, &errs);
+	assert_null(doc);
+	assert_int_equal(errs.n, 1);
+	assert_int_equal(errs.v[0].line, 4); /* 11,110 copies of 61 values */
+	assert_non_null(strstr(errs.v[0].message, "aliases expand to too many values"));
+	pw_errors_free(&errs);
+
+	size_t cap = 1 << 20, n = 0;
+	char *yaml = malloc(cap);
+	assert_non_null(yaml);
+	n += (size_t)snprintf(yaml, cap, "defaults: &defaults\n");
+	for (int k = 0; k < 20; k++)
+		n += (size_t)snprintf(yaml + n, cap - n, "  k%d: v%d\n", k, k);
+	n += (size_t)snprintf(yaml + n, cap - n, "tasks:\n");
+	for (int t = 0; t < 2000; t++)
+		n += (size_t)snprintf(yaml + n, cap - n, "  t%d: {<<: *defaults, name: t%d}\n", t, t);
+	assert_true(n < cap);
+	doc = pw_doc_parse(yaml, n, "dag.yml", 0, &errs);
+	if (!doc)
+		fail_msg("%s", errs.v[0].message);
+	json_object *tasks, *t1999, *k19;
+	assert_true(json_object_object_get_ex(pw_doc_root(doc), "tasks", &tasks));
+	assert_true(json_object_object_get_ex(tasks, "t1999", &t1999));
+	assert_true(json_object_object_get_ex(t1999, "k19", &k19));
+	assert_string_equal(json_object_get_string(k19), "v19");
+	pw_doc_free(doc);
+	pw_errors_free(&errs);
+	free(yaml);
 }
 
 /* --- numbers ------------------------------------------------------------------- */
@@ -569,6 +647,8 @@ int main(void)
 		cmocka_unit_test(test_interp_errors),
 		cmocka_unit_test(test_interp_waiting_once),
 		cmocka_unit_test(test_interp_copy_budget),
+		cmocka_unit_test(test_interp_text_budget),
+		cmocka_unit_test(test_doc_alias_budget),
 		cmocka_unit_test(test_number_text),
 		cmocka_unit_test(test_json_round_trip),
 		cmocka_unit_test(test_doc_numbers),
