@@ -1,16 +1,16 @@
 /*
  * doc.c - see doc.h.
  *
- * Both readers build a json-c tree and fill one side table, keyed by the
- * address of each json_object, with the lines of every value and of every
- * key of every mapping. Addresses are only unique while the objects live,
- * so every object whose address is in the table stays alive as long as the
- * doc: it is in the tree or in doc->keep. YAML aliases are deep copies for
- * the same reason (a shared object would have two places in the text).
+ * Both readers build a json-c tree and fill one side table with the lines
+ * of every value, keyed by the address of its json_object, and of every
+ * key of every mapping, keyed by the address of the mapping's copy of the
+ * key string. Addresses are only unique while the objects live, so every
+ * object whose address is in the table stays alive as long as the doc: it
+ * is in the tree or in doc->keep. YAML aliases are deep copies for the
+ * same reason (a shared object would have two places in the text).
  */
 #include "doc.h"
 #include "jsonnum.h"
-#include "strmap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -26,13 +26,15 @@
 #define PW_DOC_MAX_DEPTH 256
 /* Most values that alias expansion may create ("billion laughs" guard). */
 #define PW_DOC_MAX_COPIES 1000000
+/* Slots a new sequence starts with (json-c's default is 32, 256 bytes a
+ * list); 3 pointers fill malloc's smallest chunk. It doubles as it grows. */
+#define PW_DOC_SEQ_SLOTS 3
 
 /* ---- the line table ----------------------------------------------------- */
 
-/* One entry: the lines of a value (key NULL) or of one key of a mapping. */
+/* The lines of one value, or of one key of a mapping (line only). */
 struct line_ent {
-	const void *ptr; /* NULL marks a free slot */
-	char *key;       /* owned */
+	const void *ptr; /* what the lines belong to (tab_addr); NULL: free */
 	int line, end;
 };
 
@@ -49,35 +51,34 @@ struct pw_doc {
 	json_object *keep; /* array of values in the table but not the tree */
 };
 
-/* Hash of an address and an optional key (FNV-1a over the key). */
-static size_t ent_hash(const void *ptr, const char *key)
+/*
+ * The address the lines of (ptr, key) are filed under: ptr itself for a
+ * value (key NULL); for a key of the mapping ptr, json-c's own copy of the
+ * key string, which lives as long as the key is in the mapping (even when
+ * its value is replaced), so no key is copied. NULL when the mapping has
+ * no such key.
+ */
+static const void *tab_addr(const void *ptr, const char *key)
 {
-	uint64_t h = (uint64_t)(uintptr_t)ptr * 0x9E3779B97F4A7C15ull;
+	const json_object *obj = ptr;
 
-	if (key)
-		h = pw_fnv1a_str(h, key);
-	return (size_t)(h ^ (h >> 31));
+	if (!key)
+		return ptr;
+	if (!json_object_is_type(obj, json_type_object))
+		return NULL;
+	struct lh_entry *e = lh_table_lookup_entry(json_object_get_object(obj), key);
+	return e ? lh_entry_k(e) : NULL;
 }
 
-static int ent_matches(const struct line_ent *e, const void *ptr,
-		       const char *key)
-{
-	if (e->ptr != ptr)
-		return 0;
-	if (!e->key || !key)
-		return !e->key && !key;
-	return strcmp(e->key, key) == 0;
-}
-
-/* The slot holding (ptr, key), or the free slot where it would go.
- * Requires cap > n. */
-static struct line_ent *tab_slot(const struct line_tab *t, const void *ptr,
-				 const char *key)
+/* The slot holding addr, or the free slot where it would go. Requires
+ * cap > n. */
+static struct line_ent *tab_slot(const struct line_tab *t, const void *addr)
 {
 	size_t mask = t->cap - 1;
-	size_t i = ent_hash(ptr, key) & mask;
+	uint64_t h = (uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ull;
+	size_t i = (size_t)(h ^ (h >> 31)) & mask;
 
-	while (t->v[i].ptr && !ent_matches(&t->v[i], ptr, key))
+	while (t->v[i].ptr && t->v[i].ptr != addr)
 		i = (i + 1) & mask;
 	return &t->v[i];
 }
@@ -92,7 +93,7 @@ static int tab_grow(struct line_tab *t)
 		return -1;
 	for (size_t i = 0; i < t->cap; i++) {
 		if (t->v[i].ptr)
-			*tab_slot(&nt, t->v[i].ptr, t->v[i].key) = t->v[i];
+			*tab_slot(&nt, t->v[i].ptr) = t->v[i];
 	}
 	nt.n = t->n;
 	free(t->v);
@@ -100,19 +101,20 @@ static int tab_grow(struct line_tab *t)
 	return 0;
 }
 
-/* Sets the lines of (ptr, key), copying key. Returns 0 or -1 (no memory). */
+/* Sets the lines of (ptr, key); a key must already be in the mapping (it
+ * is skipped otherwise). Returns 0 or -1 (no memory). */
 static int tab_set(struct line_tab *t, const void *ptr, const char *key,
 		   int line, int end)
 {
+	const void *addr = tab_addr(ptr, key);
+
+	if (!addr)
+		return 0;
 	if ((t->n + 1) * 2 > t->cap && tab_grow(t) != 0)
 		return -1;
-	struct line_ent *e = tab_slot(t, ptr, key);
+	struct line_ent *e = tab_slot(t, addr);
 	if (!e->ptr) {
-		char *k = NULL;
-		if (key && !(k = strdup(key)))
-			return -1;
-		e->ptr = ptr;
-		e->key = k;
+		e->ptr = addr;
 		t->n++;
 	}
 	e->line = line;
@@ -124,16 +126,13 @@ static int tab_set(struct line_tab *t, const void *ptr, const char *key,
 static const struct line_ent *tab_get(const struct line_tab *t,
 				      const void *ptr, const char *key)
 {
-	if (!t->cap || !ptr)
-		return NULL;
-	const struct line_ent *e = tab_slot(t, ptr, key);
-	return e->ptr ? e : NULL;
+	const void *addr = ptr && t->cap ? tab_addr(ptr, key) : NULL;
+	const struct line_ent *e = addr ? tab_slot(t, addr) : NULL;
+	return e && e->ptr ? e : NULL;
 }
 
 static void tab_free(struct line_tab *t)
 {
-	for (size_t i = 0; i < t->cap; i++)
-		free(t->v[i].key);
 	free(t->v);
 	t->v = NULL;
 	t->cap = t->n = 0;
@@ -503,7 +502,7 @@ static int copy_value(struct ybuild *b, json_object *src, int line,
 	if (json_object_is_type(src, json_type_object))
 		dst = json_object_new_object();
 	else if (json_object_is_type(src, json_type_array))
-		dst = json_object_new_array();
+		dst = json_object_new_array_ext(PW_DOC_SEQ_SLOTS);
 	else
 		dst = copy_scalar(src);
 	if (!dst) {
@@ -835,7 +834,8 @@ static int on_event(struct ybuild *b, const yaml_event_t *ev)
 	case YAML_ALIAS_EVENT:
 		return on_alias(b, ev);
 	case YAML_SEQUENCE_START_EVENT:
-		return on_start(b, ev, json_object_new_array(),
+		return on_start(b, ev,
+				json_object_new_array_ext(PW_DOC_SEQ_SLOTS),
 				(const char *)ev->data.sequence_start.anchor,
 				ev->data.sequence_start.style ==
 					YAML_FLOW_SEQUENCE_STYLE);
