@@ -70,13 +70,19 @@ static const void *tab_addr(const void *ptr, const char *key)
 	return e ? lh_entry_k(e) : NULL;
 }
 
+/* The slot where addr's probe starts. */
+static size_t tab_home(const struct line_tab *t, const void *addr)
+{
+	uint64_t h = (uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h ^ (h >> 31)) & (t->cap - 1);
+}
+
 /* The slot holding addr, or the free slot where it would go. Requires
  * cap > n. */
 static struct line_ent *tab_slot(const struct line_tab *t, const void *addr)
 {
 	size_t mask = t->cap - 1;
-	uint64_t h = (uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ull;
-	size_t i = (size_t)(h ^ (h >> 31)) & mask;
+	size_t i = tab_home(t, addr);
 
 	while (t->v[i].ptr && t->v[i].ptr != addr)
 		i = (i + 1) & mask;
@@ -129,6 +135,46 @@ static const struct line_ent *tab_get(const struct line_tab *t,
 	const void *addr = ptr && t->cap ? tab_addr(ptr, key) : NULL;
 	const struct line_ent *e = addr ? tab_slot(t, addr) : NULL;
 	return e && e->ptr ? e : NULL;
+}
+
+/* Removes the entry for (ptr, key), if any, moving back the entries
+ * after it that would no longer be found. */
+static void tab_del(struct line_tab *t, const void *ptr, const char *key)
+{
+	const void *addr = ptr && t->cap ? tab_addr(ptr, key) : NULL;
+	struct line_ent *e = addr ? tab_slot(t, addr) : NULL;
+	size_t mask = t->cap - 1, hole, j;
+
+	if (!e || !e->ptr)
+		return;
+	hole = j = (size_t)(e - t->v);
+	while (t->v[j = (j + 1) & mask].ptr) {
+		/* the entry at j may move to the hole if its probe started at
+		 * or before the hole (cyclically) */
+		size_t home = tab_home(t, t->v[j].ptr);
+		if (((j - home) & mask) >= ((j - hole) & mask)) {
+			t->v[hole] = t->v[j];
+			hole = j;
+		}
+	}
+	t->v[hole].ptr = NULL;
+	t->n--;
+}
+
+/* Removes the lines of val and of everything in it. */
+static void tab_forget(struct line_tab *t, json_object *val)
+{
+	if (json_object_is_type(val, json_type_object)) {
+		struct json_object_iter it;
+		json_object_object_foreachC(val, it) {
+			tab_forget(t, it.val);
+			tab_del(t, val, it.key);
+		}
+	} else if (json_object_is_type(val, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(val); i++)
+			tab_forget(t, json_object_array_get_idx(val, i));
+	}
+	tab_del(t, val, NULL);
 }
 
 static void tab_free(struct line_tab *t)
@@ -340,6 +386,9 @@ struct ybuild {
 	size_t nanc, anccap;
 	size_t copies;
 	int ndocs;
+	const pw_doc_each *each; /* the list to stream, or NULL */
+	size_t each_depth;       /* depth while its items arrive, else 0 */
+	size_t each_nanc;        /* anchors defined before the current item */
 };
 
 static int yerr(struct ybuild *b, int line, const char *type,
@@ -612,6 +661,27 @@ static int map_put(struct ybuild *b, struct frame *f, json_object *val)
 }
 
 /*
+ * An item of the streamed list f (taken over): hands it to the caller's
+ * function, then drops it and its lines, or keeps it in the list when it
+ * defined an anchor (an alias may still copy it, with its lines).
+ */
+static int each_item(struct ybuild *b, struct frame *f, json_object *val)
+{
+	int rc = b->each->fn(b->each->arg, b->doc, f->obj, val);
+
+	if (rc == 0 && b->nanc > b->each_nanc) {
+		b->each_nanc = b->nanc;
+		if (json_object_array_add(f->obj, val) == 0)
+			return 0;
+		rc = oom(b);
+	} else {
+		tab_forget(&b->doc->lines, val);
+	}
+	json_object_put(val);
+	return rc;
+}
+
+/*
  * A complete value (taken over, NULL for null) spanning line..end: records
  * its lines and its anchor, then attaches it to the open collection or
  * makes it the root. Returns 0 or -1.
@@ -632,6 +702,8 @@ static int finish_value(struct ybuild *b, json_object *val,
 	}
 	if (end > f->end)
 		f->end = end;
+	if (b->each_depth && b->depth == b->each_depth)
+		return each_item(b, f, val);
 	if (is_map(f))
 		return map_put(b, f, val);
 	if (json_object_array_add(f->obj, val) != 0) {
@@ -792,6 +864,11 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 		json_object_put(obj);
 		return oom(b);
 	}
+	/* the list to stream: a sequence without anchor under its key of
+	 * the root mapping; its first line is known to the items already */
+	int each = b->each && b->depth == 1 && is_map(f) && !f->key_merge &&
+		   json_object_is_type(obj, json_type_array) && !anchor &&
+		   strcmp(f->key, b->each->key) == 0;
 	f = &b->st[b->depth++];
 	memset(f, 0, sizeof *f);
 	f->obj = obj;
@@ -799,6 +876,12 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 	f->flow = flow;
 	if (anchor && !(f->anchor = strdup(anchor)))
 		return oom(b);
+	if (each) {
+		b->each_depth = b->depth;
+		b->each_nanc = b->nanc;
+		if (tab_set(&b->doc->lines, obj, NULL, line, line) != 0)
+			return oom(b);
+	}
 	return 0;
 }
 
@@ -808,6 +891,8 @@ static int on_end(struct ybuild *b, const yaml_event_t *ev)
 	struct frame f = b->st[--b->depth];
 	int rc;
 
+	if (b->depth < b->each_depth)
+		b->each_depth = 0; /* the streamed list ends */
 	if (f.flow && ev_end(ev) > f.end)
 		f.end = ev_end(ev);
 	if (merge_apply(b, &f) != 0) {
@@ -874,11 +959,12 @@ static int yaml_syntax_error(struct ybuild *b, const yaml_parser_t *p,
 		       p->context, (int)p->context_mark.line + 1);
 }
 
-/* Parses YAML text into doc. Returns 0, or -1 with errors added. */
+/* Parses YAML text into doc, streaming each's list. Returns 0, or -1 with
+ * errors added. */
 static int parse_yaml(pw_doc *doc, const char *text, size_t len,
-		      pw_errors *errs)
+		      const pw_doc_each *each, pw_errors *errs)
 {
-	struct ybuild b = { .doc = doc, .errs = errs };
+	struct ybuild b = { .doc = doc, .errs = errs, .each = each };
 	yaml_parser_t p;
 	yaml_event_t ev;
 	int rc = -1, done = 0;
@@ -1072,9 +1158,10 @@ static int json_syntax_error(pw_doc *doc, pw_errors *errs, const char *text,
 		       "JSONDecodeError", "%s", desc);
 }
 
-/* Parses JSON text into doc. Returns 0, or -1 with errors added. */
+/* Parses JSON text into doc, then hands each's list to it item by item.
+ * Returns 0, or -1 with errors added. */
 static int parse_json(pw_doc *doc, const char *text, size_t len,
-		      pw_errors *errs)
+		      const pw_doc_each *each, pw_errors *errs)
 {
 	struct jwalk w = { doc, errs, text, len, 0, 1 };
 	json_tokener *tok = NULL;
@@ -1116,6 +1203,14 @@ static int parse_json(pw_doc *doc, const char *text, size_t len,
 	w.pos = 0;
 	w.line = 1;
 	rc = jwalk_value(&w, doc->root);
+	json_object *list = NULL;
+	if (rc == 0 && each &&
+	    json_object_object_get_ex(doc->root, each->key, &list) &&
+	    json_object_is_type(list, json_type_array)) {
+		for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++)
+			rc = each->fn(each->arg, doc, list,
+				      json_object_array_get_idx(list, i));
+	}
 out:
 	json_object_put(root);
 	json_tokener_free(tok);
@@ -1127,6 +1222,13 @@ out:
 pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
 		     int as_json, pw_errors *errs)
 {
+	return pw_doc_parse_each(text, len, file, as_json, NULL, errs);
+}
+
+pw_doc *pw_doc_parse_each(const char *text, size_t len, const char *file,
+			  int as_json, const pw_doc_each *each,
+			  pw_errors *errs)
+{
 	pw_doc *doc = calloc(1, sizeof *doc);
 
 	if (!doc || (file && !(doc->file = strdup(file)))) {
@@ -1134,7 +1236,7 @@ pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
 		goto fail;
 	}
 	if ((as_json ? parse_json : parse_yaml)(doc, text ? text : "",
-						 text ? len : 0, errs) != 0)
+						 text ? len : 0, each, errs) != 0)
 		goto fail;
 	return doc;
 fail:
@@ -1181,6 +1283,12 @@ static int read_file(const char *path, char **buf, size_t *len)
 pw_doc *pw_doc_load(const char *path, const char *display_name,
 		    pw_errors *errs)
 {
+	return pw_doc_load_each(path, display_name, NULL, errs);
+}
+
+pw_doc *pw_doc_load_each(const char *path, const char *display_name,
+			 const pw_doc_each *each, pw_errors *errs)
+{
 	const char *name = display_name ? display_name : path;
 	size_t plen = strlen(path), len = 0;
 	int as_json = plen >= 5 && strcmp(path + plen - 5, ".json") == 0;
@@ -1193,7 +1301,7 @@ pw_doc *pw_doc_load(const char *path, const char *display_name,
 			strerror(err));
 		return NULL;
 	}
-	doc = pw_doc_parse(text, len, name, as_json, errs);
+	doc = pw_doc_parse_each(text, len, name, as_json, each, errs);
 	free(text);
 	return doc;
 }
