@@ -764,7 +764,11 @@ static pw_dag *dagfile_end(struct dagfile *d, const pw_doc *doc,
 	pw_dag *dag = d->dag;
 	json_object *root = pw_doc_root(doc);
 	int rc = -1;
+	/* The tasks' errors go after the file's own, as when the tasks were
+	 * read last (the order of the errors of one line). */
+	pw_errors task_errs = c->errs;
 
+	c->errs = (pw_errors){ 0 };
 	c->doc = doc;
 	if (d->failed)
 		goto out;
@@ -789,6 +793,8 @@ static pw_dag *dagfile_end(struct dagfile *d, const pw_doc *doc,
 		if (dag_verr(c, line ? line : 1, "missing 'tasks'") != 0)
 			goto out;
 	}
+	if (pw_errors_move(&c->errs, &task_errs) != 0)
+		goto out;
 	if (c->tasks_ok) {
 		pw_task *fit = realloc(dag->tasks, dag->n_tasks * sizeof *fit);
 		if (fit)
@@ -803,6 +809,9 @@ static pw_dag *dagfile_end(struct dagfile *d, const pw_doc *doc,
 	}
 	rc = 0;
 out:
+	if (pw_errors_move(&c->errs, &task_errs) != 0)
+		rc = -1;
+	pw_errors_free(&task_errs);
 	dagfile_free(d);
 	return dag_finish(c, dag, rc, errs);
 }

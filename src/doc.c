@@ -1207,7 +1207,8 @@ static int parse_json(pw_doc *doc, const char *text, size_t len,
 	if (rc == 0 && each &&
 	    json_object_object_get_ex(doc->root, each->key, &list) &&
 	    json_object_is_type(list, json_type_array)) {
-		for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++)
+		size_t n = json_object_array_length(list);
+		for (size_t i = 0; rc == 0 && i < n; i++)
 			rc = each->fn(each->arg, doc, list,
 				      json_object_array_get_idx(list, i));
 	}

@@ -963,6 +963,13 @@ static void test_streamed(void **state)
 	find_error(&errs, 5, "task 'b': 'retries' must be a non-negative");
 	pw_errors_free(&errs);
 
+	/* on one line, the file's own errors come first, as they always did */
+	assert_null(build("{tasks: [{id: 1, command: x}], schedule: 5}\n", &errs));
+	assert_int_equal(errs.n, 2);
+	assert_non_null(strstr(errs.v[0].message, "'schedule'"));
+	assert_non_null(strstr(errs.v[1].message, "task #1: 'id'"));
+	pw_errors_free(&errs);
+
 	const char *text = "tasks:\n"
 			   "  - id: 1\n"
 			   "    command: x\n"
