@@ -139,7 +139,9 @@ void pw_dag_free(pw_dag *dag)
 	free(dag->tasks);
 	free(dag->order);
 	pw_errors_free(&dag->warnings);
-	pw_strmap_free(&dag->input_lines);
+	if (dag->input_lines)
+		pw_strmap_free(dag->input_lines);
+	free(dag->input_lines);
 	free(dag);
 }
 
@@ -326,8 +328,9 @@ out:
 
 int pw_dag_input_line(const pw_dag *dag, const char *dataset)
 {
-	const size_t *line = pw_strmap_get(&dag->input_lines, dataset,
-					   strlen(dataset));
+	const size_t *line = dag->input_lines
+		? pw_strmap_get(dag->input_lines, dataset, strlen(dataset))
+		: NULL;
 	return line ? (int)*line : 0;
 }
 

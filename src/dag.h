@@ -15,8 +15,9 @@
 #include <stddef.h>
 
 #include "doc.h"
-#include "strmap.h"
 #include "util.h"
+
+struct pw_strmap;
 
 /* Trigger rules, in the order of DESIGN.md; names via pw_trigger_rule_name. */
 typedef enum pw_trigger_rule {
@@ -79,8 +80,9 @@ typedef struct pw_dag {
 	 * parameters do not define (a run needing them fails). */
 	pw_errors warnings;
 	/* Each input dataset -> the line of the first list item naming it,
-	 * for those warnings (keys borrowed from the tasks' inputs). */
-	pw_strmap input_lines;
+	 * for those warnings (strmap.h; keys borrowed from the tasks'
+	 * inputs), or NULL when no task has inputs. */
+	struct pw_strmap *input_lines;
 } pw_dag;
 
 /*

@@ -738,8 +738,11 @@ static int dagfile_task(void *arg, const pw_doc *doc, const json_object *list,
 		goto fail;
 	c->meta = NULL;
 	const pw_strv *in = &dag->tasks[i].inputs;
+	if (in->n && !dag->input_lines &&
+	    !(dag->input_lines = calloc(1, sizeof *dag->input_lines)))
+		goto fail;
 	for (size_t k = 0; k < in->n; k++) {
-		size_t *line = pw_strmap_ref(&dag->input_lines, in->v[k],
+		size_t *line = pw_strmap_ref(dag->input_lines, in->v[k],
 					     strlen(in->v[k]), &created);
 		if (!line)
 			goto fail;
