@@ -139,6 +139,9 @@ void pw_dag_free(pw_dag *dag)
 	free(dag->tasks);
 	free(dag->order);
 	pw_errors_free(&dag->warnings);
+	if (dag->input_lines)
+		pw_strmap_free(dag->input_lines);
+	free(dag->input_lines);
 	free(dag);
 }
 
@@ -321,6 +324,14 @@ pw_dag *pw_dag_union(const char *id, pw_dag *const *dags, size_t n,
 out:
 	free(origin);
 	return dag_finish(&c, dag, rc, errs);
+}
+
+int pw_dag_input_line(const pw_dag *dag, const char *dataset)
+{
+	const size_t *line = dag->input_lines
+		? pw_strmap_get(dag->input_lines, dataset, strlen(dataset))
+		: NULL;
+	return line ? (int)*line : 0;
 }
 
 long pw_dag_task_index(const pw_dag *dag, const char *name)

@@ -17,6 +17,8 @@
 #include "doc.h"
 #include "util.h"
 
+struct pw_strmap;
+
 /* Trigger rules, in the order of DESIGN.md; names via pw_trigger_rule_name. */
 typedef enum pw_trigger_rule {
 	PW_TRIGGER_ALL_SUCCESS,
@@ -77,6 +79,10 @@ typedef struct pw_dag {
 	/* Problems that leave the DAG loaded: free inputs the catalog and
 	 * parameters do not define (a run needing them fails). */
 	pw_errors warnings;
+	/* Each input dataset -> the line of the first list item naming it,
+	 * for those warnings (strmap.h; keys borrowed from the tasks'
+	 * inputs), or NULL when no task has inputs. */
+	struct pw_strmap *input_lines;
 } pw_dag;
 
 /*
@@ -87,6 +93,21 @@ typedef struct pw_dag {
  * file and line; when there is any, NULL is returned. The doc is not kept.
  */
 pw_dag *pw_dag_from_doc(const char *id, const pw_doc *doc, pw_errors *errs);
+
+/*
+ * The same from the file's text (YAML, or JSON when as_json), or from the
+ * file at path (JSON when its name ends in ".json"; file is the name for
+ * messages), building each task as soon as doc.c has parsed it (see
+ * pw_doc_each): the tasks of a long file never exist as one json-c tree.
+ * Syntax errors are reported as pw_doc_parse reports them.
+ */
+pw_dag *pw_dag_parse(const char *id, const char *text, size_t len,
+		     const char *file, int as_json, pw_errors *errs);
+pw_dag *pw_dag_load(const char *id, const char *path, const char *file,
+		    pw_errors *errs);
+
+/* The line of the first item of a task's `inputs` naming dataset, or 0. */
+int pw_dag_input_line(const pw_dag *dag, const char *dataset);
 
 /*
  * The union of several DAGs as one pipeline named id (Kedro's sum of

@@ -208,6 +208,13 @@ static int h_upstream(struct vctx *c, const struct field *f,
 			 &c->meta->up_lines, false);
 }
 
+static int h_inputs(struct vctx *c, const struct field *f, json_object *obj,
+		    const char *key, json_object *val, void *base)
+{
+	return read_strv(c, obj, key, val, AT(base, f->off, pw_strv),
+			 &c->meta->in_lines, false);
+}
+
 static int h_outputs(struct vctx *c, const struct field *f, json_object *obj,
 		     const char *key, json_object *val, void *base)
 {
@@ -465,7 +472,7 @@ static const struct field dag_fields[] = {
 static const struct field task_fields[] = {
 	{ "id", h_id, offsetof(pw_task, id), 0, 0 },
 	{ "command", h_command, 0, 0, 0 },
-	{ "inputs", h_strv, offsetof(pw_task, inputs), 0, F_NULL_OK },
+	{ "inputs", h_inputs, offsetof(pw_task, inputs), 0, F_NULL_OK },
 	{ "outputs", h_outputs, offsetof(pw_task, outputs), 0, F_NULL_OK },
 	{ "upstream", h_upstream, offsetof(pw_task, upstream), 0, F_NULL_OK },
 	{ "tags", h_strv, offsetof(pw_task, tags), 0, F_NULL_OK },
@@ -514,11 +521,12 @@ static int unknown_key(struct vctx *c, int line, const char *key, const struct f
 /*
  * Runs every key of the mapping obj through its handler in tab (only the
  * entries with all of need_flags); other keys are "unknown key" errors.
+ * Sets bit i of *set (when set is non-NULL) for each tab[i] obj has.
  * Returns 0, or -1 when out of memory.
  */
 static int apply_fields(struct vctx *c, json_object *obj,
 			const struct field *tab, size_t n, unsigned need_flags,
-			void *base)
+			void *base, unsigned *set)
 {
 	struct json_object_iterator it = json_object_iter_begin(obj);
 	struct json_object_iterator end = json_object_iter_end(obj);
@@ -537,6 +545,8 @@ static int apply_fields(struct vctx *c, json_object *obj,
 				return -1;
 			continue;
 		}
+		if (set)
+			*set |= 1u << (f - tab);
 		if (!val && (f->flags & F_NULL_OK))
 			continue;
 		if (f->fn(c, f, obj, key, val, base) != 0)
@@ -555,36 +565,48 @@ static int h_defaults(struct vctx *c, const struct field *f,
 				"'%s' must be a mapping", key);
 	snprintf(c->where, sizeof c->where, "defaults: ");
 	int rc = apply_fields(c, val, task_fields, N_OF(task_fields),
-			      F_IN_DEFAULTS, c->tmpl);
+			      F_IN_DEFAULTS, c->tmpl, NULL);
 	c->where[0] = '\0';
 	return rc;
 }
 
+/* The tasks themselves were read before (read_task), as they came. */
 static int h_tasks(struct vctx *c, const struct field *f, json_object *obj,
 		   const char *key, json_object *val, void *base)
 {
-	(void)f, (void)base;
+	const pw_dag *dag = base;
+	(void)f;
 	c->tasks_seen = true;
-	if (!json_object_is_type(val, json_type_array) ||
-	    json_object_array_length(val) == 0)
+	if (!json_object_is_type(val, json_type_array) || dag->n_tasks == 0)
 		return dag_verr(c, key_line(c, obj, key, val),
 				"'%s' must be a non-empty list of tasks", key);
-	c->tasks = val;
+	c->tasks_ok = true;
 	return 0;
 }
 
 /* ---- reading tasks -------------------------------------------------- */
 
-/* Starts t from the DAG's task defaults. Returns 0 or -1. */
-static int task_init(pw_task *t, const pw_task *tmpl)
+/*
+ * Gives t the DAG's task defaults for the fields its file did not set
+ * (bit i of set: task_fields[i]). Runs once the whole file is read, since
+ * `defaults` may come after `tasks`. Returns 0 or -1.
+ */
+static int task_defaults(pw_task *t, unsigned set, const pw_task *tmpl)
 {
-	t->retries = tmpl->retries;
-	t->retry_delay = tmpl->retry_delay;
-	t->timeout = tmpl->timeout;
-	t->pool_slots = tmpl->pool_slots;
-	t->trigger_rule = tmpl->trigger_rule;
-	t->pool = strdup(tmpl->pool);
-	return t->pool ? 0 : -1; /* env stays NULL until the task sets one */
+	_Static_assert(sizeof(pw_trigger_rule) == sizeof(int),
+		       "defaults copy trigger rules as ints");
+	for (size_t i = 0; i < N_OF(task_fields); i++) {
+		const struct field *f = &task_fields[i];
+		if (!(f->flags & F_IN_DEFAULTS) || (set & (1u << i)))
+			continue;
+		if (f->fn == h_pool) {
+			if (set_str(AT(t, f->off, char *), tmpl->pool) != 0)
+				return -1;
+		} else {
+			*AT(t, f->off, int) = *AT(tmpl, f->off, int);
+		}
+	}
+	return 0;
 }
 
 /* The string value of key in obj when it is a valid id, else NULL. */
@@ -597,9 +619,9 @@ static const char *peek_id(json_object *obj, const char *key)
 }
 
 /*
- * Reads task number i (0-based) from the mapping obj into t, which
- * task_init prepared. The name is set only when the id is valid.
- * Returns 0, or -1 when out of memory.
+ * Reads task number i (0-based) from the mapping obj into the zeroed t,
+ * recording in c->meta its item lines and the fields it sets. The name is
+ * set only when the id is valid. Returns 0, or -1 when out of memory.
  */
 static int read_task(struct vctx *c, size_t i, json_object *obj, pw_task *t)
 {
@@ -617,7 +639,8 @@ static int read_task(struct vctx *c, size_t i, json_object *obj, pw_task *t)
 	else
 		snprintf(c->where, sizeof c->where, "task #%zu: ", i + 1);
 
-	if (apply_fields(c, obj, task_fields, N_OF(task_fields), 0, t) != 0)
+	if (apply_fields(c, obj, task_fields, N_OF(task_fields), 0, t,
+			 &c->meta->set) != 0)
 		goto out;
 	if (!json_object_object_get_ex(obj, "id", NULL) &&
 	    dag_verr(c, line, "missing 'id'") != 0)
@@ -640,97 +663,219 @@ out:
 	return rc;
 }
 
-/* Reads c->tasks into dag->tasks, with metas. Returns 0 or -1. */
-static int read_tasks(struct vctx *c, pw_dag *dag, struct tmeta **metas)
+/* One DAG file being read: its tasks as they come, then the other keys. */
+struct dagfile {
+	struct vctx c;
+	pw_dag *dag;
+	pw_task tmpl;        /* task defaults, before the file's `defaults` */
+	struct tmeta *metas; /* parallel to dag->tasks */
+	size_t cap;          /* of both */
+	bool failed;         /* out of memory */
+};
+
+/* Starts reading the file named file as DAG id. Returns 0 or -1. */
+static int dagfile_begin(struct dagfile *d, const char *id, const char *file)
 {
-	size_t n = json_object_array_length(c->tasks);
-
-	dag->tasks = calloc(n, sizeof *dag->tasks);
-	*metas = calloc(n, sizeof **metas);
-	if (!dag->tasks || !*metas)
-		return -1;
-	dag->n_tasks = n;
-	for (size_t i = 0; i < n; i++) {
-		json_object *obj = json_object_array_get_idx(c->tasks, i);
-		pw_task *t = &dag->tasks[i];
-		if (task_init(t, c->tmpl) != 0)
-			return -1;
-		if (!json_object_is_type(obj, json_type_object)) {
-			int line = item_line(c, NULL, NULL, obj);
-			if (!line)
-				line = pw_doc_line(c->doc, c->tasks);
-			if (dag_verr(c, line, "task #%zu must be a mapping",
-				     i + 1) != 0)
-				return -1;
-			continue;
-		}
-		c->meta = &(*metas)[i];
-		if (read_task(c, i, obj, t) != 0)
-			return -1;
-	}
-	c->meta = NULL;
-	return 0;
-}
-
-/* ---- the file ------------------------------------------------------- */
-
-pw_dag *pw_dag_from_doc(const char *id, const pw_doc *doc, pw_errors *errs)
-{
-	int rc = -1;
-	pw_dag *dag = NULL;
-	struct tmeta *metas = NULL;
-	size_t n_metas = 0;
-	/* Task defaults, before the DAG's `defaults` apply. */
-	pw_task tmpl = {
+	memset(d, 0, sizeof *d);
+	d->tmpl = (pw_task){
 		.retries = 0,
 		.retry_delay = 10,
 		.timeout = 0,
 		.pool_slots = 1,
 		.trigger_rule = PW_TRIGGER_ALL_SUCCESS,
 	};
-	struct vctx c = { .doc = doc, .tmpl = &tmpl };
-	json_object *root = doc ? pw_doc_root(doc) : NULL;
+	d->c.tmpl = &d->tmpl;
+	d->c.file = file;
+	d->tmpl.pool = strdup("default_pool");
+	d->dag = dag_new(id, file);
+	d->failed = !d->tmpl.pool || !d->dag;
+	return d->failed ? -1 : 0;
+}
 
-	c.file = doc ? pw_doc_file(doc) : NULL;
-	tmpl.pool = strdup("default_pool");
-	dag = dag_new(id, c.file);
-	if (!tmpl.pool || !dag)
+/* Frees what d holds besides the DAG and the errors. */
+static void dagfile_free(struct dagfile *d)
+{
+	for (size_t i = 0; d->dag && i < d->dag->n_tasks; i++) {
+		free(d->metas[i].up_lines.v);
+		free(d->metas[i].out_lines.v);
+		free(d->metas[i].in_lines.v);
+	}
+	free(d->metas);
+	d->metas = NULL;
+	dag_task_free(&d->tmpl);
+}
+
+/*
+ * pw_doc_item_fn: reads one item of `tasks` (list) into the next task.
+ * Returns 0, or -1 when out of memory.
+ */
+static int dagfile_task(void *arg, const pw_doc *doc, const json_object *list,
+			json_object *item)
+{
+	struct dagfile *d = arg;
+	struct vctx *c = &d->c;
+	pw_dag *dag = d->dag;
+	size_t i = dag->n_tasks, cap = d->cap;
+	bool created;
+
+	c->doc = doc;
+	if (pw_grow(&dag->tasks, i, &cap, sizeof *dag->tasks, 64) != 0 ||
+	    pw_grow(&d->metas, i, &d->cap, sizeof *d->metas, 64) != 0)
+		goto fail;
+	memset(&dag->tasks[i], 0, sizeof *dag->tasks);
+	memset(&d->metas[i], 0, sizeof *d->metas);
+	dag->n_tasks++;
+	if (!json_object_is_type(item, json_type_object)) {
+		int line = item_line(c, NULL, NULL, item);
+		if (!line)
+			line = pw_doc_line(doc, list);
+		if (dag_verr(c, line, "task #%zu must be a mapping", i + 1) != 0)
+			goto fail;
+		return 0;
+	}
+	c->meta = &d->metas[i];
+	if (read_task(c, i, item, &dag->tasks[i]) != 0)
+		goto fail;
+	c->meta = NULL;
+	const pw_strv *in = &dag->tasks[i].inputs;
+	if (in->n && !dag->input_lines &&
+	    !(dag->input_lines = calloc(1, sizeof *dag->input_lines)))
+		goto fail;
+	for (size_t k = 0; k < in->n; k++) {
+		size_t *line = pw_strmap_ref(dag->input_lines, in->v[k],
+					     strlen(in->v[k]), &created);
+		if (!line)
+			goto fail;
+		if (created)
+			*line = (size_t)d->metas[i].in_lines.v[k];
+	}
+	return 0;
+fail:
+	d->failed = true;
+	return -1;
+}
+
+/*
+ * Ends reading: the file's other keys from doc's root, the defaults, the
+ * graph. Returns the DAG, or NULL with the errors added to errs (see
+ * dag_finish); frees what d holds either way.
+ */
+static pw_dag *dagfile_end(struct dagfile *d, const pw_doc *doc,
+			   pw_errors *errs)
+{
+	struct vctx *c = &d->c;
+	pw_dag *dag = d->dag;
+	json_object *root = pw_doc_root(doc);
+	int rc = -1;
+	/* The tasks' errors go after the file's own, as when the tasks were
+	 * read last (the order of the errors of one line). */
+	pw_errors task_errs = c->errs;
+
+	c->errs = (pw_errors){ 0 };
+	c->doc = doc;
+	if (d->failed)
 		goto out;
-	if (!pw_valid_dag_id(id) &&
-	    dag_verr(&c, 0,
+	if (!pw_valid_dag_id(dag->id) &&
+	    dag_verr(c, 0,
 		     "invalid DAG id '%s': must match [A-Za-z0-9_][A-Za-z0-9_.-]* "
-		     "(at most %d characters)", id ? id : "", PW_ID_MAX) != 0)
+		     "(at most %d characters)", dag->id, PW_ID_MAX) != 0)
 		goto out;
 	if (!json_object_is_type(root, json_type_object)) {
 		int line = root ? pw_doc_line(doc, root) : 0;
-		if (dag_verr(&c, line ? line : 1,
+		if (dag_verr(c, line ? line : 1,
 			     "a DAG file must be a mapping with 'tasks'") != 0)
 			goto out;
 		rc = 0;
 		goto out;
 	}
-	if (apply_fields(&c, root, dag_fields, N_OF(dag_fields), 0, dag) != 0)
+	if (apply_fields(c, root, dag_fields, N_OF(dag_fields), 0, dag,
+			 NULL) != 0)
 		goto out;
-	if (!c.tasks_seen) {
+	if (!c->tasks_seen) {
 		int line = pw_doc_line(doc, root);
-		if (dag_verr(&c, line ? line : 1, "missing 'tasks'") != 0)
+		if (dag_verr(c, line ? line : 1, "missing 'tasks'") != 0)
 			goto out;
 	}
-	if (c.tasks) {
-		n_metas = json_object_array_length(c.tasks);
-		if (read_tasks(&c, dag, &metas) != 0)
-			goto out;
-		struct gsrc g = { metas, NULL };
-		if (dag_build_graph(&c, dag, &g) != 0)
+	if (pw_errors_move(&c->errs, &task_errs) != 0)
+		goto out;
+	if (c->tasks_ok) {
+		pw_task *fit = realloc(dag->tasks, dag->n_tasks * sizeof *fit);
+		if (fit)
+			dag->tasks = fit;
+		for (size_t i = 0; i < dag->n_tasks; i++)
+			if (task_defaults(&dag->tasks[i], d->metas[i].set,
+					  &d->tmpl) != 0)
+				goto out;
+		struct gsrc g = { d->metas, NULL };
+		if (dag_build_graph(c, dag, &g) != 0)
 			goto out;
 	}
 	rc = 0;
 out:
-	for (size_t i = 0; metas && i < n_metas; i++) {
-		free(metas[i].up_lines.v);
-		free(metas[i].out_lines.v);
+	if (pw_errors_move(&c->errs, &task_errs) != 0)
+		rc = -1;
+	pw_errors_free(&task_errs);
+	dagfile_free(d);
+	return dag_finish(c, dag, rc, errs);
+}
+
+/* ---- the file ------------------------------------------------------- */
+
+pw_dag *pw_dag_from_doc(const char *id, const pw_doc *doc, pw_errors *errs)
+{
+	struct dagfile d;
+	json_object *list = NULL;
+
+	if (dagfile_begin(&d, id, pw_doc_file(doc)) == 0 &&
+	    json_object_object_get_ex(pw_doc_root(doc), "tasks", &list) &&
+	    json_object_is_type(list, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(list); i++)
+			if (dagfile_task(&d, doc, list,
+					 json_object_array_get_idx(list, i)) != 0)
+				break;
 	}
-	free(metas);
-	dag_task_free(&tmpl);
-	return dag_finish(&c, dag, rc, errs);
+	return dagfile_end(&d, doc, errs);
+}
+
+/* The end of pw_dag_parse and pw_dag_load, with their doc (NULL when it
+ * could not be parsed). */
+static pw_dag *dagfile_done(struct dagfile *d, pw_doc *doc, pw_errors *errs)
+{
+	pw_dag *dag = NULL;
+
+	if (doc || d->failed) {
+		dag = dagfile_end(d, doc, errs);
+	} else {
+		/* a syntax error, in errs: what the tasks read before it
+		 * found does not count */
+		dagfile_free(d);
+		pw_errors_free(&d->c.errs);
+		pw_dag_free(d->dag);
+	}
+	pw_doc_free(doc);
+	return dag;
+}
+
+pw_dag *pw_dag_parse(const char *id, const char *text, size_t len,
+		     const char *file, int as_json, pw_errors *errs)
+{
+	struct dagfile d;
+	pw_doc_each each = { "tasks", dagfile_task, &d };
+	pw_doc *doc = NULL;
+
+	if (dagfile_begin(&d, id, file) == 0)
+		doc = pw_doc_parse_each(text, len, file, as_json, &each, errs);
+	return dagfile_done(&d, doc, errs);
+}
+
+pw_dag *pw_dag_load(const char *id, const char *path, const char *file,
+		    pw_errors *errs)
+{
+	struct dagfile d;
+	pw_doc_each each = { "tasks", dagfile_task, &d };
+	pw_doc *doc = NULL;
+
+	if (dagfile_begin(&d, id, file) == 0)
+		doc = pw_doc_load_each(path, file, &each, errs);
+	return dagfile_done(&d, doc, errs);
 }

@@ -18,10 +18,13 @@
 #include "dag.h"
 #include "dag_vec.h"
 
-/* Source lines of one task's list items, parallel to its strvs. */
+/* Source lines of one task's list items, parallel to its strvs, and which
+ * of its fields the file set (bit i: task_fields[i] of dag_fields.c). */
 struct tmeta {
 	struct intv up_lines;
 	struct intv out_lines;
+	struct intv in_lines;
+	unsigned set;
 };
 
 struct vctx {
@@ -30,8 +33,8 @@ struct vctx {
 	pw_errors errs;         /* collected here, then sorted into the caller's */
 	char where[560];        /* message prefix: "task 'x': ", "defaults: " */
 	pw_task *tmpl;          /* task defaults while reading a DAG file */
-	json_object *tasks;     /* the `tasks` list, read after the other keys */
 	bool tasks_seen;
+	bool tasks_ok;          /* `tasks` is a non-empty list */
 	struct tmeta *meta;     /* of the task being read */
 };
 

@@ -1,16 +1,16 @@
 /*
  * doc.c - see doc.h.
  *
- * Both readers build a json-c tree and fill one side table, keyed by the
- * address of each json_object, with the lines of every value and of every
- * key of every mapping. Addresses are only unique while the objects live,
- * so every object whose address is in the table stays alive as long as the
- * doc: it is in the tree or in doc->keep. YAML aliases are deep copies for
- * the same reason (a shared object would have two places in the text).
+ * Both readers build a json-c tree and fill one side table with the lines
+ * of every value, keyed by the address of its json_object, and of every
+ * key of every mapping, keyed by the address of the mapping's copy of the
+ * key string. Addresses are only unique while the objects live, so every
+ * object whose address is in the table stays alive as long as the doc: it
+ * is in the tree or in doc->keep. YAML aliases are deep copies for the
+ * same reason (a shared object would have two places in the text).
  */
 #include "doc.h"
 #include "jsonnum.h"
-#include "strmap.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -35,13 +35,15 @@
 #define PW_DOC_FREE_COPIES 10000
 #define PW_DOC_COPIES_PER_NODE 16
 #define PW_DOC_MAX_COPIES 1000000
+/* Slots a new sequence starts with (json-c's default is 32, 256 bytes a
+ * list); 3 pointers fill malloc's smallest chunk. It doubles as it grows. */
+#define PW_DOC_SEQ_SLOTS 3
 
 /* ---- the line table ----------------------------------------------------- */
 
-/* One entry: the lines of a value (key NULL) or of one key of a mapping. */
+/* The lines of one value, or of one key of a mapping (line only). */
 struct line_ent {
-	const void *ptr; /* NULL marks a free slot */
-	char *key;       /* owned */
+	const void *ptr; /* what the lines belong to (tab_addr); NULL: free */
 	int line, end;
 };
 
@@ -58,35 +60,40 @@ struct pw_doc {
 	json_object *keep; /* array of values in the table but not the tree */
 };
 
-/* Hash of an address and an optional key (FNV-1a over the key). */
-static size_t ent_hash(const void *ptr, const char *key)
+/*
+ * The address the lines of (ptr, key) are filed under: ptr itself for a
+ * value (key NULL); for a key of the mapping ptr, json-c's own copy of the
+ * key string, which lives as long as the key is in the mapping (even when
+ * its value is replaced), so no key is copied. NULL when the mapping has
+ * no such key.
+ */
+static const void *tab_addr(const void *ptr, const char *key)
 {
-	uint64_t h = (uint64_t)(uintptr_t)ptr * 0x9E3779B97F4A7C15ull;
+	const json_object *obj = ptr;
 
-	if (key)
-		h = pw_fnv1a_str(h, key);
-	return (size_t)(h ^ (h >> 31));
+	if (!key)
+		return ptr;
+	if (!json_object_is_type(obj, json_type_object))
+		return NULL;
+	struct lh_entry *e = lh_table_lookup_entry(json_object_get_object(obj), key);
+	return e ? lh_entry_k(e) : NULL;
 }
 
-static int ent_matches(const struct line_ent *e, const void *ptr,
-		       const char *key)
+/* The slot where addr's probe starts. */
+static size_t tab_home(const struct line_tab *t, const void *addr)
 {
-	if (e->ptr != ptr)
-		return 0;
-	if (!e->key || !key)
-		return !e->key && !key;
-	return strcmp(e->key, key) == 0;
+	uint64_t h = (uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h ^ (h >> 31)) & (t->cap - 1);
 }
 
-/* The slot holding (ptr, key), or the free slot where it would go.
- * Requires cap > n. */
-static struct line_ent *tab_slot(const struct line_tab *t, const void *ptr,
-				 const char *key)
+/* The slot holding addr, or the free slot where it would go. Requires
+ * cap > n. */
+static struct line_ent *tab_slot(const struct line_tab *t, const void *addr)
 {
 	size_t mask = t->cap - 1;
-	size_t i = ent_hash(ptr, key) & mask;
+	size_t i = tab_home(t, addr);
 
-	while (t->v[i].ptr && !ent_matches(&t->v[i], ptr, key))
+	while (t->v[i].ptr && t->v[i].ptr != addr)
 		i = (i + 1) & mask;
 	return &t->v[i];
 }
@@ -101,7 +108,7 @@ static int tab_grow(struct line_tab *t)
 		return -1;
 	for (size_t i = 0; i < t->cap; i++) {
 		if (t->v[i].ptr)
-			*tab_slot(&nt, t->v[i].ptr, t->v[i].key) = t->v[i];
+			*tab_slot(&nt, t->v[i].ptr) = t->v[i];
 	}
 	nt.n = t->n;
 	free(t->v);
@@ -109,19 +116,20 @@ static int tab_grow(struct line_tab *t)
 	return 0;
 }
 
-/* Sets the lines of (ptr, key), copying key. Returns 0 or -1 (no memory). */
+/* Sets the lines of (ptr, key); a key must already be in the mapping (it
+ * is skipped otherwise). Returns 0 or -1 (no memory). */
 static int tab_set(struct line_tab *t, const void *ptr, const char *key,
 		   int line, int end)
 {
+	const void *addr = tab_addr(ptr, key);
+
+	if (!addr)
+		return 0;
 	if ((t->n + 1) * 2 > t->cap && tab_grow(t) != 0)
 		return -1;
-	struct line_ent *e = tab_slot(t, ptr, key);
+	struct line_ent *e = tab_slot(t, addr);
 	if (!e->ptr) {
-		char *k = NULL;
-		if (key && !(k = strdup(key)))
-			return -1;
-		e->ptr = ptr;
-		e->key = k;
+		e->ptr = addr;
 		t->n++;
 	}
 	e->line = line;
@@ -133,16 +141,53 @@ static int tab_set(struct line_tab *t, const void *ptr, const char *key,
 static const struct line_ent *tab_get(const struct line_tab *t,
 				      const void *ptr, const char *key)
 {
-	if (!t->cap || !ptr)
-		return NULL;
-	const struct line_ent *e = tab_slot(t, ptr, key);
-	return e->ptr ? e : NULL;
+	const void *addr = ptr && t->cap ? tab_addr(ptr, key) : NULL;
+	const struct line_ent *e = addr ? tab_slot(t, addr) : NULL;
+	return e && e->ptr ? e : NULL;
+}
+
+/* Removes the entry for (ptr, key), if any, moving back the entries
+ * after it that would no longer be found. */
+static void tab_del(struct line_tab *t, const void *ptr, const char *key)
+{
+	const void *addr = ptr && t->cap ? tab_addr(ptr, key) : NULL;
+	struct line_ent *e = addr ? tab_slot(t, addr) : NULL;
+	size_t mask = t->cap - 1, hole, j;
+
+	if (!e || !e->ptr)
+		return;
+	hole = j = (size_t)(e - t->v);
+	while (t->v[j = (j + 1) & mask].ptr) {
+		/* the entry at j may move to the hole if its probe started at
+		 * or before the hole (cyclically) */
+		size_t home = tab_home(t, t->v[j].ptr);
+		if (((j - home) & mask) >= ((j - hole) & mask)) {
+			t->v[hole] = t->v[j];
+			hole = j;
+		}
+	}
+	t->v[hole].ptr = NULL;
+	t->n--;
+}
+
+/* Removes the lines of val and of everything in it. */
+static void tab_forget(struct line_tab *t, json_object *val)
+{
+	if (json_object_is_type(val, json_type_object)) {
+		struct json_object_iter it;
+		json_object_object_foreachC(val, it) {
+			tab_forget(t, it.val);
+			tab_del(t, val, it.key);
+		}
+	} else if (json_object_is_type(val, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(val); i++)
+			tab_forget(t, json_object_array_get_idx(val, i));
+	}
+	tab_del(t, val, NULL);
 }
 
 static void tab_free(struct line_tab *t)
 {
-	for (size_t i = 0; i < t->cap; i++)
-		free(t->v[i].key);
 	free(t->v);
 	t->v = NULL;
 	t->cap = t->n = 0;
@@ -351,6 +396,9 @@ struct ybuild {
 	size_t copies; /* values created by alias expansion */
 	size_t nodes;  /* values (and aliases) written in the text */
 	int ndocs;
+	const pw_doc_each *each; /* the list to stream, or NULL */
+	size_t each_depth;       /* depth while its items arrive, else 0 */
+	size_t each_nanc;        /* anchors defined before the current item */
 };
 
 static int yerr(struct ybuild *b, int line, const char *type,
@@ -516,7 +564,7 @@ static int copy_value(struct ybuild *b, json_object *src, int line,
 	if (json_object_is_type(src, json_type_object))
 		dst = json_object_new_object();
 	else if (json_object_is_type(src, json_type_array))
-		dst = json_object_new_array();
+		dst = json_object_new_array_ext(PW_DOC_SEQ_SLOTS);
 	else
 		dst = copy_scalar(src);
 	if (!dst) {
@@ -626,6 +674,27 @@ static int map_put(struct ybuild *b, struct frame *f, json_object *val)
 }
 
 /*
+ * An item of the streamed list f (taken over): hands it to the caller's
+ * function, then drops it and its lines, or keeps it in the list when it
+ * defined an anchor (an alias may still copy it, with its lines).
+ */
+static int each_item(struct ybuild *b, struct frame *f, json_object *val)
+{
+	int rc = b->each->fn(b->each->arg, b->doc, f->obj, val);
+
+	if (rc == 0 && b->nanc > b->each_nanc) {
+		b->each_nanc = b->nanc;
+		if (json_object_array_add(f->obj, val) == 0)
+			return 0;
+		rc = oom(b);
+	} else {
+		tab_forget(&b->doc->lines, val);
+	}
+	json_object_put(val);
+	return rc;
+}
+
+/*
  * A complete value (taken over, NULL for null) spanning line..end: records
  * its lines and its anchor, then attaches it to the open collection or
  * makes it the root. Returns 0 or -1.
@@ -646,6 +715,8 @@ static int finish_value(struct ybuild *b, json_object *val,
 	}
 	if (end > f->end)
 		f->end = end;
+	if (b->each_depth && b->depth == b->each_depth)
+		return each_item(b, f, val);
 	if (is_map(f))
 		return map_put(b, f, val);
 	if (json_object_array_add(f->obj, val) != 0) {
@@ -806,6 +877,11 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 		json_object_put(obj);
 		return oom(b);
 	}
+	/* the list to stream: a sequence without anchor under its key of
+	 * the root mapping; its first line is known to the items already */
+	int each = b->each && b->depth == 1 && is_map(f) && !f->key_merge &&
+		   json_object_is_type(obj, json_type_array) && !anchor &&
+		   strcmp(f->key, b->each->key) == 0;
 	f = &b->st[b->depth++];
 	memset(f, 0, sizeof *f);
 	f->obj = obj;
@@ -813,6 +889,12 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 	f->flow = flow;
 	if (anchor && !(f->anchor = strdup(anchor)))
 		return oom(b);
+	if (each) {
+		b->each_depth = b->depth;
+		b->each_nanc = b->nanc;
+		if (tab_set(&b->doc->lines, obj, NULL, line, line) != 0)
+			return oom(b);
+	}
 	return 0;
 }
 
@@ -822,6 +904,8 @@ static int on_end(struct ybuild *b, const yaml_event_t *ev)
 	struct frame f = b->st[--b->depth];
 	int rc;
 
+	if (b->depth < b->each_depth)
+		b->each_depth = 0; /* the streamed list ends */
 	if (f.flow && ev_end(ev) > f.end)
 		f.end = ev_end(ev);
 	if (merge_apply(b, &f) != 0) {
@@ -852,7 +936,8 @@ static int on_event(struct ybuild *b, const yaml_event_t *ev)
 	case YAML_ALIAS_EVENT:
 		return on_alias(b, ev);
 	case YAML_SEQUENCE_START_EVENT:
-		return on_start(b, ev, json_object_new_array(),
+		return on_start(b, ev,
+				json_object_new_array_ext(PW_DOC_SEQ_SLOTS),
 				(const char *)ev->data.sequence_start.anchor,
 				ev->data.sequence_start.style ==
 					YAML_FLOW_SEQUENCE_STYLE);
@@ -891,11 +976,12 @@ static int yaml_syntax_error(struct ybuild *b, const yaml_parser_t *p,
 		       p->context, (int)p->context_mark.line + 1);
 }
 
-/* Parses YAML text into doc. Returns 0, or -1 with errors added. */
+/* Parses YAML text into doc, streaming each's list. Returns 0, or -1 with
+ * errors added. */
 static int parse_yaml(pw_doc *doc, const char *text, size_t len,
-		      pw_errors *errs)
+		      const pw_doc_each *each, pw_errors *errs)
 {
-	struct ybuild b = { .doc = doc, .errs = errs };
+	struct ybuild b = { .doc = doc, .errs = errs, .each = each };
 	yaml_parser_t p;
 	yaml_event_t ev;
 	int rc = -1, done = 0;
@@ -1089,9 +1175,10 @@ static int json_syntax_error(pw_doc *doc, pw_errors *errs, const char *text,
 		       "JSONDecodeError", "%s", desc);
 }
 
-/* Parses JSON text into doc. Returns 0, or -1 with errors added. */
+/* Parses JSON text into doc, then hands each's list to it item by item.
+ * Returns 0, or -1 with errors added. */
 static int parse_json(pw_doc *doc, const char *text, size_t len,
-		      pw_errors *errs)
+		      const pw_doc_each *each, pw_errors *errs)
 {
 	struct jwalk w = { doc, errs, text, len, 0, 1 };
 	json_tokener *tok = NULL;
@@ -1133,6 +1220,15 @@ static int parse_json(pw_doc *doc, const char *text, size_t len,
 	w.pos = 0;
 	w.line = 1;
 	rc = jwalk_value(&w, doc->root);
+	json_object *list = NULL;
+	if (rc == 0 && each &&
+	    json_object_object_get_ex(doc->root, each->key, &list) &&
+	    json_object_is_type(list, json_type_array)) {
+		size_t n = json_object_array_length(list);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = each->fn(each->arg, doc, list,
+				      json_object_array_get_idx(list, i));
+	}
 out:
 	json_object_put(root);
 	json_tokener_free(tok);
@@ -1144,6 +1240,13 @@ out:
 pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
 		     int as_json, pw_errors *errs)
 {
+	return pw_doc_parse_each(text, len, file, as_json, NULL, errs);
+}
+
+pw_doc *pw_doc_parse_each(const char *text, size_t len, const char *file,
+			  int as_json, const pw_doc_each *each,
+			  pw_errors *errs)
+{
 	pw_doc *doc = calloc(1, sizeof *doc);
 
 	if (!doc || (file && !(doc->file = strdup(file)))) {
@@ -1151,7 +1254,7 @@ pw_doc *pw_doc_parse(const char *text, size_t len, const char *file,
 		goto fail;
 	}
 	if ((as_json ? parse_json : parse_yaml)(doc, text ? text : "",
-						 text ? len : 0, errs) != 0)
+						 text ? len : 0, each, errs) != 0)
 		goto fail;
 	return doc;
 fail:
@@ -1198,6 +1301,12 @@ static int read_file(const char *path, char **buf, size_t *len)
 pw_doc *pw_doc_load(const char *path, const char *display_name,
 		    pw_errors *errs)
 {
+	return pw_doc_load_each(path, display_name, NULL, errs);
+}
+
+pw_doc *pw_doc_load_each(const char *path, const char *display_name,
+			 const pw_doc_each *each, pw_errors *errs)
+{
 	const char *name = display_name ? display_name : path;
 	size_t plen = strlen(path), len = 0;
 	int as_json = plen >= 5 && strcmp(path + plen - 5, ".json") == 0;
@@ -1210,7 +1319,7 @@ pw_doc *pw_doc_load(const char *path, const char *display_name,
 			strerror(err));
 		return NULL;
 	}
-	doc = pw_doc_parse(text, len, name, as_json, errs);
+	doc = pw_doc_parse_each(text, len, name, as_json, each, errs);
 	free(text);
 	return doc;
 }

@@ -40,9 +40,38 @@ pw_doc *pw_doc_load(const char *path, const char *display_name,
 		    pw_errors *errs);
 
 /*
+ * Streaming the items of one list: fn(arg, doc, list, item) is called with
+ * each item of the sequence under the root mapping's key `key` as soon as
+ * the item is parsed (item NULL for null; pw_doc_line and pw_doc_key_line
+ * work on it and on list, which gives its first line). The item and its
+ * lines are then dropped, so a long list never exists whole: list stays
+ * empty in the tree, except for the items that define an anchor (an alias
+ * may copy them later). fn returns 0, or -1 to stop (the parse then fails
+ * without an error of its own). JSON is parsed whole first and fn called
+ * on each item, which stays.
+ */
+typedef int pw_doc_item_fn(void *arg, const pw_doc *doc,
+			   const json_object *list, json_object *item);
+
+typedef struct pw_doc_each {
+	const char *key;
+	pw_doc_item_fn *fn;
+	void *arg;
+} pw_doc_each;
+
+/* pw_doc_parse and pw_doc_load streaming the list each names (NULL: as
+ * they do). */
+pw_doc *pw_doc_parse_each(const char *text, size_t len, const char *file,
+			  int as_json, const pw_doc_each *each,
+			  pw_errors *errs);
+pw_doc *pw_doc_load_each(const char *path, const char *display_name,
+			 const pw_doc_each *each, pw_errors *errs);
+
+/*
  * The root value; owned by the doc (json_object_get it to keep it). Treat
  * the tree as read-only while the doc lives: lines are looked up by object
- * address, so an object freed and replaced could pick up a stale line.
+ * address, so an object freed and replaced could pick up a stale line (a
+ * key keeps its line when its value is replaced).
  */
 json_object *pw_doc_root(const pw_doc *doc);
 /* The file name given at parse time. */

@@ -835,34 +835,13 @@ static int compare_dags(const void *a, const void *b)
 	return strcmp((*(pw_dag *const *)a)->id, (*(pw_dag *const *)b)->id);
 }
 
-/* The line where a task of the DAG file doc names input `name`, or 0. */
-static int input_line(const pw_doc *doc, const char *name)
-{
-	json_object *tasks = json_object_object_get(pw_doc_root(doc), "tasks");
-	for (size_t i = 0; i < json_object_array_length(tasks); i++) {
-		json_object *in = json_object_object_get(json_object_array_get_idx(tasks, i),
-							 "inputs");
-		if (json_object_is_type(in, json_type_string) &&
-		    strcmp(json_object_get_string(in), name) == 0)
-			return pw_doc_line(doc, in);
-		for (size_t k = 0; json_object_is_type(in, json_type_array) &&
-				   k < json_object_array_length(in); k++) {
-			json_object *item = json_object_array_get_idx(in, k);
-			if (json_object_is_type(item, json_type_string) &&
-			    strcmp(json_object_get_string(item), name) == 0)
-				return pw_doc_line(doc, item);
-		}
-	}
-	return 0;
-}
-
 /*
  * Records in dag->warnings the DAG's free inputs that neither the catalog
  * nor the parameters (conf < DAG params) define, each at the line that
  * first reads it. Skipped when the configuration itself is broken.
  * Returns 0 or -1 (out of memory).
  */
-static int check_free_inputs(const pw_project *p, pw_dag *dag, const pw_doc *doc)
+static int check_free_inputs(const pw_project *p, pw_dag *dag)
 {
 	pw_strv missing = {0};
 	if (p->conf_error.type)
@@ -877,7 +856,7 @@ static int check_free_inputs(const pw_project *p, pw_dag *dag, const pw_doc *doc
 		if (!e.message || !e.type)
 			rc = -1;
 		else
-			rc = pw_errors_add(&dag->warnings, dag->file, input_line(doc, missing.v[i]),
+			rc = pw_errors_add(&dag->warnings, dag->file, pw_dag_input_line(dag, missing.v[i]),
 					   e.type, "%s", e.message);
 		pw_kerror_clear(&e);
 		pw_strv_free(&one);
@@ -910,14 +889,11 @@ static int load_dag_file(pw_project *p, const char *dir, const char *name, pw_st
 	}
 	if (pw_strv_push(seen, stem) != 0)
 		goto out;
-	pw_doc *doc = pw_doc_load(path, rel, &errs);
-	pw_dag *dag = doc ? pw_dag_from_doc(stem, doc, &errs) : NULL;
-	if (dag && check_free_inputs(p, dag, doc) != 0) {
+	pw_dag *dag = pw_dag_load(stem, path, rel, &errs);
+	if (dag && check_free_inputs(p, dag) != 0) {
 		pw_dag_free(dag);
-		pw_doc_free(doc);
 		goto out;
 	}
-	pw_doc_free(doc);
 	if (dag) {
 		pw_dag **grown = realloc(p->dags, (p->n_dags + 1) * sizeof *grown);
 		if (!grown) {

@@ -10,14 +10,41 @@
 
 #define FILE_NAME "dags/t.yml"
 
-/* Parses text (YAML, or JSON when as_json) and builds DAG id from it. */
+/* The two DAGs agree: both NULL, or the same tasks with the same values. */
+static void expect_same(const pw_dag *a, const pw_dag *b)
+{
+	if (!a || !b) {
+		assert_true(!a && !b);
+		return;
+	}
+	assert_int_equal(a->n_tasks, b->n_tasks);
+	for (size_t i = 0; i < a->n_tasks; i++) {
+		const pw_task *x = &a->tasks[i], *y = &b->tasks[i];
+		assert_string_equal(x->name, y->name);
+		assert_string_equal(x->pool, y->pool);
+		assert_int_equal(x->retries, y->retries);
+		assert_int_equal(x->retry_delay, y->retry_delay);
+		assert_int_equal(x->timeout, y->timeout);
+		assert_int_equal(x->pool_slots, y->pool_slots);
+		assert_int_equal(x->trigger_rule, y->trigger_rule);
+		assert_int_equal(x->line_start, y->line_start);
+		assert_int_equal(x->line_end, y->line_end);
+		assert_int_equal(x->n_up, y->n_up);
+		assert_int_equal(x->n_down, y->n_down);
+	}
+}
+
+/*
+ * Builds DAG id from text (YAML, or JSON when as_json) both ways: parsed
+ * whole then pw_dag_from_doc, and streamed by pw_dag_parse. They must
+ * agree on every error (line and message) and task; returns the second.
+ */
 static pw_dag *build_as(const char *id, const char *text, int as_json,
 			pw_errors *errs)
 {
-	pw_errors perr = { 0 };
-	pw_doc *doc = pw_doc_parse(text, strlen(text),
-				   as_json ? "dags/t.json" : FILE_NAME, as_json,
-				   &perr);
+	const char *file = as_json ? "dags/t.json" : FILE_NAME;
+	pw_errors perr = { 0 }, whole_errs = { 0 };
+	pw_doc *doc = pw_doc_parse(text, strlen(text), file, as_json, &perr);
 	if (!doc) {
 		for (size_t i = 0; i < perr.n; i++)
 			print_error("doc: %d: %s\n", perr.v[i].line,
@@ -25,8 +52,19 @@ static pw_dag *build_as(const char *id, const char *text, int as_json,
 		pw_errors_free(&perr);
 		fail_msg("pw_doc_parse failed");
 	}
-	pw_dag *dag = pw_dag_from_doc(id, doc, errs);
+	pw_dag *whole = pw_dag_from_doc(id, doc, &whole_errs);
 	pw_doc_free(doc);
+	size_t before = errs->n;
+	pw_dag *dag = pw_dag_parse(id, text, strlen(text), file, as_json, errs);
+	assert_int_equal(errs->n - before, whole_errs.n);
+	for (size_t i = 0; i < whole_errs.n; i++) {
+		assert_int_equal(errs->v[before + i].line, whole_errs.v[i].line);
+		assert_string_equal(errs->v[before + i].message,
+				    whole_errs.v[i].message);
+	}
+	expect_same(whole, dag);
+	pw_dag_free(whole);
+	pw_errors_free(&whole_errs);
 	return dag;
 }
 
@@ -905,6 +943,44 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s)
 	*len += n;
 }
 
+/* Streaming: an anchored task stays for its aliases, with its lines; a
+ * syntax error after the tasks is the only error. */
+static void test_streamed(void **state)
+{
+	(void)state;
+	pw_errors errs = { 0 };
+	pw_dag *dag = build("tasks:\n"
+			    "  - &a\n"
+			    "    id: a\n"
+			    "    command: x\n"
+			    "    retries: -1\n"
+			    "  - <<: *a\n"
+			    "    id: b\n",
+			    &errs);
+	assert_null(dag);
+	assert_int_equal(errs.n, 2);
+	find_error(&errs, 5, "task 'a': 'retries' must be a non-negative");
+	find_error(&errs, 5, "task 'b': 'retries' must be a non-negative");
+	pw_errors_free(&errs);
+
+	/* on one line, the file's own errors come first, as they always did */
+	assert_null(build("{tasks: [{id: 1, command: x}], schedule: 5}\n", &errs));
+	assert_int_equal(errs.n, 2);
+	assert_non_null(strstr(errs.v[0].message, "'schedule'"));
+	assert_non_null(strstr(errs.v[1].message, "task #1: 'id'"));
+	pw_errors_free(&errs);
+
+	const char *text = "tasks:\n"
+			   "  - id: 1\n"
+			   "    command: x\n"
+			   "  - id: b\n"
+			   "    command: [\n";
+	assert_null(pw_dag_parse("t", text, strlen(text), FILE_NAME, 0, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_null(strstr(errs.v[0].message, "must be a string"));
+	pw_errors_free(&errs);
+}
+
 static void test_big_chain(void **state)
 {
 	(void)state;
@@ -993,6 +1069,7 @@ int main(void)
 		cmocka_unit_test(test_io),
 		cmocka_unit_test(test_validators),
 		cmocka_unit_test(test_trigger_rules),
+		cmocka_unit_test(test_streamed),
 		cmocka_unit_test(test_big_chain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -522,6 +522,73 @@ static void test_load(void **state)
 	th_rmtree(dir);
 }
 
+/* What test_each's callback saw. */
+struct seen {
+	int lines[4];
+	int list_line;
+	size_t n;
+};
+
+static int see_item(void *arg, const pw_doc *doc, const json_object *list,
+		    json_object *item)
+{
+	struct seen *s = arg;
+	if (s->n < 4)
+		s->lines[s->n] = item ? pw_doc_key_line(doc, item, "id") : -1;
+	s->n++;
+	s->list_line = pw_doc_line(doc, list);
+	return 0;
+}
+
+/* pw_doc_parse_each hands over each item with its lines, then drops it,
+ * except an anchored one; other keys and nested lists are not streamed. */
+static void test_each(void **state)
+{
+	(void)state;
+	const char *text = "a: [1, 2]\n"   /* 1 */
+			   "tasks:\n"      /* 2 */
+			   "  - id: x\n"   /* 3 */
+			   "    l: [1]\n"  /* 4 */
+			   "  - &k\n"      /* 5 */
+			   "    id: y\n"   /* 6 */
+			   "  -\n"         /* 7 */
+			   "  - {id: z}\n" /* 8 */
+			   "b: *k\n";      /* 9 */
+	struct seen s = { 0 };
+	pw_doc_each each = { "tasks", see_item, &s };
+	pw_errors errs = { 0 };
+	pw_doc *doc = pw_doc_parse_each(text, strlen(text), "f.yml", 0, &each,
+					&errs);
+	assert_non_null(doc);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(s.lines[0], 3);
+	assert_int_equal(s.lines[1], 6);
+	assert_int_equal(s.lines[2], -1);
+	assert_int_equal(s.lines[3], 8);
+	assert_int_equal(s.list_line, 3);
+	json_object *root = pw_doc_root(doc), *tasks, *b, *a;
+	assert_true(json_object_object_get_ex(root, "tasks", &tasks));
+	assert_int_equal(json_object_array_length(tasks), 1);
+	assert_int_equal(pw_doc_line(doc, tasks), 3);
+	assert_int_equal(pw_doc_end_line(doc, tasks), 8);
+	assert_true(json_object_object_get_ex(root, "b", &b));
+	assert_int_equal(pw_doc_key_line(doc, b, "id"), 6);
+	assert_true(json_object_object_get_ex(root, "a", &a));
+	assert_int_equal(json_object_array_length(a), 2);
+	pw_doc_free(doc);
+
+	/* JSON: the same calls, over the whole tree */
+	memset(&s, 0, sizeof s);
+	text = "{\"tasks\": [{\"id\": 1},\n{\"id\": 2}]}";
+	doc = pw_doc_parse_each(text, strlen(text), "f.json", 1, &each, &errs);
+	assert_non_null(doc);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.lines[0], 1);
+	assert_int_equal(s.lines[1], 2);
+	pw_doc_free(doc);
+	assert_int_equal(errs.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_json_duplicate_key),
 		cmocka_unit_test(test_json_errors),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
