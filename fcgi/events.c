@@ -30,10 +30,14 @@
  *   id: <first_available_id - 1>\nevent: events.missed\n
  *   data: {"after_id": N, "first_available_id": M}\n\n
  * so pruned events are never skipped silently.
- * The table is tailed on the thread's own connection, gated on PRAGMA
- * data_version (rows are read only when another connection committed), in
- * batches of `id > cursor` inside one read transaction each, so no id
- * range is ever skipped or sent twice. Between changes the stream sleeps
+ * A stream woken by the process's database watcher takes its new events
+ * from the watcher's tail of the table (read once per commit for every
+ * stream; see "the process's tail" below). Otherwise (its first read, a
+ * cursor older than the tail, no watcher) it reads the table on the
+ * thread's own connection, gated on PRAGMA data_version (rows are read
+ * only when another connection committed), in batches of `id > cursor`
+ * inside one read transaction each. Either way no id range is ever
+ * skipped or sent twice. Between changes the stream sleeps
  * in poll() until the process's database watcher (dbwatch.c: inotify,
  * with a PIPEWRIGHT_SSE_FALLBACK_MS check for writers it cannot see) says
  * a commit happened, its FastCGI connection ends, or the keep-alive is

@@ -8,7 +8,8 @@
  * uses it while it is still the current one (one atomic load, no lock).
  * A request that may write (any method but GET, HEAD and OPTIONS), and a
  * read at most every RECHECK_MS, first compares the project files'
- * fingerprint with the snapshot's and, when they differ, loads the
+ * fingerprint with the snapshot's (a write: in a check begun after it
+ * arrived, shared by the writes waiting for it) and, when they differ, loads the
  * project again and swaps the new snapshot in: a DAG file written just
  * before its trigger is seen by the trigger. Requests that still hold the old one finish
  * with it; each thread lets go of it at its next request (or its end); the
