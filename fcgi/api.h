@@ -95,6 +95,15 @@ int events_get(pw_req *req);
 bool events_slot_take(pw_req *req);
 void events_slot_give(void);
 long long events_stream_max_ms(void);
+/*
+ * events.c's tail of the events table, kept by the watcher's thread:
+ * events_tail_refresh reads what db (the watcher's connection; NULL: it
+ * failed) has after the tail, before the streams are woken;
+ * events_tail_reset forgets it all (the database was replaced, or the
+ * watcher stops).
+ */
+void events_tail_refresh(sqlite3 *db);
+void events_tail_reset(void);
 
 /* logfollow.c: GET .../logs?follow=true for the try of task row (pk, task_id). */
 int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,

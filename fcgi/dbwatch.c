@@ -242,6 +242,7 @@ static void *watch_main(void *arg)
 	(void)arg;
 	wt.ino = watch_inotify(&wt);
 	(void)changed(&wt);   /* the starting point */
+	events_tail_refresh(wt.db);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = w.ctl_fd, .events = POLLIN},
 				      {.fd = wt.ino, .events = POLLIN}};
@@ -264,8 +265,10 @@ static void *watch_main(void *arg)
 			sqlite3_close(wt.db);
 			wt.db = NULL;
 			wt.seen = -1;
+			events_tail_reset();
 		}
 		if (changed(&wt)) {
+			events_tail_refresh(wt.db);
 			wake_all();
 			recheck = 0;
 		} else if (hint) {
@@ -277,6 +280,7 @@ static void *watch_main(void *arg)
 	if (wt.ino >= 0)
 		close(wt.ino);
 	sqlite3_close(wt.db);
+	events_tail_reset();
 	return NULL;
 }
 
@@ -311,14 +315,8 @@ int dbwatch_join(const char *db_path)
 	pthread_mutex_lock(&w.lock);
 	if (w.stopped || (!w.started && start(db_path) != 0) || strcmp(w.path, db_path) != 0)
 		goto out;
-	if (w.n == w.cap) {
-		size_t cap = w.cap ? w.cap * 2 : 16;
-		int *fds = realloc(w.fds, cap * sizeof *fds);
-		if (!fds)
-			goto out;
-		w.fds = fds;
-		w.cap = cap;
-	}
+	if (pw_grow(&w.fds, w.n, &w.cap, sizeof *w.fds, 16) != 0)
+		goto out;
 	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd >= 0)
 		w.fds[w.n++] = fd;

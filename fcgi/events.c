@@ -30,10 +30,14 @@
  *   id: <first_available_id - 1>\nevent: events.missed\n
  *   data: {"after_id": N, "first_available_id": M}\n\n
  * so pruned events are never skipped silently.
- * The table is tailed on the thread's own connection, gated on PRAGMA
- * data_version (rows are read only when another connection committed), in
- * batches of `id > cursor` inside one read transaction each, so no id
- * range is ever skipped or sent twice. Between changes the stream sleeps
+ * A stream woken by the process's database watcher takes its new events
+ * from the watcher's tail of the table (read once per commit for every
+ * stream; see "the process's tail" below). Otherwise (its first read, a
+ * cursor older than the tail, no watcher) it reads the table on the
+ * thread's own connection, gated on PRAGMA data_version (rows are read
+ * only when another connection committed), in batches of `id > cursor`
+ * inside one read transaction each. Either way no id range is ever
+ * skipped or sent twice. Between changes the stream sleeps
  * in poll() until the process's database watcher (dbwatch.c: inotify,
  * with a PIPEWRIGHT_SSE_FALLBACK_MS check for writers it cannot see) says
  * a commit happened, its FastCGI connection ends, or the keep-alive is
@@ -59,6 +63,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -499,8 +504,8 @@ typedef struct stream {
 	sbuf out;
 } stream;
 
-/* The current row as one SSE message into st->out. 0, or -1 (memory). */
-static int format_event(stream *st, sqlite3_stmt *q)
+/* The current row (id, type, data) as one SSE message into out. 0, or -1 (memory). */
+static int format_event(sbuf *out, sqlite3_stmt *q)
 {
 	const char *type = (const char *)sqlite3_column_text(q, 1);
 	const char *text = (const char *)sqlite3_column_text(q, 2);
@@ -515,7 +520,7 @@ static int format_event(stream *st, sqlite3_stmt *q)
 				      data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 			    : "null";
 	}
-	rc = sbuf_printf(&st->out, "id: %lld\nevent: %s\ndata: %s\n\n",
+	rc = sbuf_printf(out, "id: %lld\nevent: %s\ndata: %s\n\n",
 			 (long long)sqlite3_column_int64(q, 0), type ? type : "", text ? text : "null");
 	json_object_put(data);
 	return rc;
@@ -559,7 +564,7 @@ static int read_batch(stream *st, bool *more)
 	if (bind_query(q, &st->eq) != GO)
 		goto out;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		if (format_event(st, q) != 0)
+		if (format_event(&st->out, q) != 0)
 			break;
 		st->eq.after_id = sqlite3_column_int64(q, 0);
 		n++;
@@ -611,6 +616,206 @@ static int send_new(stream *st)
 		sent = 1;
 	}
 	return sent;
+}
+
+/* --- the process's tail of the events table --------------------------------------- */
+
+/*
+ * The newest events, read once per commit for every stream of the process
+ * by the database watcher's thread (dbwatch.c calls events_tail_refresh
+ * before it wakes the streams), each kept as its SSE message: a woken
+ * stream filters them in memory instead of reading the table itself (one
+ * read per commit instead of one per stream: with 32 streams that was
+ * most of the CPU of a trigger). The tail holds every event with
+ * floor < id <= top, TAIL_CAP at most (the oldest go first); a stream
+ * whose cursor is below floor, or on another database than the watcher's,
+ * reads the table (read_batch). Ids are given in commit order (one writer
+ * at a time), so `id > top` after a commit is exactly what is new.
+ */
+#define TAIL_CAP 1024
+
+typedef struct tail_event {
+	long long id;
+	char *type, *dag_id, *run_id;   /* dag_id, run_id: NULL when none */
+	char *msg;                      /* "id: ...\n\n" */
+	size_t len;
+} tail_event;
+
+static struct {
+	pthread_mutex_t lock;
+	tail_event ev[TAIL_CAP];   /* a ring: ev[(start + i) % TAIL_CAP], i < n */
+	size_t start, n;
+	long long floor, top;      /* floor -1: the tail knows nothing */
+} tail = {.lock = PTHREAD_MUTEX_INITIALIZER, .floor = -1, .top = -1};
+
+static void tail_event_free(tail_event *e)
+{
+	free(e->type);
+	free(e->dag_id);
+	free(e->run_id);
+	free(e->msg);
+	*e = (tail_event){0};
+}
+
+/* Empties the tail (under tail.lock); it knows nothing until a refresh. */
+static void tail_clear(void)
+{
+	for (size_t i = 0; i < tail.n; i++)
+		tail_event_free(&tail.ev[(tail.start + i) % TAIL_CAP]);
+	tail.start = tail.n = 0;
+	tail.floor = tail.top = -1;
+}
+
+void events_tail_reset(void)
+{
+	pthread_mutex_lock(&tail.lock);
+	tail_clear();
+	pthread_mutex_unlock(&tail.lock);
+}
+
+/* strdup of a column; NULL for NULL. Sets *oom when out of memory. */
+static char *column_dup(sqlite3_stmt *q, int col, bool *oom)
+{
+	const char *v = (const char *)sqlite3_column_text(q, col);
+	char *d = v ? strdup(v) : NULL;
+	if (v && !d)
+		*oom = true;
+	return d;
+}
+
+/* Appends the current row (id, type, data, dag_id, run_id) to the tail. 0 or -1. */
+static int tail_push(sqlite3_stmt *q, sbuf *scratch)
+{
+	tail_event e = {.id = sqlite3_column_int64(q, 0)};
+	bool oom = false;
+
+	scratch->len = 0;
+	e.type = column_dup(q, 1, &oom);
+	e.dag_id = column_dup(q, 3, &oom);
+	e.run_id = column_dup(q, 4, &oom);
+	if (oom || !e.type || format_event(scratch, q) != 0 ||
+	    !(e.msg = malloc(scratch->len))) {
+		tail_event_free(&e);
+		return -1;
+	}
+	memcpy(e.msg, scratch->p, scratch->len);
+	e.len = scratch->len;
+	if (tail.n == TAIL_CAP) {   /* the oldest goes */
+		tail.floor = tail.ev[tail.start].id;
+		tail_event_free(&tail.ev[tail.start]);
+		tail.start = (tail.start + 1) % TAIL_CAP;
+		tail.n--;
+	}
+	tail.ev[(tail.start + tail.n++) % TAIL_CAP] = e;
+	tail.top = e.id;
+	return 0;
+}
+
+void events_tail_refresh(sqlite3 *db)
+{
+	static const char tail_sql[] =
+		"SELECT id, type, data, dag_id, run_id FROM events WHERE id > ?1 ORDER BY id";
+	sqlite3_stmt *top_q = NULL, *q = NULL;
+	sbuf scratch = {0};
+	long long newest = -1;
+	int step = SQLITE_ERROR;
+
+	pthread_mutex_lock(&tail.lock);
+	/* One snapshot for both statements: the newest id and what is new. */
+	if (!db || sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_prepare_v2(db, max_id_sql, -1, &top_q, NULL) == SQLITE_OK &&
+	    sqlite3_step(top_q) == SQLITE_ROW)
+		newest = sqlite3_column_int64(top_q, 0);
+	if (newest < 0)
+		goto out;
+	/* Starting, or too far behind to be worth reading: start at the newest. */
+	if (tail.floor < 0 || newest < tail.top || newest - tail.top > TAIL_CAP) {
+		tail_clear();
+		tail.floor = tail.top = newest;
+		step = SQLITE_DONE;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(db, tail_sql, -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(q, 1, tail.top) != SQLITE_OK)
+		goto out;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		if (tail_push(q, &scratch) != 0)
+			break;
+out:
+	if (step != SQLITE_DONE) {
+		if (db)
+			fprintf(stderr, "pipewright: events: the tail: %s\n", sqlite3_errmsg(db));
+		tail_clear();   /* the streams read the table themselves */
+	}
+	pthread_mutex_unlock(&tail.lock);
+	sqlite3_finalize(top_q);
+	sqlite3_finalize(q);
+	if (db && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	free(scratch.p);
+}
+
+/* Whether the stream's filters take e. */
+static bool tail_wants(const events_query *eq, const tail_event *e)
+{
+	if ((eq->dag_id && (!e->dag_id || strcmp(eq->dag_id, e->dag_id) != 0)) ||
+	    (eq->run_id && (!e->run_id || strcmp(eq->run_id, e->run_id) != 0)))
+		return false;
+	if (!eq->types[0])
+		return true;
+	for (size_t i = 0; i < N_TYPES && eq->types[i]; i++)
+		if (strcmp(eq->types[i], e->type) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The stream's new events from the tail into st->out, moving its cursor
+ * to the tail's top. Returns 1 when the tail covers the cursor (st->out
+ * may still be empty), 0 when it does not (read the table), -1 when out
+ * of memory.
+ */
+static int tail_take(stream *st)
+{
+	int rc = 0;
+
+	st->out.len = 0;
+	pthread_mutex_lock(&tail.lock);
+	if (tail.floor >= 0 && st->eq.after_id >= tail.floor) {
+		rc = 1;
+		size_t i = tail.n;   /* the first event after the cursor */
+		while (i > 0 && tail.ev[(tail.start + i - 1) % TAIL_CAP].id > st->eq.after_id)
+			i--;
+		for (; i < tail.n && rc == 1; i++) {
+			const tail_event *e = &tail.ev[(tail.start + i) % TAIL_CAP];
+			if (tail_wants(&st->eq, e) &&
+			    sbuf_printf(&st->out, "%.*s", (int)e->len, e->msg) != 0)
+				rc = -1;
+		}
+		if (rc == 1 && tail.top > st->eq.after_id)
+			st->eq.after_id = tail.top;
+	}
+	pthread_mutex_unlock(&tail.lock);
+	return rc;
+}
+
+/*
+ * Sends what the tail has for the stream. Returns as send_new does, or 2
+ * when the tail does not cover the stream's cursor (nothing sent).
+ */
+static int send_from_tail(stream *st)
+{
+	int rc = tail_take(st);
+
+	if (rc <= 0)
+		return rc < 0 ? -1 : 2;
+	if (st->out.len == 0)
+		return 0;
+	if (pw_stream_write(st->req, st->out.p, st->out.len) != 0 ||
+	    pw_stream_flush(st->req) != 0)
+		return -1;
+	return 1;
 }
 
 /*
@@ -665,18 +870,22 @@ static void stream_loop(stream *st, long long max_ms)
 				pw_stream_flush(st->req);
 			break;
 		}
-		if (single_int(st->store, data_version_sql, &version) != GO)
+		/* Woken by the watcher: its tail has what is new (first: the table). */
+		int sent = !first && efd >= 0 ? send_from_tail(st) : 2;
+		if (sent < 0)
 			break;
-		/* Read before the rows: a commit after this read changes it again. */
-		if (first || version != seen) {
-			int sent = send_new(st);
+		if (sent == 2) {
+			if (single_int(st->store, data_version_sql, &version) != GO)
+				break;
+			/* Read before the rows: a commit after this read changes it again. */
+			sent = first || version != seen ? send_new(st) : 0;
 			if (sent < 0)
 				break;
-			if (sent)
-				quiet_since = now;
 			seen = version;
 			first = false;
 		}
+		if (sent)
+			quiet_since = now;
 		if (now - quiet_since >= st->keepalive_ms) {
 			if (pw_stream_write(st->req, KEEPALIVE, sizeof KEEPALIVE - 1) != 0 ||
 			    pw_stream_flush(st->req) != 0)

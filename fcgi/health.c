@@ -22,6 +22,15 @@
  * same clock tick that leaves the size alone, after a WAL reset) a change
  * shows RUNNER_CACHE_MS late. A database without a WAL file is read every
  * time.
+ *
+ * The file-system checks (the database and the logs folder on a writable,
+ * not full file system, and writable by this user: statvfs(2) and
+ * access(2) of each) are done by one request and a clean result stands
+ * for every thread for FS_OK_MS (100 ms): under load that is one look per
+ * 100 ms instead of five system calls a request. A fault found is not
+ * reused: health looks again at the next request, so a fault shows at
+ * most FS_OK_MS late and its end at once. A deleted or replaced database
+ * is noticed before every request (pw_req_store_check), not here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +175,54 @@ static int writable(const char *path, const char *what, char *err, size_t errlen
 	return 0;
 }
 
+/*
+ * How long a clean look at the file systems (the database and the logs
+ * folder writable, not full) stands for the process: a fault appears at
+ * most this late, a recovery at once (faults are looked at every time).
+ */
+#define FS_OK_MS 100
+
+/* The last clean look: for which paths (FNV-1a of both) and when. */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t key;        /* 0: none yet */
+	long long at_ms;     /* CLOCK_MONOTONIC */
+} fs_ok = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+
+/*
+ * The file-system checks of health: writable(database) unless *db_rc
+ * already says FAILED (then err says why), and writable(logs folder) when
+ * it exists (a folder not made yet is the runner's to create). Sets
+ * *db_rc to FAILED (with err) on a fault, and *logs_rc (0, or -1 with
+ * logs_err). A clean result is reused for FS_OK_MS by every thread.
+ */
+static void fs_check(const pw_project *p, int *db_rc, char *err, size_t errlen,
+		     int *logs_rc, char *logs_err, size_t logs_errlen)
+{
+	uint64_t key = pw_fnv1a_str(pw_fnv1a_str(PW_FNV1A_INIT, p->database),
+				    p->logs_dir ? p->logs_dir : "");
+	long long now = mono_ms();
+
+	key += !key;   /* 0 means none */
+	pthread_mutex_lock(&fs_ok.lock);
+	bool fresh = fs_ok.key == key && now - fs_ok.at_ms < FS_OK_MS;
+	pthread_mutex_unlock(&fs_ok.lock);
+	*logs_rc = 0;
+	if (fresh)
+		return;
+	bool db_looked = *db_rc == GO;
+	if (db_looked && writable(p->database, "the database", err, errlen) != 0)
+		*db_rc = FAILED;
+	if (p->logs_dir && access(p->logs_dir, F_OK) == 0)
+		*logs_rc = writable(p->logs_dir, "the logs folder", logs_err, logs_errlen);
+	if (db_looked && *db_rc == GO && *logs_rc == 0) {
+		pthread_mutex_lock(&fs_ok.lock);
+		fs_ok.key = key;
+		fs_ok.at_ms = now;
+		pthread_mutex_unlock(&fs_ok.lock);
+	}
+}
+
 /* "logs": {status: "ok"} or {status: "error", error}. */
 static void logs_text(api_text *t, int rc, const char *err)
 {
@@ -262,16 +319,19 @@ static int wal_stat(const char *db, uint64_t hash, wal_sig *sig)
 	int rc = -1;
 
 	pthread_mutex_lock(&wal_file.lock);
-	if (wal_file.fd >= 0 && (wal_file.path_hash != hash ||
-				 fstat(wal_file.fd, &st) != 0 || st.st_nlink == 0)) {
+	/* One fstat(2) a request: the same look tells a removed file. */
+	bool kept = wal_file.fd >= 0 && wal_file.path_hash == hash &&
+		    fstat(wal_file.fd, &st) == 0 && st.st_nlink > 0;
+	if (!kept && wal_file.fd >= 0) {
 		close(wal_file.fd);
 		wal_file.fd = -1;
 	}
-	if (wal_file.fd < 0 && snprintf(path, sizeof path, "%s-wal", db) < (int)sizeof path) {
+	if (!kept && snprintf(path, sizeof path, "%s-wal", db) < (int)sizeof path) {
 		wal_file.fd = open(path, O_RDONLY | O_CLOEXEC);
 		wal_file.path_hash = hash;
+		kept = wal_file.fd >= 0 && fstat(wal_file.fd, &st) == 0;
 	}
-	if (wal_file.fd >= 0 && fstat(wal_file.fd, &st) == 0) {
+	if (kept) {
 		*sig = (wal_sig){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
 		rc = 0;
 	}
@@ -347,13 +407,9 @@ int health_get(pw_req *req)
 	long long now = pw_now_ms();
 	char logs_err[512] = "";
 	const pw_project *p = pw_req_project(req);
-	int db_rc = runner_get(req, &r, err, sizeof err);
-	if (db_rc == GO && writable(p->database, "the database", err, sizeof err) != 0)
-		db_rc = FAILED;
+	int db_rc = runner_get(req, &r, err, sizeof err), logs_rc;
 	/* The runner writes task logs there: tasks cannot run, the API can. */
-	/* (a folder not made yet is the runner's to create) */
-	int logs_rc = p->logs_dir && access(p->logs_dir, F_OK) == 0
-		      ? writable(p->logs_dir, "the logs folder", logs_err, sizeof logs_err) : 0;
+	fs_check(p, &db_rc, err, sizeof err, &logs_rc, logs_err, sizeof logs_err);
 	const char *runner = runner_status(req, &r, now);
 	const char *status = db_rc != GO ? "unhealthy"
 			     : strcmp(runner, "running") == 0 && logs_rc == 0 ? "healthy"

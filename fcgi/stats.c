@@ -100,14 +100,9 @@ static int read_durations(pw_req *req, const char *dag_id, durations *d)
 		return FAILED;
 	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
 	while (rc == GO && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (d->n == d->cap) {
-			size_t cap = d->cap ? d->cap * 2 : 256;
-			long long *v = realloc(d->v, cap * sizeof *v);
-			if (!v) {
-				rc = FAILED;
-				break;
-			}
-			d->v = v, d->cap = cap;
+		if (pw_grow(&d->v, d->n, &d->cap, sizeof *d->v, 256) != 0) {
+			rc = FAILED;
+			break;
 		}
 		d->v[d->n++] = sqlite3_column_int64(st, 0);
 	}

@@ -41,14 +41,8 @@ int rn_report_end(runner *r, rn_run *run, size_t t)
 	rn_ended *e = &r->fl.ended;
 	if (run->tasks[t].ended)
 		return PW_OK; /* reported twice (a socket and an exit): once */
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		rn_proc *grown = realloc(e->v, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		e->v = grown;
-		e->cap = cap;
-	}
+	if (pw_grow(&e->v, e->n, &e->cap, sizeof *e->v, 16) != 0)
+		return PW_ERR;
 	e->v[e->n++] = (rn_proc){run, t};
 	run->tasks[t].ended = true;
 	return PW_OK;

@@ -63,14 +63,8 @@ static int ready_push(rn_run *run, size_t t)
 		memmove(run->ready, run->ready + run->head_ready, run->n_ready * sizeof *run->ready);
 		run->head_ready = 0;
 	}
-	if (run->n_ready == run->cap_ready) {
-		size_t cap = run->cap_ready ? run->cap_ready * 2 : 16;
-		size_t *grown = realloc(run->ready, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		run->ready = grown;
-		run->cap_ready = cap;
-	}
+	if (pw_grow(&run->ready, run->n_ready, &run->cap_ready, sizeof *run->ready, 16) != 0)
+		return PW_ERR;
 	run->ready[run->n_ready++] = t;
 	return PW_OK;
 }
@@ -78,14 +72,9 @@ static int ready_push(rn_run *run, size_t t)
 /* Adds a running try to r->fl.procs. */
 static int procs_add(runner *r, rn_run *run, size_t t)
 {
-	if (r->fl.n_running == r->fl.cap_procs) {
-		size_t cap = r->fl.cap_procs ? r->fl.cap_procs * 2 : 16;
-		rn_proc *grown = realloc(r->fl.procs, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		r->fl.procs = grown;
-		r->fl.cap_procs = cap;
-	}
+	if (pw_grow(&r->fl.procs, r->fl.n_running, &r->fl.cap_procs, sizeof *r->fl.procs,
+		    16) != 0)
+		return PW_ERR;
 	r->fl.procs[r->fl.n_running++] = (rn_proc){run, t};
 	run->n_running++;
 	return PW_OK;
@@ -188,14 +177,8 @@ typedef struct work_list {
 
 static int work_push(work_list *w, size_t t)
 {
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		size_t *grown = realloc(w->v, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		w->v = grown;
-		w->cap = cap;
-	}
+	if (pw_grow(&w->v, w->n, &w->cap, sizeof *w->v, 64) != 0)
+		return PW_ERR;
 	w->v[w->n++] = t;
 	return PW_OK;
 }

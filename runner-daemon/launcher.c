@@ -393,15 +393,9 @@ void pw_launcher_ack(pw_launcher *lr, int sock, pid_t pid, long long proc_start,
 		pw_ack_end(sock); /* the shim exits */
 		return;
 	}
-	if (lr->n_kept == lr->cap_kept) {
-		size_t cap = lr->cap_kept ? lr->cap_kept * 2 : 8;
-		kept_shim *grown = realloc(lr->kept, cap * sizeof *grown);
-		if (!grown) {
-			pw_ack_end(sock);
-			return;
-		}
-		lr->kept = grown;
-		lr->cap_kept = cap;
+	if (pw_grow(&lr->kept, lr->n_kept, &lr->cap_kept, sizeof *lr->kept, 8) != 0) {
+		pw_ack_end(sock);
+		return;
 	}
 	ssize_t n;
 	while ((n = send(sock, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)

@@ -68,14 +68,8 @@ static void local_close(runner *r, void *state)
 /* Appends fd to a growable int array. PW_OK or PW_ERR. */
 static int go_push(local_state *ls, int fd)
 {
-	if (ls->n_go == ls->cap_go) {
-		size_t cap = ls->cap_go ? ls->cap_go * 2 : 16;
-		int *grown = realloc(ls->go_fds, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		ls->go_fds = grown;
-		ls->cap_go = cap;
-	}
+	if (pw_grow(&ls->go_fds, ls->n_go, &ls->cap_go, sizeof *ls->go_fds, 16) != 0)
+		return PW_ERR;
 	ls->go_fds[ls->n_go++] = fd;
 	return PW_OK;
 }
@@ -84,14 +78,8 @@ static int go_push(local_state *ls, int fd)
  * the shim may serve another try (else 0). PW_OK or PW_ERR. */
 static int ack_push(local_state *ls, int fd, pid_t pid, long long proc_start)
 {
-	if (ls->n_ack == ls->cap_ack) {
-		size_t cap = ls->cap_ack ? ls->cap_ack * 2 : 16;
-		ack *grown = realloc(ls->acks, cap * sizeof *grown);
-		if (!grown)
-			return PW_ERR;
-		ls->acks = grown;
-		ls->cap_ack = cap;
-	}
+	if (pw_grow(&ls->acks, ls->n_ack, &ls->cap_ack, sizeof *ls->acks, 16) != 0)
+		return PW_ERR;
 	ls->acks[ls->n_ack++] = (ack){fd, pid, proc_start};
 	return PW_OK;
 }

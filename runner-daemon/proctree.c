@@ -58,14 +58,8 @@ static int read_stat(pid_t pid, proc_row *row)
 /* Appends row to *v (of *n, room *cap). Returns 0 or -1. */
 static int rows_push(proc_row **v, size_t *n, size_t *cap, proc_row row)
 {
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 256;
-		proc_row *grown = realloc(*v, c * sizeof *grown);
-		if (!grown)
-			return -1;
-		*v = grown;
-		*cap = c;
-	}
+	if (pw_grow(v, *n, cap, sizeof **v, 256) != 0)
+		return -1;
 	(*v)[(*n)++] = row;
 	return 0;
 }

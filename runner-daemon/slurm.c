@@ -44,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jsonput.h"
 #include "launch.h"
 #include "runner.h"
 
@@ -366,24 +367,14 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	return rc;
 }
 
-/* Adds value under key of o (an array when key is NULL). 0 or -1. */
-static int put(json_object *o, const char *key, json_object *value)
-{
-	int rc = !value ? -1
-		 : key ? json_object_object_add(o, key, value) : json_object_array_add(o, value);
-	if (rc != 0)
-		json_object_put(value);
-	return rc;
-}
-
 /* Adds the strings of v as a new JSON array under key. 0 or -1. */
 static int put_strings(json_object *o, const char *key, char *const *v)
 {
 	json_object *a = json_object_new_array();
-	if (put(o, key, a) != 0)
+	if (pw_json_put(o, key, a) != 0)
 		return -1;
 	for (; *v; v++)
-		if (put(a, NULL, json_object_new_string(*v)) != 0)
+		if (pw_json_push(a, json_object_new_string(*v)) != 0)
 			return -1;
 	return 0;
 }
@@ -393,12 +384,12 @@ static char *spec_json(const pw_launch *l)
 {
 	json_object *o = json_object_new_object();
 	char *text = NULL;
-	if (!o || put(o, "workdir", json_object_new_string(l->workdir)) ||
-	    put(o, "log", json_object_new_string(l->log_path)) ||
-	    put(o, "status", json_object_new_string(l->status_path)) ||
-	    put(o, "max_log", json_object_new_int64(l->max_log)) ||
+	if (!o || pw_json_put(o, "workdir", json_object_new_string(l->workdir)) ||
+	    pw_json_put(o, "log", json_object_new_string(l->log_path)) ||
+	    pw_json_put(o, "status", json_object_new_string(l->status_path)) ||
+	    pw_json_put_int(o, "max_log", l->max_log) ||
 	    (l->argv ? put_strings(o, "argv", l->argv)
-		     : put(o, "shell", json_object_new_string(l->shell))) ||
+		     : pw_json_put(o, "shell", json_object_new_string(l->shell))) ||
 	    put_strings(o, "env", l->env))
 		goto out;
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

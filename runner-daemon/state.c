@@ -116,15 +116,6 @@ static int run_write(runner *r, sqlite3_stmt *st)
 	return rc;
 }
 
-/* Binds v, or NULL, to parameter i. */
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 /* Prepares sql for a write; begins the pass's transaction first. */
 static sqlite3_stmt *write_stmt(runner *r, const char *sql)
 {
@@ -178,10 +169,10 @@ int st_run_set_state(runner *r, long long pk, const char *dag_id, const char *ru
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, pk);
-	bind_text(st, 2, run_state_names[state]);
+	pw_store_bind_text(st, 2, run_state_names[state]);
 	sqlite3_bind_int64(st, 3, now);
-	bind_text(st, 4, etype);
-	bind_text(st, 5, emsg);
+	pw_store_bind_text(st, 4, etype);
+	pw_store_bind_text(st, 5, emsg);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
 	pw_event ev = {.type = "run.state", .dag_id = dag_id, .run_id = run_id,
@@ -207,11 +198,11 @@ int st_ti_insert(runner *r, rn_run *run, size_t t, long long now)
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, task->name);
-	bind_text(st, 3, ti_state_names[k->state]);
+	pw_store_bind_text(st, 2, task->name);
+	pw_store_bind_text(st, 3, ti_state_names[k->state]);
 	sqlite3_bind_int(st, 4, k->try_number);
 	sqlite3_bind_int(st, 5, k->max_tries);
-	bind_text(st, 6, task->pool);
+	pw_store_bind_text(st, 6, task->pool);
 	sqlite3_bind_int(st, 7, task->pool_slots);
 	if (ti_state_is_final(k->state))
 		sqlite3_bind_int64(st, 8, now);
@@ -233,8 +224,8 @@ int st_ti_set_state(runner *r, rn_run *run, size_t t, ti_state prev, long long n
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
-	bind_text(st, 3, ti_state_names[k->state]);
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 3, ti_state_names[k->state]);
 	sqlite3_bind_int(st, 4, k->max_tries);
 	if (k->state == TI_UP_FOR_RETRY)
 		sqlite3_bind_int64(st, 5, k->next_try_at);
@@ -262,20 +253,20 @@ int st_try_start(runner *r, rn_run *run, size_t t, long long proc_start,
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, name);
+	pw_store_bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
 	sqlite3_bind_int64(st, 4, now);
 	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->tx.store, try_sql)))
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, name);
+	pw_store_bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
 	sqlite3_bind_int64(st, 4, now);
 	if (k->pid > 0) /* a try of another backend may have no process here */
 		sqlite3_bind_int64(st, 5, k->pid);
 	if (proc_start >= 0)
 		sqlite3_bind_int64(st, 6, proc_start);
-	bind_text(st, 7, log_path);
+	pw_store_bind_text(st, 7, log_path);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
 	rn_info(r, "task %s/%s/%s running (try %d, %s)", run->dag_id, run->run_id,
@@ -300,8 +291,8 @@ int st_try_end(runner *r, rn_run *run, size_t t, ti_state prev, int exit_code,
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, name);
-	bind_text(st, 3, ti_state_names[k->state]);
+	pw_store_bind_text(st, 2, name);
+	pw_store_bind_text(st, 3, ti_state_names[k->state]);
 	sqlite3_bind_int64(st, 4, now);
 	if (exit_code != NO_EXIT_CODE)
 		sqlite3_bind_int(st, 5, exit_code);
@@ -310,13 +301,13 @@ int st_try_end(runner *r, rn_run *run, size_t t, ti_state prev, int exit_code,
 	if (run_write(r, st) != PW_OK || !(st = pw_store_stmt(r->tx.store, try_sql)))
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, name);
+	pw_store_bind_text(st, 2, name);
 	sqlite3_bind_int(st, 3, k->try_number);
-	bind_text(st, 4, ti_state_names[try_state]);
+	pw_store_bind_text(st, 4, ti_state_names[try_state]);
 	sqlite3_bind_int64(st, 5, now);
 	if (exit_code != NO_EXIT_CODE)
 		sqlite3_bind_int(st, 6, exit_code);
-	bind_text(st, 7, reason);
+	pw_store_bind_text(st, 7, reason);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
 	rn_info(r, "task %s/%s/%s %s (try %d, exit %d%s%s)", run->dag_id, run->run_id,
@@ -334,10 +325,10 @@ int st_xcom_put(runner *r, rn_run *run, size_t t, const char *key, json_object *
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
-	bind_text(st, 3, key);
-	bind_text(st, 4, json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 3, key);
+	pw_store_bind_text(st, 4, json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
 	return run_write(r, st);
 }
 
@@ -348,7 +339,7 @@ int st_xcom_clear(runner *r, rn_run *run, size_t t)
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
 	return run_write(r, st);
 }
 
@@ -396,7 +387,7 @@ int st_try_pid(runner *r, rn_run *run, size_t t, pid_t *pid, long long *proc_sta
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
 	sqlite3_bind_int(st, 3, run->tasks[t].try_number);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*pid = (pid_t)sqlite3_column_int64(st, 0);
@@ -418,9 +409,9 @@ int st_try_external(runner *r, rn_run *run, size_t t, const char *external_id)
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
 	sqlite3_bind_int(st, 3, run->tasks[t].try_number);
-	bind_text(st, 4, external_id);
+	pw_store_bind_text(st, 4, external_id);
 	return run_write(r, st);
 }
 
@@ -434,7 +425,7 @@ int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id)
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int64(st, 1, run->pk);
-	bind_text(st, 2, run->dag->tasks[t].name);
+	pw_store_bind_text(st, 2, run->dag->tasks[t].name);
 	sqlite3_bind_int(st, 3, run->tasks[t].try_number);
 	int step = sqlite3_step(st), rc = PW_OK;
 	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -480,7 +471,7 @@ int st_next_run(runner *r, const char *dag_id, long long *next_run_at, bool *pau
 	int rc = PW_NOTFOUND;
 	if (!st)
 		return PW_ERR;
-	bind_text(st, 1, dag_id);
+	pw_store_bind_text(st, 1, dag_id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*next_run_at = sqlite3_column_type(st, 0) == SQLITE_NULL
 				       ? 0 : sqlite3_column_int64(st, 0);
@@ -508,7 +499,7 @@ int st_set_next_run(runner *r, const char *dag_id, long long next_run_at, long l
 	sqlite3_stmt *st = write_stmt(r, sql);
 	if (!st)
 		return PW_ERR;
-	bind_text(st, 1, dag_id);
+	pw_store_bind_text(st, 1, dag_id);
 	if (next_run_at > 0)
 		sqlite3_bind_int64(st, 2, next_run_at);
 	if (fired > 0)
@@ -542,15 +533,13 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 		" WHERE c.done_at IS NULL ORDER BY c.id";
 	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	copied_row *rows = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
 	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		copied_row *grown = realloc(rows, (n + 1) * sizeof *grown);
-		if (!grown) {
+		if (pw_grow(&rows, n, &cap, sizeof *rows, 16) != 0) {
 			rc = PW_ERR;
 			break;
 		}
-		rows = grown;
 		rows[n++] = (copied_row){
 			sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
 			column_dup(st, 1), column_dup(st, 3), column_dup(st, 4),
@@ -590,17 +579,15 @@ int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
 		" WHERE state = ?1 ORDER BY queued_at, id";
 	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	copied_row *rows = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
 	if (st)
-		bind_text(st, 1, run_state_names[state]);
+		pw_store_bind_text(st, 1, run_state_names[state]);
 	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		copied_row *grown = realloc(rows, (n + 1) * sizeof *grown);
-		if (!grown) {
+		if (pw_grow(&rows, n, &cap, sizeof *rows, 16) != 0) {
 			rc = PW_ERR;
 			break;
 		}
-		rows = grown;
 		rows[n++] = (copied_row){
 			.pk = sqlite3_column_int64(st, 0), .dag_id = column_dup(st, 1),
 			.run_id = column_dup(st, 2), .conf = column_dup(st, 3),

@@ -4,8 +4,7 @@
  * it is given; a NULL value is an allocation that failed. On any failure
  * the value is freed and the helper returns -1 (PW_ERR), else 0 (PW_OK),
  * so that a chain `if (pw_json_put(...) || pw_json_put_str(...))` checks
- * every allocation. Used by pipewright.fcgi (fcgi/); the runner's
- * runner-daemon/slurm.c still has its own put() and can adopt these.
+ * every allocation. Used by pipewright.fcgi (fcgi/) and the runner.
  */
 #ifndef PW_JSONPUT_H
 #define PW_JSONPUT_H

@@ -184,6 +184,15 @@ void pw_store_wake(pw_store *s);
  */
 sqlite3_stmt *pw_store_stmt(pw_store *s, const char *sql);
 
+/*
+ * Binds text to parameter i of st, or NULL when v is NULL (sqlite3_bind_text
+ * does). The text must outlive the step. Returns SQLite's code.
+ */
+static inline int pw_store_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
 /* The database file's path, as given to pw_store_open. */
 const char *pw_store_path(pw_store *s);
 

@@ -21,12 +21,6 @@ void store_stmt_done(sqlite3_stmt *st);
  */
 int store_stmt_run(pw_store *s, sqlite3_stmt *st);
 
-/* Binds text, or NULL when v is NULL. The text must outlive the step. */
-static inline int store_bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 /*
  * Opens a unit of work: a BEGIN IMMEDIATE transaction, or a savepoint when
  * the caller already has a transaction open (*nested is set then), so that

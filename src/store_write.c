@@ -114,11 +114,11 @@ long long pw_store_add_event(pw_store *s, const pw_event *ev)
 	st = pw_store_stmt(s, sql);
 	if (!st)
 		goto out;
-	store_bind_text(st, 1, ev->type);
-	store_bind_text(st, 2, ev->dag_id);
-	store_bind_text(st, 3, ev->run_id);
-	store_bind_text(st, 4, ev->task_id);
-	store_bind_text(st, 5, text);
+	pw_store_bind_text(st, 1, ev->type);
+	pw_store_bind_text(st, 2, ev->dag_id);
+	pw_store_bind_text(st, 3, ev->run_id);
+	pw_store_bind_text(st, 4, ev->task_id);
+	pw_store_bind_text(st, 5, text);
 	sqlite3_bind_int64(st, 6, now);
 	if (store_stmt_run(s, st) == PW_OK)
 		id = sqlite3_last_insert_rowid(pw_store_db(s));
@@ -136,8 +136,8 @@ static int run_exists(pw_store *s, const char *dag_id, const char *run_id)
 	sqlite3_stmt *st = pw_store_stmt(s, sql);
 	if (!st)
 		return PW_ERR;
-	store_bind_text(st, 1, dag_id);
-	store_bind_text(st, 2, run_id);
+	pw_store_bind_text(st, 1, dag_id);
+	pw_store_bind_text(st, 2, run_id);
 	switch (sqlite3_step(st)) {
 	case SQLITE_ROW:
 		rc = 1;
@@ -229,12 +229,12 @@ int pw_store_insert_run(pw_store *s, const pw_run_new *run, char **run_id_out)
 	st = pw_store_stmt(s, sql);
 	if (!st)
 		goto out;
-	store_bind_text(st, 1, run->dag_id);
-	store_bind_text(st, 2, run_id);
-	store_bind_text(st, 3, run_type);
-	store_bind_text(st, 4, conf);
-	store_bind_text(st, 5, options);
-	store_bind_text(st, 6, run->triggered_by);
+	pw_store_bind_text(st, 1, run->dag_id);
+	pw_store_bind_text(st, 2, run_id);
+	pw_store_bind_text(st, 3, run_type);
+	pw_store_bind_text(st, 4, conf);
+	pw_store_bind_text(st, 5, options);
+	pw_store_bind_text(st, 6, run->triggered_by);
 	sqlite3_bind_int64(st, 7, queued_at);
 	sqlite3_bind_int64(st, 8, run->logical_date ? run->logical_date : queued_at);
 	if (store_stmt_run(s, st) != PW_OK)
@@ -292,7 +292,7 @@ int pw_store_heartbeat(pw_store *s, int pid, const char *host, long long now)
 	if (!st)
 		return PW_ERR;
 	sqlite3_bind_int(st, 1, pid);
-	store_bind_text(st, 2, host);
+	pw_store_bind_text(st, 2, host);
 	sqlite3_bind_int64(st, 3, now);
 	return store_stmt_run(s, st);
 }
@@ -356,9 +356,9 @@ int pw_store_seed_pools(pw_store *s, json_object *pools)
 		json_object *slots = NULL, *desc = NULL;
 		json_object_object_get_ex(pdef, "slots", &slots);
 		json_object_object_get_ex(pdef, "description", &desc);
-		store_bind_text(st, 1, pname);
+		pw_store_bind_text(st, 1, pname);
 		sqlite3_bind_int64(st, 2, json_object_get_int64(slots));
-		store_bind_text(st, 3, desc ? json_object_get_string(desc) : "");
+		pw_store_bind_text(st, 3, desc ? json_object_get_string(desc) : "");
 		if (store_stmt_run(s, st) != PW_OK)
 			goto out;
 	}
@@ -380,7 +380,7 @@ int pw_store_seed_dag(pw_store *s, const char *dag_id, int initially_paused)
 	sqlite3_stmt *st = pw_store_stmt(s, sql);
 	if (!st)
 		return PW_ERR;
-	store_bind_text(st, 1, dag_id);
+	pw_store_bind_text(st, 1, dag_id);
 	sqlite3_bind_int(st, 2, initially_paused ? 1 : 0);
 	sqlite3_bind_int64(st, 3, pw_now_ms());
 	return store_stmt_run(s, st);
@@ -422,11 +422,11 @@ int pw_store_command(pw_store *s, const char *dag_id, const char *run_id,
 	sqlite3_stmt *st = pw_store_stmt(s, sql);
 	if (!st || (args && !text))
 		return PW_ERR;
-	store_bind_text(st, 1, kind);
+	pw_store_bind_text(st, 1, kind);
 	sqlite3_bind_int64(st, 2, pw_now_ms());
-	store_bind_text(st, 3, dag_id);
-	store_bind_text(st, 4, run_id);
-	store_bind_text(st, 5, text);
+	pw_store_bind_text(st, 3, dag_id);
+	pw_store_bind_text(st, 4, run_id);
+	pw_store_bind_text(st, 5, text);
 	int rc = store_stmt_run(s, st);
 	if (rc == PW_OK && sqlite3_changes(pw_store_db(s)) == 0)
 		return PW_NOTFOUND;
@@ -452,7 +452,7 @@ int pw_store_set_paused(pw_store *s, const char *dag_id, int paused)
 	sqlite3_stmt *st = pw_store_stmt(s, sql);
 	int rc = st ? store_unit_begin(s, &nested) : PW_ERR;
 	if (rc == PW_OK) {
-		store_bind_text(st, 1, dag_id);
+		pw_store_bind_text(st, 1, dag_id);
 		sqlite3_bind_int(st, 2, paused ? 1 : 0);
 		sqlite3_bind_int64(st, 3, pw_now_ms());
 		rc = store_stmt_run(s, st);

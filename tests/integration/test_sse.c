@@ -1477,6 +1477,45 @@ static void test_woken_by_other_process(void **state)
 	passed = true;
 }
 
+/*
+ * The process's tail of the events table (events.c): one commit of more
+ * events than it holds (1,500; it keeps 1,024) sends a waiting stream to
+ * the table, and the single commits after it (of this DAG and another)
+ * come from the tail. With a
+ * dag_id filter, the stream has every event of that DAG once, in id
+ * order, as the table has them, and no other.
+ */
+static void test_tail(void **state)
+{
+	static const char one[] = "INSERT INTO events(type, dag_id, data, created_at)"
+				  " VALUES ('dag.updated', ?, '{\"one\": 1}', 0)";
+	(void)state;
+	sse *s = sse_open_ok("/api/v1/events?dag_id=tailtest", -1);
+	pump(300);   /* the stream reaches its first wait */
+	long long base = max_event_id();
+	hr_sql(P, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)"
+		  " INSERT INTO events(type, dag_id, data, created_at)"
+		  " SELECT 'dag.updated', CASE WHEN i % 3 = 0 THEN 'other' ELSE 'tailtest' END,"
+		  " '{\"i\": ' || i || '}', 0 FROM n", "");
+	for (int i = 0; i < 6; i++) {
+		pump(100);   /* one commit at a time, each seen by the watcher */
+		hr_sql(P, one, "s", i % 2 ? "tailtest" : "other");
+	}
+	ids want = {0}, got = {0};
+	page_ids("&dag_id=tailtest", base, max_event_id(), &want);
+	if (want.n != 1003)
+		fail_msg("the table has %zu events of tailtest, want 1003", want.n);
+	sse_wait_events(s, want.n, W);
+	pump(300);   /* nothing more may come */
+	for (size_t i = 0; i < s->n; i++)
+		ids_add(&got, s->ev[i].id);
+	expect_same_ids("tail", &got, &want);
+	sse_close(s);
+	free(want.v);
+	free(got.v);
+	passed = true;
+}
+
 /* The log file of try 1 of logger/l1/w holds want (a wait predicate). */
 static bool log_holds(hr_project *p, void *want)
 {
@@ -1594,6 +1633,7 @@ int main(void)
 		T(test_gone_http1),
 		T(test_woken_by_other_process),
 		T(test_log_follow),
+		T(test_tail),
 	};
 	return cmocka_run_group_tests_name("sse", tests, group_setup, group_teardown);
 }
