@@ -1003,9 +1003,9 @@ static void arm_one(runner *r, rn_run *run, size_t t, size_t *budget)
 /*
  * Arms the tries most likely to start next, so that starting one after
  * the commit is only its go (docs/runner.md, "Group commit"): queued
- * tasks waiting for a slot, in order, then pending tasks that a running
- * try's success would queue (a chain's next task). At most
- * max_parallel_tasks are armed at once: each holds a shim.
+ * tasks waiting for a slot (with pool room), in order, then pending
+ * tasks that a running try's success would queue (a chain's next task).
+ * At most max_parallel_tasks are armed at once: each holds a shim.
  */
 static void arm_ahead(runner *r)
 {
@@ -1017,7 +1017,10 @@ static void arm_ahead(runner *r)
 			continue;
 		for (size_t i = run->head_ready; i < run->n_ready && budget; i++) {
 			size_t t = run->ready[i];
-			if (run->tasks[t].state == TI_QUEUED && run->tasks[t].arm_fd < 0)
+			const pw_task *task = &run->dag->tasks[t];
+			/* Not one that waits for its pool: it may wait long. */
+			if (run->tasks[t].state == TI_QUEUED && run->tasks[t].arm_fd < 0 &&
+			    pool_has_room(r, task->pool, task->pool_slots))
 				arm_one(r, run, t, &budget);
 		}
 	}
