@@ -1002,28 +1002,17 @@ static void arm_one(runner *r, rn_run *run, size_t t, size_t *budget)
 
 /*
  * Arms the tries most likely to start next, so that starting one after
- * the commit is only its go (docs/runner.md, "Group commit"): queued
- * tasks waiting for a slot (with pool room), in order, then pending
+ * the commit is only its go (docs/runner.md, "Group commit"): pending
  * tasks that a running try's success would queue (a chain's next task).
- * At most max_parallel_tasks are armed at once: each holds a shim.
+ * Not queued tasks waiting for a slot: another slot's task keeps a CPU
+ * busy meanwhile, and arming them only put more shims in rotation. At
+ * most max_parallel_tasks are armed at once: each holds a shim.
  */
 static void arm_ahead(runner *r)
 {
 	size_t budget = (size_t)r->cfg.project->max_parallel_tasks;
 	for (rn_run *run = r->fl.runs; run; run = run->next)
 		budget = budget > run->n_armed ? budget - run->n_armed : 0;
-	for (rn_run *run = r->fl.runs; run && budget; run = run->next) {
-		if (run->cancelling || !run->backend->arm)
-			continue;
-		for (size_t i = run->head_ready; i < run->n_ready && budget; i++) {
-			size_t t = run->ready[i];
-			const pw_task *task = &run->dag->tasks[t];
-			/* Not one that waits for its pool: it may wait long. */
-			if (run->tasks[t].state == TI_QUEUED && run->tasks[t].arm_fd < 0 &&
-			    pool_has_room(r, task->pool, task->pool_slots))
-				arm_one(r, run, t, &budget);
-		}
-	}
 	for (size_t i = 0; i < r->fl.n_running && budget; i++) {
 		rn_run *run = r->fl.procs[i].run;
 		const pw_task *task = &run->dag->tasks[r->fl.procs[i].t];
