@@ -986,12 +986,17 @@ static bool next_after(const rn_run *run, size_t d, size_t up)
 	return true;
 }
 
-/* Arms task t's next try (rn_backend.arm); best effort. */
+/*
+ * Arms task t's next try (rn_backend.arm); best effort. A failure (no
+ * launcher: arming would fork the runner) ends this pass's arming.
+ */
 static void arm_one(runner *r, rn_run *run, size_t t, size_t *budget)
 {
 	rn_task *k = &run->tasks[t];
-	if (launch_try(r, run, t, k->try_number + 1, true, NULL) != PW_OK)
+	if (launch_try(r, run, t, k->try_number + 1, true, NULL) != PW_OK) {
+		*budget = 0;
 		return;
+	}
 	k->arm_try = k->try_number + 1;
 	run->n_armed++;
 	(*budget)--;
