@@ -91,11 +91,24 @@ static void procs_remove(runner *r, rn_run *run, size_t t)
 		}
 }
 
+/* Gives up task t's armed try, if any: it never runs. */
+static void disarm(rn_run *run, size_t t)
+{
+	rn_task *k = &run->tasks[t];
+	if (k->arm_fd < 0)
+		return;
+	close(k->arm_fd);
+	k->arm_fd = -1;
+	run->n_armed--;
+}
+
 /* Changes task t's state (not for starting or ending a try) and records it. */
 static int set_state(runner *r, rn_run *run, size_t t, ti_state state, long long now)
 {
 	rn_task *k = &run->tasks[t];
 	ti_state prev = k->state;
+	if (state != TI_PENDING && state != TI_QUEUED)
+		disarm(run, t); /* it will not start */
 	k->state = state;
 	run->n_open += (ti_state_is_final(prev) && !ti_state_is_final(state)) -
 		       (ti_state_is_final(state) && !ti_state_is_final(prev));
@@ -426,7 +439,7 @@ rn_run *exec_run_new(runner *r, long long pk, const char *dag_id,
 	if (!(run->tasks = calloc(run->dag->n_tasks + 1, sizeof *run->tasks)))
 		goto fail;
 	for (size_t i = 0; i < run->dag->n_tasks; i++)
-		run->tasks[i].end_fd = -1;
+		run->tasks[i].end_fd = run->tasks[i].arm_fd = -1;
 	run->load_versions = json_object_get(json_object_object_get(options, "load_versions"));
 	/* dataset paths may use ${runtime_params:...}: this run's catalog */
 	if (r->cfg.project->conf_error.type)
@@ -471,6 +484,8 @@ void exec_run_free(rn_run *run)
 	for (size_t i = 0; run->tasks && run->dag && i < run->dag->n_tasks; i++) {
 		if (run->tasks[i].end_fd >= 0)
 			close(run->tasks[i].end_fd);
+		if (run->tasks[i].arm_fd >= 0)
+			close(run->tasks[i].arm_fd); /* its try never runs */
 		if (run->backend && run->backend->try_free)
 			run->backend->try_free(&run->tasks[i]);
 	}
@@ -633,41 +648,60 @@ static void note_failure(rn_run *run, size_t t, const char *why)
 
 /* --- starting tries ------------------------------------------------------------ */
 
-/* Builds the launch of task t's next try and has its backend prepare it. */
-static int launch_try(runner *r, rn_run *run, size_t t, long long *proc_start,
-		      char **log_path)
+/*
+ * Builds the launch of try try_number of task t and has its backend arm
+ * it (arm) or prepare it (else).
+ */
+static int launch_try(runner *r, rn_run *run, size_t t, int try_number, bool arm,
+		      long long *proc_start)
 {
 	const pw_task *task = &run->dag->tasks[t];
-	rn_task *k = &run->tasks[t];
 	pw_catalog_view cat = {r->cfg.project->root, run->catalog, run->load_versions};
 	pw_strv env = {0};
-	char *status = rn_try_path(run, t, k->try_number, "status");
-	char *xcom = rn_try_path(run, t, k->try_number, "xcom.json");
+	char *status = rn_try_path(run, t, try_number, "status");
+	char *xcom = rn_try_path(run, t, try_number, "xcom.json");
+	char *log = rn_try_path(run, t, try_number, "log");
 	char *workdir = task->cwd ? pw_path_join(r->cfg.project->root, task->cwd)
 				  : strdup(r->cfg.project->root);
 	char **envv = NULL;
 	int rc = PW_ERR;
-	*log_path = rn_try_path(run, t, k->try_number, "log");
-	pw_task_env in = {r->cfg.environ, run->dag_id, run->run_id, task, k->try_number,
+	pw_task_env in = {r->cfg.environ, run->dag_id, run->run_id, task, try_number,
 			  run->params_path, xcom, &cat, run->run_outputs, run->params};
 	/* The shim creates the task's folder (before go, off this path). */
-	if (!status || !xcom || !workdir || !*log_path || pw_task_env_build(&in, &env) != 0 ||
+	if (!status || !xcom || !workdir || !log || pw_task_env_build(&in, &env) != 0 ||
 	    !(envv = pw_env_vector(&env)))
 		goto out;
 	remove(xcom); /* a file left by an earlier runner must not count */
-	pw_launch l = {workdir, task->argv, task->shell, envv, *log_path, status,
+	pw_launch l = {workdir, task->argv, task->shell, envv, log, status,
 		       r->cfg.project->max_log_bytes};
-	rc = run->backend->prepare(r, run, t, &l, proc_start);
+	rc = arm ? run->backend->arm(r, run, t, &l) : run->backend->prepare(r, run, t, &l, proc_start);
 out:
-	if (rc != PW_OK)
+	if (rc != PW_OK && !arm)
 		rn_error(r, "cannot start %s/%s/%s: %s", run->dag_id, run->run_id, task->name,
 			 strerror(errno));
 	free(envv);
 	pw_strv_free(&env);
 	free(status);
 	free(xcom);
+	free(log);
 	free(workdir);
 	return rc;
+}
+
+/*
+ * Has the backend prepare task t's next try: the armed one when it is
+ * still there, else a new one.
+ */
+static int prepare_try(runner *r, rn_run *run, size_t t, long long *proc_start)
+{
+	rn_task *k = &run->tasks[t];
+	if (k->arm_fd >= 0 && k->arm_try == k->try_number) {
+		run->n_armed--; /* prepare takes arm_fd, or closes it */
+		if (run->backend->prepare(r, run, t, NULL, proc_start) == PW_OK)
+			return PW_OK;
+	}
+	disarm(run, t); /* armed for another try number */
+	return launch_try(r, run, t, k->try_number, false, proc_start);
 }
 
 /* Starts the next try of queued task t. */
@@ -676,11 +710,11 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	const pw_task *task = &run->dag->tasks[t];
 	rn_task *k = &run->tasks[t];
 	long long proc_start = -1;
-	char *log_path = NULL;
 	k->try_number++;
 	k->stop = STOP_NONE;
 	k->kill_at = 0;
-	if (launch_try(r, run, t, &proc_start, &log_path) != PW_OK) {
+	char *log_path = rn_try_path(run, t, k->try_number, "log");
+	if (!log_path || prepare_try(r, run, t, &proc_start) != PW_OK) {
 		free(log_path);
 		k->pid = 0;
 		k->state = k->try_number < k->max_tries ? TI_UP_FOR_RETRY : TI_FAILED;
@@ -921,8 +955,66 @@ int exec_poll(runner *r, long long now)
 	return rc;
 }
 
+/* Whether task d would be queued once its upstream task up succeeds. */
+static bool next_after(const rn_run *run, size_t d, size_t up)
+{
+	const pw_task *task = &run->dag->tasks[d];
+	const rn_task *k = &run->tasks[d];
+	if (!k->selected || k->state != TI_PENDING || k->arm_fd >= 0 ||
+	    task->trigger_rule != PW_TRIGGER_ALL_SUCCESS)
+		return false;
+	for (size_t i = 0; i < task->n_up; i++)
+		if (task->up[i] != up && run->tasks[task->up[i]].state != TI_SUCCESS)
+			return false;
+	return true;
+}
+
+/*
+ * Arms task t's next try (rn_backend.arm); best effort. A failure (no
+ * launcher: arming would fork the runner) ends this pass's arming.
+ */
+static void arm_one(runner *r, rn_run *run, size_t t, size_t *budget)
+{
+	rn_task *k = &run->tasks[t];
+	if (launch_try(r, run, t, k->try_number + 1, true, NULL) != PW_OK) {
+		*budget = 0;
+		return;
+	}
+	k->arm_try = k->try_number + 1;
+	run->n_armed++;
+	(*budget)--;
+}
+
+/* How far down a running try's downstream list arm_ahead looks. */
+#define ARM_LOOK 64
+
+/*
+ * Arms the tries most likely to start next, so that starting one after
+ * the commit is only its go (docs/runner.md, "Group commit"): pending
+ * tasks that a running try's success would queue (a chain's next task).
+ * Not queued tasks waiting for a slot: another slot's task keeps a CPU
+ * busy meanwhile, and arming them only put more shims in rotation. At
+ * most max_parallel_tasks are armed at once: each holds a shim.
+ */
+static void arm_ahead(runner *r)
+{
+	size_t budget = (size_t)r->cfg.project->max_parallel_tasks;
+	for (rn_run *run = r->fl.runs; run; run = run->next)
+		budget = budget > run->n_armed ? budget - run->n_armed : 0;
+	for (size_t i = 0; i < r->fl.n_running && budget; i++) {
+		rn_run *run = r->fl.procs[i].run;
+		const pw_task *task = &run->dag->tasks[r->fl.procs[i].t];
+		if (run->cancelling || !run->backend->arm)
+			continue;
+		for (size_t j = 0; j < task->n_down && j < ARM_LOOK && budget; j++)
+			if (next_after(run, task->down[j], r->fl.procs[i].t))
+				arm_one(r, run, task->down[j], &budget);
+	}
+}
+
 void exec_idle(runner *r, long long *next_wake)
 {
+	arm_ahead(r); /* before the backends refill what it took */
 	for (size_t i = 0; rn_backends[i]; i++)
 		if (rn_backends[i]->idle)
 			rn_backends[i]->idle(r, next_wake);

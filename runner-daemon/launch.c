@@ -892,11 +892,13 @@ static bool tell_runner(int sock, const char *text)
 
 /*
  * Opens (creating) the try's log for appending, creating its folder when
- * missing; *created says whether the file is new. Returns the fd or -1.
+ * missing; *created says whether the file is new, *dir_made whether its
+ * folder is. Returns the fd or -1.
  */
-static int open_log(const char *path, bool *created)
+static int open_log(const char *path, bool *created, bool *dir_made)
 {
 	int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
+	*dir_made = false;
 	for (int tries = 0; tries < 2; tries++) {
 		int fd = open(path, flags | O_CREAT | O_EXCL, 0640);
 		*created = fd >= 0;
@@ -911,10 +913,31 @@ static int open_log(const char *path, bool *created)
 			return -1;
 		memcpy(dir, path, n);
 		dir[n] = '\0';
-		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		int made = mkdir(dir, 0755);
+		if (made != 0 && errno != EEXIST)
 			return -1;
+		*dir_made = made == 0;
 	}
 	return -1;
+}
+
+/*
+ * Removes what open_log made for a try that never started: the log, and
+ * its folder when open_log made it (a task armed ahead that never ran
+ * leaves nothing: docs/runner.md, "Group commit").
+ */
+static void unmake_log(const char *path, bool created, bool dir_made)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (created)
+		(void)unlink(path);
+	if (!dir_made || n == 0 || n >= sizeof dir)
+		return;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	(void)rmdir(dir); /* fails, as it should, when something else is in it */
 }
 
 /*
@@ -925,9 +948,9 @@ static int open_log(const char *path, bool *created)
 static int wait_for_log(const char *path)
 {
 	long long delay = 100;
-	bool created;
+	bool created, dir_made;
 	int fd;
-	while ((fd = open_log(path, &created)) < 0 && disk_full(errno)) {
+	while ((fd = open_log(path, &created, &dir_made)) < 0 && disk_full(errno)) {
 		backoff_sleep(&delay, 5000);
 	}
 	return fd;
@@ -1055,21 +1078,20 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 		       .cap = l->max_log};
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, ws = -1;
 	char resolved[PATH_MAX], fallback[128], *json;
-	bool log_created = false;
+	bool log_created = false, dir_made = false;
 
 	/* Before go, too: the files, the pipes, the command's path. */
 	const char *path_env = env_path(l->env);
 	task_spec ts = {.l = l, .path_env = path_env,
 			.resolved = l->argv ? resolve_path(l->argv[0], path_env, resolved,
 							   sizeof resolved) : NULL};
-	so.log = open_log(l->log_path, &log_created);
+	so.log = open_log(l->log_path, &log_created, &dir_made);
 	bool full = so.log < 0 && disk_full(errno);
 	int pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
 	int pipe_errno = errno;
 	if (go_r >= 0 && !shim_wait_go(go_r)) {
 		/* Not started: leave nothing behind. */
-		if (log_created)
-			(void)unlink(l->log_path);
+		unmake_log(l->log_path, log_created, dir_made);
 		_exit(0);
 	}
 	if (full) { /* the task starts once its log can be made */

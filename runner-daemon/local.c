@@ -86,8 +86,9 @@ static int ack_push(local_state *ls, int fd, pid_t pid, long long proc_start)
 
 /*
  * Starts the shim of a local try: through the launcher if there is one (a
- * shim kept from an earlier try, else a spare: launch.h), else forked. It
- * waits for its go (local_committed).
+ * shim kept from an earlier try, else a spare: launch.h), else forked; or,
+ * with l NULL, takes the task's armed shim (local_arm) if it is still
+ * there. It waits for its go (local_committed).
  */
 static int local_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l,
 			 long long *proc_start)
@@ -95,8 +96,23 @@ static int local_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l,
 	local_state *ls = state_of(r);
 	rn_task *k = &run->tasks[t];
 	int go = -1;
-	k->pid = ls->launcher ? pw_launcher_launch(ls->launcher, l, proc_start, &go)
-			      : pw_launch_start(l, proc_start, &go);
+	if (!l) {
+		/* An armed shim that went away shows end of file. */
+		struct pollfd p = {.fd = k->arm_fd, .events = POLLIN};
+		go = k->arm_fd;
+		k->arm_fd = -1;
+		if (go < 0 || poll(&p, 1, 0) != 0) {
+			if (go >= 0)
+				close(go);
+			errno = ESRCH;
+			return PW_ERR;
+		}
+		k->pid = k->arm_pid;
+		*proc_start = k->arm_start;
+	} else {
+		k->pid = ls->launcher ? pw_launcher_launch(ls->launcher, l, proc_start, &go)
+				      : pw_launch_start(l, proc_start, &go);
+	}
 	k->proc_start = *proc_start;
 	k->watched = true; /* its end shows on its socket, before its exit */
 	int rc = k->pid > 0 ? go_push(ls, go) : PW_ERR;
@@ -107,6 +123,27 @@ static int local_prepare(runner *r, rn_run *run, size_t t, const pw_launch *l,
 	if (k->pid <= 0)
 		k->pid = 0;
 	return rc;
+}
+
+/*
+ * Arms task t's next try in a shim of the launcher (a kept one, else a
+ * spare), which opens its log and waits: for prepare (l NULL) and the go
+ * after the commit that starts it, or for its socket's close (it exits,
+ * removing the log it made). Only with a launcher: forking the runner
+ * ahead of need would cost more than it saves.
+ */
+static int local_arm(runner *r, rn_run *run, size_t t, const pw_launch *l)
+{
+	local_state *ls = state_of(r);
+	rn_task *k = &run->tasks[t];
+	if (!ls->launcher)
+		return PW_ERR;
+	k->arm_pid = pw_launcher_launch(ls->launcher, l, &k->arm_start, &k->arm_fd);
+	if (k->arm_pid <= 0) {
+		k->arm_fd = -1;
+		return PW_ERR;
+	}
+	return PW_OK;
 }
 
 /* The pass committed: the shims started in it go, its ends are acked. */
@@ -282,6 +319,7 @@ const rn_backend rn_local_backend = {
 	.open = local_open,
 	.close = local_close,
 	.prepare = local_prepare,
+	.arm = local_arm,
 	.committed = local_committed,
 	.abort = local_abort,
 	.signal = local_signal,

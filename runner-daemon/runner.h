@@ -63,6 +63,12 @@ typedef struct rn_task {
 			     * without pidfd) by kill(pid, 0) */
 	bool end_sock;      /* local: end_fd is the shim's socket */
 	void *job;          /* another backend's own record of the try */
+	/* A try armed ahead (rn_backend.arm) while the task is pending or
+	 * queued: its next try, waiting for prepare. */
+	int arm_fd;         /* closing it gives the try up, or -1: none */
+	int arm_try;        /* its try number */
+	pid_t arm_pid;      /* its process, and that process's start time */
+	long long arm_start;
 } rn_task;
 
 /* A run the runner has claimed and not yet ended. */
@@ -80,6 +86,7 @@ typedef struct rn_run {
 	void *backend_conf;     /* that backend's options for this run, or NULL */
 	bool cancelling;        /* a cancel arrived; end when nothing runs */
 	int n_running;
+	size_t n_armed;         /* tasks with an armed try (arm_fd >= 0) */
 	size_t n_open;          /* selected tasks not in a final state */
 	char *dir;              /* <logs_dir>/<dag_id>/<run_id> */
 	char *params_path;      /* dir/params.json */
@@ -286,6 +293,16 @@ struct rn_backend {
 	 */
 	int (*prepare)(runner *r, rn_run *run, size_t t, const pw_launch *l,
 		       long long *proc_start);
+	/*
+	 * Optional. Before the loop sleeps, off the critical path: readies try
+	 * l of task t (pending or queued, not yet started) in tasks[t].arm_*,
+	 * so that prepare, called with l NULL once the task starts, only has
+	 * to hand it on; nothing runs before the go that follows the commit.
+	 * PW_OK, or PW_ERR (nothing armed). prepare with l NULL: PW_ERR with
+	 * errno ESRCH when the armed try is gone (then it is closed; prepare
+	 * again with l).
+	 */
+	int (*arm)(runner *r, rn_run *run, size_t t, const pw_launch *l);
 	/* After the commit: prepared tries run, recorded ends are acked. */
 	void (*committed)(runner *r);
 	/* The commit failed: prepared tries never run, ends stay unacked. */

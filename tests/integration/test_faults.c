@@ -398,6 +398,9 @@ static void test_logs_disk_full(void **state)
 	       " while [ ! -e go ]; do sleep 0.05; done; echo second-line'\n"
 	       "  - id: t2\n"
 	       "    upstream: [t1]\n"
+	       /* not all_success: not armed (its log made) while t1 runs,
+	        * so its log is still to make once the disk is full */
+	       "    trigger_rule: all_done\n"
 	       "    command: 'echo t2-line'\n");
 	hr_queue_run(p, "ld", "r1", NULL, NULL);
 	pid_t runner = hr_runner_start(p, NULL);

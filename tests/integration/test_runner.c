@@ -1884,6 +1884,38 @@ static void test_sigterm_leaves_task_to_next_runner(void **state)
 	hr_pass(p);
 }
 
+static bool path_exists(hr_project *p, void *relpath)
+{
+	return hr_exists(p, relpath);
+}
+
+static bool path_gone(hr_project *p, void *relpath)
+{
+	return !hr_exists(p, relpath);
+}
+
+/*
+ * A chain's next task is armed while its upstream runs (a shim holds its
+ * try, its log made, waiting for a go); when the upstream fails, it never
+ * starts and leaves nothing: no try, no log, no folder.
+ */
+static void test_armed_try_never_started_leaves_nothing(void **state)
+{
+	hr_project *p = *state;
+	hr_dag(p, "arm",
+	       "tasks:\n"
+	       "  - {id: first, command: \"sleep 2; exit 1\"}\n"
+	       "  - {id: next, command: \"true\", upstream: [first]}\n");
+	hr_queue_run(p, "arm", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	hr_wait_for(p, path_exists, "var/logs/arm/r1/next/1.log", "next's armed try", W);
+	expect_run(p, "arm", "r1", "failed", W);
+	expect_task(p, "arm", "r1", "next", "upstream_failed");
+	expect_never_ran(p, "arm", "r1", "next");
+	hr_wait_for(p, path_gone, "var/logs/arm/r1/next", "next's folder removed", W);
+	hr_pass(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1932,6 +1964,7 @@ int main(void)
 		T(test_sigterm_leaves_task_to_next_runner),
 		T(test_crash_before_commit),
 		T(test_crash_after_commit),
+		T(test_armed_try_never_started_leaves_nothing),
 	};
 	/* PW_TEST_FILTER=test_cron* runs a subset (cmocka's glob). */
 	const char *filter = getenv("PW_TEST_FILTER");
