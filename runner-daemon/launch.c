@@ -1175,6 +1175,28 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w)
 	_exit(0); /* not reached: without reuse pw_shim_try exits */
 }
 
+pid_t pw_fork_session(void)
+{
+	int ready[2];
+	char byte;
+	if (pipe2(ready, O_CLOEXEC) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		(void)close(ready[0]);
+		(void)setsid();
+		(void)close(ready[1]); /* EOF: the parent may go on */
+		return 0;
+	}
+	int saved = errno;
+	(void)close(ready[1]);
+	while (pid > 0 && read(ready[0], &byte, 1) < 0 && errno == EINTR)
+		;
+	(void)close(ready[0]);
+	errno = saved;
+	return pid;
+}
+
 pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 {
 	int go[2];
@@ -1186,7 +1208,7 @@ pid_t pw_launch_start(const pw_launch *l, long long *proc_start, int *go_fd)
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0)
 		return -1;
-	pid_t pid = fork();
+	pid_t pid = pw_fork_session();
 	if (pid == 0)
 		pw_shim_main(l, go[0], go[1]);
 	int saved = errno;

@@ -102,6 +102,14 @@ void pw_launch_go(int go_fd);
 void pw_launch_go_follow(int go_fd);
 
 /*
+ * fork(2) for a shim: the child starts its own session (setsid) before the
+ * parent returns, so that from then on kill(-pid) reaches the child's
+ * group (cancel and timeouts signal a try's group at once). Returns as
+ * fork does; in the parent, once the child has called setsid or died.
+ */
+pid_t pw_fork_session(void);
+
+/*
  * The shim's body (pw_launch_start; slurm.c with go_r -1, which starts at
  * once and always writes the status file): closes go_w (unless -1),
  * detaches (pw_shim_detach) and runs the try (pw_shim_try) without reuse.

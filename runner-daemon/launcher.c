@@ -199,12 +199,15 @@ static ssize_t receive(int sock, int *go_r)
 	return n;
 }
 
-/* Serves one request: forks a spare shim on go_r and answers with its pid. */
+/*
+ * Serves one request: forks a spare shim on go_r and answers with its
+ * pid, once the shim leads its own process group (pw_fork_session).
+ */
 static void serve(int sock, int go_r)
 {
 	reply rep = {0, EINVAL};
 	if (go_r >= 0) {
-		pid_t pid = fork();
+		pid_t pid = pw_fork_session();
 		if (pid == 0) {
 			close(sock); /* the runner must see EOF when the launcher goes */
 			spare_main(go_r);

@@ -408,6 +408,31 @@ static void test_no_go_means_no_task(void **state)
 	th_rmtree(f.dir);
 }
 
+/*
+ * The shim leads its own process group when pw_launch_start returns: the
+ * runner may signal the try's group at once (a cancel right after the
+ * start), and kill(-pid) must not miss it.
+ */
+static void test_group_at_once(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 50; i++) {
+		try_files f;
+		files_init(&f);
+		pw_launch l = {.workdir = f.dir, .shell = "true", .env = test_env,
+			       .log_path = f.log, .status_path = f.status};
+		long long ps;
+		int go = -1, ws;
+		pid_t shim = pw_launch_start(&l, &ps, &go);
+		assert_true(shim > 0);
+		if (kill(-shim, 0) != 0)
+			fail_msg("start %d: kill(-%d, 0): %s", i, (int)shim, strerror(errno));
+		close(go);
+		assert_int_equal(waitpid(shim, &ws, 0), shim);
+		th_rmtree(f.dir);
+	}
+}
+
 /* --- status, processes -------------------------------------------------- */
 
 static void test_read_status(void **state)
@@ -804,6 +829,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_go_means_no_task),
+		cmocka_unit_test(test_group_at_once),
 		cmocka_unit_test(test_argv_exit_codes),
 		cmocka_unit_test(test_shell_pipes_and_last_line),
 		cmocka_unit_test(test_long_line_and_bad_utf8),
