@@ -404,7 +404,10 @@ try {
 		await sel('tr[data-task-id="second"][data-state="success"] [data-action="mark-failed"]');
 		await page.click('tr[data-task-id="second"] [data-action="mark-failed"]');
 		await sel('tr[data-task-id="second"][data-state="failed"]');
-		assert.equal((await api('dags/gated/runs/ui-form-1/tasks/second')).data.state, 'failed');
+		/* the page shows the PATCH's answer; the runner applies the mark
+		 * (a command) in its next pass */
+		await until('second marked failed', async () =>
+			(await api('dags/gated/runs/ui-form-1/tasks/second')).data.state === 'failed');
 	});
 
 	await check('the DAGs page shows the latest run\'s state', async () => {
