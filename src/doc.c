@@ -399,6 +399,7 @@ struct ybuild {
 	const pw_doc_each *each; /* the list to stream, or NULL */
 	size_t each_depth;       /* depth while its items arrive, else 0 */
 	size_t each_nanc;        /* anchors defined before the current item */
+	bool streamed;           /* each's list was streamed */
 };
 
 static int yerr(struct ybuild *b, int line, const char *type,
@@ -890,6 +891,7 @@ static int on_start(struct ybuild *b, const yaml_event_t *ev,
 	if (anchor && !(f->anchor = strdup(anchor)))
 		return oom(b);
 	if (each) {
+		b->streamed = true;
 		b->each_depth = b->depth;
 		b->each_nanc = b->nanc;
 		if (tab_set(&b->doc->lines, obj, NULL, line, line) != 0)
@@ -976,6 +978,25 @@ static int yaml_syntax_error(struct ybuild *b, const yaml_parser_t *p,
 		       p->context, (int)p->context_mark.line + 1);
 }
 
+/*
+ * Hands each item of the list each->key of doc's root to each->fn, for a
+ * list read whole: JSON, or a YAML list that could not be streamed (it
+ * has an anchor, or is an alias's copy). Returns 0 or -1.
+ */
+static int each_whole(pw_doc *doc, const pw_doc_each *each)
+{
+	json_object *list = NULL;
+	int rc = 0;
+
+	if (!each || !json_object_object_get_ex(doc->root, each->key, &list) ||
+	    !json_object_is_type(list, json_type_array))
+		return 0;
+	size_t n = json_object_array_length(list);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = each->fn(each->arg, doc, list, json_object_array_get_idx(list, i));
+	return rc;
+}
+
 /* Parses YAML text into doc, streaming each's list. Returns 0, or -1 with
  * errors added. */
 static int parse_yaml(pw_doc *doc, const char *text, size_t len,
@@ -1000,7 +1021,7 @@ static int parse_yaml(pw_doc *doc, const char *text, size_t len,
 		if (r != 0)
 			goto out;
 	}
-	rc = 0;
+	rc = b.streamed ? 0 : each_whole(doc, each);
 out:
 	build_free(&b);
 	yaml_parser_delete(&p);
@@ -1220,15 +1241,8 @@ static int parse_json(pw_doc *doc, const char *text, size_t len,
 	w.pos = 0;
 	w.line = 1;
 	rc = jwalk_value(&w, doc->root);
-	json_object *list = NULL;
-	if (rc == 0 && each &&
-	    json_object_object_get_ex(doc->root, each->key, &list) &&
-	    json_object_is_type(list, json_type_array)) {
-		size_t n = json_object_array_length(list);
-		for (size_t i = 0; rc == 0 && i < n; i++)
-			rc = each->fn(each->arg, doc, list,
-				      json_object_array_get_idx(list, i));
-	}
+	if (rc == 0)
+		rc = each_whole(doc, each);
 out:
 	json_object_put(root);
 	json_tokener_free(tok);

@@ -970,6 +970,20 @@ static void test_streamed(void **state)
 	assert_non_null(strstr(errs.v[1].message, "task #1: 'id'"));
 	pw_errors_free(&errs);
 
+	/* a list of tasks with an anchor (or an alias's copy) cannot be
+	 * streamed: it is read whole, with the same tasks (fuzz_dag found
+	 * it read as empty) */
+	pw_dag *anchored = build_ok("tasks: &all\n"
+				    "  - {id: a, command: x}\n"
+				    "  - {id: b, command: x, upstream: [a]}\n");
+	assert_int_equal(anchored->n_tasks, 2);
+	assert_string_equal(anchored->tasks[1].name, "b");
+	pw_dag_free(anchored);
+	assert_null(build("tasks: &all\n  - &n\n  - &m\n", &errs));
+	assert_int_equal(errs.n, 2);
+	find_error(&errs, 1, "task #1 must be a mapping"); /* null items: the list's line */
+	pw_errors_free(&errs);
+
 	const char *text = "tasks:\n"
 			   "  - id: 1\n"
 			   "    command: x\n"
