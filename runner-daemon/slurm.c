@@ -297,15 +297,17 @@ static int cmd_wait(pid_t pid, int capture_r, long long deadline, char **buf, si
 /*
  * Runs c to its end or its time limit (then SIGKILL). Returns its exit
  * status, or -1 with *why set (it could not start, died of a signal, or
- * ran out of time). With c->out NULL, *text gets its output (malloc'd or
- * NULL).
+ * ran out of time). With c->out NULL, *text (when text is not NULL) gets
+ * its output (malloc'd or NULL); with text NULL the output is dropped.
  */
 static int cmd_run(const sl_cmd *c, char **text, const char **why)
 {
 	int pipefd[2] = {-1, -1}, status;
 	size_t len = 0;
-	if (text)
-		*text = NULL;
+	char *unwanted = NULL;
+	if (!text)
+		text = &unwanted; /* read and dropped: the child must not block */
+	*text = NULL;
 	if (!c->out && pipe2(pipefd, O_CLOEXEC) != 0) {
 		*why = strerror(errno);
 		return -1;
@@ -323,6 +325,7 @@ static int cmd_run(const sl_cmd *c, char **text, const char **why)
 	}
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
+	free(unwanted);
 	return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -396,6 +397,51 @@ static void test_cancel_scancels_job(void **state)
 	hr_pass(p);
 }
 
+/*
+ * scancel may say things (Slurm prints errors and notes on stderr): its
+ * output is read and dropped. A runner started with a scancel that writes
+ * 10,000 bytes before it does its work still cancels (it once crashed).
+ */
+static void test_cancel_with_talkative_scancel(void **state)
+{
+	hr_project *p = *state;
+	char *real = capture((char *[]){"sh", "-c", "command -v scancel", NULL});
+	if (!real)
+		fail_msg("out of memory");
+	real[strcspn(real, "\n")] = '\0';
+	char *script = NULL;
+	if (asprintf(&script,
+		     "#!/bin/sh\n"
+		     "yes x | head -c 10000 >&2\n"
+		     "exec '%s' \"$@\"\n", real) < 0)
+		fail_msg("out of memory");
+	hr_write(p, "bin/scancel", script);
+	char *bin = hr_path(p, "bin"), *wrapper = hr_path(p, "bin/scancel");
+	assert_int_equal(chmod(wrapper, 0755), 0);
+	const char *old = getenv("PATH");
+	char *saved = strdup(old), *path = NULL;
+	if (!saved || asprintf(&path, "%s:%s", bin, old) < 0)
+		fail_msg("out of memory");
+	setenv("PATH", path, 1);
+
+	hr_dag(p, "talk", "tasks:\n  - {id: wait, command: [sleep, \"60\"]}\n");
+	hr_queue_run(p, "talk", "r1", ON_SLURM, NULL);
+	hr_runner_start(p, NULL);
+	setenv("PATH", saved, 1);
+	long long job = wait_running_job(p, "talk", "r1", "wait");
+	hr_request(p, "talk", "r1", "cancel");
+	expect_run(p, "talk", "r1", "cancelled");
+	expect_task(p, "talk", "r1", "wait", "cancelled");
+	expect_job_cancelled(p, job);
+	free(real);
+	free(script);
+	free(bin);
+	free(wrapper);
+	free(saved);
+	free(path);
+	hr_pass(p);
+}
+
 /* kill -9 of the runner: the next one follows the same job to its end. */
 static void test_kill9_adopts_job(void **state)
 {
@@ -516,6 +562,7 @@ int main(void)
 		T(test_failure_is_retried),
 		T(test_timeout_cancels_job),
 		T(test_cancel_scancels_job),
+		T(test_cancel_with_talkative_scancel),
 		T(test_kill9_adopts_job),
 		T(test_vanished_job_is_lost),
 		T(test_sbatch_refusal),
