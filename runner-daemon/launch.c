@@ -975,7 +975,6 @@ int pw_shim_detach(int go_r, bool clean)
 	set_handler(SIGINT, SIG_IGN);
 	set_handler(SIGHUP, SIG_IGN);
 	unblock_all_signals();
-	(void)setsid();
 	return go_r >= 0 ? 3 : -1;
 }
 

@@ -121,8 +121,9 @@ _Noreturn void pw_shim_main(const pw_launch *l, int go_r, int go_w);
  * go_r (moved to 3; returned, or -1 when go_r is -1), stdin/stdout/stderr
  * (now /dev/null), the handlers (all of them unless `clean`: the
  * launcher's children only inherit its SIGCHLD, SIGTERM and SIGINT) and
- * the signal mask; then ignores SIGTERM, SIGINT and SIGHUP and starts its
- * own session. Exits when it cannot move go_r.
+ * the signal mask; then ignores SIGTERM, SIGINT and SIGHUP. Its session
+ * is already its own (pw_fork_session; slurm.c calls setsid). Exits when
+ * it cannot move go_r.
  */
 int pw_shim_detach(int go_r, bool clean);
 

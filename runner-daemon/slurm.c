@@ -964,8 +964,10 @@ int slurm_job_main(void)
 		.status_path = spec_string(spec, "status"),
 		.max_log = json_object_get_int64(json_object_object_get(spec, "max_log")),
 	};
-	if (spec && full && l.workdir && l.log_path && l.status_path && (l.argv || l.shell))
+	if (spec && full && l.workdir && l.log_path && l.status_path && (l.argv || l.shell)) {
+		(void)setsid(); /* the try's group, as pw_fork_session gives a local shim */
 		pw_shim_main(&l, -1, -1); /* never returns */
+	}
 	fprintf(stderr, "pipewright-runner --slurm-job: cannot read the try's spec on stdin\n");
 	free(full);
 	free(env);
