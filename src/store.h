@@ -48,7 +48,8 @@ void pw_store_set_cache_kib(int kib);
 /*
  * With on, write transactions (pw_store_begin and the store's own writes)
  * of all this process's connections take turns in arrival order before
- * they ask SQLite for the write lock (src/txn.h). For processes with many
+ * they ask SQLite for the write lock (src/txn.h), and pw_store_write
+ * groups its closures on one writer connection. For processes with many
  * writing threads: pipewright.fcgi. Off by default.
  */
 void pw_store_set_write_queue(bool on);
