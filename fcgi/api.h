@@ -285,6 +285,17 @@ json_object *api_time(long long ms);
  */
 int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		   json_object **out, long long *pk);
+/*
+ * Queues a run through the process's writer (pw_store_write: group
+ * commit) and, when answer is not NULL, reads its run object in the
+ * inserting transaction (the runner may claim it right after). *run_id
+ * (malloc'd; run_id may be NULL) and *answer (ours) are set on PW_OK.
+ * Returns PW_OK, PW_CONFLICT (the run_id is taken) or PW_ERR.
+ */
+int api_queue_run(pw_req *req, const pw_run_new *run, char **run_id, json_object **answer);
+/* api_run_object read through store (a pw_store_write closure's connection). */
+int api_run_object_in(pw_store *store, const char *dag_id, const char *run_id,
+		      json_object **out, long long *pk);
 
 /*
  * Whether a DAG id is known to the API: a DAG of the project, or a

@@ -531,7 +531,6 @@ static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, d
 {
 	if (!pw_req_hold(req))
 		return reply_busy(req);
-	pw_store *store = pw_req_store(req);
 	json_object *options = run_options(clean);
 	char *run_id = NULL;
 	run_end e = {0};
@@ -543,7 +542,7 @@ static int queue_and_wait(pw_req *req, json_object *clean, const char *dag_id, d
 		.options = options,
 		.triggered_by = pw_req_user(req),
 	};
-	int rc = options && pw_store_insert_run(store, &run, &run_id) == PW_OK ? GO : FAILED;
+	int rc = options && api_queue_run(req, &run, &run_id, NULL) == PW_OK ? GO : FAILED;
 	if (rc == GO)
 		rc = wait_run(req, dag_id, run_id, &e);
 	if (rc == GO && !run_ended(&e)) {   /* the client left: nobody to answer */

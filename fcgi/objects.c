@@ -16,12 +16,17 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Logs an SQLite error of the connection. Returns FAILED. */
+static int db_error(pw_store *store)
+{
+	fprintf(stderr, "pipewright: api: %s\n", sqlite3_errmsg(pw_store_db(store)));
+	return FAILED;
+}
+
 /* Logs an SQLite error of the request's connection. Returns FAILED. */
 int api_db_error(pw_req *req)
 {
-	fprintf(stderr, "pipewright: api: %s\n",
-		sqlite3_errmsg(pw_store_db(pw_req_store(req))));
-	return FAILED;
+	return db_error(pw_req_store(req));
 }
 
 /* Puts a statement back for its next user. */
@@ -367,7 +372,13 @@ static json_object *run_from_row(sqlite3_stmt *st)
 int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		   json_object **out, long long *pk)
 {
-	sqlite3_stmt *st = pw_store_stmt(pw_req_store(req), run_sql);
+	return api_run_object_in(pw_req_store(req), dag_id, run_id, out, pk);
+}
+
+int api_run_object_in(pw_store *store, const char *dag_id, const char *run_id,
+		      json_object **out, long long *pk)
+{
+	sqlite3_stmt *st = pw_store_stmt(store, run_sql);
 	int rc = PW_ERR;
 
 	*out = NULL;
@@ -388,7 +399,7 @@ int api_run_object(pw_req *req, const char *dag_id, const char *run_id,
 		rc = PW_NOTFOUND;
 		break;
 	default:
-		rc = api_db_error(req);
+		rc = db_error(store);
 		break;
 	}
 	api_stmt_done(st);

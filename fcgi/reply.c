@@ -266,10 +266,10 @@ int pw_reply_error(pw_req *req, int status, const char *fmt, ...)
 		pw_store *store = *req->store;
 		fprintf(stderr, "pipewright.fcgi: %s %s: %s: %s\n", req->method ? req->method : "-",
 			req->path ? req->path : "-", db_faults[fault].what,
-			sqlite3_errmsg(pw_store_db(store)));
+			pw_store_errmsg(store));
 		return pw_reply_unavailable(req, db_faults[fault].retry_after,
 					    "%s (%s); retry later", db_faults[fault].what,
-					    sqlite3_errmsg(pw_store_db(store)));
+					    pw_store_errmsg(store));
 	}
 	va_list ap;
 	va_start(ap, fmt);

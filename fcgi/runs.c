@@ -592,13 +592,51 @@ static int check_slice(pw_req *req, const pw_dag *dag, const pw_slice_req *sreq)
 	return rc;
 }
 
+/* A queued run's write (pw_store_write): the run, what it gives back. */
+typedef struct run_write {
+	const pw_run_new *run;
+	char *run_id;          /* malloc'd */
+	json_object **answer;  /* the run object, or NULL: not wanted */
+} run_write;
+
+/*
+ * Inserts the run and reads the answer in the inserting transaction:
+ * after the commit the runner may already have claimed the run, and the
+ * answer must show the run as created (queued). PW_OK, PW_CONFLICT or
+ * PW_ERR.
+ */
+static int write_run(pw_store *w, void *arg)
+{
+	run_write *rw = arg;
+	int rc = pw_store_insert_run(w, rw->run, &rw->run_id);
+	if (rc == PW_OK && rw->answer)
+		rc = api_run_object_in(w, rw->run->dag_id, rw->run_id, rw->answer, NULL);
+	return rc;
+}
+
+int api_queue_run(pw_req *req, const pw_run_new *run, char **run_id, json_object **answer)
+{
+	run_write rw = {.run = run, .answer = answer};
+
+	if (answer)
+		*answer = NULL;
+	int rc = pw_store_write(pw_req_store(req), write_run, &rw);
+	if (rc != PW_OK && answer) {
+		json_object_put(*answer);
+		*answer = NULL;
+	}
+	if (rc == PW_OK && run_id)
+		*run_id = rw.run_id;
+	else
+		free(rw.run_id);
+	return rc;
+}
+
 /* Queues the run and answers 201 with it (409 for a taken run_id). */
 static int queue_run(pw_req *req, const char *dag_id, json_object *body,
 		     json_object *options)
 {
-	json_object *conf = NULL, *jid = NULL, *run = NULL;
-	char *run_id = NULL;
-	int rc;
+	json_object *conf = NULL, *jid = NULL;
 
 	json_object_object_get_ex(body, "conf", &conf);
 	json_object_object_get_ex(body, "run_id", &jid);
@@ -610,30 +648,15 @@ static int queue_run(pw_req *req, const char *dag_id, json_object *body,
 		.options = options,
 		.triggered_by = pw_req_user(req),
 	};
-	/*
-	 * The answer is read in the inserting transaction: after the commit
-	 * the runner may already have claimed the run, and the answer must
-	 * show the run as created (queued).
-	 */
-	pw_store *store = pw_req_store(req);
-	if (pw_store_begin(store) != PW_OK)
-		return FAILED;
-	rc = pw_store_insert_run(store, &nr, &run_id);
-	if (rc == PW_OK)
-		rc = api_run_object(req, dag_id, run_id, &run, NULL);
-	free(run_id);
-	if (rc == PW_OK)
-		rc = pw_store_commit(store);
+	json_object *answer = NULL;
+	int rc = api_queue_run(req, &nr, NULL, &answer);
 	if (rc != PW_OK) {
-		pw_store_rollback(store);
-		json_object_put(run);
 		if (rc != PW_CONFLICT)
 			return FAILED;
 		pw_reply_error(req, 409, "DAG '%s' already has a run '%s'", dag_id, nr.run_id);
 		return ANSWERED;
 	}
-	pw_store_wake(store);
-	return pw_reply_data(req, 201, run, NULL) == 0 ? ANSWERED : FAILED;
+	return pw_reply_data(req, 201, answer, NULL) == 0 ? ANSWERED : FAILED;
 }
 
 int runs_trigger(pw_req *req)

@@ -1079,6 +1079,7 @@ int pw_server_run(pw_server *srv, const pw_server_config *cfg)
 	shutdown(srv->listen_fd, SHUT_RDWR);   /* wakes the threads in accept() */
 	for (size_t i = 0; i < started; i++)
 		pthread_join(w[i].tid, NULL);
+	pw_store_writer_close();
 	pw_log_stop();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (atomic_load(&srv->failed))

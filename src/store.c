@@ -400,6 +400,18 @@ int pw_store_errcode(pw_store *s)
 	return is_error(code) ? code : s->fault;
 }
 
+const char *pw_store_errmsg(pw_store *s)
+{
+	if (is_error(sqlite3_errcode(s->db)) || s->fault == SQLITE_OK)
+		return sqlite3_errmsg(s->db);
+	return sqlite3_errstr(s->fault);
+}
+
+void store_set_fault(pw_store *s, int code)
+{
+	s->fault = code;
+}
+
 /* Commits; the write queue's turn goes on once the transaction is over. */
 int pw_store_commit(pw_store *s)
 {

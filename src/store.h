@@ -48,10 +48,39 @@ void pw_store_set_cache_kib(int kib);
 /*
  * With on, write transactions (pw_store_begin and the store's own writes)
  * of all this process's connections take turns in arrival order before
- * they ask SQLite for the write lock (src/txn.h). For processes with many
+ * they ask SQLite for the write lock (src/txn.h), and pw_store_write
+ * groups its closures on one writer connection. For processes with many
  * writing threads: pipewright.fcgi. Off by default.
  */
 void pw_store_set_write_queue(bool on);
+/*
+ * A write of a thread's, run with others in one transaction (group
+ * commit). fn gets the connection to write with and arg; it returns
+ * PW_OK to keep its writes, or another code (PW_ERR, PW_CONFLICT, ...)
+ * to have them undone. It must not begin or commit a transaction of its
+ * own (the store's writes nest: pw_store_insert_run does).
+ *
+ * With the write queue on (pw_store_set_write_queue), the calling thread
+ * queues fn for the process's one writer connection, opened on first use
+ * at s's path (never created) and opened again when its file is deleted
+ * or replaced. The first thread to find no batch being written leads:
+ * after its turn in the write queue (txn.h), it runs up to 64 queued
+ * closures, each in its own SAVEPOINT, inside one BEGIN IMMEDIATE ...
+ * COMMIT, wakes the runner once, then hands each thread its result;
+ * closures queued meanwhile are the next batch. Without the queue, fn
+ * runs on s in its own transaction. Call it outside a transaction of s's.
+ *
+ * Returns fn's result when the batch committed; PW_ERR when BEGIN,
+ * COMMIT or the transaction failed (every closure of the batch gets it:
+ * nothing is written). On PW_ERR, pw_store_errcode(s) and
+ * pw_store_errmsg(s) say why (SQLITE_BUSY, SQLITE_FULL, ...). What fn
+ * made for its caller counts only on PW_OK; the caller frees it else.
+ */
+typedef int (*pw_write_fn)(pw_store *w, void *arg);
+int pw_store_write(pw_store *s, pw_write_fn fn, void *arg);
+/* Closes the writer connection; no pw_store_write may be running. */
+void pw_store_writer_close(void);
+
 /*
  * Whether the file at the store's path is still the one it opened: NULL,
  * or why not ("the database file was deleted", "... replaced"). One
@@ -68,6 +97,11 @@ sqlite3 *pw_store_db(pw_store *s);
  * (SQLITE_OK when there was none). What a 500 is told apart by.
  */
 int pw_store_errcode(pw_store *s);
+/*
+ * What pw_store_errcode's failure was, in words: the connection's error
+ * message, or SQLite's text for a cleared or handed-over code.
+ */
+const char *pw_store_errmsg(pw_store *s);
 /* Number of migrations applied (PRAGMA user_version). */
 int pw_store_schema_version(pw_store *s);
 /* Number of migrations this binary knows. */

@@ -32,4 +32,10 @@ int store_unit_commit(pw_store *s, int nested);
 /* Undoes what store_unit_begin opened; the caller's transaction stays open. */
 void store_unit_rollback(pw_store *s, int nested);
 
+/*
+ * Sets what pw_store_errcode reports until the next BEGIN (SQLITE_OK
+ * clears it): a failure of the writer connection, handed to the caller's.
+ */
+void store_set_fault(pw_store *s, int code);
+
 #endif

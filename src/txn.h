@@ -13,6 +13,13 @@
  *   SQLite for the lock, so the threads of pipewright.fcgi never race
  *   each other in the busy handler. Off unless pw_store_set_write_queue
  *   (store.h) turns it on: pipewright.fcgi does.
+ * - Group commit (src/writer.c, pw_store_write in store.h): with the
+ *   queue on, the triggers (POST .../runs, Kedro's POST /run) do not
+ *   queue one transaction each: their threads hand closures to the
+ *   process's one writer connection, and the thread that leads a batch
+ *   takes one turn of the queue for all of it (one BEGIN IMMEDIATE, a
+ *   SAVEPOINT per closure, one COMMIT). The other writes (pools,
+ *   operate, backfills, PATCH) take turns as above, between batches.
  * - The busy handler: for the other processes (the runner, the CLI),
  *   tries again after 0.1 ms, later 0.5 ms and 2 ms, up to the timeout.
  */

@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -705,6 +706,94 @@ static void test_write_queue_timeout(void **state)
 	pw_store_close(other);
 }
 
+/* ---- group commit (src/writer.c) ---------------------------------------- */
+
+enum { BATCH_THREADS = 8 };
+
+/* A closure's work: run "g-N" (or the taken one), kept or given up. */
+typedef struct batch_job {
+	const char *path;
+	int n;
+	int rc;
+	atomic_int *ready;
+} batch_job;
+
+/* Inserts the job's run; every third gives its insert up (PW_CONFLICT). */
+static int batch_write(pw_store *w, void *arg)
+{
+	batch_job *j = arg;
+	char id[16];
+	snprintf(id, sizeof id, "g-%d", j->n);
+	pw_run_new run = {.dag_id = "d", .run_id = j->n == 4 ? "taken" : id};
+	int rc = pw_store_insert_run(w, &run, NULL);
+	return rc == PW_OK && j->n % 3 == 1 ? PW_CONFLICT : rc;
+}
+
+/* One thread: its own connection, one pw_store_write. */
+static void *batch_writer(void *arg)
+{
+	batch_job *j = arg;
+	pw_store *s = NULL;
+	char *err = NULL;
+
+	if (pw_store_open_existing(j->path, &s, &err) != PW_OK) {
+		fprintf(stderr, "writer: %s\n", err);
+		free(err);
+		return NULL;
+	}
+	atomic_fetch_add(j->ready, 1);
+	j->rc = pw_store_write(s, batch_write, j);
+	pw_store_close(s);
+	return NULL;
+}
+
+/*
+ * Closures of many threads, queued while another connection holds the
+ * write turn so that they meet in one batch: the ones that fail (a taken
+ * run_id, a closure giving its writes up) lose only their own writes and
+ * get their own result; the others are committed with their events.
+ */
+static void test_group_commit_batch(void **state)
+{
+	fixture *f = *state;
+	pthread_t tid[BATCH_THREADS];
+	batch_job job[BATCH_THREADS];
+	atomic_int ready = 0;
+	int kept = 0;
+
+	assert_int_equal(pw_store_insert_run(f->s, &(pw_run_new){.dag_id = "d",
+		.run_id = "taken"}, NULL), PW_OK);
+	pw_store_set_write_queue(true);
+	assert_int_equal(pw_store_begin(f->s), PW_OK);   /* holds the turn */
+	for (int i = 0; i < BATCH_THREADS; i++) {
+		job[i] = (batch_job){.path = f->path, .n = i, .rc = 1, .ready = &ready};
+		assert_int_equal(pthread_create(&tid[i], NULL, batch_writer, &job[i]), 0);
+	}
+	while (atomic_load(&ready) < BATCH_THREADS)
+		usleep(1000);
+	usleep(100 * 1000);   /* they queue (one batch likely; not asserted) */
+	assert_int_equal(pw_store_commit(f->s), PW_OK);
+	for (int i = 0; i < BATCH_THREADS; i++)
+		assert_int_equal(pthread_join(tid[i], NULL), 0);
+	pw_store_set_write_queue(false);
+	pw_store_writer_close();
+
+	sqlite3 *db = pw_store_db(f->s);
+	for (int i = 0; i < BATCH_THREADS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "g-%d", i);
+		bool fails = i == 4 || i % 3 == 1;
+		assert_int_equal(job[i].rc, fails ? PW_CONFLICT : PW_OK);
+		assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE run_id = ?1", id),
+				 fails ? 0 : 1);
+		kept += !fails;
+	}
+	assert_int_equal(query_int(db, "SELECT count(*) FROM runs", NULL), kept + 1);
+	assert_int_equal(count_events(f->s), kept + 1);
+	assert_int_equal(pw_txn_enter(NULL), 0);   /* the turn is free */
+	pw_txn_leave();
+}
+
 /* ---- runner, pools, DAGs --------------------------------------------- */
 
 static void test_heartbeat(void **state)
@@ -959,6 +1048,7 @@ int main(void)
 		T(test_insert_run_nested),
 		T(test_write_queue_threads),
 		T(test_write_queue_timeout),
+	T(test_group_commit_batch),
 		T(test_heartbeat),
 		T(test_seed_pools),
 		T(test_seed_pools_bad_shapes),
