@@ -420,6 +420,65 @@ static void test_event_data(void **state)
 	assert_null(query_text(db, sql, NULL));
 }
 
+/*
+ * The data text is byte for byte what json-c prints for the object built
+ * field by field (how it was written before put_event_data): escapes in
+ * strings and keys, null previous_state, extra's keys after the fields and
+ * an extra key that is a field replacing it in place.
+ */
+static void test_event_data_as_json_c(void **state)
+{
+	fixture *f = *state;
+	json_object *extra = json_tokener_parse(
+		"{\"exit_code\": 3, \"state\": \"x\\\"y\", \"k\\n/\\u0001\": {\"a\": [1, null, 2.5]}}");
+	pw_event evs[] = {
+		{.type = "task.state", .dag_id = "d\"q/\\", .run_id = "r\t\x01\x7f\xc3\xa9",
+		 .task_id = "t", .state = "failed", .previous_state = "running",
+		 .try_number = -7, .extra = extra},
+		{.type = "run.state", .dag_id = "d", .run_id = "r", .state = "queued"},
+		{.type = "pool.updated", .extra = extra},
+	};
+	char sql[96];
+
+	for (size_t e = 0; e < sizeof evs / sizeof evs[0]; e++) {
+		const pw_event *ev = &evs[e];
+		long long id = add_event(f->s, ev);
+		snprintf(sql, sizeof sql, "SELECT data FROM events WHERE id = %lld", id);
+		char *text = query_text(pw_store_db(f->s), sql, NULL);
+		json_object *stored = json_tokener_parse(text);
+		json_object *ts = NULL;
+		assert_true(json_object_object_get_ex(stored, "ts", &ts));
+
+		json_object *o = json_object_new_object();
+		if (ev->dag_id)
+			json_object_object_add(o, "dag_id", json_object_new_string(ev->dag_id));
+		if (ev->run_id)
+			json_object_object_add(o, "run_id", json_object_new_string(ev->run_id));
+		if (ev->task_id)
+			json_object_object_add(o, "task_id", json_object_new_string(ev->task_id));
+		if (ev->state)
+			json_object_object_add(o, "state", json_object_new_string(ev->state));
+		if (ev->previous_state)
+			json_object_object_add(o, "previous_state",
+					       json_object_new_string(ev->previous_state));
+		else if (ev->state)
+			json_object_object_add(o, "previous_state", NULL);
+		if (ev->task_id)
+			json_object_object_add(o, "try_number", json_object_new_int(ev->try_number));
+		json_object_object_add(o, "ts", json_object_get(ts));
+		if (ev->extra) {
+			json_object_object_foreach(ev->extra, key, val)
+				json_object_object_add(o, key, json_object_get(val));
+		}
+		assert_string_equal(text, json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+		json_object_put(stored);
+		free(text);
+	}
+	json_object_put(extra);
+}
+
 /* ---- runs -------------------------------------------------------------- */
 
 static long long count_events(pw_store *s)
@@ -951,6 +1010,7 @@ int main(void)
 		T(test_event_ids_two_connections),
 		T(test_event_ids_never_reused),
 		T(test_event_data),
+		T(test_event_data_as_json_c),
 		T(test_insert_run_generated_ids),
 		T(test_insert_run_defaults),
 		T(test_insert_run_conflict),
