@@ -224,6 +224,56 @@ static void test_open_missing_folder(void **state)
 	free(path);
 }
 
+/*
+ * Migration 7 rebuilds task_instances and task_tries: applied again to a
+ * file with rows (user_version set back to 6), it keeps every row and
+ * column, and the state CHECK still refuses an unknown state.
+ */
+static void test_migration_7_keeps_rows(void **state)
+{
+	fixture *f = *state;
+	sqlite3 *db = pw_store_db(f->s);
+
+	exec_ok(db, "INSERT INTO runs(id, dag_id, run_id, state, run_type, queued_at)"
+		" VALUES (1, 'd', 'r', 'running', 'manual', 5)");
+	exec_ok(db, "INSERT INTO task_instances(run_pk, task_id, state, try_number,"
+		" max_tries, pool, pool_slots, started_at, ended_at, exit_code, next_try_at)"
+		" VALUES (1, 'a', 'up_for_retry', 1, 3, 'p', 2, 10, 11, 7, 12),"
+		" (1, 'b', 'pending', 0, 1, 'default_pool', 1, NULL, NULL, NULL, NULL)");
+	exec_ok(db, "INSERT INTO task_tries(run_pk, task_id, try_number, state, started_at,"
+		" ended_at, exit_code, pid, reason, log_path, external_id, proc_start)"
+		" VALUES (1, 'a', 1, 'failed', 10, 11, 7, 99, 'why', '/l', 'j1', 42)");
+	exec_ok(db, "PRAGMA user_version = 6");
+	reopen(f);
+	db = pw_store_db(f->s);
+	assert_int_equal(pw_store_schema_version(f->s), pw_store_latest_version());
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_instances WHERE"
+				   " run_pk = 1 AND task_id = 'a' AND state = 'up_for_retry'"
+				   " AND try_number = 1 AND max_tries = 3 AND pool = 'p'"
+				   " AND pool_slots = 2 AND started_at = 10 AND ended_at = 11"
+				   " AND exit_code = 7 AND next_try_at = 12", NULL), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_instances", NULL), 2);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_tries WHERE"
+				   " run_pk = 1 AND task_id = 'a' AND try_number = 1"
+				   " AND state = 'failed' AND started_at = 10 AND ended_at = 11"
+				   " AND exit_code = 7 AND pid = 99 AND reason = 'why'"
+				   " AND log_path = '/l' AND external_id = 'j1'"
+				   " AND proc_start = 42", NULL), 1);
+	assert_int_equal(sqlite3_exec(db, "UPDATE task_instances SET state = 'bogus'",
+				      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE task_tries SET state = 'bogus'",
+				      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master"
+				   " WHERE name = 'task_instances_state_pool'", NULL), 1);
+	assert_int_equal(query_int(db, "PRAGMA integrity_check = 1", NULL), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check",
+				   NULL), 0);
+	/* deleting the run still deletes its instances and tries */
+	exec_ok(db, "DELETE FROM runs WHERE id = 1");
+	assert_int_equal(query_int(db, "SELECT (SELECT count(*) FROM task_instances)"
+				   " + (SELECT count(*) FROM task_tries)", NULL), 0);
+}
+
 /* A migration that fails leaves nothing behind and names itself. */
 static void test_failed_migration_rolls_back(void **state)
 {
@@ -1005,6 +1055,7 @@ int main(void)
 		T(test_reopen_idempotent),
 		T(test_open_newer_schema_refused),
 		T(test_open_missing_folder),
+		T(test_migration_7_keeps_rows),
 		T(test_failed_migration_rolls_back),
 		T(test_concurrent_first_open),
 		T(test_event_ids_two_connections),
