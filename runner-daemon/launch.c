@@ -31,8 +31,11 @@
 #include "interp.h"
 #include "jsonnum.h"
 #include "launch.h"
+#include "strmap.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -1575,7 +1578,7 @@ int pw_pidfd_open(pid_t pid)
 /* Environment being built: entries in order, and name -> index. */
 typedef struct env_builder {
 	pw_strv *out;
-	json_object *index;
+	pw_strmap index; /* NAME, borrowed from its entry in out -> its index */
 } env_builder;
 
 /*
@@ -1585,40 +1588,31 @@ typedef struct env_builder {
  */
 static int env_put(env_builder *b, char *entry, size_t namelen)
 {
-	char key[256];
-	char *heap = NULL;
-	const char *name = key;
-	json_object *idx;
-	int rc = -1;
+	pw_strv *out = b->out;
+	bool created;
+	size_t *idx = NULL;
 
 	if (!entry)
 		return -1;
-	if (namelen < sizeof key) {
-		memcpy(key, entry, namelen);
-		key[namelen] = '\0';
-	} else if (!(heap = strndup(entry, namelen))) {
-		goto out;
-	} else {
-		name = heap;
+	if (pw_grow(&out->v, out->n, &out->cap, sizeof *out->v, 64) != 0 ||
+	    !(idx = pw_strmap_ref(&b->index, entry, namelen, &created))) {
+		free(entry);
+		return -1;
 	}
-	if (json_object_object_get_ex(b->index, name, &idx)) {
-		size_t i = (size_t)json_object_get_int64(idx);
-		free(b->out->v[i]);
-		b->out->v[i] = entry;
-		entry = NULL;
-		rc = 0;
-		goto out;
+	if (created) {
+		*idx = out->n;
+		out->v[out->n++] = entry;
+		return 0;
 	}
-	json_object *n = json_object_new_int64((int64_t)b->out->n);
-	if (!n || json_object_object_add(b->index, name, n) != 0) {
-		json_object_put(n);
-		goto out;
-	}
-	rc = pw_strv_push(b->out, entry);
-out:
-	free(entry);
-	free(heap);
-	return rc;
+	/* The map's key lives in the entry replaced: it moves to the new one
+	 * (the same bytes, so the same slot). */
+	pw_strmap_ent *slot = (pw_strmap_ent *)(void *)((char *)idx -
+							offsetof(pw_strmap_ent, val));
+	assert(slot->len == namelen && memcmp(slot->key, entry, namelen) == 0);
+	free(out->v[*idx]);
+	out->v[*idx] = entry;
+	slot->key = entry;
+	return 0;
 }
 
 /* Adds name=value. A NULL value adds nothing. Returns 0 or -1. */
@@ -1759,12 +1753,12 @@ static int env_fill(env_builder *b, const pw_task_env *in)
 
 int pw_task_env_build(const pw_task_env *in, pw_strv *out)
 {
-	env_builder b = {.out = out, .index = json_object_new_object()};
+	env_builder b = {.out = out};
 	int rc = -1;
 
-	if (b.index)
+	if (pw_strmap_init(&b.index, 64) == 0)
 		rc = env_fill(&b, in);
-	json_object_put(b.index);
+	pw_strmap_free(&b.index);
 	if (rc != 0)
 		pw_strv_free(out);
 	return rc;
