@@ -541,6 +541,12 @@ static pid_t wait_eintr(pid_t pid, int *status, int flags)
  * shim (a child subreaper); unreaped, they would stay zombies until the
  * task ends.
  */
+/* Whether the shim's last wait found it without any child: nothing can
+ * become its child again before it starts the next task, so reap_orphans
+ * need not ask the kernel again (two waits saved between a task's exit
+ * and its end sent to the runner). */
+static bool childless;
+
 static bool reap_children(pid_t task, int *status)
 {
 	bool task_ended = false;
@@ -551,6 +557,7 @@ static bool reap_children(pid_t task, int *status)
 			*status = ws;
 			task_ended = true;
 		}
+	childless = w < 0 && errno == ECHILD;
 	if (w < 0 && errno == ECHILD && !task_ended) {
 		*status = -1;   /* not ours to wait for any more */
 		task_ended = true;
@@ -1029,6 +1036,7 @@ static const char *env_path(char *const *env)
  */
 static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
 {
+	childless = false; /* set before vfork: the child writes nothing */
 	pid_t pid = vfork();
 	if (pid == 0)
 		task_child(ts);
@@ -1056,7 +1064,8 @@ static bool shim_wait_go(int go_r)
 static bool reap_orphans(void)
 {
 	int ignored;
-	return reap_children(0, &ignored);   /* no child is pid 0: true only at ECHILD */
+	/* no child is pid 0: true only at ECHILD */
+	return childless || reap_children(0, &ignored);
 }
 
 /*
