@@ -35,12 +35,12 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,6 +534,12 @@ static pid_t wait_eintr(pid_t pid, int *status, int flags)
 	return r;
 }
 
+/* Whether the shim's last wait found it without any child: nothing can
+ * become its child again before it starts the next task, so reap_orphans
+ * need not ask the kernel again (two waits saved between a task's exit
+ * and its end sent to the runner). */
+static bool childless;
+
 /*
  * Reaps the shim's exited children without blocking. For the task, puts
  * its wait status in *status (-1 if it cannot be waited for) and returns
@@ -541,12 +547,6 @@ static pid_t wait_eintr(pid_t pid, int *status, int flags)
  * shim (a child subreaper); unreaped, they would stay zombies until the
  * task ends.
  */
-/* Whether the shim's last wait found it without any child: nothing can
- * become its child again before it starts the next task, so reap_orphans
- * need not ask the kernel again (two waits saved between a task's exit
- * and its end sent to the runner). */
-static bool childless;
-
 static bool reap_children(pid_t task, int *status)
 {
 	bool task_ended = false;
