@@ -31,13 +31,16 @@
 #include "interp.h"
 #include "jsonnum.h"
 #include "launch.h"
+#include "strmap.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,6 +534,12 @@ static pid_t wait_eintr(pid_t pid, int *status, int flags)
 	return r;
 }
 
+/* Whether the shim's last wait found it without any child: nothing can
+ * become its child again before it starts the next task, so reap_orphans
+ * need not ask the kernel again (two waits saved between a task's exit
+ * and its end sent to the runner). */
+static bool childless;
+
 /*
  * Reaps the shim's exited children without blocking. For the task, puts
  * its wait status in *status (-1 if it cannot be waited for) and returns
@@ -548,6 +557,7 @@ static bool reap_children(pid_t task, int *status)
 			*status = ws;
 			task_ended = true;
 		}
+	childless = w < 0 && errno == ECHILD;
 	if (w < 0 && errno == ECHILD && !task_ended) {
 		*status = -1;   /* not ours to wait for any more */
 		task_ended = true;
@@ -1025,6 +1035,7 @@ static const char *env_path(char *const *env)
  */
 static __attribute__((noinline)) pid_t spawn_task(const task_spec *ts)
 {
+	childless = false; /* set before vfork: the child writes nothing */
 	pid_t pid = vfork();
 	if (pid == 0)
 		task_child(ts);
@@ -1052,7 +1063,8 @@ static bool shim_wait_go(int go_r)
 static bool reap_orphans(void)
 {
 	int ignored;
-	return reap_children(0, &ignored);   /* no child is pid 0: true only at ECHILD */
+	/* no child is pid 0: true only at ECHILD */
+	return childless || reap_children(0, &ignored);
 }
 
 /*
@@ -1574,7 +1586,7 @@ int pw_pidfd_open(pid_t pid)
 /* Environment being built: entries in order, and name -> index. */
 typedef struct env_builder {
 	pw_strv *out;
-	json_object *index;
+	pw_strmap index; /* NAME, borrowed from its entry in out -> its index */
 } env_builder;
 
 /*
@@ -1584,40 +1596,31 @@ typedef struct env_builder {
  */
 static int env_put(env_builder *b, char *entry, size_t namelen)
 {
-	char key[256];
-	char *heap = NULL;
-	const char *name = key;
-	json_object *idx;
-	int rc = -1;
+	pw_strv *out = b->out;
+	bool created;
+	size_t *idx = NULL;
 
 	if (!entry)
 		return -1;
-	if (namelen < sizeof key) {
-		memcpy(key, entry, namelen);
-		key[namelen] = '\0';
-	} else if (!(heap = strndup(entry, namelen))) {
-		goto out;
-	} else {
-		name = heap;
+	if (pw_grow(&out->v, out->n, &out->cap, sizeof *out->v, 64) != 0 ||
+	    !(idx = pw_strmap_ref(&b->index, entry, namelen, &created))) {
+		free(entry);
+		return -1;
 	}
-	if (json_object_object_get_ex(b->index, name, &idx)) {
-		size_t i = (size_t)json_object_get_int64(idx);
-		free(b->out->v[i]);
-		b->out->v[i] = entry;
-		entry = NULL;
-		rc = 0;
-		goto out;
+	if (created) {
+		*idx = out->n;
+		out->v[out->n++] = entry;
+		return 0;
 	}
-	json_object *n = json_object_new_int64((int64_t)b->out->n);
-	if (!n || json_object_object_add(b->index, name, n) != 0) {
-		json_object_put(n);
-		goto out;
-	}
-	rc = pw_strv_push(b->out, entry);
-out:
-	free(entry);
-	free(heap);
-	return rc;
+	/* The map's key lives in the entry replaced: it moves to the new one
+	 * (the same bytes, so the same slot). */
+	pw_strmap_ent *slot = (pw_strmap_ent *)(void *)((char *)idx -
+							offsetof(pw_strmap_ent, val));
+	assert(slot->len == namelen && memcmp(slot->key, entry, namelen) == 0);
+	free(out->v[*idx]);
+	out->v[*idx] = entry;
+	slot->key = entry;
+	return 0;
 }
 
 /* Adds name=value. A NULL value adds nothing. Returns 0 or -1. */
@@ -1758,12 +1761,12 @@ static int env_fill(env_builder *b, const pw_task_env *in)
 
 int pw_task_env_build(const pw_task_env *in, pw_strv *out)
 {
-	env_builder b = {.out = out, .index = json_object_new_object()};
+	env_builder b = {.out = out};
 	int rc = -1;
 
-	if (b.index)
+	if (pw_strmap_init(&b.index, 64) == 0)
 		rc = env_fill(&b, in);
-	json_object_put(b.index);
+	pw_strmap_free(&b.index);
 	if (rc != 0)
 		pw_strv_free(out);
 	return rc;

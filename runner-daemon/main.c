@@ -262,10 +262,14 @@ static void wait_for_work(runner *r, long long deadline)
 		wait = 0;
 	if (wait > IDLE_POLL_MS)
 		wait = IDLE_POLL_MS;
-	if (poll(fds, n, (int)wait) < 0 && errno != EINTR)
+	int ready = poll(fds, n, (int)wait);
+	if (ready < 0 && errno != EINTR)
 		rn_error(r, "poll: %s", strerror(errno));
-	drain(signal_pipe[0]);
-	if (drain(r->wake_fd))
+	/* Read the pipes only when poll says so (or could not say): a try's
+	 * end wakes the loop without them, two reads saved on each step. */
+	if (ready < 0 || fds[0].revents)
+		drain(signal_pipe[0]);
+	if ((ready < 0 || (r->wake_fd >= 0 && fds[1].revents)) && drain(r->wake_fd))
 		r->work_changed = true;
 	/* A read transaction of its own: not after every try's end. */
 	long long now = pw_now_ms();

@@ -215,11 +215,13 @@ int st_ti_set_state(runner *r, rn_run *run, size_t t, ti_state prev, long long n
 {
 	static const char sql[] =
 		"UPDATE task_instances SET state = ?3, max_tries = ?4, next_try_at = ?5,"
-		" ended_at = CASE WHEN ?3 IN ('success','failed','upstream_failed',"
-		"  'skipped','cancelled') THEN ?6 WHEN ?3 = 'pending' THEN NULL"
-		"  ELSE ended_at END"
+		" ended_at = CASE WHEN ?7 THEN ?6 ELSE ended_at END"
 		" WHERE run_pk = ?1 AND task_id = ?2";
 	const rn_task *k = &run->tasks[t];
+	/* ended_at: now when final, NULL again when pending, else kept. The
+	 * choice is made here: an IN list in the SQL would build a temporary
+	 * b-tree on every step. */
+	bool final = ti_state_is_final(k->state);
 	sqlite3_stmt *st = write_stmt(r, sql);
 	if (!st)
 		return PW_ERR;
@@ -229,7 +231,9 @@ int st_ti_set_state(runner *r, rn_run *run, size_t t, ti_state prev, long long n
 	sqlite3_bind_int(st, 4, k->max_tries);
 	if (k->state == TI_UP_FOR_RETRY)
 		sqlite3_bind_int64(st, 5, k->next_try_at);
-	sqlite3_bind_int64(st, 6, now);
+	if (final)
+		sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int(st, 7, final || k->state == TI_PENDING);
 	if (run_write(r, st) != PW_OK)
 		return PW_ERR;
 	rn_debug(r, "task %s/%s/%s %s", run->dag_id, run->run_id,

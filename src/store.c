@@ -219,7 +219,64 @@ static const char *const migrations[] = {
 	"CREATE INDEX runs_queued ON runs(queued_at);\n"
 	"CREATE INDEX runs_started ON runs(started_at);\n"
 	"CREATE INDEX runs_ended ON runs(ended_at);\n"
-	"CREATE INDEX runs_dag_logical ON runs(dag_id, logical_date);\n",
+	"CREATE INDEX runs_dag_logical ON runs(dag_id, logical_date);\n",	/*
+	 * 7 - the state CHECKs of task_instances and task_tries as equalities:
+	 * SQLite codes a CHECK's IN list of more than two values as a
+	 * temporary b-tree built on every write of a row (four on each step
+	 * of a chain), and the same test written with OR builds none. A CHECK
+	 * cannot be altered in place, so both tables are rebuilt, same
+	 * columns in the same order. task_tries, read only by its primary
+	 * key, becomes WITHOUT ROWID: a try's INSERT writes one b-tree, not
+	 * the table and its key's index (a page less in each chain step's
+	 * commit). task_instances keeps its rowid: the API pages by it.
+	 */
+	"CREATE TABLE task_instances_new (\n"
+	"  run_pk INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  task_id TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(\n"
+	"    state = 'pending' OR state = 'queued' OR state = 'running' OR\n"
+	"    state = 'success' OR state = 'failed' OR state = 'up_for_retry' OR\n"
+	"    state = 'upstream_failed' OR state = 'skipped' OR state = 'cancelled'),\n"
+	"  try_number INTEGER NOT NULL DEFAULT 0,\n"
+	"  max_tries INTEGER NOT NULL,\n"
+	"  pool TEXT NOT NULL,\n"
+	"  pool_slots INTEGER NOT NULL,\n"
+	"  started_at INTEGER,\n"
+	"  ended_at INTEGER,\n"
+	"  exit_code INTEGER,\n"
+	"  next_try_at INTEGER,\n"
+	"  PRIMARY KEY(run_pk, task_id)\n"
+	");\n"
+	"INSERT INTO task_instances_new SELECT run_pk, task_id, state, try_number,\n"
+	"  max_tries, pool, pool_slots, started_at, ended_at, exit_code, next_try_at\n"
+	"  FROM task_instances;\n"
+	"DROP TABLE task_instances;\n"
+	"ALTER TABLE task_instances_new RENAME TO task_instances;\n"
+	"CREATE INDEX task_instances_state_pool\n"
+	"  ON task_instances(state, pool, pool_slots);\n"
+	"CREATE TABLE task_tries_new (\n"
+	"  run_pk INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  task_id TEXT NOT NULL,\n"
+	"  try_number INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(\n"
+	"    state = 'pending' OR state = 'queued' OR state = 'running' OR\n"
+	"    state = 'success' OR state = 'failed' OR state = 'up_for_retry' OR\n"
+	"    state = 'upstream_failed' OR state = 'skipped' OR state = 'cancelled'),\n"
+	"  started_at INTEGER,\n"
+	"  ended_at INTEGER,\n"
+	"  exit_code INTEGER,\n"
+	"  pid INTEGER,\n"
+	"  reason TEXT,\n"
+	"  log_path TEXT,\n"
+	"  external_id TEXT,\n"
+	"  proc_start INTEGER,\n"
+	"  PRIMARY KEY(run_pk, task_id, try_number)\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO task_tries_new SELECT run_pk, task_id, try_number, state,\n"
+	"  started_at, ended_at, exit_code, pid, reason, log_path, external_id,\n"
+	"  proc_start FROM task_tries;\n"
+	"DROP TABLE task_tries;\n"
+	"ALTER TABLE task_tries_new RENAME TO task_tries;\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -225,6 +225,56 @@ static void test_open_missing_folder(void **state)
 	free(path);
 }
 
+/*
+ * Migration 7 rebuilds task_instances and task_tries: applied again to a
+ * file with rows (user_version set back to 6), it keeps every row and
+ * column, and the state CHECK still refuses an unknown state.
+ */
+static void test_migration_7_keeps_rows(void **state)
+{
+	fixture *f = *state;
+	sqlite3 *db = pw_store_db(f->s);
+
+	exec_ok(db, "INSERT INTO runs(id, dag_id, run_id, state, run_type, queued_at)"
+		" VALUES (1, 'd', 'r', 'running', 'manual', 5)");
+	exec_ok(db, "INSERT INTO task_instances(run_pk, task_id, state, try_number,"
+		" max_tries, pool, pool_slots, started_at, ended_at, exit_code, next_try_at)"
+		" VALUES (1, 'a', 'up_for_retry', 1, 3, 'p', 2, 10, 11, 7, 12),"
+		" (1, 'b', 'pending', 0, 1, 'default_pool', 1, NULL, NULL, NULL, NULL)");
+	exec_ok(db, "INSERT INTO task_tries(run_pk, task_id, try_number, state, started_at,"
+		" ended_at, exit_code, pid, reason, log_path, external_id, proc_start)"
+		" VALUES (1, 'a', 1, 'failed', 10, 11, 7, 99, 'why', '/l', 'j1', 42)");
+	exec_ok(db, "PRAGMA user_version = 6");
+	reopen(f);
+	db = pw_store_db(f->s);
+	assert_int_equal(pw_store_schema_version(f->s), pw_store_latest_version());
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_instances WHERE"
+				   " run_pk = 1 AND task_id = 'a' AND state = 'up_for_retry'"
+				   " AND try_number = 1 AND max_tries = 3 AND pool = 'p'"
+				   " AND pool_slots = 2 AND started_at = 10 AND ended_at = 11"
+				   " AND exit_code = 7 AND next_try_at = 12", NULL), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_instances", NULL), 2);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM task_tries WHERE"
+				   " run_pk = 1 AND task_id = 'a' AND try_number = 1"
+				   " AND state = 'failed' AND started_at = 10 AND ended_at = 11"
+				   " AND exit_code = 7 AND pid = 99 AND reason = 'why'"
+				   " AND log_path = '/l' AND external_id = 'j1'"
+				   " AND proc_start = 42", NULL), 1);
+	assert_int_equal(sqlite3_exec(db, "UPDATE task_instances SET state = 'bogus'",
+				      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE task_tries SET state = 'bogus'",
+				      NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master"
+				   " WHERE name = 'task_instances_state_pool'", NULL), 1);
+	assert_int_equal(query_int(db, "PRAGMA integrity_check = 1", NULL), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check",
+				   NULL), 0);
+	/* deleting the run still deletes its instances and tries */
+	exec_ok(db, "DELETE FROM runs WHERE id = 1");
+	assert_int_equal(query_int(db, "SELECT (SELECT count(*) FROM task_instances)"
+				   " + (SELECT count(*) FROM task_tries)", NULL), 0);
+}
+
 /* A migration that fails leaves nothing behind and names itself. */
 static void test_failed_migration_rolls_back(void **state)
 {
@@ -419,6 +469,65 @@ static void test_event_data(void **state)
 	json_object_put(j);
 	snprintf(sql, sizeof sql, "SELECT dag_id FROM events WHERE id = %lld", id);
 	assert_null(query_text(db, sql, NULL));
+}
+
+/*
+ * The data text is byte for byte what json-c prints for the object built
+ * field by field (how it was written before put_event_data): escapes in
+ * strings and keys, null previous_state, extra's keys after the fields and
+ * an extra key that is a field replacing it in place.
+ */
+static void test_event_data_as_json_c(void **state)
+{
+	fixture *f = *state;
+	json_object *extra = json_tokener_parse(
+		"{\"exit_code\": 3, \"state\": \"x\\\"y\", \"k\\n/\\u0001\": {\"a\": [1, null, 2.5]}}");
+	pw_event evs[] = {
+		{.type = "task.state", .dag_id = "d\"q/\\", .run_id = "r\t\x01\x7f\xc3\xa9",
+		 .task_id = "t", .state = "failed", .previous_state = "running",
+		 .try_number = -7, .extra = extra},
+		{.type = "run.state", .dag_id = "d", .run_id = "r", .state = "queued"},
+		{.type = "pool.updated", .extra = extra},
+	};
+	char sql[96];
+
+	for (size_t e = 0; e < sizeof evs / sizeof evs[0]; e++) {
+		const pw_event *ev = &evs[e];
+		long long id = add_event(f->s, ev);
+		snprintf(sql, sizeof sql, "SELECT data FROM events WHERE id = %lld", id);
+		char *text = query_text(pw_store_db(f->s), sql, NULL);
+		json_object *stored = json_tokener_parse(text);
+		json_object *ts = NULL;
+		assert_true(json_object_object_get_ex(stored, "ts", &ts));
+
+		json_object *o = json_object_new_object();
+		if (ev->dag_id)
+			json_object_object_add(o, "dag_id", json_object_new_string(ev->dag_id));
+		if (ev->run_id)
+			json_object_object_add(o, "run_id", json_object_new_string(ev->run_id));
+		if (ev->task_id)
+			json_object_object_add(o, "task_id", json_object_new_string(ev->task_id));
+		if (ev->state)
+			json_object_object_add(o, "state", json_object_new_string(ev->state));
+		if (ev->previous_state)
+			json_object_object_add(o, "previous_state",
+					       json_object_new_string(ev->previous_state));
+		else if (ev->state)
+			json_object_object_add(o, "previous_state", NULL);
+		if (ev->task_id)
+			json_object_object_add(o, "try_number", json_object_new_int(ev->try_number));
+		json_object_object_add(o, "ts", json_object_get(ts));
+		if (ev->extra) {
+			json_object_object_foreach(ev->extra, key, val)
+				json_object_object_add(o, key, json_object_get(val));
+		}
+		assert_string_equal(text, json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+		json_object_put(stored);
+		free(text);
+	}
+	json_object_put(extra);
 }
 
 /* ---- runs -------------------------------------------------------------- */
@@ -1035,11 +1144,13 @@ int main(void)
 		T(test_reopen_idempotent),
 		T(test_open_newer_schema_refused),
 		T(test_open_missing_folder),
+		T(test_migration_7_keeps_rows),
 		T(test_failed_migration_rolls_back),
 		T(test_concurrent_first_open),
 		T(test_event_ids_two_connections),
 		T(test_event_ids_never_reused),
 		T(test_event_data),
+		T(test_event_data_as_json_c),
 		T(test_insert_run_generated_ids),
 		T(test_insert_run_defaults),
 		T(test_insert_run_conflict),
