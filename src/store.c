@@ -219,7 +219,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX runs_queued ON runs(queued_at);\n"
 	"CREATE INDEX runs_started ON runs(started_at);\n"
 	"CREATE INDEX runs_ended ON runs(ended_at);\n"
-	"CREATE INDEX runs_dag_logical ON runs(dag_id, logical_date);\n",	/*
+	"CREATE INDEX runs_dag_logical ON runs(dag_id, logical_date);\n",
+	/*
 	 * 7 - the state CHECKs of task_instances and task_tries as equalities:
 	 * SQLite codes a CHECK's IN list of more than two values as a
 	 * temporary b-tree built on every write of a row (four on each step
