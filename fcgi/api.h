@@ -112,9 +112,10 @@ int logs_follow(pw_req *req, long long pk, const char *task_id, int try_number,
 /*
  * dbwatch.c: the process's database watcher. dbwatch_join registers a
  * waiter on the database at db_path (starting the watcher the first
- * time): an eventfd that becomes readable when a commit changed the
- * database or the server stops; -1 when there is none (then poll).
- * dbwatch_drain empties it, dbwatch_leave closes it. dbwatch_stop wakes
+ * time): a descriptor (epoll) that becomes readable when a commit
+ * changed the database or the server stops; -1 when there is none (then
+ * poll). dbwatch_drain makes it unreadable again until the next change,
+ * dbwatch_leave closes it. dbwatch_stop wakes
  * every waiter and ends the watcher for good (the server's stop).
  */
 int dbwatch_join(const char *db_path);

@@ -21,11 +21,17 @@
  * kernel without inotify (then the fallback is all there is). With no
  * stream waiting, the thread sleeps in poll() without a timeout.
  *
- * Waiters are eventfds (one per stream), written on every change and on
- * dbwatch_stop; a stream polls its eventfd together with its FastCGI
- * connection. The watcher serves one database per process (the first one
- * a stream joins with); a stream on another one gets -1 and polls.
+ * Waiters share one eventfd, written once on every change and on
+ * dbwatch_stop, so waking 32 streams is one system call. Each waiter
+ * holds an epoll descriptor with that eventfd in it, edge-triggered: it
+ * becomes readable at each write (the eventfd's counter is never read; at
+ * one write per commit it cannot reach its 2^64 limit) and dbwatch_drain
+ * takes the edge off. A stream polls its epoll descriptor together with
+ * its FastCGI connection. The watcher serves one database per process
+ * (the first one a stream joins with); a stream on another one gets -1
+ * and polls.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -36,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -52,10 +59,10 @@ static struct {
 	pthread_t tid;
 	char *path;             /* the database */
 	int ctl_fd;             /* eventfd: look at `stopped` and the timeout */
-	int *fds;               /* the waiters' eventfds */
-	size_t n, cap;
+	int wake_fd;            /* eventfd: written once per change, never read */
+	size_t n;               /* waiters */
 	int fallback_ms;
-} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .ctl_fd = -1};
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .ctl_fd = -1, .wake_fd = -1};
 
 /* Writes 1 to an eventfd (a full counter is still readable: ignored). */
 static void poke(int fd)
@@ -65,12 +72,12 @@ static void poke(int fd)
 	(void)rc;
 }
 
-/* Wakes every waiter. */
+/* Wakes every waiter: one write to the eventfd in all their epolls. */
 static void wake_all(void)
 {
 	pthread_mutex_lock(&w.lock);
-	for (size_t i = 0; i < w.n; i++)
-		poke(w.fds[i]);
+	if (w.n > 0)
+		poke(w.wake_fd);
 	pthread_mutex_unlock(&w.lock);
 }
 
@@ -291,8 +298,11 @@ static int start(const char *path)
 {
 	w.path = strdup(path);
 	w.ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w.wake_fd < 0)
+		w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	w.fallback_ms = fallback_ms();
-	if (!w.path || w.ctl_fd < 0 || pthread_create(&w.tid, NULL, watch_main, NULL) != 0) {
+	if (!w.path || w.ctl_fd < 0 || w.wake_fd < 0 ||
+	    pthread_create(&w.tid, NULL, watch_main, NULL) != 0) {
 		fprintf(stderr, "pipewright.fcgi: events: cannot start the database watcher: %s\n",
 			strerror(errno));
 		free(w.path);
@@ -306,8 +316,18 @@ static int start(const char *path)
 	return 0;
 }
 
+/* Closes the shared eventfd once the watcher stopped and nobody waits (under the lock). */
+static void close_wake_fd(void)
+{
+	if (w.stopped && w.n == 0 && w.wake_fd >= 0) {
+		close(w.wake_fd);
+		w.wake_fd = -1;
+	}
+}
+
 int dbwatch_join(const char *db_path)
 {
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
 	int fd = -1;
 
 	if (!db_path || !*db_path)
@@ -315,14 +335,14 @@ int dbwatch_join(const char *db_path)
 	pthread_mutex_lock(&w.lock);
 	if (w.stopped || (!w.started && start(db_path) != 0) || strcmp(w.path, db_path) != 0)
 		goto out;
-	if (pw_grow(&w.fds, w.n, &w.cap, sizeof *w.fds, 16) != 0)
-		goto out;
-	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (fd >= 0)
-		w.fds[w.n++] = fd;
-out:
-	if (fd >= 0 && w.n == 1)
+	fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd >= 0 && epoll_ctl(fd, EPOLL_CTL_ADD, w.wake_fd, &ev) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0 && ++w.n == 1)
 		poke(w.ctl_fd);   /* the fallback interval starts */
+out:
 	pthread_mutex_unlock(&w.lock);
 	return fd;
 }
@@ -332,25 +352,17 @@ void dbwatch_leave(int fd)
 	if (fd < 0)
 		return;
 	pthread_mutex_lock(&w.lock);
-	for (size_t i = 0; i < w.n; i++) {
-		if (w.fds[i] == fd) {
-			w.fds[i] = w.fds[--w.n];
-			break;
-		}
-	}
-	if (w.stopped && w.n == 0) {
-		free(w.fds);
-		w.fds = NULL;
-		w.cap = 0;
-	}
+	assert(w.n > 0);
+	w.n--;
+	close_wake_fd();
 	pthread_mutex_unlock(&w.lock);
 	close(fd);
 }
 
 void dbwatch_drain(int fd)
 {
-	uint64_t v;
-	ssize_t rc = read(fd, &v, sizeof v);
+	struct epoll_event ev;
+	int rc = epoll_wait(fd, &ev, 1, 0);
 	(void)rc;
 }
 
@@ -360,8 +372,8 @@ void dbwatch_stop(void)
 	bool join = w.started;
 	w.stopped = true;
 	w.started = false;
-	for (size_t i = 0; i < w.n; i++)
-		poke(w.fds[i]);
+	if (w.n > 0)
+		poke(w.wake_fd);
 	if (join)
 		poke(w.ctl_fd);
 	pthread_mutex_unlock(&w.lock);
@@ -373,10 +385,6 @@ void dbwatch_stop(void)
 	w.ctl_fd = -1;
 	free(w.path);
 	w.path = NULL;
-	if (w.n == 0) {
-		free(w.fds);
-		w.fds = NULL;
-		w.cap = 0;
-	}
+	close_wake_fd();
 	pthread_mutex_unlock(&w.lock);
 }

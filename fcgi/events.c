@@ -501,6 +501,7 @@ typedef struct stream {
 	long long resume;      /* the client's resume point, or -1 */
 	long long keepalive_ms;
 	bool conn_noisy;       /* the connection has unread input (stream_wait) */
+	bool conn_idle;        /* stream_wait's poll saw nothing on it: not gone */
 	sbuf out;
 } stream;
 
@@ -840,7 +841,10 @@ static void stream_wait(stream *st, int efd, long long ms)
 					 .events = st->conn_noisy ? POLLRDHUP : POLLIN | POLLRDHUP};
 	if (st->conn_noisy && ms > GONE_CHECK_MS)
 		ms = GONE_CHECK_MS;
-	if (poll(p, (nfds_t)n, ms < 0 ? 0 : (int)ms) <= 0)
+	int ready = poll(p, (nfds_t)n, ms < 0 ? 0 : (int)ms);
+	/* No hang-up, no abort record: pw_stream_gone would find nothing. */
+	st->conn_idle = ready >= 0 && cfd >= 0 && !st->conn_noisy && !p[n - 1].revents;
+	if (ready <= 0)
 		return;
 	if (efd >= 0 && p[0].revents)
 		dbwatch_drain(efd);
@@ -862,8 +866,10 @@ static void stream_loop(stream *st, long long max_ms)
 
 	for (;;) {
 		/* A zero-length write does no I/O: it tells a stopping server. */
-		if (pw_stream_write(st->req, "", 0) != 0 || pw_stream_gone(st->req))
+		if (pw_stream_write(st->req, "", 0) != 0 ||
+		    (!st->conn_idle && pw_stream_gone(st->req)))
 			break;
+		st->conn_idle = false;
 		now = mono_ms();
 		if (now >= deadline) {
 			if (pw_stream_write(st->req, RETRY_HINT, sizeof RETRY_HINT - 1) == 0)

@@ -16,7 +16,9 @@
  * last one frees it.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <fastcgi.h>
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,6 +29,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -667,9 +670,70 @@ static long fcgx_read(pw_io *io, char *buf, size_t n)
 	return got < 0 ? -1 : got;
 }
 
+/*
+ * Writes the cnt (at most 2) buffers of iov to fd, going on after
+ * partial writes and signals. 0, or -1 when the connection failed.
+ */
+static int write_all(int fd, const struct iovec *iov, int cnt)
+{
+	struct iovec v[2];
+	assert(cnt <= 2);
+	memcpy(v, iov, sizeof *v * (size_t)cnt);
+	while (cnt > 0) {
+		ssize_t w = writev(fd, v, cnt);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		for (; cnt > 0 && (size_t)w >= v[0].iov_len; cnt--, memmove(v, v + 1, sizeof *v))
+			w -= (ssize_t)v[0].iov_len;
+		if (cnt > 0) {
+			v[0].iov_base = (char *)v[0].iov_base + w;
+			v[0].iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+#define BIG_WRITE 8192           /* libfcgi's own output buffer */
+#define RECORD_MAX 65528         /* FastCGI's 65535, kept a multiple of 8 */
+
+/*
+ * A body larger than libfcgi's 8 KiB output buffer (a page of runs is
+ * about 36 KiB) went out as one 8 KiB record and one write(2) each, every
+ * one a wake-up of the web server. Such a body is sent as FCGI_STDOUT
+ * records of up to 64 KiB written straight to the connection, after what
+ * libfcgi holds (so the order stays); libfcgi still ends the stream at
+ * FCGX_Finish_r. 0, or -1 when the connection failed.
+ */
+static int fcgx_write_records(FCGX_Request *fr, const char *buf, size_t n)
+{
+	if (FCGX_FFlush(fr->out) != 0)
+		return -1;
+	while (n > 0) {
+		size_t len = n > RECORD_MAX ? RECORD_MAX : n;
+		FCGI_Header h = {
+			.version = FCGI_VERSION_1, .type = FCGI_STDOUT,
+			.requestIdB1 = (unsigned char)(fr->requestId >> 8),
+			.requestIdB0 = (unsigned char)fr->requestId,
+			.contentLengthB1 = (unsigned char)(len >> 8),
+			.contentLengthB0 = (unsigned char)len,
+		};
+		struct iovec v[2] = {{&h, sizeof h}, {(char *)buf, len}};
+		if (write_all(fr->ipcFd, v, 2) != 0)
+			return -1;
+		buf += len;
+		n -= len;
+	}
+	return 0;
+}
+
 static int fcgx_write(pw_io *io, const char *buf, size_t n)
 {
-	FCGX_Stream *out = ((FCGX_Request *)io->ctx)->out;
+	FCGX_Request *fr = io->ctx;
+	FCGX_Stream *out = fr->out;
+	if (n > BIG_WRITE && fr->ipcFd >= 0)
+		return fcgx_write_records(fr, buf, n);
 	while (n > 0) {
 		int chunk = n > 1 << 20 ? 1 << 20 : (int)n;
 		if (FCGX_PutStr(buf, chunk, out) != chunk)
