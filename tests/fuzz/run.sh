@@ -30,8 +30,9 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 	$(pkg-config --cflags json-c yaml-0.1 sqlite3 libgvc)"
 libs="$(pkg-config --libs json-c yaml-0.1 sqlite3 libgvc libcgraph) -lfcgi -lpthread -lm"
 lib="src/util.c src/strmap.c src/doc.c src/jsonnum.c src/interp.c src/dag.c src/dag_fields.c src/dag_graph.c src/slice.c src/cron.c"
-# the request target: libpipewright and the fcgi library, all but main.c
-full="$lib src/project.c src/store.c src/store_write.c src/txn.c src/states.c src/graph.c
+# the request target: libpipewright's sources as Makefile.am lists them
+# (a file added there is fuzzed too) and the fcgi library, all but main.c
+full="$(sed -n '/^src_libpipewright_a_SOURCES/,/^$/p' Makefile.am | tr ' \\\t' '\n\n\n' | grep '\.c$')
 	$(ls fcgi/*.c | grep -v fcgi/main.c)"
 # The request target works on a copy of the example project, on tmpfs
 # (/dev/shm) when there is one: most inputs commit to its database.
