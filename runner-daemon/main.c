@@ -173,6 +173,10 @@ static int reload_if_changed(runner *r)
 static int heartbeat(runner *r, long long now)
 {
 	char host[HOST_NAME_MAX + 1] = "";
+	char *why = r->tx.checkpointer ? ckpt_take_error(r->tx.checkpointer) : NULL;
+	if (why)
+		rn_error(r, "%s (the WAL grows until a checkpoint succeeds)", why);
+	free(why);
 	gethostname(host, sizeof host - 1);
 	return pw_store_heartbeat(r->tx.store, (int)getpid(), host, now);
 }
@@ -484,6 +488,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	exec_close(r); /* running shims go on */
 	json_object_put(r->fl.pool_slots);
 	json_object_put(r->fl.pool_used);
+	ckpt_stop(r->tx.checkpointer);
 	pw_store_close(r->tx.store);
 	pw_project_free(r->cfg.project);
 	if (r->wake_fd >= 0)
@@ -521,6 +526,12 @@ int main(int argc, char **argv)
 	if (pw_store_open(database, &r.tx.store, &err) != PW_OK) {
 		fprintf(stderr, "pipewright-runner: %s\n", err);
 		goto out;
+	}
+	r.tx.checkpointer = ckpt_start(r.tx.store, &err);
+	if (!r.tx.checkpointer) {
+		rn_error(&r, "%s: checkpoints stay in the commits", err);
+		free(err);
+		err = NULL;
 	}
 	r.wake_fd = open_wake_fifo(database);
 	r.fl.pool_used = json_object_new_object();

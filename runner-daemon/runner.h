@@ -12,6 +12,7 @@
  *     local.c       tries under a local shim (launch.h)
  *     slurm.c       tries as Slurm batch jobs
  *   2 state.c       every SQL statement, the transaction, the log
+ *     checkpoint.c  the WAL checkpoints, on a thread of their own
  *   1 launch.c, launcher.c, proctree.c: the shim (launch.h; no runner.h)
  *   0 src/          libpipewright (states.h: the state vocabulary)
  *
@@ -35,6 +36,7 @@
 #include "dag.h"
 #include "project.h"
 #include "slice.h"
+#include "checkpoint.h"
 #include "launch.h"
 #include "states.h"
 #include "store.h"
@@ -128,6 +130,8 @@ typedef enum { CRASH_NONE, CRASH_BEFORE_COMMIT, CRASH_AFTER_COMMIT } rn_crash;
 /* The database connection and the pass's transaction (state.c). */
 typedef struct rn_txn {
 	pw_store *store;
+	ckpt *checkpointer;     /* copies the WAL back apart from the commits
+				 * (checkpoint.h), or NULL: SQLite's own */
 	bool open;              /* a transaction is open */
 	size_t n_ends;          /* tries whose end the pass records */
 	rn_crash crash_at;      /* tests: kill -9 of itself there */
