@@ -1172,6 +1172,7 @@ void exec_committed(runner *r)
 	for (size_t i = 0; rn_backends[i]; i++)
 		if (rn_backends[i]->committed)
 			rn_backends[i]->committed(r);
+	st_log_flush(); /* the pass's lines, now that its tries have their go */
 }
 
 void exec_forget(runner *r)

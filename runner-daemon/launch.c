@@ -893,6 +893,15 @@ static bool tell_runner(int sock, const char *text)
 		text += n;
 		len -= (size_t)n;
 	}
+	/*
+	 * poll, then read: a read(2) blocked on the socket would also wake up
+	 * when the runner reads the end off it (the sender's side is told
+	 * there is room again), and preempt the runner in the pass that ends
+	 * the try. poll's wake-up asks for POLLIN only.
+	 */
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
 	char ack;
 	ssize_t n;
 	while ((n = read(sock, &ack, 1)) < 0 && errno == EINTR)

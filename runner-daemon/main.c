@@ -490,6 +490,7 @@ static void shutdown_runner(runner *r, int lock_fd)
 	json_object_put(r->fl.pool_used);
 	ckpt_stop(r->tx.checkpointer);
 	pw_store_close(r->tx.store);
+	st_log_free();
 	pw_project_free(r->cfg.project);
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);

@@ -180,6 +180,15 @@ void rn_log(const runner *r, const char *level, const char *fmt, ...)
  * database (a full disk under logs_dir); main.c's settle logs it.
  */
 void rn_fault(runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Info lines logged while the pass's transaction is open are held: they
+ * are written by st_log_flush (exec_committed calls it once the pass's
+ * gos and acks are sent) and dropped by st_rollback. Other levels are
+ * written at once, after what is held.
+ */
+void st_log_flush(void);
+/* Writes what is held and frees the buffer (at exit). */
+void st_log_free(void);
 #define rn_info(r, ...) rn_log((r), "info", __VA_ARGS__)
 #define rn_error(r, ...) rn_log((r), "error", __VA_ARGS__)
 #define rn_debug(r, ...) \

@@ -15,16 +15,65 @@
 
 /* --- the log and the transaction ------------------------------------------ */
 
+/*
+ * The info lines of the pass's open transaction, held until its gos are
+ * sent (st_log_flush) and dropped with a rollback: a chain's step writes
+ * no log line between one task's end and the next one's start (stderr may
+ * be a pipe whose reader wakes up on each line), and the log never tells
+ * of a change that was not committed.
+ */
+static struct {
+	char *text;
+	size_t len, cap;
+} held;
+
+/* Appends line to held. false when out of memory (write it at once). */
+static bool hold(const char *line, size_t n)
+{
+	if (held.len + n > held.cap) {
+		size_t cap = held.cap ? held.cap : 4096;
+		while (cap < held.len + n)
+			cap *= 2;
+		char *grown = realloc(held.text, cap);
+		if (!grown)
+			return false;
+		held.text = grown;
+		held.cap = cap;
+	}
+	memcpy(held.text + held.len, line, n);
+	held.len += n;
+	return true;
+}
+
 void rn_log(const runner *r, const char *level, const char *fmt, ...)
 {
-	(void)r;
-	char ts[32], line[2048];
+	char ts[32], msg[2048], line[2200];
 	va_list ap;
 	pw_format_iso(pw_now_ms(), ts);
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "pipewright-runner: %s %s %s\n", ts, level, line);
+	int n = snprintf(line, sizeof line, "pipewright-runner: %s %s %s\n", ts, level, msg);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+	if (r && r->tx.open && strcmp(level, "info") == 0 && hold(line, len))
+		return;
+	st_log_flush();
+	fputs(line, stderr);
+}
+
+void st_log_flush(void)
+{
+	if (held.len)
+		fwrite(held.text, 1, held.len, stderr);
+	held.len = 0;
+}
+
+void st_log_free(void)
+{
+	st_log_flush();
+	free(held.text);
+	held.text = NULL;
+	held.cap = 0;
 }
 
 void rn_fault(runner *r, const char *fmt, ...)
@@ -91,6 +140,7 @@ int st_commit(runner *r)
 
 void st_rollback(runner *r)
 {
+	held.len = 0; /* the pass's lines tell of nothing committed */
 	if (r->tx.open)
 		pw_store_rollback(r->tx.store);
 	r->tx.open = false;
