@@ -405,18 +405,27 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 	return on_data(ptr, size, n, ud);
 }
 
-ht_resp *ht_req(ht_server *s, const char *method, const char *path,
-		const char *const *headers, const char *body, size_t body_len)
+/*
+ * ht_req without cmocka: NULL with the reason in err on a failure, so
+ * that client threads may call it (cmocka fails only on the test's own
+ * thread).
+ */
+static ht_resp *request(ht_server *s, const char *method, const char *path,
+			const char *const *headers, const char *body, size_t body_len,
+			char *err, size_t err_size)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hl = NULL;
 	buf hb = {0}, bb = {0};
 	bool has_ct = false;
-
-	if (!c)
-		fail_msg("curl_easy_init failed");
 	ht_resp *r = calloc(1, sizeof *r);
-	assert_non_null(r);
+
+	if (!c || !r) {
+		snprintf(err, err_size, "%s %.400s: out of memory", method, path);
+		curl_easy_cleanup(c);
+		free(r);
+		return NULL;
+	}
 	snprintf(r->req, sizeof r->req, "%s %.480s", method, path);
 	char *url = xasprintf("%s%s", s->base, path);
 	for (size_t i = 0; headers && headers[i]; i++) {
@@ -464,22 +473,20 @@ ht_resp *ht_req(ht_server *s, const char *method, const char *path,
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	free(url);
-	if (rc != CURLE_OK) {
-		free(hb.p);
-		free(bb.p);
-		char req[512];
-		snprintf(req, sizeof req, "%s", r->req);
-		free(r);
-		fail_msg("%s: curl: %s", req, curl_easy_strerror(rc));
-	}
 	r->headers = hb.p ? hb.p : strdup("");
 	r->body = bb.p ? bb.p : strdup("");
-	assert_non_null(r->headers);
-	assert_non_null(r->body);
+	if (rc != CURLE_OK || !r->headers || !r->body) {
+		snprintf(err, err_size, "%s: curl: %s", r->req,
+			 rc != CURLE_OK ? curl_easy_strerror(rc) : "out of memory");
+		free(r->headers);
+		free(r->body);
+		free(r);
+		return NULL;
+	}
 	r->body_len = bb.len;
-	if (r->body_len > 0 && strlen(r->body) == r->body_len) {
-		json_tokener *tok = json_tokener_new();
-		assert_non_null(tok);
+	json_tokener *tok = r->body_len > 0 && strlen(r->body) == r->body_len
+		? json_tokener_new() : NULL;
+	if (tok) {
 		json_object *j = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
 		if (j && json_tokener_get_error(tok) == json_tokener_success &&
 		    tok->char_offset == (int)r->body_len)
@@ -489,6 +496,22 @@ ht_resp *ht_req(ht_server *s, const char *method, const char *path,
 		json_tokener_free(tok);
 	}
 	return r;
+}
+
+ht_resp *ht_req(ht_server *s, const char *method, const char *path,
+		const char *const *headers, const char *body, size_t body_len)
+{
+	char err[600];
+	ht_resp *r = request(s, method, path, headers, body, body_len, err, sizeof err);
+	if (!r)
+		fail_msg("%s", err);
+	return r;
+}
+
+ht_resp *ht_send_from_thread(ht_server *s, const char *method, const char *path,
+			     const char *json_body, char *err, size_t err_size)
+{
+	return request(s, method, path, NULL, json_body, (size_t)-1, err, err_size);
 }
 
 ht_resp *ht_get(ht_server *s, const char *path)

@@ -85,6 +85,13 @@ ht_resp *ht_req(ht_server *s, const char *method, const char *path,
 ht_resp *ht_get(ht_server *s, const char *path);
 ht_resp *ht_send(ht_server *s, const char *method, const char *path,
 		 const char *json_body);
+/*
+ * ht_send for a client thread: calls nothing of cmocka's (whose failures
+ * must happen on the test's thread). NULL on a transport failure, with
+ * the reason in err; the caller fails the test from its own thread.
+ */
+ht_resp *ht_send_from_thread(ht_server *s, const char *method, const char *path,
+			     const char *json_body, char *err, size_t err_size);
 void ht_resp_free(ht_resp *r);
 
 /* A response header's value (case-insensitive name), malloc'd, or NULL. */

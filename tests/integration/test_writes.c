@@ -25,6 +25,7 @@ typedef struct client {
 	long status[TRIGGERS];
 	char run_id[TRIGGERS][64];
 	char asked[TRIGGERS][64];   /* the run_id sent, "" for none */
+	char error[600];            /* a transport failure, or "" */
 } client;
 
 static int group_setup(void **state)
@@ -61,7 +62,10 @@ static void *trigger_all(void *arg)
 			snprintf(body, sizeof body, "{\"run_id\": \"%s\"}", cl->asked[i]);
 		else
 			snprintf(body, sizeof body, "{}");
-		ht_resp *r = ht_send(S, "POST", "/api/v1/dags/hello/runs", body);
+		ht_resp *r = ht_send_from_thread(S, "POST", "/api/v1/dags/hello/runs", body,
+						 cl->error, sizeof cl->error);
+		if (!r)
+			return NULL; /* the test's thread fails with cl->error */
 		cl->status[i] = r->status;
 		json_object *id = r->json ? ht_at(r->json, "data.run_id") : NULL;
 		if (r->status == 201 && id)
@@ -90,6 +94,9 @@ static void test_many_triggers_at_once(void **state)
 	}
 	for (int c = 0; c < CLIENTS; c++)
 		assert_int_equal(pthread_join(cl[c].tid, NULL), 0);
+	for (int c = 0; c < CLIENTS; c++)
+		if (cl[c].error[0])
+			fail_msg("client %d: %s", c, cl[c].error);
 
 	for (int c = 0; c < CLIENTS; c++) {
 		for (int i = 0; i < TRIGGERS; i++) {
