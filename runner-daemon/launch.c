@@ -1109,6 +1109,13 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 	bool full = so.log < 0 && disk_full(errno);
 	int pipe_rc = so.log >= 0 && (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) ? -1 : 0;
 	int pipe_errno = errno;
+	so.cur = malloc(PW_LINE_MAX); /* before go: nothing to do between go and vfork */
+	so.last = malloc(PW_LINE_MAX);
+	if (!so.cur || !so.last) {
+		free(so.cur);
+		free(so.last);
+		so.cur = so.last = NULL; /* the log still gets everything */
+	}
 	if (go_r >= 0 && !shim_wait_go(go_r)) {
 		/* Not started: leave nothing behind. */
 		unmake_log(l->log_path, log_created, dir_made);
@@ -1132,13 +1139,6 @@ void pw_shim_try(const pw_launch *l, int go_r, bool reuse)
 				(void)close(err[i]);
 		}
 		goto done;
-	}
-	so.cur = malloc(PW_LINE_MAX);
-	so.last = malloc(PW_LINE_MAX);
-	if (!so.cur || !so.last) {
-		free(so.cur);
-		free(so.last);
-		so.cur = so.last = NULL; /* the log still gets everything */
 	}
 	ts.out_w = out[1];
 	ts.err_w = err[1];
