@@ -6,7 +6,7 @@
  * the committing connection, with two fdatasyncs and a few hundred page
  * writes, 5-10 ms on a small VM. For the runner that COMMIT is the one
  * before a go, so every such checkpoint stalled a chain's next task
- * (bench/README.md, "Checkpoints off the critical path"). The
+ * (docs/runner.md, "Checkpoints apart from the commits"). The
  * checkpointer takes that work off the runner's writer connection: the
  * writer's commits only note the log's length, and a thread of its own,
  * on a connection of its own, runs the PASSIVE checkpoint (which never
