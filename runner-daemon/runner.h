@@ -216,6 +216,21 @@ typedef int (*st_run_fn)(runner *r, const st_run_row *row, void *arg);
 
 /* Calls fn for every run in state, oldest first; stops at its first error. */
 int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg);
+/* A queued run as the claim first sees it; valid during the call only. */
+typedef struct st_queued_row {
+	long long pk;
+	const char *dag_id;
+	int max_active;   /* its own max_active_runs (a backfill's), 0: none */
+	bool paused;      /* its DAG's pause flag */
+} st_queued_row;
+/* 1: take the run, 0: leave it queued, PW_ERR. Must not write. */
+typedef int (*st_pick_fn)(runner *r, const st_queued_row *q, void *arg);
+/*
+ * The claim: calls pick on every queued run, oldest first, then fn (as
+ * st_each_run would) on each run pick took that is still queued, in the
+ * same order. Stops at the first error.
+ */
+int st_claim_queued(runner *r, st_pick_fn pick, st_run_fn fn, void *arg);
 /*
  * Sets a run's state (prev: the state it leaves, for its event), its
  * times, and error_type/error_message (NULL: none); with its event.
@@ -253,8 +268,6 @@ int st_try_external(runner *r, rn_run *run, size_t t, const char *external_id);
 int st_try_external_get(runner *r, rn_run *run, size_t t, long long *job_id);
 /* Every pool's slots, as a new object in *slots. */
 int st_pools(runner *r, json_object **slots);
-/* Whether a DAG is paused (false when it has no row). */
-int st_paused(runner *r, const char *dag_id, bool *paused);
 /* A DAG's next_run_at (0: none) and pause flag; PW_NOTFOUND without a row. */
 int st_next_run(runner *r, const char *dag_id, long long *next_run_at, bool *paused);
 /* Sets a DAG's next_run_at and, when fired > 0, last_scheduled_at. */

@@ -115,29 +115,41 @@ static void add_active(runner *r, rn_run *run)
 	*link = run;
 }
 
+/* What one claim pass has taken so far, per DAG. */
+typedef struct claim_pass {
+	long long now;
+	const pw_dag **taken; /* one entry per run taken */
+	size_t n_taken, cap;
+} claim_pass;
+
 /*
- * How many active runs of its DAG a run may join: a backfill's own
- * max_active_runs (kept in its options), else the DAG's.
+ * Takes a queued run if its DAG is not paused and has a free slot of
+ * max_active_runs, counting the runs this pass took before it. A run whose
+ * DAG is gone is taken too: claim_one fails it with the reason.
  */
-static int run_limit(const pw_dag *dag, json_object *options)
+static int pick(runner *r, const st_queued_row *q, void *arg)
 {
-	json_object *v = NULL;
-	if (json_object_object_get_ex(options, "max_active_runs", &v) &&
-	    json_object_is_type(v, json_type_int) && json_object_get_int(v) > 0)
-		return json_object_get_int(v);
-	return dag->max_active_runs;
+	claim_pass *pass = arg;
+	const pw_dag *dag = pw_project_dag(r->cfg.project, q->dag_id);
+	if (q->paused)
+		return 0;
+	if (dag) {
+		int busy = active_runs(r, q->dag_id);
+		for (size_t i = 0; i < pass->n_taken; i++)
+			busy += pass->taken[i] == dag;
+		if (busy >= (q->max_active > 0 ? q->max_active : dag->max_active_runs))
+			return 0;
+	}
+	if (pw_grow(&pass->taken, pass->n_taken, &pass->cap, sizeof *pass->taken, 8) != 0)
+		return PW_ERR;
+	pass->taken[pass->n_taken++] = dag;
+	return 1;
 }
 
-/* Claims one queued run if its DAG allows it now. */
+/* Claims a run pick took: makes it active and begins it, or fails it. */
 static int claim_one(runner *r, const st_run_row *row, void *arg)
 {
-	long long now = *(long long *)arg;
-	const pw_dag *dag = pw_project_dag(r->cfg.project, row->dag_id);
-	bool paused = false;
-	if (st_paused(r, row->dag_id, &paused) != PW_OK)
-		return PW_ERR;
-	if (paused || (dag && active_runs(r, row->dag_id) >= run_limit(dag, row->options)))
-		return PW_OK;
+	long long now = ((const claim_pass *)arg)->now;
 	char *etype = NULL, *emsg = NULL;
 	rn_run *run = exec_run_new(r, row->pk, row->dag_id, row->run_id, row->conf,
 				   row->options, &etype, &emsg);
@@ -148,6 +160,7 @@ static int claim_one(runner *r, const st_run_row *row, void *arg)
 			   : PW_ERR;
 		if (etype)
 			rn_info(r, "run %s/%s: %s: %s", row->dag_id, row->run_id, etype, emsg);
+		r->work_changed = true; /* its slot, counted by pick, is free again */
 	} else {
 		rc = st_run_set_state(r, row->pk, row->dag_id, row->run_id, RUN_RUNNING, RUN_QUEUED,
 				      now, NULL, NULL);
@@ -162,7 +175,10 @@ static int claim_one(runner *r, const st_run_row *row, void *arg)
 
 int sched_claim(runner *r, long long now)
 {
-	return st_each_run(r, RUN_QUEUED, claim_one, &now);
+	claim_pass pass = {.now = now};
+	int rc = st_claim_queued(r, pick, claim_one, &pass);
+	free(pass.taken);
+	return rc;
 }
 
 /* --- commands -------------------------------------------------------------------- */

@@ -4,6 +4,7 @@
  * pass's transaction (st_begin) and each state change writes its event
  * there too, so the database never shows a change without its event.
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -537,14 +538,6 @@ int st_next_run(runner *r, const char *dag_id, long long *next_run_at, bool *pau
 	return rc;
 }
 
-int st_paused(runner *r, const char *dag_id, bool *paused)
-{
-	long long ignored;
-	*paused = false;
-	int rc = st_next_run(r, dag_id, &ignored, paused);
-	return rc == PW_NOTFOUND ? PW_OK : rc;
-}
-
 int st_set_next_run(runner *r, const char *dag_id, long long next_run_at, long long fired)
 {
 	static const char sql[] =
@@ -626,18 +619,17 @@ int st_each_command(runner *r, st_command_fn fn, void *arg)
 	return rc;
 }
 
-int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
+/*
+ * Copies the rows of st (id, dag_id, run_id, conf, options, bound by the
+ * caller), resets it, then calls fn on each as a run in state; stops at
+ * fn's first error. The copies let fn write meanwhile.
+ */
+static int each_run_row(runner *r, sqlite3_stmt *st, run_state state, st_run_fn fn, void *arg)
 {
-	static const char sql[] =
-		"SELECT id, dag_id, run_id, conf, options FROM runs"
-		" WHERE state = ?1 ORDER BY queued_at, id";
-	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
 	copied_row *rows = NULL;
 	size_t n = 0, cap = 0;
-	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
-	if (st)
-		pw_store_bind_text(st, 1, run_state_names[state]);
-	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+	int rc = PW_OK, step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (pw_grow(&rows, n, &cap, sizeof *rows, 16) != 0) {
 			rc = PW_ERR;
 			break;
@@ -648,14 +640,12 @@ int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
 			.options = column_dup(st, 4),
 		};
 	}
-	if (st && step != SQLITE_DONE && rc == PW_OK) {
+	if (rc == PW_OK && step != SQLITE_DONE) {
 		log_sql_error(r);
 		rc = PW_ERR;
 	}
-	if (st) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	for (size_t i = 0; i < n; i++) {
 		copied_row *c = &rows[i];
 		json_object *conf = pw_json_parse_exact(c->conf);
@@ -668,6 +658,78 @@ int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
 		copied_row_free(c);
 	}
 	free(rows);
+	return rc;
+}
+
+int st_each_run(runner *r, run_state state, st_run_fn fn, void *arg)
+{
+	static const char sql[] =
+		"SELECT id, dag_id, run_id, conf, options FROM runs"
+		" WHERE state = ?1 ORDER BY queued_at, id";
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
+	if (!st)
+		return PW_ERR;
+	pw_store_bind_text(st, 1, run_state_names[state]);
+	return each_run_row(r, st, state, fn, arg);
+}
+
+/*
+ * Steps the queued runs, oldest first, with only what pick needs (no
+ * copies, no JSON parsing: a backlog of thousands is read on every pass
+ * that may claim); the pks pick takes go to *taken (malloc'd, *n_taken).
+ */
+static int pick_queued(runner *r, st_pick_fn pick, void *arg, long long **taken,
+		       size_t *n_taken)
+{
+	static const char sql[] =
+		"SELECT r.id, r.dag_id, CASE WHEN json_valid(r.options)"
+		" AND json_type(r.options, '$.max_active_runs') = 'integer'"
+		" THEN json_extract(r.options, '$.max_active_runs') END, d.is_paused"
+		" FROM runs r LEFT JOIN dags d ON d.dag_id = r.dag_id"
+		" WHERE r.state = 'queued' ORDER BY r.queued_at, r.id";
+	sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
+	size_t cap = 0;
+	int rc = st ? PW_OK : PW_ERR, step = SQLITE_DONE;
+	*taken = NULL;
+	*n_taken = 0;
+	while (rc == PW_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *dag_id = (const char *)sqlite3_column_text(st, 1);
+		long long limit = sqlite3_column_int64(st, 2);
+		st_queued_row q = {sqlite3_column_int64(st, 0), dag_id ? dag_id : "",
+				   limit > 0 && limit <= INT_MAX ? (int)limit : 0,
+				   sqlite3_column_int(st, 3) != 0};
+		int took = pick(r, &q, arg);
+		if (took < 0 || (took && pw_grow(taken, *n_taken, &cap, sizeof **taken, 8) != 0))
+			rc = PW_ERR;
+		else if (took)
+			(*taken)[(*n_taken)++] = q.pk;
+	}
+	if (st && rc == PW_OK && step != SQLITE_DONE) {
+		log_sql_error(r);
+		rc = PW_ERR;
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+int st_claim_queued(runner *r, st_pick_fn pick, st_run_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT id, dag_id, run_id, conf, options FROM runs"
+				  " WHERE id = ?1 AND state = 'queued'";
+	long long *taken = NULL;
+	size_t n = 0;
+	int rc = pick_queued(r, pick, arg, &taken, &n);
+	for (size_t i = 0; rc == PW_OK && i < n; i++) {
+		sqlite3_stmt *st = pw_store_stmt(r->tx.store, sql);
+		if (!st) {
+			rc = PW_ERR;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, taken[i]);
+		rc = each_run_row(r, st, RUN_QUEUED, fn, arg);
+	}
+	free(taken);
 	return rc;
 }
 
