@@ -713,6 +713,7 @@ static int start_try(runner *r, rn_run *run, size_t t, long long now)
 	k->try_number++;
 	k->stop = STOP_NONE;
 	k->kill_at = 0;
+	run->begun = true;
 	char *log_path = rn_try_path(run, t, k->try_number, "log");
 	if (!log_path || prepare_try(r, run, t, &proc_start) != PW_OK) {
 		free(log_path);
@@ -753,22 +754,25 @@ static bool has_slot(const runner *r, const rn_run *run)
 }
 
 /*
- * Starts the ready tries of one run while slots allow. Tasks waiting for
- * pool room stay at the head of the list, in order.
+ * Starts up to max ready tries of one run while slots allow. Tasks waiting
+ * for pool room stay at the head of the list, in order.
  */
-static int start_ready_in_run(runner *r, rn_run *run, long long now)
+static int start_ready_in_run(runner *r, rn_run *run, size_t max, long long now)
 {
-	size_t head = run->head_ready, kept = head, i;
+	size_t head = run->head_ready, kept = head, i, started = 0;
 	int rc = PW_OK;
-	for (i = head; i < run->n_ready && rc == PW_OK && has_slot(r, run); i++) {
+	for (i = head; i < run->n_ready && started < max && rc == PW_OK && has_slot(r, run);
+	     i++) {
 		size_t t = run->ready[i];
 		const pw_task *task = &run->dag->tasks[t];
 		if (run->tasks[t].state != TI_QUEUED)
 			continue; /* cancelled while it waited */
-		if (!pool_has_room(r, task->pool, task->pool_slots))
+		if (!pool_has_room(r, task->pool, task->pool_slots)) {
 			run->ready[kept++] = t;
-		else
+		} else {
 			rc = start_try(r, run, t, now);
+			started++;
+		}
 	}
 	if (kept == head) {
 		run->head_ready = i;
@@ -781,14 +785,20 @@ static int start_ready_in_run(runner *r, rn_run *run, long long now)
 	return rc;
 }
 
+/*
+ * Starts ready tries while slots allow: first the first try of each run
+ * that has started none, so that a run claimed meanwhile does not wait
+ * behind the ready tasks of the runs claimed before it; then the rest in
+ * claim order (older runs first, as Airflow orders by logical date).
+ */
 int exec_start_ready(runner *r, long long now)
 {
-	for (rn_run *run = r->fl.runs; run; run = run->next) {
-		if (r->fl.n_running >= (size_t)r->cfg.project->max_parallel_tasks)
-			break;
-		if (!run->cancelling && start_ready_in_run(r, run, now) != PW_OK)
-			return PW_ERR;
-	}
+	size_t slots = (size_t)r->cfg.project->max_parallel_tasks;
+	for (int all = 0; all <= 1; all++)
+		for (rn_run *run = r->fl.runs; run && r->fl.n_running < slots; run = run->next)
+			if (!run->cancelling && (all || !run->begun) &&
+			    start_ready_in_run(r, run, all ? SIZE_MAX : 1, now) != PW_OK)
+				return PW_ERR;
 	return PW_OK;
 }
 
@@ -1146,6 +1156,7 @@ int exec_recover_try(runner *r, rn_run *run, size_t t, long long now)
 	if (!run->backend->own_timeout)
 		k->timeout_at = task->timeout > 0 ? k->started_at + task->timeout * 1000LL : 0;
 	pool_use(r, task->pool, task->pool_slots);
+	run->begun = true;
 	if (procs_add(r, run, t) != PW_OK)
 		return PW_ERR;
 	return ended ? try_ended(r, run, t, now) : PW_OK;

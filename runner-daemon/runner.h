@@ -88,6 +88,7 @@ typedef struct rn_run {
 	void *backend_conf;     /* that backend's options for this run, or NULL */
 	bool cancelling;        /* a cancel arrived; end when nothing runs */
 	int n_running;
+	bool begun;             /* a try of it has started (or was adopted) */
 	size_t n_armed;         /* tasks with an armed try (arm_fd >= 0) */
 	size_t n_open;          /* selected tasks not in a final state */
 	char *dir;              /* <logs_dir>/<dag_id>/<run_id> */

@@ -820,6 +820,39 @@ static void test_max_active_runs(void **state)
 	hr_pass(p);
 }
 
+/*
+ * A run claimed while an older run holds the only slot starts its first
+ * task at the next free slot, before the older run's next task, which
+ * becomes ready at that same moment (docs/runner.md, "Which try starts").
+ */
+static void test_new_run_starts_first(void **state)
+{
+	hr_project *p = *state;
+	hr_settings(p, "max_parallel_tasks: 1");
+	hr_dag(p, "long",
+	       "tasks:\n"
+	       "  - {id: a, command: \"sleep 0.6\"}\n"
+	       "  - {id: b, upstream: [a], command: \"sleep 0.3\"}\n");
+	hr_dag(p, "quick", "tasks:\n  - {id: a, command: \"true\"}\n");
+	hr_queue_run(p, "long", "r1", NULL, NULL);
+	hr_runner_start(p, NULL);
+	hr_wait_task_state(p, "long", "r1", "a", "running", W);
+	hr_queue_run(p, "quick", "r1", NULL, NULL);
+	hr_wait_run_state(p, "quick", "r1", "running", W);
+	hr_ti la, lb, qa;
+	assert_true(hr_task(p, "long", "r1", "a", &la));
+	if (la.ended_at)
+		fail_msg("long.a ended before quick/r1 was claimed: the test is too slow here");
+	expect_run(p, "long", "r1", "success", W);
+	expect_run(p, "quick", "r1", "success", W);
+	assert_true(hr_task(p, "long", "r1", "b", &lb));
+	assert_true(hr_task(p, "quick", "r1", "a", &qa));
+	if (qa.started_at > lb.started_at)
+		fail_msg("quick.a started at %lld, after long.b at %lld", qa.started_at,
+			 lb.started_at);
+	hr_pass(p);
+}
+
 typedef struct sched_wait {
 	const char *dag;
 	int min_runs;
@@ -1941,6 +1974,7 @@ int main(void)
 		T(test_missing_pool_waits),
 		T(test_pause_holds_queued_runs),
 		T(test_max_active_runs),
+		T(test_new_run_starts_first),
 		T(test_cron_missed_while_down),
 		T(test_cron_due_noticed_on_wake),
 		T(test_xcom),
