@@ -32,6 +32,7 @@
 #include "config.h"
 #include "launch.h"
 #include "runner.h"
+#include "walvfs.h"
 
 #define HEARTBEAT_MS 2000
 #define IDLE_POLL_MS 1000   /* fallback check of PRAGMA data_version */
@@ -524,6 +525,8 @@ int main(int argc, char **argv)
 			status = 0;
 		goto out;
 	}
+	if (walvfs_register() != 0)
+		rn_error(&r, "walvfs: not registered: the WAL is written frame by frame");
 	if (pw_store_open(database, &r.tx.store, &err) != PW_OK) {
 		fprintf(stderr, "pipewright-runner: %s\n", err);
 		goto out;

@@ -13,6 +13,7 @@
  *     slurm.c       tries as Slurm batch jobs
  *   2 state.c       every SQL statement, the transaction, the log
  *     checkpoint.c  the WAL checkpoints, on a thread of their own
+ *     walvfs.c      a commit's WAL frames in one write (main.c registers it)
  *   1 launch.c, launcher.c, proctree.c: the shim (launch.h; no runner.h)
  *   0 src/          libpipewright (states.h: the state vocabulary)
  *

@@ -15,6 +15,7 @@ launcher 1
 proctree 1
 state 2
 checkpoint 2
+walvfs 2
 backend 3
 local 3
 slurm 3
@@ -52,7 +53,7 @@ awk 'NR == FNR { layer[$1] = $2; next }
      }
      END { exit bad }' "$tmp/layers" "$tmp/calls" || fail=1
 
-for f in launch.c launcher.c proctree.c launch.h checkpoint.c checkpoint.h; do
+for f in launch.c launcher.c proctree.c launch.h checkpoint.c checkpoint.h walvfs.c walvfs.h; do
 	if grep -q '#include "runner.h"' "$src/runner-daemon/$f"; then
 		echo "layers.sh: runner-daemon/$f includes runner.h" >&2
 		fail=1
