@@ -130,9 +130,9 @@ typedef struct claim_pass {
 static int pick(runner *r, const st_queued_row *q, void *arg)
 {
 	claim_pass *pass = arg;
-	const pw_dag *dag = pw_project_dag(r->cfg.project, q->dag_id);
 	if (q->paused)
 		return 0;
+	const pw_dag *dag = pw_project_dag(r->cfg.project, q->dag_id);
 	if (dag) {
 		int busy = active_runs(r, q->dag_id);
 		for (size_t i = 0; i < pass->n_taken; i++)
