@@ -140,6 +140,23 @@ async function hooksComplete() {
 /* How many elements match s (one evaluate, however many there are). */
 const count = (s) => page.evaluate((q) => document.querySelectorAll(q).length, s);
 const sel = (s) => page.waitForSelector(s, {timeout: WAIT});
+/*
+ * Clicks the element s names. The pages re-render their lists when an
+ * event or a poll brings news, so the element page.click found may be
+ * replaced before the click lands ("Node is detached from document"):
+ * then it finds the new one and clicks again (up to 5 times).
+ */
+async function click(s) {
+	for (let tries = 1; ; tries++) {
+		try {
+			return await page.click(s);
+		} catch (e) {
+			if (tries >= 5 || !/detached/i.test(String(e && e.message)))
+				throw e;
+			await sel(s);
+		}
+	}
+}
 const textIn = (s, text) => page.waitForFunction((s, t) =>
 	document.querySelector(s)?.textContent.includes(t), {timeout: WAIT}, s, text);
 
@@ -246,10 +263,10 @@ try {
 	});
 
 	await check('pausing and unpausing from the page changes GET /api/v1/dags/:id', async () => {
-		await page.click('tr[data-dag-id="hello"] [data-action="pause"]');
+		await click('tr[data-dag-id="hello"] [data-action="pause"]');
 		await until('hello paused', async () => (await api('dags/hello')).data.is_paused === true);
 		await sel('tr[data-dag-id="hello"][data-paused="true"] [data-action="unpause"]');
-		await page.click('tr[data-dag-id="hello"] [data-action="unpause"]');
+		await click('tr[data-dag-id="hello"] [data-action="unpause"]');
 		await until('hello unpaused', async () => (await api('dags/hello')).data.is_paused === false);
 		await sel('tr[data-dag-id="hello"][data-paused="false"]');
 	});
@@ -262,7 +279,7 @@ try {
 		await page.$eval('form[data-action="trigger"] textarea[name="conf"]', (el, v) => {
 			el.value = v;
 		}, JSON.stringify(conf));
-		await page.click('form[data-action="trigger"] button[type="submit"]');
+		await click('form[data-action="trigger"] button[type="submit"]');
 		await sel('a.new-run[data-run-id="ui-form-1"]');
 		const run = (await api('dags/gated/runs/ui-form-1')).data;
 		assert.deepEqual(run.conf, conf);
@@ -273,7 +290,7 @@ try {
 		await page.evaluate(() => {
 			window.__sameDocument = true;
 		});
-		await page.click('a.new-run[data-run-id="ui-form-1"]');
+		await click('a.new-run[data-run-id="ui-form-1"]');
 		await sel('section.run[data-run-id="ui-form-1"] ~ section tr[data-task-id="second"]');
 		const from = requests.length;
 		await page.evaluate(() => {
@@ -349,16 +366,16 @@ try {
 		await sel('tr[data-task-id="check"][data-state="failed"]');
 		await textIn('pre[data-log][data-task-id="check"]', 'the file ready is missing');
 		await shot(page, 'run-failed');
-		await page.click('tr[data-task-id="check"] a');
+		await click('tr[data-task-id="check"] a');
 		await sel('section.task[data-task-id="check"][data-state="failed"]');
 		await textIn('[data-log]', 'the file ready is missing');
 		fs.writeFileSync(path.join(project, 'ready'), '');
 		await page.evaluate(() => {
 			window.__sameDocument = true;
 		});
-		await page.click('.crumbs a[href$="/runs/ui-flaky-1"]');
+		await click('.crumbs a[href$="/runs/ui-flaky-1"]');
 		await sel('section.run[data-run-id="ui-flaky-1"] [data-action="retry"]');
-		await page.click('section.run[data-run-id="ui-flaky-1"] [data-action="retry"]');
+		await click('section.run[data-run-id="ui-flaky-1"] [data-action="retry"]');
 		await sel('section.run[data-run-id="ui-flaky-1"][data-state="success"]');
 		await sel('tr[data-task-id="after"][data-state="success"]');
 		assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
@@ -379,13 +396,13 @@ try {
 		await sel('.graph svg g[data-task-id="first"][data-run-id="ui-log-1"][data-state="success"]');
 		await sel('.graph svg g[data-task-id="second"][data-state="success"]');
 		/* selecting the older run in the grid recolours from its states */
-		await page.click('table.grid th[data-col="ui-form-1"]');
+		await click('table.grid th[data-col="ui-form-1"]');
 		await sel('.graph svg g[data-task-id="first"][data-run-id="ui-form-1"]');
 	});
 
 	const hasSource = await offered(() => fetch(base + '/api/v1/dags/gated/source'));
 	await checkIf(hasSource, 'the DAG page shows the DAG file\'s source', async () => {
-		await page.click('details.source-box > summary');
+		await click('details.source-box > summary');
 		await textIn('pre.source', 'gates/$PIPEWRIGHT_RUN_ID.first.half');
 	});
 
@@ -394,7 +411,7 @@ try {
 	await checkIf(hasClear, 'clear from the run page runs the tasks again; mark sets a task\'s state', async () => {
 		await page.goto(base + '/ui/#/dags/gated/runs/ui-form-1', {waitUntil: 'domcontentloaded'});
 		await sel('section.run[data-run-id="ui-form-1"][data-state="success"] [data-action="clear"]');
-		await page.click('section.run [data-action="clear"]');
+		await click('section.run [data-action="clear"]');
 		/* the gates are still there: both tasks run again at once */
 		await until('a second try of first', async () =>
 			(await api('dags/gated/runs/ui-form-1/tasks/first')).data.try_number === 2);
@@ -402,7 +419,7 @@ try {
 			(await api('dags/gated/runs/ui-form-1')).data.state === 'success');
 		await sel('section.run[data-run-id="ui-form-1"][data-state="success"]');
 		await sel('tr[data-task-id="second"][data-state="success"] [data-action="mark-failed"]');
-		await page.click('tr[data-task-id="second"] [data-action="mark-failed"]');
+		await click('tr[data-task-id="second"] [data-action="mark-failed"]');
 		await sel('tr[data-task-id="second"][data-state="failed"]');
 		/* the page shows the PATCH's answer; the runner applies the mark
 		 * (a command) in its next pass */
@@ -421,17 +438,17 @@ try {
 		await page.type('form[data-action="create-pool"] input[name="name"]', 'ui_pool');
 		await page.type('form[data-action="create-pool"] input[name="slots"]', '3');
 		await page.type('form[data-action="create-pool"] input[name="description"]', 'from the page');
-		await page.click('form[data-action="create-pool"] button[type="submit"]');
+		await click('form[data-action="create-pool"] button[type="submit"]');
 		await sel('tr[data-pool="ui_pool"]');
 		assert.equal((await api('pools/ui_pool')).data.slots, 3);
-		await page.click('tr[data-pool="ui_pool"] [data-action="edit"]');
+		await click('tr[data-pool="ui_pool"] [data-action="edit"]');
 		const slots = await sel('tr[data-pool="ui_pool"] input[name="slots"]');
 		await slots.click({clickCount: 3});
 		await slots.type('5');
-		await page.click('tr[data-pool="ui_pool"] [data-action="save"]');
+		await click('tr[data-pool="ui_pool"] [data-action="save"]');
 		await until('ui_pool resized', async () => (await api('pools/ui_pool')).data.slots === 5);
 		await shot(page, 'pools');
-		await page.click('tr[data-pool="ui_pool"] [data-action="delete"]');
+		await click('tr[data-pool="ui_pool"] [data-action="delete"]');
 		await until('ui_pool deleted', async () => {
 			const r = await fetch(base + '/api/v1/pools/ui_pool');
 			return r.status === 404;
@@ -568,7 +585,7 @@ try {
 		const before = fs.readFileSync(yml, 'utf8');
 		fs.writeFileSync(yml, before.replace('oper: operate', 'oper: read'));
 		try {
-			await page.click('section.dag [data-action="pause"]');
+			await click('section.dag [data-action="pause"]');
 			await page.waitForFunction(() => [...document.querySelectorAll('#flash .msg.error')]
 				.some((m) => m.textContent.includes('403')), {timeout: WAIT});
 		} finally {
@@ -593,16 +610,16 @@ try {
 		await page.evaluate(() => {
 			window.__sameDocument = true;
 		});
-		await page.click('tr[data-dag-id="gated"] a[href="#/dags/gated"]');
+		await click('tr[data-dag-id="gated"] a[href="#/dags/gated"]');
 		await sel('form[data-action="trigger"] textarea[name="conf"]');
 		await page.type('form[data-action="trigger"] input[name="run_id"]', 'pw-prefix-1');
 		await page.type('form[data-action="trigger"] textarea[name="conf"]', '{"via": "the /pw mount"}');
-		await page.click('form[data-action="trigger"] button[type="submit"]');
+		await click('form[data-action="trigger"] button[type="submit"]');
 		await sel('a.new-run[data-run-id="pw-prefix-1"]');
 		const run = (await authApi('dags/gated/runs/pw-prefix-1')).data;
 		assert.deepEqual(run.conf, {via: 'the /pw mount'});
 		assert.equal(run.triggered_by, 'oper', 'REMOTE_USER is the run\'s triggered_by');
-		await page.click('a.new-run[data-run-id="pw-prefix-1"]');
+		await click('a.new-run[data-run-id="pw-prefix-1"]');
 		await sel('section.run[data-run-id="pw-prefix-1"] ~ section tr[data-task-id="first"][data-state="running"]');
 		gate('pw-prefix-1.first.half', rolesProject);
 		gate('pw-prefix-1.first', rolesProject);
@@ -683,7 +700,7 @@ try {
 			[g.querySelector('svg').getBoundingClientRect().width, g.clientWidth]);
 		let [svgW, boxW] = await width();
 		assert.ok(svgW <= boxW, `fitted graph ${svgW} px in a box of ${boxW} px`);
-		await page.click('.graph-card button.zoom');
+		await click('.graph-card button.zoom');
 		[svgW, boxW] = await width();
 		assert.ok(svgW > boxW, `actual-size graph ${svgW} px in a box of ${boxW} px`);
 		assert.equal(await page.$eval('.graph-card button.zoom', (b) => b.textContent), 'Fit');
